@@ -1,0 +1,262 @@
+#ifndef FSM_FSM_H_
+#define FSM_FSM_H_
+
+/* The replicated job state machine: an LMDB environment that only raft
+ * entries change.
+ *
+ * Determinism: fsm_apply() is a pure function of (state, entry). It reads no
+ * clock, no random source, no environment. Time arrives in the batch header,
+ * stamped by the leader. Job ids are derived from the raft index: the n-th
+ * job created by the entry at index I gets id (I << 20) | n, so ids are
+ * unique and sort by submission.
+ *
+ * Thread: every function runs on the node's loop thread, except
+ * fsm_snapshot_write(), which runs in the libuv thread pool on a read
+ * transaction opened by fsm_snapshot_begin().
+ *
+ * Errors: functions return 0 or an ERR_* code (common/err.h); f->errmsg
+ * (fsm_errmsg()) says why. A rejected command is NOT an error of
+ * fsm_apply(): it is a result with a non-zero code. fsm_apply() returns
+ * non-zero only for storage failure, and the caller then fail-stops. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Limits enforced by apply (and earlier by the HTTP layer, which reports
+ * them with the field name). */
+#define FSM_MAX_STR 256              /* type, queue, user_id, idem key. */
+#define FSM_MAX_SPEC (256 * 1024)    /* The spec JSON text. */
+#define FSM_MAX_BATCH_JOBS 1000      /* Jobs in one SUBMIT command. */
+#define FSM_MAX_DEPS 100             /* depends_on entries. */
+#define FSM_MAX_ERROR 4096           /* last_error text. */
+#define FSM_ID_SHIFT 20              /* id = raft index << 20 | sequence. */
+
+enum fsm_status {
+    FSM_SCHEDULED = 1, /* Waiting for run_at. */
+    FSM_WAITING,       /* Waiting for its dependencies. */
+    FSM_PENDING,       /* Runnable. */
+    FSM_RUNNING,
+    FSM_COMPLETED,
+    FSM_FAILED, /* Terminal: the dead-letter queue. */
+    FSM_CANCELLED,
+    FSM_STATUS_MAX = FSM_CANCELLED
+};
+
+/* "pending", ... ; NULL for an unknown value. */
+const char *fsm_status_name(int status);
+/* Also accepts the seeds' words "queued" (pending) and "in-progress"
+ * (running). Returns 0 for an unknown name. */
+int fsm_status_parse(const char *name);
+/* Terminal: completed, failed, cancelled. */
+bool fsm_status_is_final(int status);
+
+/* A byte string, not NUL-terminated. A NULL/0 string is "unset". */
+struct fsm_str
+{
+    const char *p;
+    uint32_t len;
+};
+
+/* A job record. Decoded records borrow their strings from LMDB (valid until
+ * the read transaction ends) or from the decoded buffer. */
+struct fsm_job
+{
+    uint64_t id;
+    uint8_t status;
+    int32_t priority; /* Higher first. */
+    uint32_t attempts;
+    uint32_t max_attempts;
+    int64_t created_at; /* Milliseconds since the Unix epoch; 0 = unset. */
+    int64_t updated_at;
+    int64_t run_at; /* When a scheduled job becomes pending. */
+    int64_t started_at;
+    int64_t finished_at;
+    int64_t timeout_ms; /* 0 = none. */
+    struct fsm_str type;
+    struct fsm_str queue; /* Empty = "default" is filled in by the HTTP layer. */
+    struct fsm_str user_id;
+    struct fsm_str idem_key;
+    /* JSON object text with the user fields that apply does not interpret:
+     * payload, tags, backoff, schedule, timezone, ... (HTTP layer owns its
+     * shape). */
+    struct fsm_str spec;
+    struct fsm_str last_error;
+    struct fsm_str result; /* JSON text, empty if none. */
+    uint32_t n_deps;
+    const uint64_t *deps; /* depends_on ids (may be unaligned: use memcpy). */
+    /* Encoded fields this version does not know: kept verbatim and written
+     * back on every update (rolling upgrades). */
+    struct fsm_str extra;
+};
+
+/* Commands. Each raft entry is a batch of commands (see fsm_batch_*). */
+enum fsm_cmd_type {
+    FSM_CMD_SUBMIT = 1, /* Create n jobs atomically. */
+    FSM_CMD_PATCH,      /* Change fields of a job that is not running/final. */
+    FSM_CMD_CANCEL,     /* Cancel a job that is not running/final. */
+    FSM_CMD_NODE_SET,   /* Record a node's raft and HTTP addresses. */
+    FSM_CMD_NODE_DEL,   /* Forget a node. */
+    FSM_CMD_NOOP,       /* Does nothing (tests, barriers with results). */
+};
+
+/* PATCH field mask. */
+enum {
+    FSM_PATCH_PRIORITY = 1 << 0,
+    FSM_PATCH_SPEC = 1 << 1, /* Replaces spec (payload lives there). */
+    FSM_PATCH_RUN_AT = 1 << 2,
+    FSM_PATCH_QUEUE = 1 << 3,
+    FSM_PATCH_MAX_ATTEMPTS = 1 << 4,
+    FSM_PATCH_TIMEOUT = 1 << 5,
+};
+
+struct fsm_cmd
+{
+    uint8_t type;
+    /* SUBMIT: @n_jobs jobs. id, status, attempts, created_at, updated_at,
+     * started_at, finished_at, last_error, result of each are ignored and
+     * computed by apply. @hashes[i] is a hash of the request that produced
+     * job i, compared for idempotency keys (same key + other hash = 409). */
+    uint32_t n_jobs;
+    const struct fsm_job *jobs;
+    const uint64_t *hashes;
+    /* PATCH, CANCEL: the job @id. PATCH takes the fields in @mask from
+     * @patch. */
+    uint64_t id;
+    uint32_t mask;
+    struct fsm_job patch;
+    /* NODE_SET, NODE_DEL: node @node_id. */
+    uint64_t node_id;
+    struct fsm_str raft_addr;
+    struct fsm_str http_addr;
+};
+
+/* Encode @cmd into a malloc'ed buffer (*buf, *len). Returns 0 or ERR_NOMEM,
+ * ERR_INVALID (a field over its limit). */
+int fsm_cmd_encode(const struct fsm_cmd *cmd, void **buf, size_t *len);
+
+/* Decode; the strings and jobs in @cmd point into @buf or into @jobs_store,
+ * an array malloc'ed by this function (free it with free()). Returns 0 or
+ * ERR_CORRUPT. */
+int fsm_cmd_decode(const void *buf, size_t len, struct fsm_cmd *cmd,
+                   struct fsm_job **jobs_store);
+
+/* Record codec (TLV, versioned; unknown tags kept in job->extra). */
+int fsm_job_encode(const struct fsm_job *job, void **buf, size_t *len);
+int fsm_job_decode(const void *buf, size_t len, struct fsm_job *job);
+
+/* A batch: the payload of one raft entry.
+ *   header: magic u32 "ROTA", version u16, flags u16, time_ms i64, n u32,
+ *           pad u32 (24 bytes)
+ *   n times: len u32, the command bytes, zero padding to 8 bytes
+ * The whole buffer is a multiple of 8 bytes (raft 0.15 corrupts unpadded
+ * entries during catch-up: LIBRARIES.md). */
+struct fsm_batch
+{
+    char *buf; /* malloc'ed or from @alloc. */
+    size_t len;
+    size_t cap;
+    uint32_t n;
+};
+
+#define FSM_BATCH_HEADER 24
+
+void fsm_batch_init(struct fsm_batch *b);
+/* Append an encoded command. Returns 0 or ERR_NOMEM. */
+int fsm_batch_append(struct fsm_batch *b, const void *cmd, size_t len);
+/* Write the header with the leader's @time_ms. The buffer is then ready to
+ * be copied into a raft buffer. */
+void fsm_batch_seal(struct fsm_batch *b, int64_t time_ms);
+/* Forget the commands, keep the memory. */
+void fsm_batch_reset(struct fsm_batch *b);
+void fsm_batch_close(struct fsm_batch *b);
+
+/* The result of one command. Borrowed from the fsm: valid until the next
+ * fsm_apply(). */
+struct fsm_result
+{
+    int code;           /* 0 or ERR_INVALID, ERR_NOTFOUND, ERR_CONFLICT... */
+    const char *field;  /* Offending field for a rejection, or NULL. */
+    char msg[160];      /* Reason for a rejection. */
+    uint32_t n_ids;     /* SUBMIT: one per job; PATCH/CANCEL: 1. */
+    uint64_t *ids;
+    uint8_t *existed;   /* SUBMIT: 1 where an idempotency key matched. */
+};
+
+struct fsm;
+
+struct fsm_options
+{
+    const char *dir;       /* Directory of the LMDB environment (created). */
+    size_t map_size;       /* 0 = 4 GiB. */
+    bool fresh;            /* Remove an existing environment first. */
+};
+
+/* Open the environment (MDB_NOTLS | MDB_NOSYNC, named databases). */
+int fsm_open(const struct fsm_options *opts, struct fsm **out);
+void fsm_close(struct fsm *f);
+const char *fsm_errmsg(const struct fsm *f);
+
+/* Index of the last applied entry (stored in the same txn as its effect). */
+uint64_t fsm_applied_index(struct fsm *f);
+
+/* Apply the batch @entry (@len bytes) of raft entry @index in one LMDB write
+ * transaction. On return *results holds one result per command (*n of them),
+ * valid until the next call. An entry at or below the applied index is
+ * skipped (*n = 0). A batch that does not decode is rejected as a whole:
+ * every command gets ERR_CORRUPT (nothing written but the applied index).
+ * Returns non-zero only when LMDB fails. */
+int fsm_apply(struct fsm *f, uint64_t index, const void *entry, size_t len,
+              const struct fsm_result **results, unsigned *n);
+
+/* Reads. A reader is a read transaction; records it returns are valid until
+ * fsm_read_end(). */
+struct fsm_reader;
+int fsm_read_begin(struct fsm *f, struct fsm_reader **out);
+void fsm_read_end(struct fsm_reader *rd);
+/* 0, ERR_NOTFOUND or ERR_STORAGE/ERR_CORRUPT. */
+int fsm_get_job(struct fsm_reader *rd, uint64_t id, struct fsm_job *job);
+
+/* Listing through secondary indexes. Unset filters match anything. Order:
+ * stable within the chosen index (id ascending within one status). */
+struct fsm_query
+{
+    uint8_t status; /* 0 = any. */
+    struct fsm_str user_id;
+    struct fsm_str queue;
+    struct fsm_str type;
+    const char *cursor; /* Opaque text from a previous page, or NULL. */
+    unsigned limit;     /* 1..1000. */
+};
+/* Called once per matching job, in order. Return non-zero to stop early. */
+typedef int (*fsm_list_cb)(void *data, const struct fsm_job *job);
+/* Lists up to q->limit jobs. When more may follow, writes a NUL-terminated
+ * cursor into @next (at least FSM_CURSOR_SIZE bytes), else next[0] = 0.
+ * ERR_INVALID for a cursor that does not decode. */
+#define FSM_CURSOR_SIZE 1200
+int fsm_list(struct fsm_reader *rd, const struct fsm_query *q, fsm_list_cb cb,
+             void *data, char *next);
+
+/* Count of jobs per status (index 1..FSM_STATUS_MAX), for metrics. */
+int fsm_count_by_status(struct fsm_reader *rd, uint64_t counts[8]);
+
+/* Node table (replicated addresses). */
+typedef void (*fsm_node_cb)(void *data, uint64_t id, struct fsm_str raft_addr,
+                            struct fsm_str http_addr);
+int fsm_nodes(struct fsm_reader *rd, fsm_node_cb cb, void *data);
+
+/* A 64-bit digest of the whole replicated state except the applied index:
+ * equal on every replica that applied the same entries. */
+int fsm_digest(struct fsm *f, uint64_t *out);
+
+/* Snapshots. begin (loop thread) opens a read txn; write (any thread)
+ * serialises it into one malloc'ed buffer; end (loop thread) closes the txn.
+ * restore (loop thread) replaces the whole state with @buf in one write
+ * transaction, including the applied index saved in the snapshot. */
+struct fsm_snapshot;
+int fsm_snapshot_begin(struct fsm *f, struct fsm_snapshot **out);
+int fsm_snapshot_write(struct fsm_snapshot *s, void **buf, size_t *len);
+void fsm_snapshot_end(struct fsm_snapshot *s);
+int fsm_restore(struct fsm *f, const void *buf, size_t len);
+
+#endif /* FSM_FSM_H_ */
