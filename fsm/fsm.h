@@ -176,7 +176,8 @@ void fsm_batch_close(struct fsm_batch *b);
 struct fsm_result
 {
     int code;           /* 0 or ERR_INVALID, ERR_NOTFOUND, ERR_CONFLICT... */
-    const char *field;  /* Offending field for a rejection, or NULL. */
+    char field[64];     /* Offending field of a rejection ("" if none), e.g.
+                         * "jobs[3].idempotency_key" or "depends_on". */
     char msg[160];      /* Reason for a rejection. */
     uint32_t n_ids;     /* SUBMIT: one per job; PATCH/CANCEL: 1. */
     uint64_t *ids;
