@@ -1,0 +1,51 @@
+#ifndef CLUSTER_RAFT_FSM_H_
+#define CLUSTER_RAFT_FSM_H_
+
+/* Glue between raft's struct raft_fsm and our struct fsm (fsm/fsm.h).
+ *
+ * apply: the raft index of the entry is raft_last_applied(r) + 1 (raft 0.15
+ * does not pass it), so the glue needs the struct raft it serves, given with
+ * cluster_raft_fsm_set_raft() before raft_start (or after
+ * raft_fixture_grow() in tests).
+ *
+ * The result an apply callback receives (void *result of raft_apply_cb) is a
+ * struct cluster_apply_result borrowed from the glue: valid only during the
+ * callback.
+ *
+ * Snapshots: FSM version 3 when @async is true (snapshot opens an LMDB read
+ * txn on the loop thread, snapshot_async serialises it in the thread pool,
+ * snapshot_finalize frees). The raft_uv io must then have io->version = 2
+ * (LIBRARIES.md). With @async false (raft_fixture), version 2: the snapshot
+ * is serialised synchronously. Restore replaces the fsm state and frees
+ * buf->base on success. */
+
+#include <raft.h>
+#include <stdbool.h>
+
+#include "fsm/fsm.h"
+
+struct cluster_apply_result
+{
+    const struct fsm_result *results; /* One per command of the entry. */
+    unsigned n;
+};
+
+struct cluster_raft_fsm; /* Opaque. */
+
+/* Initialise @rf to drive @f. Returns 0 or ERR_NOMEM. */
+int cluster_raft_fsm_init(struct raft_fsm *rf, struct fsm *f, bool async);
+void cluster_raft_fsm_set_raft(struct raft_fsm *rf, struct raft *r);
+void cluster_raft_fsm_close(struct raft_fsm *rf);
+
+/* Counters for logs and metrics. */
+struct cluster_raft_fsm_stats
+{
+    unsigned long long snapshots_taken;
+    unsigned long long snapshots_restored;
+    unsigned long long entries_applied;
+    unsigned long long commands_applied;
+};
+void cluster_raft_fsm_stats(struct raft_fsm *rf,
+                            struct cluster_raft_fsm_stats *out);
+
+#endif /* CLUSTER_RAFT_FSM_H_ */
