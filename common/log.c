@@ -42,8 +42,7 @@ static void timestamp(char *buf, size_t size)
     snprintf(buf + n, size - n, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
-void log_emit(int level, const char *mod, const char *msg, const char *fmt,
-              ...)
+void log_emit(int level, const char *mod, const char *msg, const char *fmt, ...)
 {
     char line[2048];
     char ts[40];

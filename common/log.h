@@ -12,8 +12,8 @@
 
 enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
-extern int log_level;          /* Minimum level printed (LOG_INFO). */
-extern bool log_trace_enabled; /* ROTA_TRACE=1. */
+extern int log_level;                  /* Minimum level printed (LOG_INFO). */
+extern bool log_trace_enabled;         /* ROTA_TRACE=1. */
 extern unsigned long long log_node_id; /* Printed as node=..., 0 = none. */
 
 /* Read ROTA_TRACE and ROTA_LOG_LEVEL from the environment. */
@@ -23,8 +23,8 @@ void log_init(void);
 int log_level_parse(const char *name);
 
 /* @fmt continues the line after msg=...: pass key=value pairs. */
-void log_emit(int level, const char *mod, const char *msg, const char *fmt,
-              ...) __attribute__((format(printf, 4, 5)));
+void log_emit(int level, const char *mod, const char *msg, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 void log_trace(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -34,18 +34,18 @@ void log_trace(const char *file, int line, const char *fmt, ...)
 #endif
 
 /* LOG(LOG_INFO, "leader changed", "leader=%llu term=%llu", a, b) */
-#define LOG(level, msg, ...)                                 \
-    do {                                                     \
-        if ((level) >= log_level) {                          \
+#define LOG(level, msg, ...)                                   \
+    do {                                                       \
+        if ((level) >= log_level) {                            \
             log_emit((level), LOG_MODULE, (msg), __VA_ARGS__); \
-        }                                                    \
+        }                                                      \
     } while (0)
 
-#define TRACE(...)                                  \
-    do {                                            \
-        if (log_trace_enabled) {                    \
+#define TRACE(...)                                      \
+    do {                                                \
+        if (log_trace_enabled) {                        \
             log_trace(__FILE__, __LINE__, __VA_ARGS__); \
-        }                                           \
+        }                                               \
     } while (0)
 
 #endif /* COMMON_LOG_H_ */

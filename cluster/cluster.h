@@ -1,0 +1,173 @@
+#ifndef CLUSTER_CLUSTER_H_
+#define CLUSTER_CLUSTER_H_
+
+/* One Raft node: raft_uv + TCP transport, bootstrap or join, group commit of
+ * fsm commands, membership, and an HTTP client (libcurl multi on the same
+ * loop) used to forward requests to the leader.
+ *
+ * Thread: everything runs on the loop thread given to cluster_create().
+ * Callbacks: an async call returns 0 and fires its callback exactly once
+ * later, or returns an ERR_* code and never fires it. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "fsm/fsm.h"
+
+struct cluster; /* Opaque; defined in cluster/internal.h. */
+
+struct cluster_config
+{
+    uint64_t id;
+    const char *data_dir;
+    const char *raft_addr;
+    const char *http_addr;
+    const char *cluster; /* "1@a:p,2@b:p": initial voters, or NULL. */
+    const char *join;    /* http://host:port of any member, or NULL. */
+    unsigned snapshot_threshold;
+    unsigned snapshot_trailing;
+    unsigned election_timeout;
+    unsigned heartbeat_timeout;
+    unsigned forward_timeout; /* ms */
+};
+
+/* Open the fsm and raft on @loop. On failure writes @errmsg and returns an
+ * ERR_* code. */
+int cluster_create(uv_loop_t *loop,
+                   const struct cluster_config *cfg,
+                   struct cluster **out,
+                   char *errmsg,
+                   size_t errmsg_size);
+
+/* Bootstrap (first start with --cluster), start raft, start the leader
+ * watch and the join/registration loop. */
+int cluster_start(struct cluster *c, char *errmsg, size_t errmsg_size);
+
+/* Stop raft and every handle; @cb fires once everything is closed. Pending
+ * submits and forwards get ERR_SHUTDOWN. */
+typedef void (*cluster_close_cb)(void *data);
+void cluster_close(struct cluster *c, cluster_close_cb cb, void *data);
+void cluster_destroy(struct cluster *c); /* After the close callback. */
+
+/* ---- Writes ---------------------------------------------------------- */
+
+/* The result of a submitted command. @res is borrowed: copy what you need
+ * before returning. @status is 0 (then @res is the fsm result, which may
+ * itself be a rejection) or ERR_NOTLEADER, ERR_UNKNOWN (leadership lost:
+ * the command may still commit), ERR_SHUTDOWN. */
+typedef void (*cluster_submit_cb)(void *data,
+                                  int status,
+                                  const struct fsm_result *res);
+
+/* Queue the encoded command @cmd (@len bytes, copied) for the next group
+ * commit: all commands submitted in one loop iteration go out as ONE raft
+ * entry. Returns 0, ERR_NOTLEADER or ERR_NOMEM. */
+int cluster_submit(struct cluster *c,
+                   const void *cmd,
+                   size_t len,
+                   cluster_submit_cb cb,
+                   void *data);
+
+/* Raft barrier: @cb(data, 0) once every entry before it is applied (the
+ * leader's linearizable-read fence). */
+typedef void (*cluster_done_cb)(void *data, int status, const char *msg);
+int cluster_barrier(struct cluster *c, cluster_done_cb cb, void *data);
+
+/* Membership (leader only). add: raft_add, record the HTTP address, then
+ * raft_assign as voter (the leader catches the node up first). An existing
+ * voter just gets its addresses recorded. */
+int cluster_add_node(struct cluster *c,
+                     uint64_t id,
+                     const char *raft_addr,
+                     const char *http_addr,
+                     cluster_done_cb cb,
+                     void *data);
+int cluster_remove_node(struct cluster *c,
+                        uint64_t id,
+                        cluster_done_cb cb,
+                        void *data);
+/* @id 0 = let raft choose. */
+int cluster_transfer(struct cluster *c,
+                     uint64_t id,
+                     cluster_done_cb cb,
+                     void *data);
+
+/* ---- State ----------------------------------------------------------- */
+
+struct fsm *cluster_fsm(struct cluster *c);
+uint64_t cluster_id(struct cluster *c);
+bool cluster_is_leader(struct cluster *c);
+/* Leader id (0 = unknown) and its HTTP address from the replicated node
+ * table (copied into @http, empty if unknown). */
+uint64_t cluster_leader(struct cluster *c, char *http, size_t size);
+uint64_t cluster_term(struct cluster *c);
+uint64_t cluster_commit_index(struct cluster *c);
+uint64_t cluster_applied_index(struct cluster *c);
+/* Ready: a leader is known and this node applied what it knows committed. */
+bool cluster_ready(struct cluster *c, const char **reason);
+
+struct cluster_member
+{
+    uint64_t id;
+    const char *raft_addr;
+    const char *role; /* "voter", "standby", "spare". */
+    bool voter;
+    bool is_leader;
+    int64_t match_index; /* Leader's view; -1 when unknown. */
+};
+typedef void (*cluster_member_cb)(void *data, const struct cluster_member *m);
+void cluster_members(struct cluster *c, cluster_member_cb cb, void *data);
+
+struct cluster_stats
+{
+    unsigned long long batches;        /* Raft entries proposed. */
+    unsigned long long commands;       /* Commands in them. */
+    unsigned long long leader_changes; /* Seen by this node. */
+    unsigned long long forwards;
+    unsigned long long forward_errors;
+    unsigned long long snapshots_taken;
+    unsigned long long snapshots_restored;
+    unsigned long long entries_applied;
+};
+void cluster_stats(struct cluster *c, struct cluster_stats *out);
+
+/* ---- HTTP client (forwarding to the leader, joining) ------------------ */
+
+struct cluster_http_response
+{
+    int status;        /* HTTP status; 0 when the request failed. */
+    int err;           /* 0 or ERR_UNAVAILABLE, ERR_TIMEOUT, ... */
+    const char *ctype; /* Content-Type, may be NULL. */
+    const char *body;  /* Borrowed. */
+    size_t body_len;
+    const char *retry_after; /* Retry-After header or NULL. */
+};
+typedef void (*cluster_http_cb)(void *data,
+                                const struct cluster_http_response *res);
+
+/* Send @method @url with @body (copied) and @headers ("Name: value" lines,
+ * NULL-terminated array, copied), with a total deadline of @timeout_ms. */
+int cluster_http_request(struct cluster *c,
+                         const char *method,
+                         const char *url,
+                         const char *const *headers,
+                         const void *body,
+                         size_t body_len,
+                         unsigned timeout_ms,
+                         cluster_http_cb cb,
+                         void *data);
+
+/* Forward a request to the leader's HTTP address: ERR_NOLEADER when no
+ * leader (or its address) is known, ERR_NOTLEADER when this node is it. */
+int cluster_forward(struct cluster *c,
+                    const char *method,
+                    const char *path_and_query,
+                    const char *const *headers,
+                    const void *body,
+                    size_t body_len,
+                    cluster_http_cb cb,
+                    void *data);
+
+#endif /* CLUSTER_CLUSTER_H_ */

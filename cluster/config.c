@@ -1,0 +1,333 @@
+/* rotad configuration: defaults < YAML file < ROTA_* environment < flags.
+ * Every option has the same name in all three (docs/cli.md). */
+
+#include "cluster/config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "common/log.h"
+
+enum kind { K_U64, K_STR, K_SIZE, K_UINT, K_LEVEL };
+
+struct option_def
+{
+    const char *name; /* flag and YAML key with '-'; env upper-case '_' */
+    enum kind kind;
+    size_t offset;
+    const char *help;
+};
+
+#define OPT(name, kind, field, help)                           \
+    {                                                          \
+        name, kind, offsetof(struct rotad_config, field), help \
+    }
+
+static const struct option_def defs[] = {
+    OPT("id", K_U64, id, "raft server id (default 1)"),
+    OPT("data-dir", K_STR, data_dir, "data directory (./data/node-<id>)"),
+    OPT("raft-addr", K_STR, raft_addr, "raft address (127.0.0.1:<7000+id>)"),
+    OPT("http-addr", K_STR, http_addr, "HTTP address (127.0.0.1:<8000+id>)"),
+    OPT("cluster", K_STR, cluster, "initial voters id@addr,... (self)"),
+    OPT("join", K_STR, join, "join through http://any-member:port"),
+    OPT("max-body", K_SIZE, max_body, "request body limit (1048576)"),
+    OPT("max-payload", K_SIZE, max_payload, "job payload limit (65536)"),
+    OPT("snapshot-threshold",
+        K_UINT,
+        snapshot_threshold,
+        "entries between snapshots (1024)"),
+    OPT("snapshot-trailing",
+        K_UINT,
+        snapshot_trailing,
+        "entries kept after a snapshot (2048)"),
+    OPT("election-timeout",
+        K_UINT,
+        election_timeout,
+        "election timeout ms (1000)"),
+    OPT("heartbeat-timeout", K_UINT, heartbeat_timeout, "heartbeat ms (100)"),
+    OPT("forward-timeout",
+        K_UINT,
+        forward_timeout,
+        "forwarded request deadline ms (5000)"),
+    OPT("log-level", K_LEVEL, log_level, "debug, info, warn, error (info)"),
+};
+#define N_DEFS (sizeof defs / sizeof defs[0])
+
+static int set_value(struct rotad_config *cfg,
+                     const struct option_def *d,
+                     const char *value,
+                     char *err,
+                     size_t size)
+{
+    char *p = (char *)cfg + d->offset;
+    char *end;
+    unsigned long long v;
+
+    switch (d->kind) {
+        case K_STR:
+            free(*(char **)p);
+            *(char **)p = strdup(value);
+            return 0;
+        case K_LEVEL:
+            if (log_level_parse(value) < 0) {
+                snprintf(err, size, "%s: unknown level \"%s\"", d->name, value);
+                return -1;
+            }
+            *(int *)p = log_level_parse(value);
+            return 0;
+        default:
+            break;
+    }
+    errno = 0;
+    v = strtoull(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0' || value[0] == '-') {
+        snprintf(err, size, "%s: \"%s\" is not a non-negative integer", d->name,
+                 value);
+        return -1;
+    }
+    if (d->kind == K_U64) {
+        *(uint64_t *)p = v;
+    } else if (d->kind == K_SIZE) {
+        *(size_t *)p = (size_t)v;
+    } else {
+        if (v > 0xffffffffULL) {
+            snprintf(err, size, "%s: %s is too large", d->name, value);
+            return -1;
+        }
+        *(unsigned *)p = (unsigned)v;
+    }
+    return 0;
+}
+
+static const struct option_def *find_def(const char *name)
+{
+    for (size_t i = 0; i < N_DEFS; i++) {
+        const char *a = defs[i].name, *b = name;
+        while (*a != '\0' && (*a == *b || (*a == '-' && *b == '_'))) {
+            a++;
+            b++;
+        }
+        if (*a == '\0' && *b == '\0') {
+            return &defs[i];
+        }
+    }
+    return NULL;
+}
+
+static int load_yaml(struct rotad_config *cfg,
+                     const char *path,
+                     char *err,
+                     size_t size)
+{
+    FILE *f = fopen(path, "r");
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    char key[128] = "";
+    int depth = 0, rv = 0;
+    bool want_key = true, done = false;
+
+    if (f == NULL) {
+        snprintf(err, size, "config %s: %s", path, strerror(errno));
+        return -1;
+    }
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, f);
+    while (!done && rv == 0) {
+        if (!yaml_parser_parse(&parser, &ev)) {
+            snprintf(err, size, "config %s: line %zu: %s", path,
+                     parser.problem_mark.line + 1,
+                     parser.problem ? parser.problem : "parse error");
+            rv = -1;
+            break;
+        }
+        switch (ev.type) {
+            case YAML_MAPPING_START_EVENT:
+                depth++;
+                if (depth > 1) {
+                    snprintf(err, size,
+                             "config %s: nested maps are not "
+                             "supported (key %s)",
+                             path, key);
+                    rv = -1;
+                }
+                break;
+            case YAML_SCALAR_EVENT: {
+                const char *s = (const char *)ev.data.scalar.value;
+                if (want_key) {
+                    snprintf(key, sizeof key, "%s", s);
+                } else {
+                    const struct option_def *d = find_def(key);
+                    if (d == NULL) {
+                        snprintf(err, size, "config %s: unknown key \"%s\"",
+                                 path, key);
+                        rv = -1;
+                    } else {
+                        rv = set_value(cfg, d, s, err, size);
+                    }
+                }
+                want_key = !want_key;
+                break;
+            }
+            case YAML_SEQUENCE_START_EVENT:
+                snprintf(err, size, "config %s: %s: lists are not supported",
+                         path, key);
+                rv = -1;
+                break;
+            case YAML_STREAM_END_EVENT:
+                done = true;
+                break;
+            default:
+                break;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    fclose(f);
+    return rv;
+}
+
+void rotad_config_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: rotad [options]\n"
+            "  A Rota scheduler node. Every option can also be set as a\n"
+            "  ROTA_<NAME> environment variable or a key of the YAML file\n"
+            "  given with --config (flags win over env, env over YAML).\n\n"
+            "  --config FILE          YAML file\n");
+    for (size_t i = 0; i < N_DEFS; i++) {
+        fprintf(out, "  --%-20s %s\n", defs[i].name, defs[i].help);
+    }
+    fprintf(out, "  --help                 this text\n");
+}
+
+static void fill_defaults(struct rotad_config *cfg)
+{
+    char buf[256];
+    if (cfg->id == 0) {
+        cfg->id = 1;
+    }
+    if (cfg->data_dir == NULL) {
+        snprintf(buf, sizeof buf, "./data/node-%llu",
+                 (unsigned long long)cfg->id);
+        cfg->data_dir = strdup(buf);
+    }
+    if (cfg->raft_addr == NULL) {
+        snprintf(buf, sizeof buf, "127.0.0.1:%llu",
+                 7000 + (unsigned long long)cfg->id);
+        cfg->raft_addr = strdup(buf);
+    }
+    if (cfg->http_addr == NULL) {
+        snprintf(buf, sizeof buf, "127.0.0.1:%llu",
+                 8000 + (unsigned long long)cfg->id);
+        cfg->http_addr = strdup(buf);
+    }
+    if (cfg->cluster == NULL && cfg->join == NULL) {
+        snprintf(buf, sizeof buf, "%llu@%s", (unsigned long long)cfg->id,
+                 cfg->raft_addr);
+        cfg->cluster = strdup(buf);
+    }
+}
+
+int rotad_config_load(struct rotad_config *cfg,
+                      int argc,
+                      char **argv,
+                      char *err,
+                      size_t size)
+{
+    struct option longopts[N_DEFS + 3];
+    const char *config_file = getenv("ROTA_CONFIG");
+    char env[64];
+
+    memset(cfg, 0, sizeof *cfg);
+    cfg->max_body = 1 << 20;
+    cfg->max_payload = 64 << 10;
+    cfg->snapshot_threshold = 1024;
+    cfg->snapshot_trailing = 2048;
+    cfg->election_timeout = 1000;
+    cfg->heartbeat_timeout = 100;
+    cfg->forward_timeout = 5000;
+    cfg->log_level = LOG_INFO;
+
+    for (size_t i = 0; i < N_DEFS; i++) {
+        longopts[i].name = defs[i].name;
+        longopts[i].has_arg = required_argument;
+        longopts[i].flag = NULL;
+        longopts[i].val = 1000 + (int)i;
+    }
+    longopts[N_DEFS] = (struct option){"config", required_argument, NULL, 'c'};
+    longopts[N_DEFS + 1] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[N_DEFS + 2] = (struct option){NULL, 0, NULL, 0};
+
+    /* Pass 1: --config and --help only. */
+    opterr = 0;
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "", longopts, NULL)) != -1;) {
+        if (c == 'c') {
+            config_file = optarg;
+        } else if (c == 'h') {
+            return 1;
+        }
+    }
+    if (config_file != NULL && load_yaml(cfg, config_file, err, size) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < N_DEFS; i++) {
+        const char *v;
+        size_t j = 0;
+        j += (size_t)snprintf(env, sizeof env, "ROTA_");
+        for (const char *p = defs[i].name; *p != '\0' && j + 1 < sizeof env;
+             p++) {
+            env[j++] =
+                *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+        }
+        env[j] = '\0';
+        v = getenv(env);
+        if (v != NULL && set_value(cfg, &defs[i], v, err, size) != 0) {
+            return -1;
+        }
+    }
+    /* Pass 2: every flag. */
+    opterr = 1;
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "", longopts, NULL)) != -1;) {
+        if (c >= 1000 && c < 1000 + (int)N_DEFS) {
+            if (set_value(cfg, &defs[c - 1000], optarg, err, size) != 0) {
+                return -1;
+            }
+        } else if (c == '?' || c == ':') {
+            snprintf(err, size, "bad option (see --help)");
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        snprintf(err, size, "unexpected argument \"%s\"", argv[optind]);
+        return -1;
+    }
+    if (cfg->cluster != NULL && cfg->join != NULL) {
+        snprintf(err, size, "give --cluster or --join, not both");
+        return -1;
+    }
+    fill_defaults(cfg);
+    if (cfg->max_body < 1024 || cfg->max_payload < 16 ||
+        cfg->election_timeout < 10 || cfg->heartbeat_timeout < 1 ||
+        cfg->heartbeat_timeout >= cfg->election_timeout) {
+        snprintf(err, size,
+                 "limits out of range: max-body >= 1024, "
+                 "max-payload >= 16, heartbeat < election timeout");
+        return -1;
+    }
+    return 0;
+}
+
+void rotad_config_close(struct rotad_config *cfg)
+{
+    free(cfg->data_dir);
+    free(cfg->raft_addr);
+    free(cfg->http_addr);
+    free(cfg->cluster);
+    free(cfg->join);
+}

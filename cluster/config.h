@@ -1,0 +1,37 @@
+#ifndef CLUSTER_CONFIG_H_
+#define CLUSTER_CONFIG_H_
+
+/* rotad's configuration (docs/cli.md). */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct rotad_config
+{
+    uint64_t id;
+    char *data_dir;
+    char *raft_addr;
+    char *http_addr;
+    char *cluster;
+    char *join;
+    size_t max_body;
+    size_t max_payload;
+    unsigned snapshot_threshold;
+    unsigned snapshot_trailing;
+    unsigned election_timeout;
+    unsigned heartbeat_timeout;
+    unsigned forward_timeout;
+    int log_level;
+};
+
+/* Returns 0, 1 for --help, or -1 with @err written. */
+int rotad_config_load(struct rotad_config *cfg,
+                      int argc,
+                      char **argv,
+                      char *err,
+                      size_t size);
+void rotad_config_usage(FILE *out);
+void rotad_config_close(struct rotad_config *cfg);
+
+#endif /* CLUSTER_CONFIG_H_ */

@@ -1,0 +1,91 @@
+#ifndef CLUSTER_INTERNAL_H_
+#define CLUSTER_INTERNAL_H_
+
+#include <raft.h>
+#include <raft/uv.h>
+
+#include "cluster/cluster.h"
+#include "common/list.h"
+
+/* One queued command waiting for the group commit. */
+struct submit
+{
+    cluster_submit_cb cb;
+    void *data;
+};
+
+/* One raft entry in flight: the commands it carries, in order. */
+struct batch
+{
+    struct raft_apply apply; /* Embedded: raft hands it back to us. */
+    struct cluster *c;
+    struct list link; /* In c->inflight. */
+    unsigned n;
+    struct submit subs[]; /* n of them. */
+};
+
+struct httpc; /* cluster/httpc.c */
+
+struct cluster
+{
+    uv_loop_t *loop;
+    struct cluster_config cfg;
+    char *data_dir;
+    char *raft_addr;
+    char *http_addr;
+    char *cluster_spec;
+    char *join_url;
+
+    struct fsm *fsm;
+    struct raft_fsm rfsm;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct raft raft;
+    int (*uv_append)(struct raft_io *io,
+                     struct raft_io_append *req,
+                     const struct raft_entry entries[],
+                     unsigned n,
+                     raft_io_append_cb cb);
+
+    /* Group commit: commands of this loop iteration. */
+    struct fsm_batch pending;
+    struct submit *pending_subs;
+    unsigned pending_cap;
+    uv_prepare_t flush;
+    struct list inflight; /* struct batch */
+
+    /* Leader watch. */
+    uv_timer_t watch;
+    uint64_t leader_id;
+    uint64_t term;
+    int state;
+    bool registered;  /* Our own addresses are in the node table. */
+    bool registering; /* A registration is in flight. */
+    uint64_t last_register_ms;
+
+    struct httpc *http;
+    struct cluster_stats stats;
+
+    bool closing;
+    cluster_close_cb close_cb;
+    void *close_data;
+    unsigned open_handles;
+};
+
+/* submit.c */
+int cluster__submit_init(struct cluster *c);
+void cluster__submit_close(struct cluster *c);
+void cluster__fail_pending(struct cluster *c, int status);
+
+/* membership.c */
+void cluster__register_tick(struct cluster *c);
+
+/* httpc.c */
+int cluster__httpc_create(struct cluster *c, struct httpc **out);
+void cluster__httpc_close(struct httpc *h, void (*cb)(struct cluster *c));
+
+/* node.c */
+void cluster__handle_closed(struct cluster *c);
+int64_t cluster__now_ms(void);
+
+#endif /* CLUSTER_INTERNAL_H_ */

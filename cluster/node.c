@@ -1,0 +1,510 @@
+/* The raft node: create (fsm + raft_uv + TCP transport), start (bootstrap
+ * on first start with --cluster), a leader watch timer (raft 0.15 has no
+ * state-change callback), and close.
+ *
+ * The LMDB environment is opened fresh on every start: it is a cache of the
+ * raft log, rebuilt from the last snapshot (restore at raft_start) and the
+ * entries after it, so a crash with MDB_NOSYNC can never leave a replica
+ * with a state that differs from its log. */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define LOG_MODULE "cluster"
+#include "cluster/internal.h"
+#include "cluster/raft_fsm.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#define WATCH_INTERVAL_MS 50
+
+int64_t cluster__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- Fail-stop on a failed disk write ----------------------------------
+ * raft 0.15 keeps leading after a failed append (fixed in 0.16): wrap the
+ * io's append so that a failure stops the node (LIBRARIES.md 8, 11). */
+
+struct append_wrap
+{
+    struct raft_io_append inner;
+    struct raft_io_append *outer;
+    raft_io_append_cb cb;
+};
+
+static void append_wrap_cb(struct raft_io_append *inner, int status)
+{
+    struct append_wrap *w = CONTAINER_OF(inner, struct append_wrap, inner);
+    struct raft_io_append *outer = w->outer;
+    raft_io_append_cb cb = w->cb;
+
+    free(w);
+    if (status != 0 && status != RAFT_CANCELED) {
+        LOG(LOG_ERROR, "fail-stop",
+            "reason=\"raft log append failed\" "
+            "err=\"%s\"",
+            raft_strerror(status));
+        fflush(stderr);
+        _exit(70);
+    }
+    cb(outer, status);
+}
+
+static int append_wrap(struct raft_io *io,
+                       struct raft_io_append *req,
+                       const struct raft_entry entries[],
+                       unsigned n,
+                       raft_io_append_cb cb)
+{
+    /* raft_init set io->data to the raft instance, embedded in ours. */
+    struct cluster *c = CONTAINER_OF(io->data, struct cluster, raft);
+    struct append_wrap *w = malloc(sizeof *w);
+    int rv;
+
+    if (w == NULL) {
+        return RAFT_NOMEM;
+    }
+    w->outer = req;
+    w->cb = cb;
+    w->inner.data = req->data;
+    rv = c->uv_append(io, &w->inner, entries, n, append_wrap_cb);
+    if (rv != 0) {
+        free(w);
+    }
+    return rv;
+}
+
+/* ---- Create / start ----------------------------------------------------- */
+
+static char *dup_or_null(const char *s)
+{
+    return s == NULL ? NULL : strdup(s);
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[1024];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) {
+        return -1;
+    }
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i < n; i++) {
+        if (buf[i] == '/') {
+            buf[i] = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            buf[i] = '/';
+        }
+    }
+    return (mkdir(buf, 0755) != 0 && errno != EEXIST) ? -1 : 0;
+}
+
+int cluster_create(uv_loop_t *loop,
+                   const struct cluster_config *cfg,
+                   struct cluster **out,
+                   char *errmsg,
+                   size_t size)
+{
+    struct cluster *c = calloc(1, sizeof *c);
+    struct fsm_options fo;
+    char path[1024];
+    int rv;
+
+    if (c == NULL) {
+        snprintf(errmsg, size, "out of memory");
+        return ERR_NOMEM;
+    }
+    c->loop = loop;
+    c->cfg = *cfg;
+    c->data_dir = strdup(cfg->data_dir);
+    c->raft_addr = strdup(cfg->raft_addr);
+    c->http_addr = strdup(cfg->http_addr);
+    c->cluster_spec = dup_or_null(cfg->cluster);
+    c->join_url = dup_or_null(cfg->join);
+    c->cfg.data_dir = c->data_dir;
+    c->cfg.raft_addr = c->raft_addr;
+    c->cfg.http_addr = c->http_addr;
+    c->cfg.cluster = c->cluster_spec;
+    c->cfg.join = c->join_url;
+
+    snprintf(path, sizeof path, "%s/raft", cfg->data_dir);
+    if (mkdir_p(path) != 0) {
+        snprintf(errmsg, size, "data dir %s: %s", path, strerror(errno));
+        return ERR_IO;
+    }
+    snprintf(path, sizeof path, "%s/fsm", cfg->data_dir);
+    memset(&fo, 0, sizeof fo);
+    fo.dir = path;
+    fo.fresh = true;
+    rv = fsm_open(&fo, &c->fsm);
+    if (rv != 0) {
+        snprintf(errmsg, size, "fsm: %s",
+                 c->fsm != NULL ? fsm_errmsg(c->fsm) : err_strerror(rv));
+        return rv;
+    }
+    rv = cluster_raft_fsm_init(&c->rfsm, c->fsm, true);
+    if (rv != 0) {
+        snprintf(errmsg, size, "raft fsm: %s", err_strerror(rv));
+        return rv;
+    }
+    rv = raft_uv_tcp_init(&c->transport, loop);
+    if (rv != 0) {
+        snprintf(errmsg, size, "raft transport: %s", raft_strerror(rv));
+        return ERR_IO;
+    }
+    snprintf(path, sizeof path, "%s/raft", cfg->data_dir);
+    rv = raft_uv_init(&c->io, loop, path, &c->transport);
+    if (rv != 0) {
+        snprintf(errmsg, size, "raft io: %s", raft_strerror(rv));
+        return ERR_IO;
+    }
+    /* FSM v3 (async snapshot) needs io->version 2; raft_uv_init sets 1
+     * (LIBRARIES.md 2). */
+    c->io.version = 2;
+    c->uv_append = c->io.append;
+    c->io.append = append_wrap;
+    raft_uv_set_connect_retry_delay(&c->io, 200);
+    rv = raft_init(&c->raft, &c->io, &c->rfsm, cfg->id, c->raft_addr);
+    if (rv != 0) {
+        snprintf(errmsg, size, "raft init: %s", raft_errmsg(&c->raft));
+        return ERR_IO;
+    }
+    cluster_raft_fsm_set_raft(&c->rfsm, &c->raft);
+    raft_set_election_timeout(&c->raft, cfg->election_timeout);
+    raft_set_heartbeat_timeout(&c->raft, cfg->heartbeat_timeout);
+    raft_set_snapshot_threshold(&c->raft, cfg->snapshot_threshold);
+    raft_set_snapshot_trailing(&c->raft, cfg->snapshot_trailing);
+    raft_set_pre_vote(&c->raft, true);
+    *out = c;
+    return 0;
+}
+
+/* Parse "1@127.0.0.1:7001,2@..." into @conf. */
+static int parse_cluster(const char *spec,
+                         struct raft_configuration *conf,
+                         char *errmsg,
+                         size_t size)
+{
+    char *copy = strdup(spec);
+    char *save = NULL;
+    int rv = 0;
+
+    if (copy == NULL) {
+        return ERR_NOMEM;
+    }
+    for (char *tok = strtok_r(copy, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *at = strchr(tok, '@');
+        char *end;
+        unsigned long long id;
+        if (at == NULL) {
+            snprintf(errmsg, size, "cluster: %s: want id@host:port", tok);
+            rv = ERR_INVALID;
+            break;
+        }
+        *at = '\0';
+        id = strtoull(tok, &end, 10);
+        if (*end != '\0' || id == 0) {
+            snprintf(errmsg, size, "cluster: bad id %s", tok);
+            rv = ERR_INVALID;
+            break;
+        }
+        if (raft_configuration_add(conf, id, at + 1, RAFT_VOTER) != 0) {
+            snprintf(errmsg, size, "cluster: duplicate or bad member %llu", id);
+            rv = ERR_INVALID;
+            break;
+        }
+    }
+    free(copy);
+    return rv;
+}
+
+static void watch_cb(uv_timer_t *timer);
+
+int cluster_start(struct cluster *c, char *errmsg, size_t size)
+{
+    struct raft_configuration conf;
+    int rv;
+
+    if (c->join_url == NULL) {
+        raft_configuration_init(&conf);
+        rv = parse_cluster(c->cluster_spec, &conf, errmsg, size);
+        if (rv == 0) {
+            rv = raft_bootstrap(&c->raft, &conf);
+            if (rv == 0) {
+                LOG(LOG_INFO, "bootstrapped", "voters=%u cluster=%s", conf.n,
+                    c->cluster_spec);
+            } else if (rv == RAFT_CANTBOOTSTRAP) {
+                rv = 0; /* Restart on an existing data dir. */
+            } else {
+                snprintf(errmsg, size, "bootstrap: %s", raft_strerror(rv));
+                rv = ERR_IO;
+            }
+        }
+        raft_configuration_close(&conf);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    rv = cluster__httpc_create(c, &c->http);
+    if (rv != 0) {
+        snprintf(errmsg, size, "http client: %s", err_strerror(rv));
+        return rv;
+    }
+    rv = cluster__submit_init(c);
+    if (rv != 0) {
+        snprintf(errmsg, size, "group commit: %s", err_strerror(rv));
+        return rv;
+    }
+    rv = raft_start(&c->raft);
+    if (rv != 0) {
+        snprintf(errmsg, size, "raft start: %s", raft_errmsg(&c->raft));
+        return ERR_IO;
+    }
+    uv_timer_init(c->loop, &c->watch);
+    c->watch.data = c;
+    c->open_handles++;
+    uv_timer_start(&c->watch, watch_cb, 0, WATCH_INTERVAL_MS);
+    return 0;
+}
+
+/* ---- Leader watch ------------------------------------------------------- */
+
+static void watch_cb(uv_timer_t *timer)
+{
+    struct cluster *c = timer->data;
+    raft_id leader_id;
+    const char *leader_addr;
+    int state = raft_state(&c->raft);
+    uint64_t term = c->raft.current_term;
+
+    raft_leader(&c->raft, &leader_id, &leader_addr);
+    if (leader_id != c->leader_id || term != c->term) {
+        if (leader_id != c->leader_id) {
+            c->stats.leader_changes++;
+            LOG(LOG_INFO, "leader changed",
+                "leader=%llu addr=%s term=%llu "
+                "role=%s",
+                (unsigned long long)leader_id,
+                leader_addr != NULL ? leader_addr : "none",
+                (unsigned long long)term,
+                state == RAFT_LEADER ? "leader" : "follower");
+        }
+        c->leader_id = leader_id;
+        c->term = term;
+    }
+    if (state != c->state && c->state == RAFT_LEADER) {
+        /* Lost leadership: what is queued for the next entry cannot go. */
+        cluster__fail_pending(c, ERR_NOTLEADER);
+    }
+    c->state = state;
+    cluster__register_tick(c);
+}
+
+/* ---- Close -------------------------------------------------------------- */
+
+static void maybe_closed(struct cluster *c)
+{
+    if (c->open_handles == 0 && c->close_cb != NULL) {
+        cluster_close_cb cb = c->close_cb;
+        c->close_cb = NULL;
+        LOG(LOG_INFO, "stopped", "%s", "");
+        cb(c->close_data);
+    }
+}
+
+void cluster__handle_closed(struct cluster *c)
+{
+    c->open_handles--;
+    maybe_closed(c);
+}
+
+static void watch_closed_cb(uv_handle_t *handle)
+{
+    cluster__handle_closed(handle->data);
+}
+
+static void httpc_closed_cb(struct cluster *c)
+{
+    c->http = NULL;
+    cluster__handle_closed(c);
+}
+
+static void raft_closed_cb(struct raft *r)
+{
+    struct cluster *c = CONTAINER_OF(r, struct cluster, raft);
+    raft_uv_close(&c->io);
+    raft_uv_tcp_close(&c->transport);
+    if (c->http != NULL) {
+        cluster__httpc_close(c->http, httpc_closed_cb);
+    } else {
+        cluster__handle_closed(c);
+    }
+}
+
+void cluster_close(struct cluster *c, cluster_close_cb cb, void *data)
+{
+    c->closing = true;
+    c->close_cb = cb;
+    c->close_data = data;
+    c->open_handles++; /* raft + http client, released in raft_closed_cb. */
+    if (uv_is_active((uv_handle_t *)&c->watch) || c->watch.loop == c->loop) {
+        uv_timer_stop(&c->watch);
+        uv_close((uv_handle_t *)&c->watch, watch_closed_cb);
+    }
+    cluster__submit_close(c);
+    raft_close(&c->raft, raft_closed_cb);
+}
+
+void cluster_destroy(struct cluster *c)
+{
+    cluster_raft_fsm_close(&c->rfsm);
+    fsm_close(c->fsm);
+    free(c->pending_subs);
+    free(c->data_dir);
+    free(c->raft_addr);
+    free(c->http_addr);
+    free(c->cluster_spec);
+    free(c->join_url);
+    free(c);
+}
+
+/* ---- State -------------------------------------------------------------- */
+
+struct fsm *cluster_fsm(struct cluster *c)
+{
+    return c->fsm;
+}
+
+uint64_t cluster_id(struct cluster *c)
+{
+    return c->cfg.id;
+}
+
+bool cluster_is_leader(struct cluster *c)
+{
+    return raft_state(&c->raft) == RAFT_LEADER;
+}
+
+struct find_http
+{
+    uint64_t id;
+    char *out;
+    size_t size;
+};
+
+static void find_http_cb(void *data,
+                         uint64_t id,
+                         struct fsm_str raft_addr,
+                         struct fsm_str http_addr)
+{
+    struct find_http *f = data;
+    (void)raft_addr;
+    if (id == f->id && http_addr.len < f->size) {
+        memcpy(f->out, http_addr.p, http_addr.len);
+        f->out[http_addr.len] = '\0';
+    }
+}
+
+uint64_t cluster_leader(struct cluster *c, char *http, size_t size)
+{
+    raft_id id;
+    const char *addr;
+    struct fsm_reader *rd;
+
+    raft_leader(&c->raft, &id, &addr);
+    if (http != NULL && size > 0) {
+        struct find_http f = {id, http, size};
+        http[0] = '\0';
+        if (id != 0 && fsm_read_begin(c->fsm, &rd) == 0) {
+            fsm_nodes(rd, find_http_cb, &f);
+            fsm_read_end(rd);
+        }
+        if (id == c->cfg.id && http[0] == '\0') {
+            snprintf(http, size, "%s", c->http_addr);
+        }
+    }
+    return id;
+}
+
+uint64_t cluster_term(struct cluster *c)
+{
+    return c->raft.current_term;
+}
+
+uint64_t cluster_commit_index(struct cluster *c)
+{
+    return c->raft.commit_index;
+}
+
+uint64_t cluster_applied_index(struct cluster *c)
+{
+    return raft_last_applied(&c->raft);
+}
+
+bool cluster_ready(struct cluster *c, const char **reason)
+{
+    raft_id id;
+    const char *addr;
+
+    raft_leader(&c->raft, &id, &addr);
+    if (id == 0) {
+        *reason = "no leader known";
+        return false;
+    }
+    if (raft_last_applied(&c->raft) < c->raft.commit_index) {
+        *reason = "catching up";
+        return false;
+    }
+    *reason = NULL;
+    return true;
+}
+
+void cluster_members(struct cluster *c, cluster_member_cb cb, void *data)
+{
+    const struct raft_configuration *conf = &c->raft.configuration;
+    raft_id leader;
+    const char *addr;
+    bool leading = raft_state(&c->raft) == RAFT_LEADER;
+
+    raft_leader(&c->raft, &leader, &addr);
+    for (unsigned i = 0; i < conf->n; i++) {
+        const struct raft_server *s = &conf->servers[i];
+        struct cluster_member m;
+        m.id = s->id;
+        m.raft_addr = s->address;
+        m.voter = s->role == RAFT_VOTER;
+        m.role = s->role == RAFT_VOTER     ? "voter"
+                 : s->role == RAFT_STANDBY ? "standby"
+                                           : "spare";
+        m.is_leader = s->id == leader;
+        m.match_index = -1;
+        if (s->id == c->cfg.id) {
+            m.match_index = (int64_t)raft_last_applied(&c->raft);
+        } else if (leading && c->raft.leader_state.progress != NULL) {
+            m.match_index =
+                (int64_t)c->raft.leader_state.progress[i].match_index;
+        }
+        cb(data, &m);
+    }
+}
+
+void cluster_stats(struct cluster *c, struct cluster_stats *out)
+{
+    struct cluster_raft_fsm_stats fs;
+    *out = c->stats;
+    cluster_raft_fsm_stats(&c->rfsm, &fs);
+    out->snapshots_taken = fs.snapshots_taken;
+    out->snapshots_restored = fs.snapshots_restored;
+    out->entries_applied = fs.entries_applied;
+}

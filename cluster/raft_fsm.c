@@ -1,0 +1,205 @@
+/* raft_fsm glue: raft calls apply/snapshot/restore; we forward to fsm/.
+ *
+ * Snapshot, version 3 (async): snapshot() runs on the loop thread and opens
+ * an LMDB read transaction (a consistent view at last_applied while applies
+ * continue), snapshot_async() serialises it in the thread pool,
+ * snapshot_finalize() runs on the loop thread once raft stored it, and frees
+ * the buffer and the transaction. raft never runs two snapshots at once, so
+ * one pending snapshot per glue suffices. */
+
+#include "cluster/raft_fsm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_MODULE "fsm"
+#include "common/err.h"
+#include "common/log.h"
+
+struct cluster_raft_fsm
+{
+    struct fsm *fsm;
+    struct raft *raft;
+    struct fsm_snapshot *snap; /* Open between snapshot() and finalize(). */
+    struct cluster_apply_result result;
+    struct cluster_raft_fsm_stats stats;
+};
+
+static int apply_cb(struct raft_fsm *rf,
+                    const struct raft_buffer *buf,
+                    void **result)
+{
+    struct cluster_raft_fsm *g = rf->data;
+    raft_index index = raft_last_applied(g->raft) + 1;
+    int rv;
+
+    g->result.results = NULL;
+    g->result.n = 0;
+    rv = fsm_apply(g->fsm, index, buf->base, buf->len, &g->result.results,
+                   &g->result.n);
+    if (rv != 0) {
+        /* Fail-stop: a replica that cannot store what the majority
+         * committed must not go on serving (DESIGN.md). */
+        LOG(LOG_ERROR, "fail-stop", "index=%llu err=\"%s\"",
+            (unsigned long long)index, fsm_errmsg(g->fsm));
+        exit(70);
+    }
+    g->stats.entries_applied++;
+    g->stats.commands_applied += g->result.n;
+    *result = &g->result;
+    return 0;
+}
+
+/* Shared by the sync and async paths: one buffer allocated with
+ * raft_malloc so raft could free it if it ever owned it. */
+static int serialise(struct cluster_raft_fsm *g,
+                     struct raft_buffer *bufs[],
+                     unsigned *n_bufs)
+{
+    void *data;
+    size_t len;
+    int rv;
+
+    rv = fsm_snapshot_write(g->snap, &data, &len);
+    if (rv != 0) {
+        return RAFT_IOERR;
+    }
+    *bufs = raft_malloc(sizeof **bufs);
+    if (*bufs == NULL) {
+        free(data);
+        return RAFT_NOMEM;
+    }
+    (*bufs)[0].base = raft_malloc(len);
+    if ((*bufs)[0].base == NULL) {
+        raft_free(*bufs);
+        *bufs = NULL;
+        free(data);
+        return RAFT_NOMEM;
+    }
+    memcpy((*bufs)[0].base, data, len);
+    (*bufs)[0].len = len;
+    free(data);
+    *n_bufs = 1;
+    return 0;
+}
+
+static int snapshot_cb(struct raft_fsm *rf,
+                       struct raft_buffer *bufs[],
+                       unsigned *n_bufs)
+{
+    struct cluster_raft_fsm *g = rf->data;
+    int rv;
+
+    if (g->snap != NULL) {
+        return RAFT_BUSY;
+    }
+    rv = fsm_snapshot_begin(g->fsm, &g->snap);
+    if (rv != 0) {
+        LOG(LOG_WARN, "snapshot failed", "err=\"%s\"", fsm_errmsg(g->fsm));
+        return RAFT_IOERR;
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    if (rf->version < 3) {
+        rv = serialise(g, bufs, n_bufs);
+        if (rv != 0) {
+            fsm_snapshot_end(g->snap);
+            g->snap = NULL;
+        }
+        return rv;
+    }
+    return 0;
+}
+
+static int snapshot_async_cb(struct raft_fsm *rf,
+                             struct raft_buffer *bufs[],
+                             unsigned *n_bufs)
+{
+    return serialise(rf->data, bufs, n_bufs);
+}
+
+static int snapshot_finalize_cb(struct raft_fsm *rf,
+                                struct raft_buffer *bufs[],
+                                unsigned *n_bufs)
+{
+    struct cluster_raft_fsm *g = rf->data;
+
+    if (*bufs != NULL) {
+        for (unsigned i = 0; i < *n_bufs; i++) {
+            raft_free((*bufs)[i].base);
+        }
+        raft_free(*bufs);
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    if (g->snap != NULL) {
+        fsm_snapshot_end(g->snap);
+        g->snap = NULL;
+    }
+    g->stats.snapshots_taken++;
+    LOG(LOG_INFO, "snapshot taken", "applied=%llu",
+        (unsigned long long)fsm_applied_index(g->fsm));
+    return 0;
+}
+
+static int restore_cb(struct raft_fsm *rf, struct raft_buffer *buf)
+{
+    struct cluster_raft_fsm *g = rf->data;
+    int rv;
+
+    rv = fsm_restore(g->fsm, buf->base, buf->len);
+    if (rv != 0) {
+        LOG(LOG_ERROR, "snapshot restore failed", "err=\"%s\"",
+            fsm_errmsg(g->fsm));
+        return RAFT_CORRUPT;
+    }
+    raft_free(buf->base);
+    g->stats.snapshots_restored++;
+    LOG(LOG_INFO, "snapshot installed", "applied=%llu",
+        (unsigned long long)fsm_applied_index(g->fsm));
+    return 0;
+}
+
+int cluster_raft_fsm_init(struct raft_fsm *rf, struct fsm *f, bool async)
+{
+    struct cluster_raft_fsm *g = calloc(1, sizeof *g);
+    if (g == NULL) {
+        return ERR_NOMEM;
+    }
+    g->fsm = f;
+    memset(rf, 0, sizeof *rf);
+    rf->version = async ? 3 : 2;
+    rf->data = g;
+    rf->apply = apply_cb;
+    rf->snapshot = snapshot_cb;
+    rf->restore = restore_cb;
+    rf->snapshot_finalize = snapshot_finalize_cb;
+    rf->snapshot_async = async ? snapshot_async_cb : NULL;
+    return 0;
+}
+
+void cluster_raft_fsm_set_raft(struct raft_fsm *rf, struct raft *r)
+{
+    struct cluster_raft_fsm *g = rf->data;
+    g->raft = r;
+}
+
+void cluster_raft_fsm_close(struct raft_fsm *rf)
+{
+    struct cluster_raft_fsm *g = rf->data;
+    if (g == NULL) {
+        return;
+    }
+    if (g->snap != NULL) {
+        fsm_snapshot_end(g->snap);
+    }
+    free(g);
+    rf->data = NULL;
+}
+
+void cluster_raft_fsm_stats(struct raft_fsm *rf,
+                            struct cluster_raft_fsm_stats *out)
+{
+    struct cluster_raft_fsm *g = rf->data;
+    *out = g->stats;
+}

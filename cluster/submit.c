@@ -1,0 +1,237 @@
+/* Group commit.
+ *
+ * Happy path: cluster_submit() appends an encoded command to c->pending and
+ * remembers its callback; the uv_prepare hook (once per loop iteration,
+ * before the loop polls) seals the batch with the leader's clock and
+ * proposes it as ONE raft entry; batch_applied_cb() gets one fsm result per
+ * command and calls each submitter in order.
+ *
+ * Failure modes: raft_apply refuses (not leader any more) → every command of
+ * the batch gets ERR_NOTLEADER at once; the entry is proposed but leadership
+ * is lost → ERR_UNKNOWN (the entry may still commit: clients retry with an
+ * idempotency key); close → ERR_SHUTDOWN for what is still queued. */
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_MODULE "cluster"
+#include "cluster/internal.h"
+#include "cluster/raft_fsm.h"
+#include "common/err.h"
+#include "common/log.h"
+
+/* Bounds of one entry: flush early above these. */
+#define BATCH_MAX_COMMANDS 8192
+#define BATCH_MAX_BYTES (8u << 20)
+
+static int err_from_raft(int rv)
+{
+    switch (rv) {
+        case 0:
+            return 0;
+        case RAFT_NOTLEADER:
+            return ERR_NOTLEADER;
+        case RAFT_LEADERSHIPLOST:
+            return ERR_UNKNOWN;
+        case RAFT_NOMEM:
+            return ERR_NOMEM;
+        case RAFT_SHUTDOWN:
+            return ERR_SHUTDOWN;
+        default:
+            return ERR_UNKNOWN;
+    }
+}
+
+static void batch_applied_cb(struct raft_apply *apply, int status, void *result)
+{
+    struct batch *b = CONTAINER_OF(apply, struct batch, apply);
+    const struct cluster_apply_result *res = result;
+    int rv = err_from_raft(status);
+    struct fsm_result corrupt;
+
+    memset(&corrupt, 0, sizeof corrupt);
+    corrupt.code = ERR_CORRUPT;
+    snprintf(corrupt.msg, sizeof corrupt.msg, "command was not applied");
+
+    list_remove(&b->link);
+    for (unsigned i = 0; i < b->n; i++) {
+        const struct fsm_result *r = NULL;
+        if (rv == 0) {
+            r = (res != NULL && i < res->n) ? &res->results[i] : &corrupt;
+        }
+        b->subs[i].cb(b->subs[i].data, rv, r);
+    }
+    free(b);
+}
+
+/* Fire every callback of a batch that raft never took. */
+static void batch_fail(struct batch *b, int status)
+{
+    for (unsigned i = 0; i < b->n; i++) {
+        b->subs[i].cb(b->subs[i].data, status, NULL);
+    }
+    free(b);
+}
+
+static void flush(struct cluster *c)
+{
+    struct batch *b;
+    struct raft_buffer buf;
+    unsigned n = c->pending.n;
+    int rv;
+
+    if (n == 0) {
+        return;
+    }
+    b = malloc(sizeof *b + n * sizeof b->subs[0]);
+    if (b == NULL) {
+        cluster__fail_pending(c, ERR_NOMEM);
+        return;
+    }
+    b->c = c;
+    b->n = n;
+    memcpy(b->subs, c->pending_subs, n * sizeof b->subs[0]);
+    list_init(&b->link);
+
+    fsm_batch_seal(&c->pending, cluster__now_ms());
+    /* Entries must be multiples of 8 bytes (raft 0.15 TCP catch-up bug);
+     * fsm_batch guarantees it. */
+    buf.len = c->pending.len;
+    buf.base = raft_malloc(buf.len);
+    if (buf.base == NULL) {
+        fsm_batch_reset(&c->pending);
+        batch_fail(b, ERR_NOMEM);
+        return;
+    }
+    memcpy(buf.base, c->pending.buf, buf.len);
+    fsm_batch_reset(&c->pending);
+
+    b->apply.data = b;
+    rv = raft_apply(&c->raft, &b->apply, &buf, 1, batch_applied_cb);
+    if (rv != 0) {
+        raft_free(buf.base); /* raft owns it only when the call returns 0. */
+        batch_fail(b, err_from_raft(rv));
+        return;
+    }
+    list_push(&c->inflight, &b->link);
+    c->stats.batches++;
+    c->stats.commands += n;
+}
+
+static void flush_cb(uv_prepare_t *handle)
+{
+    flush(handle->data);
+}
+
+int cluster_submit(struct cluster *c,
+                   const void *cmd,
+                   size_t len,
+                   cluster_submit_cb cb,
+                   void *data)
+{
+    int rv;
+
+    if (c->closing) {
+        return ERR_SHUTDOWN;
+    }
+    if (raft_state(&c->raft) != RAFT_LEADER) {
+        return ERR_NOTLEADER;
+    }
+    if (c->pending.n >= BATCH_MAX_COMMANDS ||
+        c->pending.len + len > BATCH_MAX_BYTES) {
+        flush(c);
+    }
+    if (c->pending.n == c->pending_cap) {
+        unsigned cap = c->pending_cap == 0 ? 64 : c->pending_cap * 2;
+        struct submit *subs = realloc(c->pending_subs, cap * sizeof *subs);
+        if (subs == NULL) {
+            return ERR_NOMEM;
+        }
+        c->pending_subs = subs;
+        c->pending_cap = cap;
+    }
+    rv = fsm_batch_append(&c->pending, cmd, len);
+    if (rv != 0) {
+        return rv;
+    }
+    c->pending_subs[c->pending.n - 1].cb = cb;
+    c->pending_subs[c->pending.n - 1].data = data;
+    return 0;
+}
+
+void cluster__fail_pending(struct cluster *c, int status)
+{
+    unsigned n = c->pending.n;
+    struct submit *subs = c->pending_subs;
+
+    fsm_batch_reset(&c->pending);
+    c->pending_subs = NULL;
+    c->pending_cap = 0;
+    for (unsigned i = 0; i < n; i++) {
+        subs[i].cb(subs[i].data, status, NULL);
+    }
+    free(subs);
+}
+
+int cluster__submit_init(struct cluster *c)
+{
+    fsm_batch_init(&c->pending);
+    list_init(&c->inflight);
+    uv_prepare_init(c->loop, &c->flush);
+    c->flush.data = c;
+    c->open_handles++;
+    return uv_prepare_start(&c->flush, flush_cb) == 0 ? 0 : ERR_IO;
+}
+
+static void flush_closed_cb(uv_handle_t *handle)
+{
+    cluster__handle_closed(handle->data);
+}
+
+void cluster__submit_close(struct cluster *c)
+{
+    cluster__fail_pending(c, ERR_SHUTDOWN);
+    fsm_batch_close(&c->pending);
+    uv_prepare_stop(&c->flush);
+    uv_close((uv_handle_t *)&c->flush, flush_closed_cb);
+}
+
+/* ---- Barrier ---------------------------------------------------------- */
+
+struct barrier
+{
+    struct raft_barrier req;
+    cluster_done_cb cb;
+    void *data;
+};
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+    struct barrier *b = CONTAINER_OF(req, struct barrier, req);
+    cluster_done_cb cb = b->cb;
+    void *data = b->data;
+    free(b);
+    cb(data, err_from_raft(status), status == 0 ? NULL : raft_strerror(status));
+}
+
+int cluster_barrier(struct cluster *c, cluster_done_cb cb, void *data)
+{
+    struct barrier *b;
+    int rv;
+
+    if (raft_state(&c->raft) != RAFT_LEADER) {
+        return ERR_NOTLEADER;
+    }
+    b = malloc(sizeof *b);
+    if (b == NULL) {
+        return ERR_NOMEM;
+    }
+    b->cb = cb;
+    b->data = data;
+    rv = raft_barrier(&c->raft, &b->req, barrier_cb);
+    if (rv != 0) {
+        free(b);
+        return err_from_raft(rv);
+    }
+    return 0;
+}

@@ -1,0 +1,141 @@
+#ifndef HTTP_INTERNAL_H_
+#define HTTP_INTERNAL_H_
+
+#include <h2o.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "http/http.h"
+
+struct http_server
+{
+    uv_loop_t *loop;
+    struct cluster *cluster;
+    struct http_config cfg;
+    char *addr;
+    h2o_globalconf_t config;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    uv_tcp_t listener;
+    void (*close_cb)(void *data);
+    void *close_data;
+    /* Metrics. */
+    unsigned long long requests[6]; /* By status class 1xx..5xx. */
+    unsigned long long submitted;   /* Jobs created through this node. */
+    unsigned long long forwarded;
+};
+
+/* A request waiting for an async answer (submit, forward, barrier...).
+ * Refcounted: the callback holds one reference, the request pool the other
+ * (its dispose clears @req if the client went away first). */
+struct call
+{
+    int refs;
+    h2o_req_t *req;
+    struct http_server *s;
+    int kind;      /* What to render on completion (jobs.c). */
+    unsigned n;    /* Jobs in a submit. */
+    bool batch;    /* Answer with {"jobs": [...]}. */
+    char what[16]; /* Route name for messages. */
+};
+
+/* server.c */
+struct call *http__call_new(struct http_server *s, h2o_req_t *req);
+/* Drops a reference; returns the request, or NULL if it went away. */
+h2o_req_t *http__call_finish(struct call *call);
+void http__call_unref(struct call *call);
+/* Forward @req to the leader and relay the answer. */
+void http__forward(struct http_server *s, h2o_req_t *req);
+
+/* reply.c */
+void http__send_json(h2o_req_t *req, int status, json_t *body, uint64_t index);
+void http__send_text(h2o_req_t *req,
+                     int status,
+                     const char *ctype,
+                     const char *body,
+                     size_t len);
+void http__send_error(h2o_req_t *req,
+                      int status,
+                      const char *code,
+                      const char *field,
+                      const char *fmt,
+                      ...) __attribute__((format(printf, 5, 6)));
+/* An ERR_* code with an optional field and message. */
+void http__send_err(h2o_req_t *req,
+                    int err,
+                    const char *field,
+                    const char *msg);
+/* Value of query parameter @name (URL-decoded into @buf); NULL if absent. */
+const char *http__query(h2o_req_t *req,
+                        const char *name,
+                        char *buf,
+                        size_t size);
+
+/* job_json.c: JSON ↔ job. */
+struct job_input
+{
+    struct fsm_job job;
+    char *spec; /* malloc'ed JSON text (job.spec points into it). */
+    char *strs; /* malloc'ed copies of type/queue/user/key. */
+    uint64_t *deps;
+    uint64_t hash;
+};
+/* Parse and validate one job object. On error writes @field (prefixed with
+ * @prefix) and @msg and returns ERR_INVALID or ERR_TOOLARGE. */
+int http__job_parse(struct http_server *s,
+                    json_t *obj,
+                    int64_t now_ms,
+                    const char *prefix,
+                    struct job_input *in,
+                    char *field,
+                    size_t field_size,
+                    char *msg,
+                    size_t msg_size);
+void http__job_input_free(struct job_input *in);
+/* Parse a PATCH body into @cmd fields (mask + patch). */
+int http__job_patch_parse(struct http_server *s,
+                          json_t *obj,
+                          int64_t now_ms,
+                          struct job_input *in,
+                          uint32_t *mask,
+                          char *field,
+                          size_t field_size,
+                          char *msg,
+                          size_t msg_size);
+json_t *http__job_render(const struct fsm_job *job);
+int http__parse_id(const char *s, size_t len, uint64_t *id);
+void http__format_time(int64_t ms, char *buf, size_t size);
+int http__parse_time(const char *s, int64_t *ms);
+int http__parse_duration(json_t *v, int64_t *ms);
+
+/* jobs.c */
+void http__jobs_submit(struct http_server *s, h2o_req_t *req);
+void http__jobs_get(struct http_server *s,
+                    h2o_req_t *req,
+                    const char *id,
+                    size_t id_len);
+void http__jobs_list(struct http_server *s, h2o_req_t *req);
+void http__jobs_patch(struct http_server *s,
+                      h2o_req_t *req,
+                      const char *id,
+                      size_t id_len);
+void http__jobs_cancel(struct http_server *s,
+                       h2o_req_t *req,
+                       const char *id,
+                       size_t id_len);
+
+/* cluster_api.c */
+void http__cluster_get(struct http_server *s, h2o_req_t *req);
+void http__cluster_add(struct http_server *s, h2o_req_t *req);
+void http__cluster_remove(struct http_server *s,
+                          h2o_req_t *req,
+                          const char *id,
+                          size_t id_len);
+void http__cluster_transfer(struct http_server *s, h2o_req_t *req);
+void http__healthz(struct http_server *s, h2o_req_t *req);
+void http__readyz(struct http_server *s, h2o_req_t *req);
+void http__digest(struct http_server *s, h2o_req_t *req);
+void http__metrics(struct http_server *s, h2o_req_t *req);
+void http__dashboard(struct http_server *s, h2o_req_t *req);
+
+#endif /* HTTP_INTERNAL_H_ */

@@ -1,0 +1,909 @@
+/* The job record in JSON: parse and validate user input (every error names
+ * its field), render stored records. The shape is docs/api.md's. */
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "common/err.h"
+#include "http/internal.h"
+
+#define MAX_NAME 256
+#define MAX_QUEUE 128
+#define MAX_TAGS 64
+#define MAX_TAG_KEY 128
+#define MAX_TAG_VALUE 256
+#define MAX_PRIORITY 1000000
+#define MAX_ATTEMPTS 1000
+#define DEFAULT_ATTEMPTS 3
+#define MAX_DELAY_MS (10LL * 366 * 24 * 3600 * 1000)
+
+/* ---- Times and durations ------------------------------------------------ */
+
+void http__format_time(int64_t ms, char *buf, size_t size)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    size_t n;
+    gmtime_r(&secs, &tm);
+    n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, size - n, ".%03dZ", (int)(ms % 1000));
+}
+
+static int digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*p)[i])) {
+            return -1;
+        }
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+/* RFC 3339: 2026-11-22T10:00:00[.123][Z|+01:00]. */
+int http__parse_time(const char *s, int64_t *ms)
+{
+    struct tm tm;
+    int y, mo, d, h, mi, sec, frac = 0, off = 0;
+    const char *p = s;
+
+    memset(&tm, 0, sizeof tm);
+    if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
+        digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' ')) {
+        return -1;
+    }
+    p++;
+    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) || *p++ != ':' ||
+        digits(&p, 2, &sec)) {
+        return -1;
+    }
+    if (*p == '.') {
+        int scale = 100;
+        p++;
+        if (!isdigit((unsigned char)*p)) {
+            return -1;
+        }
+        while (isdigit((unsigned char)*p)) {
+            frac += (*p - '0') * scale;
+            scale /= 10;
+            p++;
+        }
+    }
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p == '-' ? -1 : 1, oh, om;
+        p++;
+        if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om) ||
+            oh > 23 || om > 59) {
+            return -1;
+        }
+        off = sign * (oh * 60 + om);
+    } else {
+        return -1;
+    }
+    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+        mi > 59 || sec > 60 || y < 1970) {
+        return -1;
+    }
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    *ms = ((int64_t)timegm(&tm) - off * 60) * 1000 + frac;
+    return 0;
+}
+
+/* "250ms", "30s", "5m", "1h30m", "2d", or a number of seconds. */
+int http__parse_duration(json_t *v, int64_t *ms)
+{
+    const char *p;
+    double total = 0;
+
+    if (json_is_number(v)) {
+        double secs = json_number_value(v);
+        if (secs < 0 || secs * 1000 > (double)MAX_DELAY_MS) {
+            return -1;
+        }
+        *ms = (int64_t)(secs * 1000);
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        return -1;
+    }
+    p = json_string_value(v);
+    if (*p == '\0') {
+        return -1;
+    }
+    while (*p != '\0') {
+        char *end;
+        double n = strtod(p, &end);
+        double unit;
+        if (end == p || n < 0) {
+            return -1;
+        }
+        p = end;
+        if (strncmp(p, "ms", 2) == 0) {
+            unit = 1;
+            p += 2;
+        } else if (*p == 's') {
+            unit = 1000;
+            p++;
+        } else if (*p == 'm') {
+            unit = 60000;
+            p++;
+        } else if (*p == 'h') {
+            unit = 3600000;
+            p++;
+        } else if (*p == 'd') {
+            unit = 86400000;
+            p++;
+        } else {
+            return -1;
+        }
+        total += n * unit;
+    }
+    if (total > (double)MAX_DELAY_MS) {
+        return -1;
+    }
+    *ms = (int64_t)total;
+    return 0;
+}
+
+static json_t *duration_json(int64_t ms)
+{
+    char buf[32];
+    if (ms % 1000 != 0) {
+        snprintf(buf, sizeof buf, "%lldms", (long long)ms);
+    } else {
+        snprintf(buf, sizeof buf, "%llds", (long long)(ms / 1000));
+    }
+    return json_string(buf);
+}
+
+/* ---- Cron and time zones (validated now, run by the scheduler later) ---- */
+
+static const char *const cron_names[] = {
+    "second", "minute", "hour", "day of month", "month", "day of week"};
+static const int cron_min[] = {0, 0, 0, 1, 1, 0};
+static const int cron_max[] = {59, 59, 23, 31, 12, 7};
+
+static int cron_value(const char *tok, size_t len, int field, int *out)
+{
+    static const char *const months[] = {"JAN", "FEB", "MAR", "APR",
+                                         "MAY", "JUN", "JUL", "AUG",
+                                         "SEP", "OCT", "NOV", "DEC"};
+    static const char *const days[] = {"SUN", "MON", "TUE", "WED",
+                                       "THU", "FRI", "SAT"};
+    int v = 0;
+    if (len == 3 && (field == 4 || field == 5)) {
+        const char *const *names = field == 4 ? months : days;
+        int n = field == 4 ? 12 : 7;
+        for (int i = 0; i < n; i++) {
+            if (strncasecmp(tok, names[i], 3) == 0) {
+                *out = field == 4 ? i + 1 : i;
+                return 0;
+            }
+        }
+        return -1;
+    }
+    if (len == 0 || len > 4) {
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!isdigit((unsigned char)tok[i])) {
+            return -1;
+        }
+        v = v * 10 + (tok[i] - '0');
+    }
+    *out = v;
+    return v >= cron_min[field] && v <= cron_max[field] ? 0 : -1;
+}
+
+/* One field: list of "*", "a", "a-b", each with an optional "/step". */
+static int cron_field(const char *f, size_t len, int field)
+{
+    const char *end = f + len;
+    while (f < end) {
+        const char *comma = memchr(f, ',', (size_t)(end - f));
+        const char *stop = comma != NULL ? comma : end;
+        const char *slash = memchr(f, '/', (size_t)(stop - f));
+        const char *range_end = slash != NULL ? slash : stop;
+        const char *dash = memchr(f, '-', (size_t)(range_end - f));
+        int a, b;
+        if (range_end - f == 1 && (*f == '*' || *f == '?')) {
+            /* any */
+        } else if (dash != NULL) {
+            if (cron_value(f, (size_t)(dash - f), field, &a) ||
+                cron_value(dash + 1, (size_t)(range_end - dash - 1), field,
+                           &b) ||
+                a > b) {
+                return -1;
+            }
+        } else if (cron_value(f, (size_t)(range_end - f), field, &a)) {
+            return -1;
+        }
+        if (slash != NULL) {
+            int step = 0;
+            if (stop - slash - 1 < 1 || stop - slash - 1 > 4) {
+                return -1;
+            }
+            for (const char *p = slash + 1; p < stop; p++) {
+                if (!isdigit((unsigned char)*p)) {
+                    return -1;
+                }
+                step = step * 10 + (*p - '0');
+            }
+            if (step < 1) {
+                return -1;
+            }
+        }
+        f = stop + 1;
+    }
+    return 0;
+}
+
+static int cron_validate(const char *expr, char *msg, size_t size)
+{
+    static const char *const macros[] = {"@yearly", "@annually", "@monthly",
+                                         "@weekly", "@daily",    "@midnight",
+                                         "@hourly"};
+    const char *tok[7];
+    size_t len[7];
+    int n = 0, first;
+    const char *p = expr;
+
+    if (expr[0] == '@') {
+        for (size_t i = 0; i < sizeof macros / sizeof macros[0]; i++) {
+            if (strcmp(expr, macros[i]) == 0) {
+                return 0;
+            }
+        }
+        if (strncmp(expr, "@every ", 7) == 0) {
+            json_t *d = json_string(expr + 7);
+            int64_t ms = 0;
+            int rv = http__parse_duration(d, &ms);
+            json_decref(d);
+            if (rv == 0 && ms >= 1000) {
+                return 0;
+            }
+            snprintf(msg, size, "@every wants a duration of at least 1s");
+            return -1;
+        }
+        snprintf(msg, size, "unknown macro %s", expr);
+        return -1;
+    }
+    while (*p != '\0') {
+        while (*p == ' ' || *p == '\t') {
+            p++;
+        }
+        if (*p == '\0') {
+            break;
+        }
+        if (n == 7) {
+            n++;
+            break;
+        }
+        tok[n] = p;
+        while (*p != '\0' && *p != ' ' && *p != '\t') {
+            p++;
+        }
+        len[n] = (size_t)(p - tok[n]);
+        n++;
+    }
+    if (n != 5 && n != 6) {
+        snprintf(msg, size, "want 5 fields (or 6 with seconds), got %d", n);
+        return -1;
+    }
+    first = n == 6 ? 0 : 1;
+    for (int i = 0; i < n; i++) {
+        if (cron_field(tok[i], len[i], first + i) != 0) {
+            snprintf(msg, size, "field %d (%s): bad value \"%.*s\"", i + 1,
+                     cron_names[first + i], (int)len[i], tok[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static bool timezone_valid(const char *tz)
+{
+    char path[512];
+    struct stat st;
+    if (strcmp(tz, "UTC") == 0) {
+        return true;
+    }
+    if (tz[0] == '\0' || tz[0] == '/' || strstr(tz, "..") != NULL) {
+        return false;
+    }
+    for (const char *p = tz; *p != '\0'; p++) {
+        if (!isalnum((unsigned char)*p) && strchr("_+-/", *p) == NULL) {
+            return false;
+        }
+    }
+    snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", tz);
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* ---- Parsing ------------------------------------------------------------ */
+
+struct perr
+{
+    char *field;
+    size_t field_size;
+    char *msg;
+    size_t msg_size;
+    const char *prefix;
+};
+
+static int fail(struct perr *e,
+                int code,
+                const char *field,
+                const char *fmt,
+                ...) __attribute__((format(printf, 4, 5)));
+
+static int fail(struct perr *e,
+                int code,
+                const char *field,
+                const char *fmt,
+                ...)
+{
+    va_list ap;
+    int n;
+    snprintf(e->field, e->field_size, "%s%s", e->prefix, field);
+    n = snprintf(e->msg, e->msg_size, "%s: ", e->field);
+    va_start(ap, fmt);
+    vsnprintf(e->msg + n, e->msg_size - (size_t)n, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static int get_string(struct perr *e,
+                      json_t *v,
+                      const char *field,
+                      size_t max,
+                      bool allow_empty,
+                      const char **out)
+{
+    if (!json_is_string(v)) {
+        return fail(e, ERR_INVALID, field, "must be a string");
+    }
+    if (json_string_length(v) > max) {
+        return fail(e, ERR_INVALID, field, "longer than %zu bytes", max);
+    }
+    if (!allow_empty && json_string_length(v) == 0) {
+        return fail(e, ERR_INVALID, field, "must not be empty");
+    }
+    if (strlen(json_string_value(v)) != json_string_length(v)) {
+        return fail(e, ERR_INVALID, field, "must not contain NUL");
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int get_int(struct perr *e,
+                   json_t *v,
+                   const char *field,
+                   long long lo,
+                   long long hi,
+                   long long *out)
+{
+    if (!json_is_integer(v)) {
+        return fail(e, ERR_INVALID, field, "must be an integer");
+    }
+    if (json_integer_value(v) < lo || json_integer_value(v) > hi) {
+        return fail(e, ERR_INVALID, field, "must be between %lld and %lld", lo,
+                    hi);
+    }
+    *out = json_integer_value(v);
+    return 0;
+}
+
+static int check_tags(struct perr *e, json_t *tags)
+{
+    const char *key;
+    json_t *val;
+    if (!json_is_object(tags)) {
+        return fail(e, ERR_INVALID, "tags", "must be an object of strings");
+    }
+    if (json_object_size(tags) > MAX_TAGS) {
+        return fail(e, ERR_INVALID, "tags", "more than %d entries", MAX_TAGS);
+    }
+    json_object_foreach(tags, key, val)
+    {
+        if (strlen(key) > MAX_TAG_KEY || strlen(key) == 0) {
+            return fail(e, ERR_INVALID, "tags", "keys must be 1..%d bytes",
+                        MAX_TAG_KEY);
+        }
+        if (!json_is_string(val) || json_string_length(val) > MAX_TAG_VALUE) {
+            return fail(e, ERR_INVALID, "tags",
+                        "value of \"%s\" must be a string of at most %d "
+                        "bytes",
+                        key, MAX_TAG_VALUE);
+        }
+    }
+    return 0;
+}
+
+static int check_backoff(struct perr *e, json_t *b)
+{
+    const char *key;
+    json_t *val;
+    int64_t ms;
+    if (!json_is_object(b)) {
+        return fail(e, ERR_INVALID, "backoff", "must be an object");
+    }
+    json_object_foreach(b, key, val)
+    {
+        if (strcmp(key, "initial") == 0 || strcmp(key, "max") == 0) {
+            if (http__parse_duration(val, &ms) != 0) {
+                return fail(e, ERR_INVALID, "backoff", "%s: bad duration", key);
+            }
+        } else if (strcmp(key, "multiplier") == 0) {
+            if (!json_is_number(val) || json_number_value(val) < 1 ||
+                json_number_value(val) > 100) {
+                return fail(e, ERR_INVALID, "backoff",
+                            "multiplier must be a number in 1..100");
+            }
+        } else if (strcmp(key, "jitter") == 0) {
+            if (!json_is_number(val) || json_number_value(val) < 0 ||
+                json_number_value(val) > 1) {
+                return fail(e, ERR_INVALID, "backoff",
+                            "jitter must be a number in 0..1");
+            }
+        } else {
+            return fail(e, ERR_INVALID, "backoff", "unknown field \"%s\"", key);
+        }
+    }
+    return 0;
+}
+
+int http__parse_id(const char *s, size_t len, uint64_t *id)
+{
+    uint64_t v = 0;
+    if (len == 0 || len > 16) {
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        int c = tolower((unsigned char)s[i]);
+        int d = isdigit(c)               ? c - '0'
+                : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                                         : -1;
+        if (d < 0) {
+            return -1;
+        }
+        v = v * 16 + (uint64_t)d;
+    }
+    *id = v;
+    return v == 0 ? -1 : 0;
+}
+
+static int check_deps(struct perr *e, json_t *deps, struct job_input *in)
+{
+    size_t i;
+    json_t *v;
+    if (!json_is_array(deps)) {
+        return fail(e, ERR_INVALID, "depends_on", "must be an array of ids");
+    }
+    if (json_array_size(deps) > FSM_MAX_DEPS) {
+        return fail(e, ERR_INVALID, "depends_on", "more than %d ids",
+                    FSM_MAX_DEPS);
+    }
+    if (json_array_size(deps) == 0) {
+        return 0;
+    }
+    in->deps = calloc(json_array_size(deps), sizeof *in->deps);
+    if (in->deps == NULL) {
+        return ERR_NOMEM;
+    }
+    json_array_foreach(deps, i, v)
+    {
+        if (!json_is_string(v) ||
+            http__parse_id(json_string_value(v), json_string_length(v),
+                           &in->deps[i]) != 0) {
+            return fail(e, ERR_INVALID, "depends_on",
+                        "element %zu is not a job id", i);
+        }
+    }
+    in->job.deps = in->deps;
+    in->job.n_deps = (uint32_t)json_array_size(deps);
+    return 0;
+}
+
+static uint64_t fnv64(const char *p, size_t n)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static void set_str(struct fsm_str *dst, const char *s)
+{
+    dst->p = s;
+    dst->len = s != NULL ? (uint32_t)strlen(s) : 0;
+}
+
+/* Copies of the strings we keep, in one allocation. */
+static int keep_strings(struct job_input *in,
+                        const char *type,
+                        const char *queue,
+                        const char *user,
+                        const char *key)
+{
+    size_t lt = strlen(type) + 1, lq = strlen(queue) + 1;
+    size_t lu = user != NULL ? strlen(user) + 1 : 1;
+    size_t lk = key != NULL ? strlen(key) + 1 : 1;
+    char *p = malloc(lt + lq + lu + lk);
+    if (p == NULL) {
+        return ERR_NOMEM;
+    }
+    in->strs = p;
+    memcpy(p, type, lt);
+    set_str(&in->job.type, p);
+    p += lt;
+    memcpy(p, queue, lq);
+    set_str(&in->job.queue, p);
+    p += lq;
+    memcpy(p, user != NULL ? user : "", lu);
+    set_str(&in->job.user_id, p);
+    p += lu;
+    memcpy(p, key != NULL ? key : "", lk);
+    set_str(&in->job.idem_key, p);
+    return 0;
+}
+
+static bool queue_name_valid(const char *q)
+{
+    for (; *q != '\0'; q++) {
+        if (!isalnum((unsigned char)*q) && strchr("_.:-", *q) == NULL) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int http__job_parse(struct http_server *s,
+                    json_t *obj,
+                    int64_t now_ms,
+                    const char *prefix,
+                    struct job_input *in,
+                    char *field,
+                    size_t field_size,
+                    char *msg,
+                    size_t msg_size)
+{
+    struct perr e = {field, field_size, msg, msg_size, prefix};
+    const char *type = NULL, *queue = "default", *user = NULL, *key = NULL;
+    const char *str;
+    json_t *spec, *payload = NULL;
+    const char *k;
+    json_t *v;
+    long long n;
+    int64_t ms;
+    bool has_delay = false, has_run_at = false;
+    int rv;
+
+    memset(in, 0, sizeof *in);
+    in->job.max_attempts = DEFAULT_ATTEMPTS;
+    if (!json_is_object(obj)) {
+        return fail(&e, ERR_INVALID, "", "a job must be a JSON object");
+    }
+    spec = json_object();
+    json_object_foreach(obj, k, v)
+    {
+        rv = 0;
+        if (strcmp(k, "type") == 0) {
+            rv = get_string(&e, v, "type", MAX_NAME, false, &type);
+        } else if (strcmp(k, "name") == 0) {
+            rv = get_string(&e, v, "name", MAX_NAME, true, &str);
+            json_object_set(spec, "name", v);
+        } else if (strcmp(k, "payload") == 0) {
+            payload = v;
+        } else if (strcmp(k, "queue") == 0) {
+            rv = get_string(&e, v, "queue", MAX_QUEUE, false, &queue);
+            if (rv == 0 && !queue_name_valid(queue)) {
+                rv = fail(&e, ERR_INVALID, "queue",
+                          "only letters, digits and _.:- are allowed");
+            }
+        } else if (strcmp(k, "priority") == 0) {
+            rv = get_int(&e, v, "priority", -MAX_PRIORITY, MAX_PRIORITY, &n);
+            in->job.priority = (int32_t)n;
+        } else if (strcmp(k, "user_id") == 0) {
+            rv = get_string(&e, v, "user_id", MAX_NAME, false, &user);
+        } else if (strcmp(k, "tags") == 0) {
+            rv = check_tags(&e, v);
+            json_object_set(spec, "tags", v);
+        } else if (strcmp(k, "run_at") == 0) {
+            has_run_at = true;
+            if (!json_is_string(v) ||
+                http__parse_time(json_string_value(v), &in->job.run_at)) {
+                rv = fail(&e, ERR_INVALID, "run_at",
+                          "must be an RFC 3339 time, e.g. "
+                          "2026-11-22T10:00:00Z");
+            }
+        } else if (strcmp(k, "delay") == 0) {
+            has_delay = true;
+            if (http__parse_duration(v, &ms) != 0) {
+                rv = fail(&e, ERR_INVALID, "delay",
+                          "must be a duration such as \"30s\" or \"5m\"");
+            }
+            in->job.run_at = now_ms + ms;
+        } else if (strcmp(k, "schedule") == 0) {
+            char why[160];
+            rv = get_string(&e, v, "schedule", MAX_NAME, false, &str);
+            if (rv == 0 && cron_validate(str, why, sizeof why) != 0) {
+                rv = fail(&e, ERR_INVALID, "schedule", "%s", why);
+            }
+            json_object_set(spec, "schedule", v);
+        } else if (strcmp(k, "timezone") == 0) {
+            rv = get_string(&e, v, "timezone", MAX_NAME, false, &str);
+            if (rv == 0 && !timezone_valid(str)) {
+                rv = fail(&e, ERR_INVALID, "timezone",
+                          "unknown time zone \"%s\"", str);
+            }
+            json_object_set(spec, "timezone", v);
+        } else if (strcmp(k, "max_attempts") == 0) {
+            rv = get_int(&e, v, "max_attempts", 1, MAX_ATTEMPTS, &n);
+            in->job.max_attempts = (uint32_t)n;
+        } else if (strcmp(k, "backoff") == 0) {
+            rv = check_backoff(&e, v);
+            json_object_set(spec, "backoff", v);
+        } else if (strcmp(k, "timeout") == 0) {
+            if (http__parse_duration(v, &in->job.timeout_ms) != 0) {
+                rv = fail(&e, ERR_INVALID, "timeout",
+                          "must be a duration such as \"30s\"");
+            }
+        } else if (strcmp(k, "depends_on") == 0) {
+            rv = check_deps(&e, v, in);
+        } else if (strcmp(k, "idempotency_key") == 0) {
+            rv = get_string(&e, v, "idempotency_key", MAX_NAME, false, &key);
+        } else {
+            rv = fail(&e, ERR_INVALID, k, "unknown field");
+        }
+        if (rv != 0) {
+            json_decref(spec);
+            return rv;
+        }
+    }
+    if (type == NULL) {
+        json_decref(spec);
+        return fail(&e, ERR_INVALID, "type", "is required");
+    }
+    if (has_delay && has_run_at) {
+        json_decref(spec);
+        return fail(&e, ERR_INVALID, "delay",
+                    "give run_at or delay, not "
+                    "both");
+    }
+    if (json_object_get(spec, "timezone") != NULL &&
+        json_object_get(spec, "schedule") == NULL) {
+        json_decref(spec);
+        return fail(&e, ERR_INVALID, "timezone", "needs a schedule");
+    }
+    if (payload != NULL) {
+        size_t len = json_dumpb(payload, NULL, 0, JSON_COMPACT);
+        if (len > s->cfg.max_payload) {
+            json_decref(spec);
+            return fail(&e, ERR_TOOLARGE, "payload",
+                        "%zu bytes encoded, over the limit of %zu", len,
+                        s->cfg.max_payload);
+        }
+        json_object_set(spec, "payload", payload);
+    } else {
+        json_object_set_new(spec, "payload", json_object());
+    }
+    in->spec = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(spec);
+    if (in->spec == NULL) {
+        return ERR_NOMEM;
+    }
+    set_str(&in->job.spec, in->spec);
+    rv = keep_strings(in, type, queue, user, key);
+    if (rv != 0) {
+        return rv;
+    }
+    /* The idempotency hash covers the request as sent (sorted keys). */
+    char *canon = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+    if (canon == NULL) {
+        return ERR_NOMEM;
+    }
+    in->hash = fnv64(canon, strlen(canon));
+    free(canon);
+    return 0;
+}
+
+int http__job_patch_parse(struct http_server *s,
+                          json_t *obj,
+                          int64_t now_ms,
+                          struct job_input *in,
+                          uint32_t *mask,
+                          char *field,
+                          size_t field_size,
+                          char *msg,
+                          size_t msg_size)
+{
+    struct perr e = {field, field_size, msg, msg_size, ""};
+    const char *k, *queue = NULL;
+    json_t *v;
+    long long n;
+    int64_t ms;
+    int rv = 0;
+
+    memset(in, 0, sizeof *in);
+    *mask = 0;
+    if (!json_is_object(obj) || json_object_size(obj) == 0) {
+        return fail(&e, ERR_INVALID, "",
+                    "want a JSON object with at least "
+                    "one field to change");
+    }
+    json_object_foreach(obj, k, v)
+    {
+        if (strcmp(k, "priority") == 0) {
+            rv = get_int(&e, v, "priority", -MAX_PRIORITY, MAX_PRIORITY, &n);
+            in->job.priority = (int32_t)n;
+            *mask |= FSM_PATCH_PRIORITY;
+        } else if (strcmp(k, "payload") == 0) {
+            size_t len = json_dumpb(v, NULL, 0, JSON_COMPACT);
+            if (len > s->cfg.max_payload) {
+                rv = fail(&e, ERR_TOOLARGE, "payload",
+                          "%zu bytes encoded, over the limit of %zu", len,
+                          s->cfg.max_payload);
+            }
+            *mask |= FSM_PATCH_SPEC;
+        } else if (strcmp(k, "run_at") == 0 || strcmp(k, "delay") == 0) {
+            if (*mask & FSM_PATCH_RUN_AT) {
+                rv = fail(&e, ERR_INVALID, "delay",
+                          "give run_at or delay, not both");
+            } else if (k[0] == 'r') {
+                if (!json_is_string(v) ||
+                    http__parse_time(json_string_value(v), &in->job.run_at)) {
+                    rv = fail(&e, ERR_INVALID, "run_at",
+                              "must be an RFC 3339 time");
+                }
+            } else if (http__parse_duration(v, &ms) != 0) {
+                rv = fail(&e, ERR_INVALID, "delay", "bad duration");
+            } else {
+                in->job.run_at = now_ms + ms;
+            }
+            *mask |= FSM_PATCH_RUN_AT;
+        } else if (strcmp(k, "queue") == 0) {
+            rv = get_string(&e, v, "queue", MAX_QUEUE, false, &queue);
+            if (rv == 0 && !queue_name_valid(queue)) {
+                rv = fail(&e, ERR_INVALID, "queue",
+                          "only letters, digits and _.:- are allowed");
+            }
+            *mask |= FSM_PATCH_QUEUE;
+        } else if (strcmp(k, "max_attempts") == 0) {
+            rv = get_int(&e, v, "max_attempts", 1, MAX_ATTEMPTS, &n);
+            in->job.max_attempts = (uint32_t)n;
+            *mask |= FSM_PATCH_MAX_ATTEMPTS;
+        } else if (strcmp(k, "timeout") == 0) {
+            if (http__parse_duration(v, &in->job.timeout_ms) != 0) {
+                rv = fail(&e, ERR_INVALID, "timeout", "bad duration");
+            }
+            *mask |= FSM_PATCH_TIMEOUT;
+        } else {
+            rv = fail(&e, ERR_INVALID, k, "unknown field or not changeable");
+        }
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    if (queue != NULL) {
+        in->strs = strdup(queue);
+        set_str(&in->job.queue, in->strs);
+    }
+    return 0;
+}
+
+void http__job_input_free(struct job_input *in)
+{
+    free(in->spec);
+    free(in->strs);
+    free(in->deps);
+    memset(in, 0, sizeof *in);
+}
+
+/* ---- Rendering ---------------------------------------------------------- */
+
+static json_t *str_json(struct fsm_str s)
+{
+    return json_stringn(s.p != NULL ? s.p : "", s.len);
+}
+
+static void set_time(json_t *o, const char *key, int64_t ms, bool or_null)
+{
+    char buf[40];
+    if (ms == 0) {
+        if (or_null) {
+            json_object_set_new(o, key, json_null());
+        }
+        return;
+    }
+    http__format_time(ms, buf, sizeof buf);
+    json_object_set_new(o, key, json_string(buf));
+}
+
+json_t *http__job_render(const struct fsm_job *job)
+{
+    json_t *o = json_object();
+    json_t *spec = NULL;
+    char id[20];
+
+    snprintf(id, sizeof id, "%016llx", (unsigned long long)job->id);
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "type", str_json(job->type));
+    if (job->spec.len > 0) {
+        spec = json_loadb(job->spec.p, job->spec.len, 0, NULL);
+    }
+    if (spec != NULL && json_object_get(spec, "name") != NULL) {
+        json_object_set(o, "name", json_object_get(spec, "name"));
+    }
+    json_object_set(o, "payload",
+                    spec != NULL && json_object_get(spec, "payload")
+                        ? json_object_get(spec, "payload")
+                        : json_object());
+    json_object_set_new(o, "queue", str_json(job->queue));
+    json_object_set_new(o, "priority", json_integer(job->priority));
+    if (job->user_id.len > 0) {
+        json_object_set_new(o, "user_id", str_json(job->user_id));
+    }
+    const char *name = fsm_status_name(job->status);
+    json_object_set_new(o, "status", json_string(name ? name : "unknown"));
+    json_object_set_new(o, "attempts", json_integer(job->attempts));
+    json_object_set_new(o, "max_attempts", json_integer(job->max_attempts));
+    if (spec != NULL) {
+        static const char *const keys[] = {"tags", "backoff", "schedule",
+                                           "timezone"};
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+            json_t *v = json_object_get(spec, keys[i]);
+            if (v != NULL) {
+                json_object_set(o, keys[i], v);
+            }
+        }
+        json_decref(spec);
+    }
+    if (job->timeout_ms > 0) {
+        json_object_set_new(o, "timeout", duration_json(job->timeout_ms));
+    }
+    set_time(o, "run_at", job->run_at, false);
+    if (job->n_deps > 0) {
+        json_t *deps = json_array();
+        for (uint32_t i = 0; i < job->n_deps; i++) {
+            uint64_t d;
+            memcpy(&d, &job->deps[i], sizeof d);
+            snprintf(id, sizeof id, "%016llx", (unsigned long long)d);
+            json_array_append_new(deps, json_string(id));
+        }
+        json_object_set_new(o, "depends_on", deps);
+    }
+    if (job->idem_key.len > 0) {
+        json_object_set_new(o, "idempotency_key", str_json(job->idem_key));
+    }
+    set_time(o, "created_at", job->created_at, true);
+    set_time(o, "updated_at", job->updated_at, true);
+    set_time(o, "started_at", job->started_at, true);
+    set_time(o, "finished_at", job->finished_at, true);
+    json_object_set_new(
+        o, "last_error",
+        job->last_error.len > 0 ? str_json(job->last_error) : json_null());
+    json_t *result = NULL;
+    if (job->result.len > 0) {
+        result =
+            json_loadb(job->result.p, job->result.len, JSON_DECODE_ANY, NULL);
+    }
+    json_object_set_new(o, "result", result != NULL ? result : json_null());
+    return o;
+}

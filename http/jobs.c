@@ -1,0 +1,480 @@
+/* Job handlers: submit (one or a batch), get, list, patch, cancel.
+ *
+ * Writes run on the leader only (server.c forwards otherwise): parse and
+ * validate → encode one fsm command → cluster_submit() → the group commit
+ * replies after the entry is committed and applied → read the records back
+ * from the local fsm and render them. */
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/err.h"
+#include "http/internal.h"
+
+#define LIST_DEFAULT 100
+#define LIST_MAX 1000
+
+enum { CALL_SUBMIT, CALL_ONE };
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static json_t *parse_body(h2o_req_t *req)
+{
+    json_error_t jerr;
+    json_t *body;
+
+    if (req->entity.base == NULL || req->entity.len == 0) {
+        http__send_error(req, 400, "invalid_argument", "",
+                         "the request needs a JSON body");
+        return NULL;
+    }
+    body = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES,
+                      &jerr);
+    if (body == NULL) {
+        http__send_error(req, 400, "invalid_argument", "",
+                         "malformed JSON at line %d column %d: %s", jerr.line,
+                         jerr.column, jerr.text);
+    }
+    return body;
+}
+
+/* Render the jobs of @res (ids) from the local fsm and answer. */
+static void reply_jobs(struct http_server *s,
+                       h2o_req_t *req,
+                       const struct fsm_result *res,
+                       bool batch,
+                       int status)
+{
+    struct fsm_reader *rd;
+    json_t *jobs = json_array();
+    int rv = fsm_read_begin(cluster_fsm(s->cluster), &rd);
+
+    if (rv != 0) {
+        json_decref(jobs);
+        http__send_err(req, rv, NULL, "cannot read the job table");
+        return;
+    }
+    for (uint32_t i = 0; i < res->n_ids; i++) {
+        struct fsm_job job;
+        if (fsm_get_job(rd, res->ids[i], &job) == 0) {
+            json_array_append_new(jobs, http__job_render(&job));
+        }
+    }
+    fsm_read_end(rd);
+    if (batch) {
+        http__send_json(req, status, json_pack("{s:o}", "jobs", jobs),
+                        cluster_applied_index(s->cluster));
+    } else if (json_array_size(jobs) == 1) {
+        http__send_json(req, status, json_incref(json_array_get(jobs, 0)),
+                        cluster_applied_index(s->cluster));
+        json_decref(jobs);
+    } else {
+        json_decref(jobs);
+        http__send_err(req, ERR_NOTFOUND, NULL, "job vanished");
+    }
+}
+
+static void submitted_cb(void *data, int status, const struct fsm_result *res)
+{
+    struct call *call = data;
+    struct http_server *s = call->s;
+    bool batch = call->batch;
+    int kind = call->kind;
+    h2o_req_t *req = http__call_finish(call);
+    int created = 0;
+
+    if (req == NULL) {
+        return;
+    }
+    if (status != 0) {
+        http__send_err(req, status, NULL,
+                       status == ERR_UNKNOWN
+                           ? "leadership was lost: the write may or may not "
+                             "be committed; retry with an idempotency key"
+                           : NULL);
+        return;
+    }
+    if (res->code != 0) {
+        http__send_err(req, res->code, res->field, res->msg);
+        return;
+    }
+    if (kind == CALL_SUBMIT) {
+        for (uint32_t i = 0; i < res->n_ids; i++) {
+            created += res->existed == NULL || !res->existed[i];
+        }
+        s->submitted += (unsigned long long)created;
+    }
+    reply_jobs(s, req, res, batch,
+               kind == CALL_SUBMIT && created > 0 ? 201 : 200);
+}
+
+static void submit_encoded(struct http_server *s,
+                           h2o_req_t *req,
+                           struct fsm_cmd *cmd,
+                           int kind,
+                           bool batch)
+{
+    struct call *call;
+    void *buf;
+    size_t len;
+    int rv = fsm_cmd_encode(cmd, &buf, &len);
+
+    if (rv != 0) {
+        http__send_err(req, rv, NULL, "cannot encode the command");
+        return;
+    }
+    call = http__call_new(s, req);
+    call->kind = kind;
+    call->batch = batch;
+    rv = cluster_submit(s->cluster, buf, len, submitted_cb, call);
+    free(buf);
+    if (rv != 0) {
+        http__call_unref(call);
+        if (rv == ERR_NOTLEADER) {
+            http__forward(s, req); /* Lost leadership since routing. */
+        } else {
+            http__send_err(req, rv, NULL, NULL);
+        }
+    }
+}
+
+void http__jobs_submit(struct http_server *s, h2o_req_t *req)
+{
+    json_t *body = parse_body(req);
+    json_t *list;
+    struct job_input *ins;
+    struct fsm_job *jobs;
+    uint64_t *hashes;
+    struct fsm_cmd cmd;
+    bool batch;
+    size_t n;
+    int64_t now = now_ms();
+    int rv = 0;
+
+    if (body == NULL) {
+        return;
+    }
+    batch = json_is_array(body) ||
+            (json_is_object(body) && json_object_size(body) == 1 &&
+             json_is_array(json_object_get(body, "jobs")));
+    list = json_is_array(body) ? body : json_object_get(body, "jobs");
+    n = batch ? json_array_size(list) : 1;
+    if (batch && n == 0) {
+        json_decref(body);
+        http__send_error(req, 400, "invalid_argument", "jobs",
+                         "a batch needs at least one job");
+        return;
+    }
+    if (n > FSM_MAX_BATCH_JOBS) {
+        json_decref(body);
+        http__send_error(req, 413, "too_large", "jobs",
+                         "%zu jobs in one batch, over the limit of %d", n,
+                         FSM_MAX_BATCH_JOBS);
+        return;
+    }
+    ins = calloc(n, sizeof *ins);
+    jobs = calloc(n, sizeof *jobs);
+    hashes = calloc(n, sizeof *hashes);
+    for (size_t i = 0; i < n && ins != NULL && jobs && hashes; i++) {
+        char prefix[32] = "", field[64], msg[400];
+        if (batch) {
+            snprintf(prefix, sizeof prefix, "jobs[%zu].", i);
+        }
+        rv = http__job_parse(s, batch ? json_array_get(list, i) : body, now,
+                             prefix, &ins[i], field, sizeof field, msg,
+                             sizeof msg);
+        if (rv != 0) {
+            /* Trim "field." of an empty field name: "jobs[2]." → "jobs[2]". */
+            size_t fl = strlen(field);
+            if (fl > 0 && field[fl - 1] == '.') {
+                field[fl - 1] = '\0';
+            }
+            http__send_err(req, rv, field, msg);
+            for (size_t j = 0; j <= i; j++) {
+                http__job_input_free(&ins[j]);
+            }
+            goto out;
+        }
+        jobs[i] = ins[i].job;
+        hashes[i] = ins[i].hash;
+    }
+    if (ins == NULL || jobs == NULL || hashes == NULL) {
+        http__send_err(req, ERR_NOMEM, NULL, NULL);
+        goto out;
+    }
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = FSM_CMD_SUBMIT;
+    cmd.n_jobs = (uint32_t)n;
+    cmd.jobs = jobs;
+    cmd.hashes = hashes;
+    submit_encoded(s, req, &cmd, CALL_SUBMIT, batch);
+    for (size_t i = 0; i < n; i++) {
+        http__job_input_free(&ins[i]);
+    }
+out:
+    free(ins);
+    free(jobs);
+    free(hashes);
+    json_decref(body);
+}
+
+static bool parse_id_or_404(h2o_req_t *req,
+                            const char *id,
+                            size_t len,
+                            uint64_t *out)
+{
+    if (http__parse_id(id, len, out) != 0) {
+        http__send_error(req, 404, "not_found", "id", "no job with id \"%.*s\"",
+                         (int)len, id);
+        return false;
+    }
+    return true;
+}
+
+static void get_job_now(struct http_server *s, h2o_req_t *req, uint64_t id)
+{
+    struct fsm_reader *rd;
+    struct fsm_job job;
+    int rv = fsm_read_begin(cluster_fsm(s->cluster), &rd);
+
+    if (rv != 0) {
+        http__send_err(req, rv, NULL, "cannot read the job table");
+        return;
+    }
+    rv = fsm_get_job(rd, id, &job);
+    if (rv == 0) {
+        json_t *o = http__job_render(&job);
+        fsm_read_end(rd);
+        http__send_json(req, 200, o, cluster_applied_index(s->cluster));
+        return;
+    }
+    fsm_read_end(rd);
+    if (rv == ERR_NOTFOUND) {
+        http__send_error(req, 404, "not_found", "id", "no job with id %016llx",
+                         (unsigned long long)id);
+    } else {
+        http__send_err(req, rv, NULL, NULL);
+    }
+}
+
+struct linear_read
+{
+    struct call *call;
+    uint64_t id;
+};
+
+static void barrier_done_cb(void *data, int status, const char *msg)
+{
+    struct linear_read *lr = data;
+    struct http_server *s = lr->call->s;
+    uint64_t id = lr->id;
+    h2o_req_t *req = http__call_finish(lr->call);
+
+    free(lr);
+    if (req == NULL) {
+        return;
+    }
+    if (status != 0) {
+        http__send_err(req, status, NULL, msg);
+        return;
+    }
+    get_job_now(s, req, id);
+}
+
+void http__jobs_get(struct http_server *s,
+                    h2o_req_t *req,
+                    const char *ids,
+                    size_t len)
+{
+    char buf[32];
+    uint64_t id;
+
+    if (!parse_id_or_404(req, ids, len, &id)) {
+        return;
+    }
+    if (http__query(req, "consistency", buf, sizeof buf) != NULL &&
+        strcmp(buf, "linearizable") == 0 && cluster_is_leader(s->cluster)) {
+        struct linear_read *lr = malloc(sizeof *lr);
+        int rv;
+        lr->call = http__call_new(s, req);
+        lr->id = id;
+        rv = cluster_barrier(s->cluster, barrier_done_cb, lr);
+        if (rv != 0) {
+            http__call_unref(lr->call);
+            free(lr);
+            http__send_err(req, rv, NULL, NULL);
+        }
+        return;
+    }
+    get_job_now(s, req, id);
+}
+
+struct list_ctx
+{
+    json_t *jobs;
+};
+
+static int list_cb(void *data, const struct fsm_job *job)
+{
+    struct list_ctx *ctx = data;
+    json_array_append_new(ctx->jobs, http__job_render(job));
+    return 0;
+}
+
+static bool query_str(h2o_req_t *req,
+                      const char *name,
+                      char *buf,
+                      size_t size,
+                      struct fsm_str *out)
+{
+    if (http__query(req, name, buf, size) == NULL || buf[0] == '\0') {
+        return false;
+    }
+    out->p = buf;
+    out->len = (uint32_t)strlen(buf);
+    return true;
+}
+
+void http__jobs_list(struct http_server *s, h2o_req_t *req)
+{
+    char status[32], user[FSM_MAX_STR + 1], queue[FSM_MAX_STR + 1],
+        type[FSM_MAX_STR + 1], limit[16], cursor[FSM_CURSOR_SIZE],
+        next[FSM_CURSOR_SIZE];
+    struct fsm_query q;
+    struct fsm_reader *rd;
+    struct list_ctx ctx;
+    json_t *out;
+    int rv;
+
+    memset(&q, 0, sizeof q);
+    q.limit = LIST_DEFAULT;
+    if (http__query(req, "status", status, sizeof status) != NULL) {
+        q.status = (uint8_t)fsm_status_parse(status);
+        if (q.status == 0) {
+            http__send_error(req, 400, "invalid_argument", "status",
+                             "unknown status \"%s\"", status);
+            return;
+        }
+    }
+    query_str(req, "user_id", user, sizeof user, &q.user_id);
+    query_str(req, "queue", queue, sizeof queue, &q.queue);
+    query_str(req, "type", type, sizeof type, &q.type);
+    if (http__query(req, "limit", limit, sizeof limit) != NULL) {
+        char *end;
+        long v = strtol(limit, &end, 10);
+        if (*end != '\0' || v < 1 || v > LIST_MAX) {
+            http__send_error(req, 400, "invalid_argument", "limit",
+                             "must be an integer in 1..%d", LIST_MAX);
+            return;
+        }
+        q.limit = (unsigned)v;
+    }
+    if (http__query(req, "cursor", cursor, sizeof cursor) != NULL &&
+        cursor[0] != '\0') {
+        q.cursor = cursor;
+    }
+    rv = fsm_read_begin(cluster_fsm(s->cluster), &rd);
+    if (rv != 0) {
+        http__send_err(req, rv, NULL, "cannot read the job table");
+        return;
+    }
+    ctx.jobs = json_array();
+    rv = fsm_list(rd, &q, list_cb, &ctx, next);
+    fsm_read_end(rd);
+    if (rv != 0) {
+        json_decref(ctx.jobs);
+        http__send_err(
+            req, rv, rv == ERR_INVALID ? "cursor" : NULL,
+            rv == ERR_INVALID ? "cursor does not match this query" : NULL);
+        return;
+    }
+    out = json_pack("{s:o}", "jobs", ctx.jobs);
+    if (next[0] != '\0') {
+        json_object_set_new(out, "next_cursor", json_string(next));
+    }
+    http__send_json(req, 200, out, cluster_applied_index(s->cluster));
+}
+
+void http__jobs_patch(struct http_server *s,
+                      h2o_req_t *req,
+                      const char *ids,
+                      size_t len)
+{
+    struct job_input in;
+    struct fsm_cmd cmd;
+    char field[64], msg[400];
+    json_t *body;
+    uint64_t id;
+    int rv;
+
+    if (!parse_id_or_404(req, ids, len, &id) ||
+        (body = parse_body(req)) == NULL) {
+        return;
+    }
+    memset(&cmd, 0, sizeof cmd);
+    rv = http__job_patch_parse(s, body, now_ms(), &in, &cmd.mask, field,
+                               sizeof field, msg, sizeof msg);
+    if (rv != 0) {
+        http__send_err(req, rv, field, msg);
+        json_decref(body);
+        return;
+    }
+    if (cmd.mask & FSM_PATCH_SPEC) {
+        /* The payload lives in spec: merge it into the stored spec. */
+        struct fsm_reader *rd;
+        struct fsm_job job;
+        json_t *spec = NULL;
+        rv = fsm_read_begin(cluster_fsm(s->cluster), &rd);
+        if (rv == 0) {
+            rv = fsm_get_job(rd, id, &job);
+            if (rv == 0) {
+                spec = json_loadb(job.spec.p, job.spec.len, 0, NULL);
+            }
+            fsm_read_end(rd);
+        }
+        if (rv != 0) {
+            http__send_err(req, rv, rv == ERR_NOTFOUND ? "id" : NULL,
+                           rv == ERR_NOTFOUND ? "no such job" : NULL);
+            json_decref(body);
+            http__job_input_free(&in);
+            return;
+        }
+        if (spec == NULL) {
+            spec = json_object();
+        }
+        json_object_set(spec, "payload", json_object_get(body, "payload"));
+        in.spec = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(spec);
+        in.job.spec.p = in.spec;
+        in.job.spec.len = (uint32_t)strlen(in.spec);
+    }
+    cmd.type = FSM_CMD_PATCH;
+    cmd.id = id;
+    cmd.patch = in.job;
+    submit_encoded(s, req, &cmd, CALL_ONE, false);
+    http__job_input_free(&in);
+    json_decref(body);
+}
+
+void http__jobs_cancel(struct http_server *s,
+                       h2o_req_t *req,
+                       const char *ids,
+                       size_t len)
+{
+    struct fsm_cmd cmd;
+    uint64_t id;
+
+    if (!parse_id_or_404(req, ids, len, &id)) {
+        return;
+    }
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = FSM_CMD_CANCEL;
+    cmd.id = id;
+    submit_encoded(s, req, &cmd, CALL_ONE, false);
+}

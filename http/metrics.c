@@ -1,0 +1,124 @@
+/* GET /metrics: Prometheus text format, written by hand (Debian 12 has no C
+ * client library for it). Names are documented in docs/operations.md. */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "http/internal.h"
+
+struct out
+{
+    char *buf;
+    size_t len, cap;
+    h2o_req_t *req;
+};
+
+static void put(struct out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void put(struct out *o, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        int n;
+        va_start(ap, fmt);
+        n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < o->cap - o->len) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t cap = o->cap * 2 + (size_t)n;
+        char *nb = h2o_mem_alloc_pool(&o->req->pool, cap);
+        memcpy(nb, o->buf, o->len);
+        o->buf = nb;
+        o->cap = cap;
+    }
+}
+
+static void metric(struct out *o,
+                   const char *name,
+                   const char *type,
+                   const char *help,
+                   unsigned long long value)
+{
+    put(o, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type,
+        name, value);
+}
+
+void http__metrics(struct http_server *s, h2o_req_t *req)
+{
+    struct out o = {NULL, 0, 8192, req};
+    struct cluster_stats cs;
+    struct fsm_reader *rd;
+    uint64_t counts[8];
+
+    o.buf = h2o_mem_alloc_pool(&req->pool, o.cap);
+    cluster_stats(s->cluster, &cs);
+    memset(counts, 0, sizeof counts);
+    if (fsm_read_begin(cluster_fsm(s->cluster), &rd) == 0) {
+        fsm_count_by_status(rd, counts);
+        fsm_read_end(rd);
+    }
+    put(&o,
+        "# HELP rota_jobs Jobs in the job table by status.\n"
+        "# TYPE rota_jobs gauge\n");
+    for (int st = 1; st <= FSM_STATUS_MAX; st++) {
+        put(&o, "rota_jobs{status=\"%s\"} %llu\n", fsm_status_name(st),
+            (unsigned long long)counts[st]);
+    }
+    metric(&o, "rota_jobs_submitted_total", "counter",
+           "Jobs created through this node while it led.", s->submitted);
+    metric(&o, "rota_raft_is_leader", "gauge", "1 if this node leads.",
+           cluster_is_leader(s->cluster));
+    metric(&o, "rota_raft_term", "gauge", "Current raft term.",
+           cluster_term(s->cluster));
+    metric(&o, "rota_raft_commit_index", "gauge", "Raft commit index.",
+           cluster_commit_index(s->cluster));
+    metric(&o, "rota_raft_applied_index", "gauge", "Last applied index.",
+           cluster_applied_index(s->cluster));
+    metric(&o, "rota_raft_entries_proposed_total", "counter",
+           "Raft entries proposed (one per group commit).", cs.batches);
+    metric(&o, "rota_raft_commands_proposed_total", "counter",
+           "Commands carried by proposed entries.", cs.commands);
+    metric(&o, "rota_raft_entries_applied_total", "counter",
+           "Raft entries applied to the state machine.", cs.entries_applied);
+    metric(&o, "rota_leader_changes_total", "counter",
+           "Leader changes seen by this node.", cs.leader_changes);
+    metric(&o, "rota_snapshots_taken_total", "counter", "Snapshots taken.",
+           cs.snapshots_taken);
+    metric(&o, "rota_snapshots_installed_total", "counter",
+           "Snapshots restored (start or install).", cs.snapshots_restored);
+    metric(&o, "rota_forwarded_requests_total", "counter",
+           "Requests forwarded to the leader.", s->forwarded);
+    metric(&o, "rota_http_client_errors_total", "counter",
+           "Failed forwards and joins.", cs.forward_errors);
+    http__send_text(req, 200, "text/plain; version=0.0.4", o.buf, o.len);
+}
+
+static const char dashboard_html[] =
+    "<!doctype html><html><head><meta charset=utf-8><title>Rota</title>"
+    "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:"
+    "collapse}td,th{border:1px solid #ccc;padding:4px 8px}</style></head>"
+    "<body><h1>Rota</h1><h2>Cluster</h2><div id=c>loading</div>"
+    "<h2>Jobs</h2><div id=j>loading</div><script>\n"
+    "function t(rows,cols){return '<table><tr>'+cols.map(c=>'<th>'+c+"
+    "'</th>').join('')+'</tr>'+rows.map(r=>'<tr>'+cols.map(c=>'<td>'+"
+    "(r[c]===undefined||r[c]===null?'':r[c])+'</td>').join('')+'</tr>')."
+    "join('')+'</table>'}\n"
+    "async function tick(){try{let c=await (await fetch('/v1/cluster'))."
+    "json();document.getElementById('c').innerHTML='term '+c.term+"
+    "', leader '+(c.leader?c.leader.id:'none')+t(c.nodes,['id','role',"
+    "'raft_addr','http_addr','applied_index']);let j=await (await fetch("
+    "'/v1/jobs?limit=50')).json();document.getElementById('j').innerHTML="
+    "t(j.jobs,['id','type','queue','priority','status','attempts',"
+    "'created_at'])}catch(e){}}\ntick();setInterval(tick,2000);\n"
+    "</script></body></html>\n";
+
+void http__dashboard(struct http_server *s, h2o_req_t *req)
+{
+    (void)s;
+    http__send_text(req, 200, "text/html; charset=utf-8", dashboard_html,
+                    sizeof dashboard_html - 1);
+}

@@ -1,0 +1,139 @@
+/* Responses: JSON bodies, JSON errors, query parameters. */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "http/internal.h"
+
+void http__send_text(h2o_req_t *req,
+                     int status,
+                     const char *ctype,
+                     const char *body,
+                     size_t len)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    h2o_iovec_t buf = h2o_iovec_init(body, len);
+    struct handler_stats;
+
+    req->res.status = status;
+    req->res.reason = status < 300 ? "OK" : "Error";
+    req->res.content_length = len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   ctype, strlen(ctype));
+    h2o_start_response(req, &generator);
+    h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
+void http__send_json(h2o_req_t *req, int status, json_t *body, uint64_t index)
+{
+    size_t len = json_dumpb(body, NULL, 0, JSON_COMPACT);
+    char *buf = h2o_mem_alloc_pool(&req->pool, len + 1);
+
+    json_dumpb(body, buf, len, JSON_COMPACT);
+    buf[len] = '\n';
+    json_decref(body);
+    if (index != 0) {
+        char *v = h2o_mem_alloc_pool(&req->pool, 24);
+        int n = snprintf(v, 24, "%llu", (unsigned long long)index);
+        h2o_add_header_by_str(&req->pool, &req->res.headers,
+                              H2O_STRLIT("x-rota-index"), 0, NULL, v,
+                              (size_t)n);
+    }
+    http__send_text(req, status, "application/json", buf, len + 1);
+}
+
+static void send_error_v(h2o_req_t *req,
+                         int status,
+                         const char *code,
+                         const char *field,
+                         const char *fmt,
+                         va_list ap)
+{
+    char msg[512];
+    json_t *err;
+
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    err = json_pack("{s:s,s:s}", "code", code, "message", msg);
+    if (field != NULL && field[0] != '\0') {
+        json_object_set_new(err, "field", json_string(field));
+    }
+    if (status == 503) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER,
+                       NULL, H2O_STRLIT("1"));
+    }
+    http__send_json(req, status, json_pack("{s:o}", "error", err), 0);
+}
+
+void http__send_error(h2o_req_t *req,
+                      int status,
+                      const char *code,
+                      const char *field,
+                      const char *fmt,
+                      ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    send_error_v(req, status, code, field, fmt, ap);
+    va_end(ap);
+}
+
+void http__send_err(h2o_req_t *req, int err, const char *field, const char *msg)
+{
+    http__send_error(req, err_http_status(err), err_code_name(err), field, "%s",
+                     msg != NULL && msg[0] != '\0' ? msg : err_strerror(err));
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+const char *http__query(h2o_req_t *req,
+                        const char *name,
+                        char *buf,
+                        size_t size)
+{
+    const char *q, *end;
+    size_t nlen = strlen(name);
+
+    if (req->query_at == SIZE_MAX) {
+        return NULL;
+    }
+    q = req->path.base + req->query_at + 1;
+    end = req->path.base + req->path.len;
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *stop = amp != NULL ? amp : end;
+        const char *eq = memchr(q, '=', (size_t)(stop - q));
+        const char *key_end = eq != NULL ? eq : stop;
+        if ((size_t)(key_end - q) == nlen && memcmp(q, name, nlen) == 0) {
+            size_t o = 0;
+            const char *v = eq != NULL ? eq + 1 : stop;
+            while (v < stop && o + 1 < size) {
+                if (*v == '%' && v + 2 < stop + 1 && v + 2 <= stop - 0 &&
+                    hexval(v[1]) >= 0 && hexval(v[2]) >= 0) {
+                    buf[o++] = (char)(hexval(v[1]) * 16 + hexval(v[2]));
+                    v += 3;
+                } else {
+                    buf[o++] = *v == '+' ? ' ' : *v;
+                    v++;
+                }
+            }
+            buf[o] = '\0';
+            return buf;
+        }
+        q = stop + 1;
+    }
+    return NULL;
+}
