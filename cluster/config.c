@@ -32,6 +32,8 @@ static const struct option_def defs[] = {
     OPT("data-dir", K_STR, data_dir, "data directory (./data/node-<id>)"),
     OPT("raft-addr", K_STR, raft_addr, "raft address (127.0.0.1:<7000+id>)"),
     OPT("http-addr", K_STR, http_addr, "HTTP address (127.0.0.1:<8000+id>)"),
+    OPT("http-advertise", K_STR, http_advertise,
+        "HTTP address other nodes forward to (http-addr)"),
     OPT("cluster", K_STR, cluster, "initial voters id@addr,... (self)"),
     OPT("join", K_STR, join, "join through http://any-member:port"),
     OPT("max-body", K_SIZE, max_body, "request body limit (1048576)"),
@@ -225,6 +227,9 @@ static void fill_defaults(struct rotad_config *cfg)
                  8000 + (unsigned long long)cfg->id);
         cfg->http_addr = strdup(buf);
     }
+    if (cfg->http_advertise == NULL) {
+        cfg->http_advertise = strdup(cfg->http_addr);
+    }
     if (cfg->cluster == NULL && cfg->join == NULL) {
         snprintf(buf, sizeof buf, "%llu@%s", (unsigned long long)cfg->id,
                  cfg->raft_addr);
@@ -328,6 +333,7 @@ void rotad_config_close(struct rotad_config *cfg)
     free(cfg->data_dir);
     free(cfg->raft_addr);
     free(cfg->http_addr);
+    free(cfg->http_advertise);
     free(cfg->cluster);
     free(cfg->join);
 }

@@ -13,6 +13,7 @@ struct rotad_config
     char *data_dir;
     char *raft_addr;
     char *http_addr;
+    char *http_advertise;
     char *cluster;
     char *join;
     size_t max_body;

@@ -84,7 +84,7 @@ int main(int argc, char **argv)
     cc.id = cfg.id;
     cc.data_dir = cfg.data_dir;
     cc.raft_addr = cfg.raft_addr;
-    cc.http_addr = cfg.http_addr;
+    cc.http_addr = cfg.http_advertise; /* What peers forward to. */
     cc.cluster = cfg.cluster;
     cc.join = cfg.join;
     cc.snapshot_threshold = cfg.snapshot_threshold;

@@ -92,6 +92,11 @@ static void submitted_cb(void *data, int status, const struct fsm_result *res)
     if (req == NULL) {
         return;
     }
+    if (status == ERR_NOTLEADER) {
+        /* Never proposed (raft_apply refused it): safe to forward. */
+        http__forward(s, req);
+        return;
+    }
     if (status != 0) {
         http__send_err(req, status, NULL,
                        status == ERR_UNKNOWN
@@ -278,6 +283,11 @@ static void barrier_done_cb(void *data, int status, const char *msg)
 
     free(lr);
     if (req == NULL) {
+        return;
+    }
+    if (status == ERR_NOTLEADER) {
+        /* Never proposed (raft_apply refused it): safe to forward. */
+        http__forward(s, req);
         return;
     }
     if (status != 0) {
