@@ -1,0 +1,553 @@
+/* Apply: one LMDB write transaction per raft entry, one child transaction
+ * per command so that a rejected command leaves no trace (a batch submit is
+ * all or nothing). A rejection is a result; only an LMDB failure makes
+ * fsm_apply() return non-zero. */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsm/internal.h"
+
+int fsm__batch_header(const void *buf,
+                      size_t len,
+                      int64_t *time_ms,
+                      uint32_t *n);
+
+struct apply_ctx
+{
+    struct fsm *f;
+    MDB_txn *txn; /* The command's child transaction. */
+    uint64_t index;
+    int64_t now;
+    uint32_t seq; /* Jobs created by this entry so far. */
+    struct fsm_result *res;
+    size_t ids_off; /* Offset of this result's ids in f->ids. */
+    int storage;    /* Non-zero: LMDB failed. */
+};
+
+static int reject(struct apply_ctx *a,
+                  int code,
+                  const char *field,
+                  const char *fmt,
+                  ...) __attribute__((format(printf, 4, 5)));
+
+static int reject(struct apply_ctx *a,
+                  int code,
+                  const char *field,
+                  const char *fmt,
+                  ...)
+{
+    va_list ap;
+    a->res->code = code;
+    snprintf(a->res->field, sizeof a->res->field, "%s", field ? field : "");
+    va_start(ap, fmt);
+    vsnprintf(a->res->msg, sizeof a->res->msg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static int storage(struct apply_ctx *a, int rv)
+{
+    a->storage = rv;
+    a->res->code = ERR_STORAGE;
+    return rv;
+}
+
+static int add_id(struct apply_ctx *a, uint64_t id, uint8_t existed)
+{
+    struct fsm *f = a->f;
+    if (f->ids_used == f->ids_cap) {
+        size_t cap = f->ids_cap == 0 ? 1024 : f->ids_cap * 2;
+        uint64_t *ids = realloc(f->ids, cap * sizeof *ids);
+        uint8_t *ex = ids != NULL ? realloc(f->existed, cap) : NULL;
+        if (ids != NULL) {
+            f->ids = ids;
+        }
+        if (ex == NULL) {
+            return ERR_NOMEM;
+        }
+        f->existed = ex;
+        f->ids_cap = cap;
+    }
+    f->ids[f->ids_used] = id;
+    f->existed[f->ids_used] = existed;
+    f->ids_used++;
+    a->res->n_ids++;
+    return 0;
+}
+
+static bool str_ok(struct fsm_str s, uint32_t max, bool required)
+{
+    if (s.len > max || (required && s.len == 0)) {
+        return false;
+    }
+    return s.len == 0 || memchr(s.p, '\0', s.len) == NULL;
+}
+
+/* ---- SUBMIT ------------------------------------------------------------- */
+
+static int validate_job(struct apply_ctx *a,
+                        const struct fsm_job *j,
+                        const char *pfx)
+{
+    char field[64];
+#define BAD(name, ...)                                     \
+    do {                                                   \
+        snprintf(field, sizeof field, "%s%s", pfx, name);  \
+        return reject(a, ERR_INVALID, field, __VA_ARGS__); \
+    } while (0)
+    if (!str_ok(j->type, FSM_MAX_STR, true)) {
+        BAD("type", "type must be 1..%d bytes without NUL", FSM_MAX_STR);
+    }
+    if (!str_ok(j->queue, FSM_MAX_STR, true)) {
+        BAD("queue", "queue must be 1..%d bytes without NUL", FSM_MAX_STR);
+    }
+    if (!str_ok(j->user_id, FSM_MAX_STR, false)) {
+        BAD("user_id", "user_id must be at most %d bytes", FSM_MAX_STR);
+    }
+    if (!str_ok(j->idem_key, FSM_MAX_STR, false)) {
+        BAD("idempotency_key", "idempotency_key must be at most %d bytes",
+            FSM_MAX_STR);
+    }
+    if (j->spec.len > FSM_MAX_SPEC) {
+        BAD("payload", "spec over %d bytes", FSM_MAX_SPEC);
+    }
+    if (j->max_attempts < 1) {
+        BAD("max_attempts", "max_attempts must be at least 1");
+    }
+    if (j->n_deps > FSM_MAX_DEPS) {
+        BAD("depends_on", "more than %d dependencies", FSM_MAX_DEPS);
+    }
+#undef BAD
+    return 0;
+}
+
+struct idem_val
+{
+    uint64_t id;
+    uint64_t hash;
+    int64_t created;
+};
+
+static int submit_one(struct apply_ctx *a,
+                      const struct fsm_job *in,
+                      uint64_t hash,
+                      const char *pfx)
+{
+    struct fsm *f = a->f;
+    struct fsm_job job = *in;
+    char field[64];
+    MDB_val k, v;
+    bool waiting = false;
+    int rv;
+
+    if (in->idem_key.len > 0) {
+        k.mv_size = in->idem_key.len;
+        k.mv_data = (void *)in->idem_key.p;
+        rv = mdb_get(a->txn, f->dbi[DB_IDEM], &k, &v);
+        if (rv == 0 && v.mv_size == sizeof(struct idem_val)) {
+            struct idem_val iv;
+            memcpy(&iv, v.mv_data, sizeof iv);
+            if (iv.hash != hash) {
+                snprintf(field, sizeof field, "%sidempotency_key", pfx);
+                return reject(a, ERR_CONFLICT, field,
+                              "idempotency key already used by job %016llx "
+                              "with a different request",
+                              (unsigned long long)iv.id);
+            }
+            return add_id(a, iv.id, 1);
+        }
+        if (rv != 0 && rv != MDB_NOTFOUND) {
+            return storage(a, fsm__lmdb_error(f, rv, "get idem"));
+        }
+    }
+    if (a->seq >= (1u << FSM_ID_SHIFT)) {
+        return reject(a, ERR_TOOLARGE, "jobs", "too many jobs in one entry");
+    }
+    job.id = (a->index << FSM_ID_SHIFT) | a->seq;
+    for (uint32_t i = 0; i < in->n_deps; i++) {
+        struct fsm_job parent;
+        uint64_t pid;
+        memcpy(&pid, &in->deps[i], sizeof pid);
+        rv = fsm__get_job(f, a->txn, pid, &parent);
+        if (rv == ERR_NOTFOUND) {
+            snprintf(field, sizeof field, "%sdepends_on", pfx);
+            return reject(a, ERR_INVALID, field, "unknown job %016llx",
+                          (unsigned long long)pid);
+        }
+        if (rv != 0) {
+            return storage(a, rv);
+        }
+        if (parent.status != FSM_COMPLETED) {
+            unsigned char kb[16];
+            MDB_val empty = {0, NULL};
+            waiting = true;
+            fsm__put_be64(kb, pid);
+            fsm__put_be64(kb + 8, job.id);
+            k.mv_size = 16;
+            k.mv_data = kb;
+            rv = mdb_put(a->txn, f->dbi[DB_DEPS], &k, &empty, 0);
+            if (rv != 0) {
+                return storage(a, fsm__lmdb_error(f, rv, "put dep"));
+            }
+        }
+    }
+    job.status = waiting               ? FSM_WAITING
+                 : job.run_at > a->now ? FSM_SCHEDULED
+                                       : FSM_PENDING;
+    job.attempts = 0;
+    job.created_at = job.updated_at = a->now;
+    job.started_at = job.finished_at = 0;
+    memset(&job.last_error, 0, sizeof job.last_error);
+    memset(&job.result, 0, sizeof job.result);
+    rv = fsm__put_job(f, a->txn, NULL, &job);
+    if (rv != 0) {
+        return storage(a, rv);
+    }
+    if (in->idem_key.len > 0) {
+        struct idem_val iv = {job.id, hash, a->now};
+        k.mv_size = in->idem_key.len;
+        k.mv_data = (void *)in->idem_key.p;
+        v.mv_size = sizeof iv;
+        v.mv_data = &iv;
+        rv = mdb_put(a->txn, f->dbi[DB_IDEM], &k, &v, 0);
+        if (rv != 0) {
+            return storage(a, fsm__lmdb_error(f, rv, "put idem"));
+        }
+    }
+    a->seq++;
+    return add_id(a, job.id, 0);
+}
+
+static int apply_submit(struct apply_ctx *a, const struct fsm_cmd *cmd)
+{
+    char pfx[32] = "";
+    int rv;
+
+    if (cmd->n_jobs == 0) {
+        return reject(a, ERR_INVALID, "jobs", "no jobs to submit");
+    }
+    if (cmd->n_jobs > FSM_MAX_BATCH_JOBS) {
+        return reject(a, ERR_TOOLARGE, "jobs", "%u jobs, over the limit of %d",
+                      cmd->n_jobs, FSM_MAX_BATCH_JOBS);
+    }
+    for (uint32_t i = 0; i < cmd->n_jobs; i++) {
+        if (cmd->n_jobs > 1) {
+            snprintf(pfx, sizeof pfx, "jobs[%u].", i);
+        }
+        rv = validate_job(a, &cmd->jobs[i], pfx);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    for (uint32_t i = 0; i < cmd->n_jobs; i++) {
+        uint64_t hash = 0;
+        if (cmd->n_jobs > 1) {
+            snprintf(pfx, sizeof pfx, "jobs[%u].", i);
+        }
+        if (cmd->hashes != NULL) {
+            memcpy(&hash, &cmd->hashes[i], sizeof hash);
+        }
+        rv = submit_one(a, &cmd->jobs[i], hash, pfx);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    return 0;
+}
+
+/* ---- PATCH / CANCEL ----------------------------------------------------- */
+
+static int load_changeable(struct apply_ctx *a,
+                           uint64_t id,
+                           struct fsm_job *job,
+                           const char *verb)
+{
+    int rv = fsm__get_job(a->f, a->txn, id, job);
+    if (rv == ERR_NOTFOUND) {
+        return reject(a, ERR_NOTFOUND, "id", "no job %016llx",
+                      (unsigned long long)id);
+    }
+    if (rv != 0) {
+        return storage(a, rv);
+    }
+    if (job->status == FSM_RUNNING || fsm_status_is_final(job->status)) {
+        return reject(a, ERR_CONFLICT, "status", "cannot %s a %s job", verb,
+                      fsm_status_name(job->status));
+    }
+    return 0;
+}
+
+static int apply_patch(struct apply_ctx *a, const struct fsm_cmd *cmd)
+{
+    struct fsm_job old, job;
+    const struct fsm_job *p = &cmd->patch;
+    int rv = load_changeable(a, cmd->id, &old, "change");
+
+    if (rv != 0) {
+        return rv;
+    }
+    job = old;
+    if (cmd->mask & FSM_PATCH_PRIORITY) {
+        job.priority = p->priority;
+    }
+    if (cmd->mask & FSM_PATCH_SPEC) {
+        if (p->spec.len > FSM_MAX_SPEC) {
+            return reject(a, ERR_TOOLARGE, "payload", "spec too large");
+        }
+        job.spec = p->spec;
+    }
+    if (cmd->mask & FSM_PATCH_QUEUE) {
+        if (!str_ok(p->queue, FSM_MAX_STR, true)) {
+            return reject(a, ERR_INVALID, "queue", "bad queue name");
+        }
+        job.queue = p->queue;
+    }
+    if (cmd->mask & FSM_PATCH_MAX_ATTEMPTS) {
+        if (p->max_attempts < 1) {
+            return reject(a, ERR_INVALID, "max_attempts", "must be >= 1");
+        }
+        job.max_attempts = p->max_attempts;
+    }
+    if (cmd->mask & FSM_PATCH_TIMEOUT) {
+        job.timeout_ms = p->timeout_ms;
+    }
+    if (cmd->mask & FSM_PATCH_RUN_AT) {
+        job.run_at = p->run_at;
+        if (job.status == FSM_SCHEDULED || job.status == FSM_PENDING) {
+            job.status = job.run_at > a->now ? FSM_SCHEDULED : FSM_PENDING;
+        }
+    }
+    job.updated_at = a->now;
+    rv = fsm__put_job(a->f, a->txn, &old, &job);
+    if (rv != 0) {
+        return storage(a, rv);
+    }
+    return add_id(a, job.id, 0);
+}
+
+static int apply_cancel(struct apply_ctx *a, const struct fsm_cmd *cmd)
+{
+    struct fsm_job old, job;
+    int rv = load_changeable(a, cmd->id, &old, "cancel");
+
+    if (rv != 0) {
+        return rv;
+    }
+    job = old;
+    job.status = FSM_CANCELLED;
+    job.finished_at = job.updated_at = a->now;
+    for (uint32_t i = 0; i < old.n_deps; i++) {
+        unsigned char kb[16];
+        uint64_t pid;
+        MDB_val k = {16, kb};
+        memcpy(&pid, &old.deps[i], sizeof pid);
+        fsm__put_be64(kb, pid);
+        fsm__put_be64(kb + 8, old.id);
+        rv = mdb_del(a->txn, a->f->dbi[DB_DEPS], &k, NULL);
+        if (rv != 0 && rv != MDB_NOTFOUND) {
+            return storage(a, fsm__lmdb_error(a->f, rv, "del dep"));
+        }
+    }
+    rv = fsm__put_job(a->f, a->txn, &old, &job);
+    if (rv != 0) {
+        return storage(a, rv);
+    }
+    return add_id(a, job.id, 0);
+}
+
+/* ---- Nodes -------------------------------------------------------------- */
+
+static int apply_node(struct apply_ctx *a, const struct fsm_cmd *cmd)
+{
+    unsigned char kb[8];
+    MDB_val k = {8, kb}, v;
+    int rv;
+
+    if (cmd->node_id == 0) {
+        return reject(a, ERR_INVALID, "id", "node id must not be 0");
+    }
+    fsm__put_be64(kb, cmd->node_id);
+    if (cmd->type == FSM_CMD_NODE_DEL) {
+        rv = mdb_del(a->txn, a->f->dbi[DB_NODES], &k, NULL);
+        if (rv == MDB_NOTFOUND) {
+            return reject(a, ERR_NOTFOUND, "id", "no node %llu",
+                          (unsigned long long)cmd->node_id);
+        }
+        return rv == 0 ? 0 : storage(a, fsm__lmdb_error(a->f, rv, "del"));
+    }
+    if (cmd->raft_addr.len == 0 || cmd->raft_addr.len > 64) {
+        return reject(a, ERR_INVALID, "raft_addr", "must be 1..64 bytes");
+    }
+    if (cmd->http_addr.len == 0 || cmd->http_addr.len > 64) {
+        return reject(a, ERR_INVALID, "http_addr", "must be 1..64 bytes");
+    }
+    unsigned char buf[8 + 128];
+    uint32_t rl = cmd->raft_addr.len, hl = cmd->http_addr.len;
+    memcpy(buf, &rl, 4);
+    memcpy(buf + 4, cmd->raft_addr.p, rl);
+    memcpy(buf + 4 + rl, &hl, 4);
+    memcpy(buf + 8 + rl, cmd->http_addr.p, hl);
+    v.mv_size = 8 + rl + hl;
+    v.mv_data = buf;
+    rv = mdb_put(a->txn, a->f->dbi[DB_NODES], &k, &v, 0);
+    return rv == 0 ? 0 : storage(a, fsm__lmdb_error(a->f, rv, "put node"));
+}
+
+/* ---- Driver ------------------------------------------------------------- */
+
+static int apply_cmd(struct apply_ctx *a, const void *buf, size_t len)
+{
+    struct fsm_cmd cmd;
+    struct fsm_job *jobs;
+    int rv = fsm_cmd_decode(buf, len, &cmd, &jobs);
+
+    if (rv == ERR_NOMEM) {
+        return reject(a, ERR_NOMEM, NULL, "out of memory");
+    }
+    if (rv != 0) {
+        return reject(a, ERR_CORRUPT, NULL, "command does not decode");
+    }
+    switch (cmd.type) {
+        case FSM_CMD_SUBMIT:
+            rv = apply_submit(a, &cmd);
+            break;
+        case FSM_CMD_PATCH:
+            rv = apply_patch(a, &cmd);
+            break;
+        case FSM_CMD_CANCEL:
+            rv = apply_cancel(a, &cmd);
+            break;
+        case FSM_CMD_NODE_SET:
+        case FSM_CMD_NODE_DEL:
+            rv = apply_node(a, &cmd);
+            break;
+        case FSM_CMD_NOOP:
+            rv = 0;
+            break;
+        default:
+            rv = reject(a, ERR_INVALID, NULL, "unknown command type %u",
+                        cmd.type);
+            break;
+    }
+    free(jobs);
+    return rv;
+}
+
+static int ensure_results(struct fsm *f, unsigned n)
+{
+    if (n <= f->results_cap) {
+        return 0;
+    }
+    struct fsm_result *r = realloc(f->results, n * sizeof *r);
+    if (r == NULL) {
+        return ERR_NOMEM;
+    }
+    f->results = r;
+    f->results_cap = n;
+    return 0;
+}
+
+static int finish(struct fsm *f, MDB_txn *txn, uint64_t index)
+{
+    int rv = fsm__put_meta_u64(f, txn, FSM_META_APPLIED, index);
+    if (rv != 0) {
+        mdb_txn_abort(txn);
+        return rv;
+    }
+    rv = mdb_txn_commit(txn);
+    return rv == 0 ? 0 : fsm__lmdb_error(f, rv, "apply: commit");
+}
+
+int fsm_apply(struct fsm *f,
+              uint64_t index,
+              const void *entry,
+              size_t len,
+              const struct fsm_result **results,
+              unsigned *n)
+{
+    struct apply_ctx a;
+    const unsigned char *p = entry;
+    MDB_txn *txn;
+    uint32_t count;
+    size_t off = FSM_BATCH_HEADER;
+    int rv;
+
+    *results = NULL;
+    *n = 0;
+    rv = mdb_txn_begin(f->env, NULL, 0, &txn);
+    if (rv != 0) {
+        return fsm__lmdb_error(f, rv, "apply: begin");
+    }
+    if (index <= fsm__get_meta_u64(f, txn, FSM_META_APPLIED)) {
+        mdb_txn_abort(txn); /* Replayed after a restart: done already. */
+        return 0;
+    }
+    memset(&a, 0, sizeof a);
+    a.f = f;
+    a.index = index;
+    if (fsm__batch_header(entry, len, &a.now, &count) != 0 || count > len / 8) {
+        return finish(f, txn, index);
+    }
+    if (ensure_results(f, count) != 0) {
+        mdb_txn_abort(txn);
+        snprintf(f->errmsg, sizeof f->errmsg, "apply: out of memory");
+        return ERR_NOMEM;
+    }
+    f->ids_used = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        struct fsm_result *r = &f->results[i];
+        uint32_t clen = 0;
+        memset(r, 0, sizeof *r);
+        a.res = r;
+        a.ids_off = f->ids_used;
+        if (off + 4 <= len) {
+            memcpy(&clen, p + off, 4);
+        }
+        if (off + 4 > len || clen > len - off - 4) {
+            reject(&a, ERR_CORRUPT, NULL, "command runs past the entry");
+            r->ids = (uint64_t *)(uintptr_t)a.ids_off;
+            off = len;
+            continue;
+        }
+        rv = mdb_txn_begin(f->env, txn, 0, &a.txn);
+        if (rv != 0) {
+            mdb_txn_abort(txn);
+            return fsm__lmdb_error(f, rv, "apply: child txn");
+        }
+        apply_cmd(&a, p + off + 4, clen);
+        if (a.storage != 0) {
+            mdb_txn_abort(a.txn);
+            mdb_txn_abort(txn);
+            return a.storage;
+        }
+        if (r->code != 0) {
+            mdb_txn_abort(a.txn);
+            f->ids_used = a.ids_off;
+            r->n_ids = 0;
+        } else {
+            rv = mdb_txn_commit(a.txn);
+            if (rv != 0) {
+                mdb_txn_abort(txn);
+                return fsm__lmdb_error(f, rv, "apply: child commit");
+            }
+        }
+        /* Offsets now, pointers once f->ids stops moving. */
+        r->ids = (uint64_t *)(uintptr_t)a.ids_off;
+        off += (4 + clen + 7) & ~(size_t)7;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        size_t o = (size_t)(uintptr_t)f->results[i].ids;
+        f->results[i].ids = f->ids != NULL ? f->ids + o : NULL;
+        f->results[i].existed = f->existed != NULL ? f->existed + o : NULL;
+    }
+    rv = finish(f, txn, index);
+    if (rv != 0) {
+        return rv;
+    }
+    *results = f->results;
+    *n = count;
+    return 0;
+}

@@ -1,0 +1,393 @@
+/* The LMDB environment: open/close, the job table and its indexes, reads.
+ *
+ * Index keys (all big endian so byte order is numeric order):
+ *   by_status  status | id
+ *   by_user    user_id 0x00 status | id      (likewise by_queue, by_type)
+ *   ready      queue 0x00 | ~priority | created_at | id   (pending jobs)
+ *   deps       parent | child                 (children still waiting)
+ * Strings that go into keys never contain NUL (apply rejects them). */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsm/internal.h"
+
+const char *const fsm__db_names[DB__COUNT] = {
+    "jobs",  "by_status", "by_user", "by_queue", "by_type",
+    "ready", "deps",      "idem",    "nodes",    "meta",
+};
+
+int fsm__lmdb_error(struct fsm *f, int rv, const char *what)
+{
+    snprintf(f->errmsg, sizeof f->errmsg, "%s: %s", what, mdb_strerror(rv));
+    return rv == MDB_NOTFOUND ? ERR_NOTFOUND : ERR_STORAGE;
+}
+
+void fsm__put_be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)v;
+        v >>= 8;
+    }
+}
+
+uint64_t fsm__get_be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[1024];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) {
+        return -1;
+    }
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            buf[i] = c;
+        }
+    }
+    return 0;
+}
+
+int fsm_open(const struct fsm_options *opts, struct fsm **out)
+{
+    struct fsm *f = calloc(1, sizeof *f);
+    char path[1100];
+    MDB_txn *txn;
+    int rv;
+
+    *out = NULL;
+    if (f == NULL) {
+        return ERR_NOMEM;
+    }
+    *out = f; /* So the caller can read errmsg on failure. */
+    if (mkdir_p(opts->dir) != 0) {
+        snprintf(f->errmsg, sizeof f->errmsg, "mkdir %s: %s", opts->dir,
+                 strerror(errno));
+        return ERR_IO;
+    }
+    if (opts->fresh) {
+        snprintf(path, sizeof path, "%s/data.mdb", opts->dir);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/lock.mdb", opts->dir);
+        unlink(path);
+    }
+    rv = mdb_env_create(&f->env);
+    if (rv != 0) {
+        return fsm__lmdb_error(f, rv, "env create");
+    }
+    mdb_env_set_maxdbs(f->env, 16);
+    mdb_env_set_mapsize(f->env,
+                        opts->map_size != 0 ? opts->map_size : 4ULL << 30);
+    rv = mdb_env_open(f->env, opts->dir, MDB_NOTLS | MDB_NOSYNC, 0644);
+    if (rv != 0) {
+        return fsm__lmdb_error(f, rv, "env open");
+    }
+    rv = mdb_txn_begin(f->env, NULL, 0, &txn);
+    if (rv != 0) {
+        return fsm__lmdb_error(f, rv, "begin");
+    }
+    for (int i = 0; i < DB__COUNT; i++) {
+        rv = mdb_dbi_open(txn, fsm__db_names[i], MDB_CREATE, &f->dbi[i]);
+        if (rv != 0) {
+            mdb_txn_abort(txn);
+            return fsm__lmdb_error(f, rv, "open db");
+        }
+    }
+    rv = mdb_txn_commit(txn);
+    if (rv != 0) {
+        return fsm__lmdb_error(f, rv, "commit");
+    }
+    return 0;
+}
+
+void fsm_close(struct fsm *f)
+{
+    if (f == NULL) {
+        return;
+    }
+    if (f->env != NULL) {
+        mdb_env_close(f->env);
+    }
+    free(f->results);
+    free(f->ids);
+    free(f->existed);
+    free(f);
+}
+
+const char *fsm_errmsg(const struct fsm *f)
+{
+    return f->errmsg;
+}
+
+/* ---- meta --------------------------------------------------------------- */
+
+uint64_t fsm__get_meta_u64(struct fsm *f, MDB_txn *txn, const char *key)
+{
+    MDB_val k = {strlen(key), (void *)key}, v;
+    uint64_t out = 0;
+    if (mdb_get(txn, f->dbi[DB_META], &k, &v) == 0 && v.mv_size == 8) {
+        memcpy(&out, v.mv_data, 8);
+    }
+    return out;
+}
+
+int fsm__put_meta_u64(struct fsm *f,
+                      MDB_txn *txn,
+                      const char *key,
+                      uint64_t value)
+{
+    MDB_val k = {strlen(key), (void *)key}, v = {8, &value};
+    int rv = mdb_put(txn, f->dbi[DB_META], &k, &v, 0);
+    return rv == 0 ? 0 : fsm__lmdb_error(f, rv, "put meta");
+}
+
+uint64_t fsm_applied_index(struct fsm *f)
+{
+    MDB_txn *txn;
+    uint64_t v = 0;
+    if (mdb_txn_begin(f->env, NULL, MDB_RDONLY, &txn) == 0) {
+        v = fsm__get_meta_u64(f, txn, FSM_META_APPLIED);
+        mdb_txn_abort(txn);
+    }
+    return v;
+}
+
+/* ---- jobs and indexes --------------------------------------------------- */
+
+int fsm__get_job(struct fsm *f, MDB_txn *txn, uint64_t id, struct fsm_job *job)
+{
+    unsigned char kb[8];
+    MDB_val k = {8, kb}, v;
+    int rv;
+
+    fsm__put_be64(kb, id);
+    rv = mdb_get(txn, f->dbi[DB_JOBS], &k, &v);
+    if (rv == MDB_NOTFOUND) {
+        return ERR_NOTFOUND;
+    }
+    if (rv != 0) {
+        return fsm__lmdb_error(f, rv, "get job");
+    }
+    if (fsm_job_decode(v.mv_data, v.mv_size, job) != 0) {
+        snprintf(f->errmsg, sizeof f->errmsg, "job %016llx does not decode",
+                 (unsigned long long)id);
+        return ERR_CORRUPT;
+    }
+    return 0;
+}
+
+/* str 0x00 status id */
+static size_t str_key(unsigned char *buf,
+                      struct fsm_str s,
+                      uint8_t status,
+                      uint64_t id)
+{
+    memcpy(buf, s.p, s.len);
+    buf[s.len] = 0;
+    buf[s.len + 1] = status;
+    fsm__put_be64(buf + s.len + 2, id);
+    return s.len + 10;
+}
+
+static size_t ready_key(unsigned char *buf, const struct fsm_job *j)
+{
+    uint32_t prio = ~((uint32_t)j->priority ^ 0x80000000u);
+    memcpy(buf, j->queue.p, j->queue.len);
+    buf[j->queue.len] = 0;
+    for (int i = 0; i < 4; i++) {
+        buf[j->queue.len + 1 + i] = (unsigned char)(prio >> (24 - 8 * i));
+    }
+    fsm__put_be64(buf + j->queue.len + 5, (uint64_t)j->created_at);
+    fsm__put_be64(buf + j->queue.len + 13, j->id);
+    return j->queue.len + 21;
+}
+
+/* Apply @op (put or delete) to every index entry of @j. */
+static int index_op(struct fsm *f,
+                    MDB_txn *txn,
+                    const struct fsm_job *j,
+                    bool put)
+{
+    unsigned char buf[FSM_MAX_STR + 32];
+    MDB_val empty = {0, NULL};
+    struct
+    {
+        int db;
+        size_t len;
+    } keys[4];
+    int rv;
+
+    buf[0] = j->status;
+    fsm__put_be64(buf + 1, j->id);
+    MDB_val k = {9, buf};
+    rv = put ? mdb_put(txn, f->dbi[DB_BY_STATUS], &k, &empty, 0)
+             : mdb_del(txn, f->dbi[DB_BY_STATUS], &k, NULL);
+    if (rv != 0 && rv != MDB_NOTFOUND) {
+        return fsm__lmdb_error(f, rv, "index status");
+    }
+    const struct fsm_str *strs[3] = {&j->user_id, &j->queue, &j->type};
+    keys[0].db = DB_BY_USER;
+    keys[1].db = DB_BY_QUEUE;
+    keys[2].db = DB_BY_TYPE;
+    for (int i = 0; i < 3; i++) {
+        if (strs[i]->len == 0 || strs[i]->len > FSM_MAX_STR) {
+            continue;
+        }
+        keys[i].len = str_key(buf, *strs[i], j->status, j->id);
+        k.mv_size = keys[i].len;
+        k.mv_data = buf;
+        rv = put ? mdb_put(txn, f->dbi[keys[i].db], &k, &empty, 0)
+                 : mdb_del(txn, f->dbi[keys[i].db], &k, NULL);
+        if (rv != 0 && rv != MDB_NOTFOUND) {
+            return fsm__lmdb_error(f, rv, "index");
+        }
+    }
+    if (j->status == FSM_PENDING && j->queue.len <= FSM_MAX_STR) {
+        k.mv_size = ready_key(buf, j);
+        k.mv_data = buf;
+        rv = put ? mdb_put(txn, f->dbi[DB_READY], &k, &empty, 0)
+                 : mdb_del(txn, f->dbi[DB_READY], &k, NULL);
+        if (rv != 0 && rv != MDB_NOTFOUND) {
+            return fsm__lmdb_error(f, rv, "index ready");
+        }
+    }
+    return 0;
+}
+
+static int count_add(struct fsm *f, MDB_txn *txn, uint8_t status, int delta)
+{
+    char key[16];
+    snprintf(key, sizeof key, "count/%u", status);
+    uint64_t v = fsm__get_meta_u64(f, txn, key);
+    v = delta < 0 ? (v > 0 ? v - 1 : 0) : v + 1;
+    return fsm__put_meta_u64(f, txn, key, v);
+}
+
+int fsm__put_job(struct fsm *f,
+                 MDB_txn *txn,
+                 const struct fsm_job *old,
+                 const struct fsm_job *job)
+{
+    unsigned char kb[8];
+    MDB_val k = {8, kb}, v;
+    void *buf;
+    size_t len;
+    int rv;
+
+    if (old != NULL) {
+        rv = index_op(f, txn, old, false);
+        if (rv == 0 && old->status != job->status) {
+            rv = count_add(f, txn, old->status, -1);
+        }
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    rv = fsm_job_encode(job, &buf, &len);
+    if (rv != 0) {
+        snprintf(f->errmsg, sizeof f->errmsg, "encode job");
+        return rv;
+    }
+    fsm__put_be64(kb, job->id);
+    v.mv_size = len;
+    v.mv_data = buf;
+    rv = mdb_put(txn, f->dbi[DB_JOBS], &k, &v, 0);
+    free(buf);
+    if (rv != 0) {
+        return fsm__lmdb_error(f, rv, "put job");
+    }
+    rv = index_op(f, txn, job, true);
+    if (rv == 0 && (old == NULL || old->status != job->status)) {
+        rv = count_add(f, txn, job->status, +1);
+    }
+    return rv;
+}
+
+/* ---- readers ------------------------------------------------------------ */
+
+int fsm_read_begin(struct fsm *f, struct fsm_reader **out)
+{
+    struct fsm_reader *rd = malloc(sizeof *rd);
+    int rv;
+    if (rd == NULL) {
+        return ERR_NOMEM;
+    }
+    rd->f = f;
+    rv = mdb_txn_begin(f->env, NULL, MDB_RDONLY, &rd->txn);
+    if (rv != 0) {
+        free(rd);
+        return fsm__lmdb_error(f, rv, "read txn");
+    }
+    *out = rd;
+    return 0;
+}
+
+void fsm_read_end(struct fsm_reader *rd)
+{
+    mdb_txn_abort(rd->txn);
+    free(rd);
+}
+
+int fsm_get_job(struct fsm_reader *rd, uint64_t id, struct fsm_job *job)
+{
+    return fsm__get_job(rd->f, rd->txn, id, job);
+}
+
+int fsm_count_by_status(struct fsm_reader *rd, uint64_t counts[8])
+{
+    char key[16];
+    counts[0] = 0;
+    for (unsigned s = 1; s < 8; s++) {
+        snprintf(key, sizeof key, "count/%u", s);
+        counts[s] = fsm__get_meta_u64(rd->f, rd->txn, key);
+    }
+    return 0;
+}
+
+int fsm_nodes(struct fsm_reader *rd, fsm_node_cb cb, void *data)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rv = mdb_cursor_open(rd->txn, rd->f->dbi[DB_NODES], &cur);
+    if (rv != 0) {
+        return fsm__lmdb_error(rd->f, rv, "cursor");
+    }
+    for (rv = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rv == 0;
+         rv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const unsigned char *p = v.mv_data;
+        uint32_t rl, hl;
+        if (k.mv_size != 8 || v.mv_size < 8) {
+            continue;
+        }
+        memcpy(&rl, p, 4);
+        if (rl > v.mv_size - 8) {
+            continue;
+        }
+        memcpy(&hl, p + 4 + rl, 4);
+        if (hl > v.mv_size - 8 - rl) {
+            continue;
+        }
+        struct fsm_str raft = {(const char *)p + 4, rl};
+        struct fsm_str http = {(const char *)p + 8 + rl, hl};
+        cb(data, fsm__get_be64(k.mv_data), raft, http);
+    }
+    mdb_cursor_close(cur);
+    return 0;
+}
