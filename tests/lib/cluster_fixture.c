@@ -32,12 +32,45 @@ static int node_apply_cb(struct raft_fsm *rf,
 {
     struct cluster_node *node = (struct cluster_node *)(void *)rf;
 
+    raft_index index = raft_last_applied(node->raft) + 1;
+    int rv;
+
+    if (node->just_restored) {
+        if (node->restored_applied != index - 1) {
+            fprintf(stderr,
+                    "restored fsm applied index %llu, raft snapshot %llu\n",
+                    (unsigned long long)node->restored_applied,
+                    (unsigned long long)(index - 1));
+            node->restore_mismatches++;
+        }
+        node->just_restored = false;
+    }
     node->entries_applied++;
     node->bytes_applied += buf->len;
     if (buf->len % 8 != 0) {
         node->unaligned_entries++;
     }
-    return node->glue_apply(rf, buf, result);
+    rv = node->glue_apply(rf, buf, result);
+    if (rv == 0 && fsm_applied_index(node->fsm) != index) {
+        fprintf(stderr, "entry %llu applied, fsm says applied %llu\n",
+                (unsigned long long)index,
+                (unsigned long long)fsm_applied_index(node->fsm));
+        node->index_mismatches++;
+    }
+    return rv;
+}
+
+static int node_restore_cb(struct raft_fsm *rf, struct raft_buffer *buf)
+{
+    struct cluster_node *node = (struct cluster_node *)(void *)rf;
+    int rv = node->glue_restore(rf, buf);
+
+    if (rv == 0) {
+        node->restores++;
+        node->just_restored = true;
+        node->restored_applied = fsm_applied_index(node->fsm);
+    }
+    return rv;
 }
 
 /* ---- Lifecycle ------------------------------------------------------------ */
@@ -84,13 +117,16 @@ static int create_nodes(struct cluster_fixture *f, unsigned n)
         }
         node->glue_apply = node->rf.apply;
         node->rf.apply = node_apply_cb;
+        node->glue_restore = node->rf.restore;
+        node->rf.restore = node_restore_cb;
         rv = raft_fixture_grow(&f->raft, &node->rf);
         if (rv != 0) {
             fprintf(stderr, "cluster_fixture: grow: %s\n", raft_strerror(rv));
             return -1;
         }
         /* The glue computes the applied index from raft_last_applied(). */
-        cluster_raft_fsm_set_raft(&node->rf, raft_fixture_get(&f->raft, i));
+        node->raft = raft_fixture_get(&f->raft, i);
+        cluster_raft_fsm_set_raft(&node->rf, node->raft);
         f->n = i + 1;
     }
     return 0;
@@ -796,6 +832,30 @@ bool cluster_fixture_check_callbacks(struct cluster_fixture *f, bool all_done)
     return true;
 }
 
+bool cluster_fixture_check_applied_index(struct cluster_fixture *f)
+{
+    for (unsigned i = 0; i < f->n; i++) {
+        struct cluster_node *node = &f->nodes[i];
+        uint64_t applied = fsm_applied_index(node->fsm);
+        raft_index last = raft_last_applied(node->raft);
+
+        if (node->just_restored && node->restored_applied != last) {
+            node->restore_mismatches++;
+            node->just_restored = false;
+        }
+        if (node->index_mismatches != 0 || node->restore_mismatches != 0 ||
+            applied > last) {
+            fprintf(stderr,
+                    "server %u: fsm applied %llu, raft applied %llu, %llu "
+                    "apply and %llu restore index mismatches\n",
+                    i, (unsigned long long)applied, (unsigned long long)last,
+                    node->index_mismatches, node->restore_mismatches);
+            return false;
+        }
+    }
+    return true;
+}
+
 bool cluster_fixture_check_converged(struct cluster_fixture *f, unsigned mask)
 {
     bool ok = true;
@@ -819,6 +879,9 @@ bool cluster_fixture_check_converged(struct cluster_fixture *f, unsigned mask)
         } else if (d != d0 || a != a0) {
             ok = false;
         }
+    }
+    if (!cluster_fixture_check_applied_index(f)) {
+        return false;
     }
     if (!ok) {
         for (unsigned i = 0; i < f->n; i++) {

@@ -88,12 +88,23 @@ struct cluster_node
     struct raft_fsm rf; /* First: the apply wrapper recovers the node. */
     int (*glue_apply)(struct raft_fsm *rf, const struct raft_buffer *buf,
                       void **result);
+    int (*glue_restore)(struct raft_fsm *rf, struct raft_buffer *buf);
     struct fsm *fsm;
+    struct raft *raft;
     char dir[256];
     /* Counted by the apply wrapper, on every server. */
     unsigned long long entries_applied;
     unsigned long long unaligned_entries; /* buf->len % 8 != 0. */
     unsigned long long bytes_applied;
+    /* The FSM's applied index after an apply differs from the entry's raft
+     * index (the index is stored with the effect). */
+    unsigned long long index_mismatches;
+    /* After a restore: the FSM's applied index, checked against raft's
+     * last_applied (the snapshot index) once raft has set it. */
+    unsigned long long restores;
+    unsigned long long restore_mismatches;
+    bool just_restored;
+    uint64_t restored_applied;
 };
 
 struct cluster_fixture
@@ -198,8 +209,13 @@ long cluster_fixture_check_acked(struct cluster_fixture *f, unsigned mask);
  * once. Returns false after printing the culprit. */
 bool cluster_fixture_check_callbacks(struct cluster_fixture *f,
                                      bool all_done);
+/* Every server's FSM stored the right applied index: no mismatch seen by
+ * the wrappers, a restored FSM reports the snapshot's index, and
+ * fsm_applied_index() <= raft_last_applied() (barrier and configuration
+ * entries do not reach the FSM). Returns false after printing why. */
+bool cluster_fixture_check_applied_index(struct cluster_fixture *f);
 /* The digests of every server in @mask (0 = all) are equal and their raft
- * last_applied are equal. */
+ * last_applied are equal; and cluster_fixture_check_applied_index(). */
 bool cluster_fixture_check_converged(struct cluster_fixture *f, unsigned mask);
 
 struct cluster_raft_fsm_stats;
