@@ -143,6 +143,7 @@ struct cluster_http_response
     const char *body;  /* Borrowed. */
     size_t body_len;
     const char *retry_after; /* Retry-After header or NULL. */
+    const char *index;       /* X-Rota-Index header or NULL. */
 };
 typedef void (*cluster_http_cb)(void *data,
                                 const struct cluster_http_response *res);

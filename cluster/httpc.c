@@ -44,6 +44,7 @@ struct hreq
     size_t len, cap;
     char ctype[128];
     char retry_after[32];
+    char index[32];
     cluster_http_cb cb;
     void *data;
 };
@@ -100,6 +101,8 @@ static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     size_t n = size * nmemb;
     if (n > 13 && strncasecmp(ptr, "content-type:", 13) == 0) {
         copy_header_value(r->ctype, sizeof r->ctype, ptr + 13, n - 13);
+    } else if (n > 13 && strncasecmp(ptr, "x-rota-index:", 13) == 0) {
+        copy_header_value(r->index, sizeof r->index, ptr + 13, n - 13);
     } else if (n > 12 && strncasecmp(ptr, "retry-after:", 12) == 0) {
         copy_header_value(r->retry_after, sizeof r->retry_after, ptr + 12,
                           n - 12);
@@ -117,6 +120,7 @@ static void hreq_release(struct hreq *r)
     r->len = 0;
     r->ctype[0] = '\0';
     r->retry_after[0] = '\0';
+    r->index[0] = '\0';
     list_remove(&r->link);
     if (h->close_cb != NULL) {
         curl_easy_cleanup(r->easy);
@@ -153,6 +157,7 @@ static void check_done(struct httpc *h)
         }
         res.ctype = r->ctype[0] != '\0' ? r->ctype : NULL;
         res.retry_after = r->retry_after[0] != '\0' ? r->retry_after : NULL;
+        res.index = r->index[0] != '\0' ? r->index : NULL;
         res.body = r->buf != NULL ? r->buf : "";
         res.body_len = r->len;
         if (res.err != 0) {

@@ -83,6 +83,12 @@ static void forward_cb(void *data, const struct cluster_http_response *res)
                        h2o_strdup(&req->pool, res->retry_after, SIZE_MAX).base,
                        strlen(res->retry_after));
     }
+    if (res->index != NULL) {
+        h2o_iovec_t v = h2o_strdup(&req->pool, res->index, SIZE_MAX);
+        h2o_add_header_by_str(&req->pool, &req->res.headers,
+                              H2O_STRLIT("x-rota-index"), 0, NULL, v.base,
+                              v.len);
+    }
     copy = h2o_mem_alloc_pool(&req->pool, res->body_len + 1);
     memcpy(copy, res->body, res->body_len);
     http__send_text(req, res->status,
