@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages Rota needs to build, run and test.
+# Quick and silent when everything is already there.
+set -euo pipefail
+
+PKGS=(build-essential pkg-config meson ninja-build clang-format
+      libraft-dev libuv1-dev liblmdb-dev libh2o-dev libssl-dev liblz4-dev
+      libjansson-dev libcurl4-openssl-dev libyaml-dev libcmocka-dev
+      python3 python3-pytest curl iproute2 iptables)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+echo "deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+echo "deps: done"

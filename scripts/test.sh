@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The whole test suite: unit and cluster tests (normal and ASan+UBSan
+# builds) and the multi-process tests. Prints "N passed, N failed" last and
+# exits non-zero when anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh || exit 1
+scripts/build.sh --asan || { echo "0 passed, 1 failed"; exit 1; }
+
+passed=0
+failed=0
+
+# meson test: count from its summary lines.
+run_meson() {
+    local dir=$1 out
+    out=$(meson test -C "$dir" --suite unit --suite cluster --print-errorlogs 2>&1)
+    echo "$out" | grep -E "^ *[0-9]+/[0-9]+ " || true
+    local ok fail to
+    ok=$(echo "$out" | sed -n 's/^Ok: *\([0-9]*\).*/\1/p')
+    fail=$(echo "$out" | sed -n 's/^Fail: *\([0-9]*\).*/\1/p')
+    to=$(echo "$out" | sed -n 's/^Timeout: *\([0-9]*\).*/\1/p')
+    if [ -z "$ok" ]; then
+        echo "$out" | tail -20
+        failed=$((failed + 1))
+        return
+    fi
+    passed=$((passed + ok))
+    failed=$((failed + ${fail:-0} + ${to:-0}))
+    if [ "${fail:-0}" != "0" ] || [ "${to:-0}" != "0" ]; then
+        echo "$out" | grep -E "FAIL|TIMEOUT" | head -20
+    fi
+}
+
+echo "== unit and cluster tests (build/)"
+run_meson build
+echo "== unit and cluster tests under ASan+UBSan (build-asan/)"
+run_meson build-asan
+
+echo "== multi-process tests (pytest)"
+out=$(ROTA_BUILD_DIR="$(pwd)/build" timeout 1500 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1)
+rc=$?
+echo "$out" | tail -40
+p=$(echo "$out" | tail -1 | grep -oE "[0-9]+ passed" | grep -oE "[0-9]+" || true)
+f=$(echo "$out" | tail -1 | grep -oE "[0-9]+ (failed|error|errors)" | awk '{s += $1} END {print s + 0}')
+passed=$((passed + ${p:-0}))
+failed=$((failed + ${f:-0}))
+if [ $rc -ne 0 ] && [ "${f:-0}" = "0" ]; then
+    # Collection errors, no tests (exit 5), a timeout: a failure all the same.
+    failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
