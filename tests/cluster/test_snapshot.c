@@ -146,6 +146,18 @@ static void test_snapshot_restored_follower_becomes_leader(void **state)
     assert_true(cluster_fixture_check_converged(f, 0));
 }
 
+/* The same two with the glue's async snapshots (FSM version 3), as rotad
+ * runs them. */
+static void test_snapshot_install_async(void **state)
+{
+    test_snapshot_install_on_lagging_follower(state);
+}
+
+static void test_snapshot_restored_becomes_leader_async(void **state)
+{
+    test_snapshot_restored_follower_becomes_leader(state);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +167,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_snapshot_restored_follower_becomes_leader,
             cluster_fixture_setup3, cluster_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_install_async,
+                                        cluster_fixture_setup3_async,
+                                        cluster_fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_snapshot_restored_becomes_leader_async,
+            cluster_fixture_setup3_async, cluster_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
