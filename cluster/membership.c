@@ -421,8 +421,11 @@ void cluster__register_tick(struct cluster *c)
     if (c->registered) {
         return;
     }
-    c->last_register_ms = (uint64_t)now;
     leader = cluster_leader(c, leader_http, sizeof leader_http);
+    if (leader == c->cfg.id || (leader != 0 && leader_http[0] != '\0') ||
+        c->join_url != NULL) {
+        c->last_register_ms = (uint64_t)now; /* About to ask: pace it. */
+    }
     if (leader == c->cfg.id) {
         if (submit_node(c, FSM_CMD_NODE_SET, c->cfg.id, c->raft_addr,
                         c->http_addr, register_submit_cb, c) == 0) {

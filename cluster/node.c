@@ -466,6 +466,10 @@ bool cluster_ready(struct cluster *c, const char **reason)
         *reason = "catching up";
         return false;
     }
+    if (!c->registered) {
+        *reason = "own address not yet in the node table";
+        return false;
+    }
     *reason = NULL;
     return true;
 }

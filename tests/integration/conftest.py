@@ -1,0 +1,232 @@
+"""Multi-process test harness: real rotad processes on loopback.
+
+A Cluster starts N nodes on free ports in a temporary directory, knows how
+to kill and restart them, and prints the tail of every node's log when a
+test fails. Every wait polls to a deadline; every process is stopped by PID.
+"""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("ROTA_BUILD_DIR", os.path.join(ROOT, "build"))
+ROTAD = os.path.join(BUILD, "rotad")
+ROTACTL = os.path.join(BUILD, "ctl", "rotactl")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_until(cond, timeout=15.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = cond()
+            if last:
+                return last
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def request(addr, method, path, body=None, headers=None, timeout=10.0, raw=None):
+    """Returns (status, headers dict (lower-case), parsed JSON or text)."""
+    host, port = addr.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        data = raw
+        if data is None and body is not None:
+            data = json.dumps(body).encode()
+        hdrs = {"Content-Type": "application/json"}
+        hdrs.update(headers or {})
+        conn.request(method, path, body=data, headers=hdrs)
+        resp = conn.getresponse()
+        payload = resp.read()
+        hs = {k.lower(): v for k, v in resp.getheaders()}
+        try:
+            parsed = json.loads(payload) if payload else None
+        except ValueError:
+            parsed = payload.decode(errors="replace")
+        return resp.status, hs, parsed
+    finally:
+        conn.close()
+
+
+class Node:
+    def __init__(self, cluster, node_id):
+        self.cluster = cluster
+        self.id = node_id
+        self.raft = f"127.0.0.1:{free_port()}"
+        self.http = f"127.0.0.1:{free_port()}"
+        self.dir = os.path.join(cluster.dir, f"n{node_id}")
+        self.log = os.path.join(cluster.dir, f"n{node_id}.log")
+        self.proc = None
+
+    def start(self, extra):
+        logf = open(self.log, "ab")
+        args = [ROTAD, "--id", str(self.id), "--data-dir", self.dir,
+                "--raft-addr", self.raft, "--http-addr", self.http] + extra
+        self.proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
+        logf.close()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.alive():
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def req(self, method, path, body=None, **kw):
+        return request(self.http, method, path, body, **kw)
+
+    def log_text(self):
+        try:
+            with open(self.log, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+
+class Cluster:
+    def __init__(self, n=3, flags=None):
+        self.dir = tempfile.mkdtemp(prefix="rota-it-")
+        self.flags = ["--election-timeout", "500", "--heartbeat-timeout", "50"] + (flags or [])
+        self.nodes = [Node(self, i + 1) for i in range(n)]
+        self.spec = ",".join(f"{n.id}@{n.raft}" for n in self.nodes)
+
+    def start(self):
+        for n in self.nodes:
+            n.start(["--cluster", self.spec] + self.flags)
+        self.wait_for_leader()
+        return self
+
+    def node(self, node_id):
+        return next(n for n in self.nodes if n.id == node_id)
+
+    def alive(self):
+        return [n for n in self.nodes if n.alive()]
+
+    def restart(self, node):
+        node.start(["--cluster", self.spec] + self.flags)
+
+    def join(self, node_id, via):
+        n = Node(self, node_id)
+        self.nodes.append(n)
+        n.start(["--join", f"http://{via.http}"] + self.flags)
+        return n
+
+    def view(self, node):
+        status, _, body = node.req("GET", "/v1/cluster")
+        return body if status == 200 else None
+
+    def wait_for_leader(self, timeout=20.0):
+        """A leader every alive node agrees on, with every alive node ready."""
+        def agreed():
+            leaders = set()
+            for n in self.alive():
+                v = self.view(n)
+                if not v or not v["leader"] or not v["leader"].get("http_addr"):
+                    return None
+                leaders.add(v["leader"]["id"])
+            alive_ids = {n.id for n in self.alive()}
+            if len(leaders) != 1 or not leaders <= alive_ids:
+                return None  # None yet, or still the dead one.
+            if any(n.req("GET", "/readyz")[0] != 200 for n in self.alive()):
+                return None
+            return self.node(leaders.pop())
+        return wait_until(agreed, timeout, what="an agreed leader")
+
+    def leader(self):
+        return self.wait_for_leader()
+
+    def followers(self):
+        lead = self.leader()
+        return [n for n in self.alive() if n.id != lead.id]
+
+    def digest(self, node):
+        status, _, body = node.req("GET", "/v1/debug/digest")
+        assert status == 200
+        return body["digest"], body["applied_index"]
+
+    def wait_converged(self, nodes=None, timeout=20.0):
+        nodes = nodes or self.alive()
+        def same():
+            ds = [self.digest(n) for n in nodes]
+            return ds if len({d for d in ds}) == 1 else None
+        return wait_until(same, timeout, what="equal digests and applied indexes")
+
+    def stop(self):
+        for n in self.nodes:
+            n.kill(signal.SIGTERM)
+
+    def dump_logs(self):
+        for n in self.nodes:
+            text = n.log_text().splitlines()[-25:]
+            print(f"----- node {n.id} ({n.http}) -----")
+            print("\n".join(text))
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def _finish(request, cluster):
+    failed = any(getattr(request.node, "rep_" + w, None) is not None
+                 and getattr(request.node, "rep_" + w).failed for w in ("setup", "call"))
+    if failed:
+        cluster.dump_logs()
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(request):
+    """One 3-node cluster for the tests that do not break anything."""
+    if not os.path.exists(ROTAD):
+        pytest.fail(f"{ROTAD} is not built")
+    c = Cluster(3).start()
+    yield c
+    c.dump_logs() if request.session.testsfailed else None
+    c.stop()
+
+
+@pytest.fixture
+def cluster(request):
+    """A fresh 3-node cluster for destructive tests."""
+    created = []
+
+    def make(n=3, flags=None):
+        c = Cluster(n, flags).start()
+        created.append(c)
+        return c
+    yield make
+    for c in created:
+        _finish(request, c)
+
+
+def submit(node, body, expect=201):
+    status, headers, resp = node.req("POST", "/v1/jobs", body)
+    assert status == expect, (status, resp)
+    return resp

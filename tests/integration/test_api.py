@@ -1,0 +1,233 @@
+"""The job API on a healthy 3-node cluster (one shared cluster)."""
+
+import json
+import uuid
+
+import pytest
+
+from conftest import request, submit, wait_until
+
+
+def uniq(prefix="u"):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def test_submit_through_follower_reads_everywhere(shared_cluster):
+    c = shared_cluster
+    follower = c.followers()[0]
+    job = submit(follower, {"type": "shell", "payload": {"cmd": "echo hi"}})
+    assert job["status"] == "pending"
+    assert job["type"] == "shell"
+    assert job["payload"] == {"cmd": "echo hi"}
+    assert len(job["id"]) == 16
+    for n in c.alive():
+        def read():
+            status, headers, body = n.req("GET", f"/v1/jobs/{job['id']}")
+            return (status, headers, body) if status == 200 else None
+        status, headers, body = wait_until(read, what=f"job on node {n.id}")
+        assert body == job
+        assert int(headers["x-rota-index"]) > 0
+
+
+def test_ids_sort_by_submission(shared_cluster):
+    leader = shared_cluster.leader()
+    ids = [submit(leader, {"type": "order"})["id"] for _ in range(5)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 5
+
+
+def test_seed_aliases(shared_cluster):
+    c = shared_cluster
+    n = c.followers()[0]
+    user = uniq()
+    status, _, job = n.req("POST", "/jobs", {"type": "email", "user_id": user})
+    assert status == 201
+    status, _, job2 = n.req("POST", "/api/jobs", {"name": "example-job", "type": "cron",
+                                                   "schedule": "0 * * * *", "priority": 1})
+    assert status == 201 and job2["schedule"] == "0 * * * *" and job2["name"] == "example-job"
+    leader = c.leader()
+    assert leader.req("GET", f"/jobs/{job['id']}")[2]["id"] == job["id"]
+    assert leader.req("GET", f"/api/job-status/{job['id']}")[2]["status"] == "pending"
+    status, _, lst = leader.req("GET", f"/jobs?status=pending&user_id={user}")
+    assert status == 200 and [j["id"] for j in lst["jobs"]] == [job["id"]]
+    status, _, patched = n.req("PATCH", f"/jobs/{job['id']}", {"priority": 7})
+    assert status == 200 and patched["priority"] == 7
+    status, _, cancelled = n.req("DELETE", f"/jobs/{job['id']}")
+    assert status == 200 and cancelled["status"] == "cancelled"
+
+
+def test_list_filters_and_pagination(shared_cluster):
+    leader = shared_cluster.leader()
+    user = uniq()
+    queue = uniq("q")
+    made = []
+    for i in range(23):
+        body = {"type": "t-a" if i % 2 else "t-b", "user_id": user,
+                "queue": queue if i % 3 == 0 else "default"}
+        made.append(submit(leader, body))
+    cancelled = made[5]["id"]
+    assert leader.req("DELETE", f"/v1/jobs/{cancelled}")[0] == 200
+
+    def all_pages(query, limit):
+        seen, cursor = [], None
+        for _ in range(100):
+            q = f"{query}&limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+            status, _, page = leader.req("GET", f"/v1/jobs?{q}")
+            assert status == 200, page
+            assert len(page["jobs"]) <= limit
+            seen += [j["id"] for j in page["jobs"]]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return seen
+        raise AssertionError("pagination did not end")
+
+    ids = [j["id"] for j in made]
+    for limit in (1, 4, 23, 100):
+        assert sorted(all_pages(f"user_id={user}", limit)) == sorted(ids)
+    pending = [i for i in ids if i != cancelled]
+    assert all_pages(f"user_id={user}&status=pending", 5) == pending
+    assert all_pages(f"user_id={user}&status=queued", 5) == pending
+    assert all_pages(f"user_id={user}&status=cancelled", 5) == [cancelled]
+    in_queue = [j["id"] for i, j in enumerate(made) if i % 3 == 0]
+    assert all_pages(f"queue={queue}", 3) == in_queue
+    typed = [j["id"] for i, j in enumerate(made) if i % 2 and j["id"] != cancelled]
+    assert all_pages(f"user_id={user}&type=t-a&status=pending", 2) == typed
+    # A page that is exactly full and the last one has no next_cursor.
+    status, _, page = leader.req("GET", f"/v1/jobs?queue={queue}&limit={len(in_queue)}")
+    assert len(page["jobs"]) == len(in_queue) and "next_cursor" not in page
+    status, _, body = leader.req("GET", "/v1/jobs?status=bogus")
+    assert status == 400 and body["error"]["field"] == "status"
+    status, _, body = leader.req("GET", f"/v1/jobs?user_id={user}&cursor=zzz")
+    assert status == 400 and body["error"]["field"] == "cursor"
+
+
+def test_patch_and_cancel(shared_cluster):
+    c = shared_cluster
+    n = c.followers()[-1]
+    job = submit(n, {"type": "p", "priority": 1, "payload": {"a": 1}})
+    status, _, up = n.req("PATCH", f"/v1/jobs/{job['id']}",
+                          {"priority": 5, "payload": {"b": 2}, "queue": "other",
+                           "max_attempts": 7, "run_at": "2099-01-01T00:00:00Z"})
+    assert status == 200, up
+    assert (up["priority"], up["payload"], up["queue"], up["max_attempts"]) == (5, {"b": 2}, "other", 7)
+    assert up["status"] == "scheduled" and up["run_at"].startswith("2099-01-01T00:00:00")
+    status, _, up = n.req("PATCH", f"/v1/jobs/{job['id']}", {"delay": "0s"})
+    assert status == 200 and up["status"] == "pending"
+    status, _, body = n.req("PATCH", f"/v1/jobs/{job['id']}", {"type": "nope"})
+    assert status == 400 and body["error"]["field"] == "type"
+    status, _, body = n.req("DELETE", f"/v1/jobs/{job['id']}")
+    assert status == 200 and body["status"] == "cancelled" and body["finished_at"]
+    status, _, body = n.req("DELETE", f"/v1/jobs/{job['id']}")
+    assert status == 409 and body["error"]["code"] == "conflict"
+    status, _, body = n.req("PATCH", f"/v1/jobs/{job['id']}", {"priority": 1})
+    assert status == 409
+    assert n.req("GET", "/v1/jobs/00000000deadbeef")[0] == 404
+    assert n.req("DELETE", "/v1/jobs/00000000deadbeef")[0] == 404
+    assert n.req("PATCH", "/v1/jobs/00000000deadbeef", {"priority": 1})[0] == 404
+    assert n.req("GET", "/v1/jobs/not-an-id")[0] == 404
+
+
+def test_batch_is_atomic(shared_cluster):
+    c = shared_cluster
+    n = c.followers()[0]
+    user = uniq()
+    status, _, body = n.req("POST", "/v1/jobs", [{"type": "b", "user_id": user} for _ in range(50)])
+    assert status == 201 and len(body["jobs"]) == 50
+    status, _, body = n.req("POST", "/v1/jobs", {"jobs": [{"type": "c", "user_id": user}] * 3})
+    assert status == 201 and len(body["jobs"]) == 3
+    bad = [{"type": "d", "user_id": user}] * 4 + [{"type": "d", "priority": "high"}]
+    status, _, body = n.req("POST", "/v1/jobs", bad)
+    assert status == 400 and body["error"]["field"] == "jobs[4].priority", body
+    # Rejected inside apply (unknown dependency): nothing of the batch is stored.
+    bad = [{"type": "e", "user_id": user}, {"type": "e", "user_id": user, "depends_on": ["00000000deadbeef"]}]
+    status, _, body = n.req("POST", "/v1/jobs", bad)
+    assert status == 400 and body["error"]["field"] == "jobs[1].depends_on", body
+    leader = c.leader()
+    status, _, lst = leader.req("GET", f"/v1/jobs?user_id={user}&limit=1000",
+                                headers={})
+    assert len(lst["jobs"]) == 53
+    status, _, body = n.req("POST", "/v1/jobs", [{"type": "x"}] * 1001)
+    assert status == 413 and body["error"]["code"] == "too_large"
+
+
+def test_idempotency_keys(shared_cluster):
+    c = shared_cluster
+    a, b = c.followers()[0], c.leader()
+    key = uniq("key")
+    first = submit(a, {"type": "i", "idempotency_key": key, "payload": {"x": 1}})
+    status, _, again = b.req("POST", "/v1/jobs", {"type": "i", "idempotency_key": key, "payload": {"x": 1}})
+    assert status == 200 and again["id"] == first["id"]
+    status, _, body = a.req("POST", "/v1/jobs", {"type": "i", "idempotency_key": key, "payload": {"x": 2}})
+    assert status == 409 and body["error"]["field"] == "idempotency_key"
+    status, _, lst = b.req("GET", "/v1/jobs?type=i&limit=1000")
+    assert sum(1 for j in lst["jobs"] if j.get("idempotency_key") == key) == 1
+
+
+BAD = [
+    ("malformed json", None, b"{not json", 400, "invalid_argument", ""),
+    ("not an object", None, b"42", 400, "invalid_argument", ""),
+    ("unknown field", {"type": "a", "colour": "red"}, None, 400, "invalid_argument", "colour"),
+    ("missing type", {"payload": {}}, None, 400, "invalid_argument", "type"),
+    ("empty type", {"type": ""}, None, 400, "invalid_argument", "type"),
+    ("priority string", {"type": "a", "priority": "high"}, None, 400, "invalid_argument", "priority"),
+    ("priority range", {"type": "a", "priority": 10**9}, None, 400, "invalid_argument", "priority"),
+    ("max_attempts 0", {"type": "a", "max_attempts": 0}, None, 400, "invalid_argument", "max_attempts"),
+    ("tags not strings", {"type": "a", "tags": {"k": 1}}, None, 400, "invalid_argument", "tags"),
+    ("bad run_at", {"type": "a", "run_at": "tomorrow"}, None, 400, "invalid_argument", "run_at"),
+    ("run_at and delay", {"type": "a", "run_at": "2030-01-01T00:00:00Z", "delay": "5s"}, None, 400, "invalid_argument", "delay"),
+    ("bad delay", {"type": "a", "delay": "soon"}, None, 400, "invalid_argument", "delay"),
+    ("bad timezone", {"type": "a", "schedule": "* * * * *", "timezone": "Mars/Olympus"}, None, 400, "invalid_argument", "timezone"),
+    ("bad schedule", {"type": "a", "schedule": "61 * * * *"}, None, 400, "invalid_argument", "schedule"),
+    ("bad depends_on", {"type": "a", "depends_on": "x"}, None, 400, "invalid_argument", "depends_on"),
+    ("bad queue", {"type": "a", "queue": "a b"}, None, 400, "invalid_argument", "queue"),
+    ("long type", {"type": "t" * 300}, None, 400, "invalid_argument", "type"),
+    ("empty batch", [], None, 400, "invalid_argument", "jobs"),
+    ("payload too large", {"type": "a", "payload": {"s": "x" * 70000}}, None, 413, "too_large", "payload"),
+]
+
+
+@pytest.mark.parametrize("name,body,raw,status,code,field", BAD, ids=[b[0] for b in BAD])
+def test_bad_input(shared_cluster, name, body, raw, status, code, field):
+    for n in (shared_cluster.leader(), shared_cluster.followers()[0]):
+        got, _, resp = n.req("POST", "/v1/jobs", body, raw=raw)
+        assert got == status, resp
+        assert resp["error"]["code"] == code
+        assert resp["error"].get("field", "") == field
+        assert resp["error"]["message"]
+
+
+def test_body_limit_and_routes(shared_cluster):
+    n = shared_cluster.leader()
+    big = json.dumps({"type": "a", "payload": {"s": "x" * (1 << 20)}}).encode()
+    status, _, body = n.req("POST", "/v1/jobs", raw=big)
+    assert status == 413 and body["error"]["code"] == "too_large"
+    status, _, body = n.req("GET", "/v1/nothing")
+    assert status == 404 and body["error"]["code"] == "not_found"
+    status, _, body = n.req("PUT", "/v1/jobs")
+    assert status == 405 and body["error"]["code"] == "method_not_allowed"
+
+
+def test_linearizable_read_on_follower(shared_cluster):
+    c = shared_cluster
+    f = c.followers()[0]
+    job = submit(c.leader(), {"type": "lin"})
+    status, headers, body = f.req("GET", f"/v1/jobs/{job['id']}?consistency=linearizable")
+    assert status == 200 and body["id"] == job["id"]
+    assert int(headers["x-rota-index"]) > 0
+
+
+def test_cluster_view_and_health(shared_cluster):
+    c = shared_cluster
+    for n in c.alive():
+        status, _, v = n.req("GET", "/v1/cluster")
+        assert status == 200
+        assert v["self"] == n.id and v["term"] >= 1
+        assert sorted(x["id"] for x in v["nodes"]) == [1, 2, 3]
+        assert [x["role"] for x in v["nodes"]].count("leader") == 1
+        assert all(x["voter"] for x in v["nodes"])
+        assert {x["http_addr"] for x in v["nodes"]} == {m.http for m in c.nodes}
+        assert n.req("GET", "/healthz")[0] == 200
+        assert n.req("GET", "/readyz")[0] == 200
+        status, _, text = n.req("GET", "/metrics")
+        assert status == 200 and 'rota_jobs{status="pending"}' in text
+        assert "rota_raft_term" in text
