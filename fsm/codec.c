@@ -469,7 +469,7 @@ int fsm_cmd_decode(const void *buf,
                 break; /* A newer command field: ignored. */
         }
     }
-    if (rv < 0 || got != n_jobs) {
+    if (rv < 0 || got != n_jobs || (cmd->type == FSM_CMD_SUBMIT && !have_n)) {
         goto corrupt;
     }
     cmd->n_jobs = n_jobs;
