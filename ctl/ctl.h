@@ -1,0 +1,43 @@
+#ifndef CTL_CTL_H_
+#define CTL_CTL_H_
+
+/* rotactl: command-line client of the HTTP API (docs/api.md). */
+
+#include <jansson.h>
+#include <stdbool.h>
+
+/* Exit codes. */
+enum {
+    CTL_EXIT_OK = 0,
+    CTL_EXIT_ERROR = 1, /* The server refused: its message is printed. */
+    CTL_EXIT_USAGE = 2,
+    CTL_EXIT_CONN = 3, /* No server answered. */
+};
+
+struct ctl
+{
+    const char *servers; /* "http://a:1,http://b:2" */
+    bool json;
+    long timeout; /* seconds */
+    void *curl;   /* CURL *, reused (keep-alive). */
+};
+
+/* One request; tries each server in turn on connection errors. Returns 0
+ * with *status and *out (JSON, or a JSON string for other text), or
+ * CTL_EXIT_CONN. */
+int ctl_request(struct ctl *ctl,
+                const char *method,
+                const char *path,
+                const char *body,
+                long *status,
+                json_t **out);
+
+/* ctl_request that prints the server's error and returns CTL_EXIT_ERROR on
+ * a 4xx/5xx. */
+int ctl_call(struct ctl *ctl,
+             const char *method,
+             const char *path,
+             const char *body,
+             json_t **out);
+
+#endif /* CTL_CTL_H_ */

@@ -1,0 +1,672 @@
+/* rotactl: talk to any Rota node.
+ *
+ *   rotactl [--server URL[,URL...]] [--json] [--timeout S] COMMAND [options]
+ *
+ * Commands print a readable table, or the server's JSON with --json. A
+ * refusal prints the server's error and exits 1; usage errors exit 2; no
+ * server reachable exits 3. */
+
+#include <curl/curl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl/ctl.h"
+
+struct command
+{
+    const char *name;
+    const char *usage;
+    int (*run)(struct ctl *ctl, int argc, char **argv);
+};
+
+static const struct command *find_command(const char *name);
+
+static void print_json(json_t *v)
+{
+    char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
+    puts(s != NULL ? s : "null");
+    free(s);
+}
+
+static const char *str(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? json_string_value(v) : "-";
+}
+
+static void job_header(void)
+{
+    printf("%-16s  %-14s %-10s %6s  %-10s %4s  %s\n", "ID", "TYPE", "QUEUE",
+           "PRIO", "STATUS", "TRY", "CREATED");
+}
+
+static void job_row(json_t *j)
+{
+    printf("%-16s  %-14.14s %-10.10s %6lld  %-10s %4lld  %s\n", str(j, "id"),
+           str(j, "type"), str(j, "queue"),
+           (long long)json_integer_value(json_object_get(j, "priority")),
+           str(j, "status"),
+           (long long)json_integer_value(json_object_get(j, "attempts")),
+           str(j, "created_at"));
+}
+
+static int usage_error(const char *cmd, const char *msg)
+{
+    const struct command *c = find_command(cmd);
+    fprintf(stderr, "rotactl %s: %s\nusage: rotactl %s %s\n", cmd, msg, cmd,
+            c != NULL ? c->usage : "");
+    return CTL_EXIT_USAGE;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Append "&key=value" (URL-escaped) to @q. */
+static void add_query(char *q, size_t size, const char *key, const char *val)
+{
+    char *esc = curl_easy_escape(NULL, val, 0);
+    size_t n = strlen(q);
+    snprintf(q + n, size - n, "%c%s=%s", n == 0 ? '?' : '&', key, esc);
+    curl_free(esc);
+}
+
+/* ---- submit ------------------------------------------------------------- */
+
+static int set_json(json_t *obj, const char *key, const char *text)
+{
+    json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+    if (v == NULL) {
+        return -1;
+    }
+    json_object_set_new(obj, key, v);
+    return 0;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    char *buf = NULL;
+    size_t len = 0, cap = 0, n;
+    if (f == NULL) {
+        return NULL;
+    }
+    do {
+        if (len + 4096 + 1 > cap) {
+            cap = cap == 0 ? 8192 : cap * 2;
+            buf = realloc(buf, cap);
+        }
+        n = fread(buf + len, 1, 4096, f);
+        len += n;
+    } while (n > 0);
+    buf[len] = '\0';
+    if (f != stdin) {
+        fclose(f);
+    }
+    return buf;
+}
+
+static int cmd_submit(struct ctl *ctl, int argc, char **argv)
+{
+    static const struct option opts[] = {{"type", 1, 0, 't'},
+                                         {"payload", 1, 0, 'p'},
+                                         {"queue", 1, 0, 'q'},
+                                         {"priority", 1, 0, 'P'},
+                                         {"user", 1, 0, 'u'},
+                                         {"tag", 1, 0, 'g'},
+                                         {"delay", 1, 0, 'd'},
+                                         {"run-at", 1, 0, 'r'},
+                                         {"schedule", 1, 0, 's'},
+                                         {"timezone", 1, 0, 'z'},
+                                         {"max-attempts", 1, 0, 'm'},
+                                         {"timeout", 1, 0, 'T'},
+                                         {"depends-on", 1, 0, 'D'},
+                                         {"idempotency-key", 1, 0, 'k'},
+                                         {"name", 1, 0, 'n'},
+                                         {"file", 1, 0, 'f'},
+                                         {0, 0, 0, 0}};
+    json_t *job = json_object(), *out = NULL;
+    char *body = NULL;
+    const char *file = NULL;
+    int c, rv;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+            case 't':
+                json_object_set_new(job, "type", json_string(optarg));
+                break;
+            case 'q':
+                json_object_set_new(job, "queue", json_string(optarg));
+                break;
+            case 'u':
+                json_object_set_new(job, "user_id", json_string(optarg));
+                break;
+            case 'd':
+                json_object_set_new(job, "delay", json_string(optarg));
+                break;
+            case 'r':
+                json_object_set_new(job, "run_at", json_string(optarg));
+                break;
+            case 's':
+                json_object_set_new(job, "schedule", json_string(optarg));
+                break;
+            case 'z':
+                json_object_set_new(job, "timezone", json_string(optarg));
+                break;
+            case 'T':
+                json_object_set_new(job, "timeout", json_string(optarg));
+                break;
+            case 'n':
+                json_object_set_new(job, "name", json_string(optarg));
+                break;
+            case 'k':
+                json_object_set_new(job, "idempotency_key",
+                                    json_string(optarg));
+                break;
+            case 'P':
+                json_object_set_new(job, "priority",
+                                    json_integer(atoll(optarg)));
+                break;
+            case 'm':
+                json_object_set_new(job, "max_attempts",
+                                    json_integer(atoll(optarg)));
+                break;
+            case 'f':
+                file = optarg;
+                break;
+            case 'p':
+                if (set_json(job, "payload", optarg) != 0) {
+                    json_decref(job);
+                    return usage_error("submit", "--payload is not JSON");
+                }
+                break;
+            case 'g': {
+                const char *eq = strchr(optarg, '=');
+                json_t *tags = json_object_get(job, "tags");
+                if (eq == NULL) {
+                    json_decref(job);
+                    return usage_error("submit", "--tag wants key=value");
+                }
+                if (tags == NULL) {
+                    tags = json_object();
+                    json_object_set_new(job, "tags", tags);
+                }
+                char key[256];
+                snprintf(key, sizeof key, "%.*s", (int)(eq - optarg), optarg);
+                json_object_set_new(tags, key, json_string(eq + 1));
+                break;
+            }
+            case 'D': {
+                json_t *deps = json_object_get(job, "depends_on");
+                if (deps == NULL) {
+                    deps = json_array();
+                    json_object_set_new(job, "depends_on", deps);
+                }
+                json_array_append_new(deps, json_string(optarg));
+                break;
+            }
+            default:
+                json_decref(job);
+                return usage_error("submit", "unknown option");
+        }
+    }
+    if (file != NULL) {
+        body = read_file(file);
+        if (body == NULL) {
+            json_decref(job);
+            return usage_error("submit", "cannot read --file");
+        }
+    } else {
+        if (json_object_get(job, "type") == NULL) {
+            json_decref(job);
+            return usage_error("submit", "--type is required");
+        }
+        body = json_dumps(job, JSON_COMPACT);
+    }
+    json_decref(job);
+    rv = ctl_call(ctl, "POST", "/v1/jobs", body, &out);
+    free(body);
+    if (rv != 0) {
+        return rv;
+    }
+    if (ctl->json) {
+        print_json(out);
+    } else {
+        json_t *jobs = json_object_get(out, "jobs");
+        job_header();
+        if (jobs != NULL) {
+            size_t i;
+            json_t *j;
+            json_array_foreach(jobs, i, j)
+            {
+                job_row(j);
+            }
+        } else {
+            job_row(out);
+        }
+    }
+    json_decref(out);
+    return 0;
+}
+
+/* ---- get, cancel, patch ---------------------------------------------------
+ */
+
+static int show_job(struct ctl *ctl, json_t *job)
+{
+    if (ctl->json) {
+        print_json(job);
+    } else {
+        const char *key;
+        json_t *v;
+        json_object_foreach(job, key, v)
+        {
+            char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            printf("%-16s %s\n", key,
+                   json_is_string(v) ? json_string_value(v) : s);
+            free(s);
+        }
+    }
+    json_decref(job);
+    return 0;
+}
+
+static int cmd_get(struct ctl *ctl, int argc, char **argv)
+{
+    char path[256];
+    json_t *out;
+    bool lin = argc > 2 && strcmp(argv[2], "--linearizable") == 0;
+    int rv;
+    if (argc < 2 || argv[1][0] == '-') {
+        return usage_error("get", "missing job id");
+    }
+    snprintf(path, sizeof path, "/v1/jobs/%s%s", argv[1],
+             lin ? "?consistency=linearizable" : "");
+    rv = ctl_call(ctl, "GET", path, NULL, &out);
+    return rv != 0 ? rv : show_job(ctl, out);
+}
+
+static int cmd_cancel(struct ctl *ctl, int argc, char **argv)
+{
+    char path[256];
+    json_t *out;
+    int rv;
+    if (argc < 2) {
+        return usage_error("cancel", "missing job id");
+    }
+    snprintf(path, sizeof path, "/v1/jobs/%s", argv[1]);
+    rv = ctl_call(ctl, "DELETE", path, NULL, &out);
+    return rv != 0 ? rv : show_job(ctl, out);
+}
+
+static int cmd_patch(struct ctl *ctl, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"priority", 1, 0, 'P'}, {"payload", 1, 0, 'p'},
+        {"queue", 1, 0, 'q'},    {"max-attempts", 1, 0, 'm'},
+        {"run-at", 1, 0, 'r'},   {"delay", 1, 0, 'd'},
+        {"timeout", 1, 0, 'T'},  {0, 0, 0, 0}};
+    json_t *patch = json_object(), *out;
+    char path[256], *body;
+    int c, rv;
+
+    if (argc < 2 || argv[1][0] == '-') {
+        json_decref(patch);
+        return usage_error("patch", "missing job id");
+    }
+    optind = 2;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+            case 'P':
+                json_object_set_new(patch, "priority",
+                                    json_integer(atoll(optarg)));
+                break;
+            case 'm':
+                json_object_set_new(patch, "max_attempts",
+                                    json_integer(atoll(optarg)));
+                break;
+            case 'q':
+                json_object_set_new(patch, "queue", json_string(optarg));
+                break;
+            case 'r':
+                json_object_set_new(patch, "run_at", json_string(optarg));
+                break;
+            case 'd':
+                json_object_set_new(patch, "delay", json_string(optarg));
+                break;
+            case 'T':
+                json_object_set_new(patch, "timeout", json_string(optarg));
+                break;
+            case 'p':
+                if (set_json(patch, "payload", optarg) == 0) {
+                    break;
+                }
+                /* fallthrough */
+            default:
+                json_decref(patch);
+                return usage_error("patch", "bad option");
+        }
+    }
+    snprintf(path, sizeof path, "/v1/jobs/%s", argv[1]);
+    body = json_dumps(patch, JSON_COMPACT);
+    json_decref(patch);
+    rv = ctl_call(ctl, "PATCH", path, body, &out);
+    free(body);
+    return rv != 0 ? rv : show_job(ctl, out);
+}
+
+/* ---- list --------------------------------------------------------------- */
+
+static int cmd_list(struct ctl *ctl, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"status", 1, 0, 's'}, {"user", 1, 0, 'u'},  {"queue", 1, 0, 'q'},
+        {"type", 1, 0, 't'},   {"limit", 1, 0, 'l'}, {"cursor", 1, 0, 'c'},
+        {"all", 0, 0, 'a'},    {0, 0, 0, 0}};
+    char query[2048] = "", path[4200];
+    const char *cursor = NULL;
+    bool all = false, first = true;
+    json_t *collected = json_array();
+    int c, rv = 0;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+            case 's':
+                add_query(query, sizeof query, "status", optarg);
+                break;
+            case 'u':
+                add_query(query, sizeof query, "user_id", optarg);
+                break;
+            case 'q':
+                add_query(query, sizeof query, "queue", optarg);
+                break;
+            case 't':
+                add_query(query, sizeof query, "type", optarg);
+                break;
+            case 'l':
+                add_query(query, sizeof query, "limit", optarg);
+                break;
+            case 'c':
+                cursor = optarg;
+                break;
+            case 'a':
+                all = true;
+                break;
+            default:
+                json_decref(collected);
+                return usage_error("list", "unknown option");
+        }
+    }
+    char next[2048] = "";
+    if (cursor != NULL) {
+        snprintf(next, sizeof next, "%s", cursor);
+    }
+    do {
+        json_t *out, *jobs, *j;
+        size_t i;
+        char q[4096];
+        snprintf(q, sizeof q, "%s", query);
+        if (next[0] != '\0') {
+            add_query(q, sizeof q, "cursor", next);
+        }
+        snprintf(path, sizeof path, "/v1/jobs%s", q);
+        rv = ctl_call(ctl, "GET", path, NULL, &out);
+        if (rv != 0) {
+            break;
+        }
+        jobs = json_object_get(out, "jobs");
+        if (!ctl->json && first) {
+            job_header();
+        }
+        first = false;
+        json_array_foreach(jobs, i, j)
+        {
+            if (ctl->json) {
+                json_array_append(collected, j);
+            } else {
+                job_row(j);
+            }
+        }
+        const char *nc = json_string_value(json_object_get(out, "next_cursor"));
+        snprintf(next, sizeof next, "%s", nc != NULL ? nc : "");
+        if (!all && nc != NULL && !ctl->json) {
+            printf("next cursor: %s\n", nc);
+        }
+        if (!all && ctl->json) {
+            json_t *res = json_pack("{s:O}", "jobs", collected);
+            if (nc != NULL) {
+                json_object_set_new(res, "next_cursor", json_string(nc));
+            }
+            print_json(res);
+            json_decref(res);
+        }
+        json_decref(out);
+    } while (all && next[0] != '\0');
+    if (rv == 0 && all && ctl->json) {
+        json_t *res = json_pack("{s:O}", "jobs", collected);
+        print_json(res);
+        json_decref(res);
+    }
+    json_decref(collected);
+    return rv;
+}
+
+/* ---- cluster ------------------------------------------------------------ */
+
+static int show_cluster(struct ctl *ctl, json_t *v)
+{
+    json_t *nodes, *n, *leader;
+    size_t i;
+    if (ctl->json) {
+        print_json(v);
+        json_decref(v);
+        return 0;
+    }
+    leader = json_object_get(v, "leader");
+    printf("leader: %s  term: %lld\n",
+           json_is_object(leader) ? str(leader, "http_addr") : "none",
+           (long long)json_integer_value(json_object_get(v, "term")));
+    printf("%-4s %-22s %-22s %-9s %-5s %s\n", "ID", "RAFT", "HTTP", "ROLE",
+           "VOTER", "APPLIED");
+    nodes = json_object_get(v, "nodes");
+    json_array_foreach(nodes, i, n)
+    {
+        json_t *a = json_object_get(n, "applied_index");
+        char applied[32] = "-";
+        if (json_is_integer(a)) {
+            snprintf(applied, sizeof applied, "%lld",
+                     (long long)json_integer_value(a));
+        }
+        printf("%-4lld %-22s %-22s %-9s %-5s %s\n",
+               (long long)json_integer_value(json_object_get(n, "id")),
+               str(n, "raft_addr"), str(n, "http_addr"), str(n, "role"),
+               json_is_true(json_object_get(n, "voter")) ? "yes" : "no",
+               applied);
+    }
+    json_decref(v);
+    return 0;
+}
+
+static int cmd_cluster(struct ctl *ctl, int argc, char **argv)
+{
+    json_t *out;
+    int rv = ctl_call(ctl, "GET", "/v1/cluster", NULL, &out);
+    (void)argc;
+    (void)argv;
+    return rv != 0 ? rv : show_cluster(ctl, out);
+}
+
+static int cmd_join(struct ctl *ctl, int argc, char **argv)
+{
+    static const struct option opts[] = {{"id", 1, 0, 'i'},
+                                         {"raft-addr", 1, 0, 'r'},
+                                         {"http-addr", 1, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    long long id = 0;
+    const char *raft = NULL, *http = NULL;
+    json_t *out;
+    char *body;
+    int c, rv;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+            case 'i':
+                id = atoll(optarg);
+                break;
+            case 'r':
+                raft = optarg;
+                break;
+            case 'h':
+                http = optarg;
+                break;
+            default:
+                return usage_error("join", "unknown option");
+        }
+    }
+    if (id <= 0 || raft == NULL || http == NULL) {
+        return usage_error("join",
+                           "--id, --raft-addr and --http-addr are "
+                           "required");
+    }
+    json_t *req = json_pack("{s:I,s:s,s:s}", "id", (json_int_t)id, "raft_addr",
+                            raft, "http_addr", http);
+    body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    rv = ctl_call(ctl, "POST", "/v1/cluster/nodes", body, &out);
+    free(body);
+    return rv != 0 ? rv : show_cluster(ctl, out);
+}
+
+static int cmd_remove(struct ctl *ctl, int argc, char **argv)
+{
+    char path[128];
+    json_t *out;
+    int rv;
+    if (argc < 2) {
+        return usage_error("remove", "missing node id");
+    }
+    snprintf(path, sizeof path, "/v1/cluster/nodes/%s", argv[1]);
+    rv = ctl_call(ctl, "DELETE", path, NULL, &out);
+    return rv != 0 ? rv : show_cluster(ctl, out);
+}
+
+static int cmd_transfer(struct ctl *ctl, int argc, char **argv)
+{
+    char body[64];
+    json_t *out;
+    int rv;
+    snprintf(body, sizeof body, "{\"id\":%lld}",
+             argc >= 2 ? atoll(argv[1]) : 0LL);
+    rv = ctl_call(ctl, "POST", "/v1/cluster/transfer", body, &out);
+    return rv != 0 ? rv : show_cluster(ctl, out);
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static const struct command commands[] = {
+    {"submit",
+     "--type T [--payload JSON] [--queue Q] [--priority N] [--user U] "
+     "[--tag k=v]... [--delay D | --run-at TIME] [--schedule CRON "
+     "[--timezone TZ]] [--max-attempts N] [--timeout D] [--depends-on ID]... "
+     "[--idempotency-key K] [--name N] | --file FILE|-",
+     cmd_submit},
+    {"get", "ID [--linearizable]", cmd_get},
+    {"list",
+     "[--status S] [--user U] [--queue Q] [--type T] [--limit N] "
+     "[--cursor C] [--all]",
+     cmd_list},
+    {"cancel", "ID", cmd_cancel},
+    {"patch",
+     "ID [--priority N] [--payload JSON] [--queue Q] [--max-attempts N] "
+     "[--run-at TIME | --delay D] [--timeout D]",
+     cmd_patch},
+    {"cluster", "", cmd_cluster},
+    {"join", "--id N --raft-addr A:P --http-addr A:P", cmd_join},
+    {"remove", "ID", cmd_remove},
+    {"transfer", "[ID]", cmd_transfer},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(commands[i].name, name) == 0) {
+            return &commands[i];
+        }
+    }
+    return NULL;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: rotactl [--server URL[,URL...]] [--json] [--timeout S] "
+            "COMMAND [options]\n"
+            "  --server   nodes to try in turn (env ROTA_SERVER, default "
+            "http://127.0.0.1:8001)\n"
+            "  --json     print the server's JSON\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].usage);
+    }
+    fprintf(out,
+            "\nexit: 0 ok, 1 refused by the server, 2 usage, 3 no "
+            "server reachable\n");
+}
+
+int main(int argc, char **argv)
+{
+    struct ctl ctl = {NULL, false, 10, NULL};
+    const struct command *cmd;
+    int i, rv;
+
+    ctl.servers = getenv("ROTA_SERVER") != NULL ? getenv("ROTA_SERVER")
+                                                : "http://127.0.0.1:8001";
+    for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            ctl.json = true;
+        } else if (strcmp(argv[i], "--server") == 0 && i + 1 < argc) {
+            ctl.servers = argv[++i];
+        } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+            ctl.timeout = atol(argv[++i]);
+        } else if (strcmp(argv[i], "--help") == 0 ||
+                   strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return CTL_EXIT_USAGE;
+        }
+    }
+    if (i == argc) {
+        usage(stderr);
+        return CTL_EXIT_USAGE;
+    }
+    cmd = find_command(argv[i]);
+    if (cmd == NULL) {
+        fprintf(stderr, "rotactl: unknown command \"%s\"\n", argv[i]);
+        usage(stderr);
+        return CTL_EXIT_USAGE;
+    }
+    if (wants_help(argc - i, argv + i)) {
+        printf("usage: rotactl %s %s\n", cmd->name, cmd->usage);
+        return 0;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rv = cmd->run(&ctl, argc - i, argv + i);
+    if (ctl.curl != NULL) {
+        curl_easy_cleanup(ctl.curl);
+    }
+    curl_global_cleanup();
+    return rv;
+}
