@@ -102,11 +102,26 @@ int http__job_patch_parse(struct http_server *s,
                           size_t field_size,
                           char *msg,
                           size_t msg_size);
-json_t *http__job_render(const struct fsm_job *job);
 int http__parse_id(const char *s, size_t len, uint64_t *id);
 void http__format_time(int64_t ms, char *buf, size_t size);
 int http__parse_time(const char *s, int64_t *ms);
 int http__parse_duration(json_t *v, int64_t *ms);
+
+/* render.c: JSON text built in the request pool. */
+struct sb
+{
+    h2o_mem_pool_t *pool;
+    char *p;
+    size_t len, cap;
+};
+void http__sb_init(struct sb *b, h2o_mem_pool_t *pool);
+void http__sb_put(struct sb *b, const char *s, size_t n);
+void http__sb_puts(struct sb *b, const char *s);
+void http__sb_printf(struct sb *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Append the job record as a JSON object. */
+void http__job_write(struct sb *b, const struct fsm_job *job);
+void http__send_sb(h2o_req_t *req, int status, struct sb *b, uint64_t index);
 
 /* jobs.c */
 void http__jobs_submit(struct http_server *s, h2o_req_t *req);

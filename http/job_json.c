@@ -159,17 +159,6 @@ int http__parse_duration(json_t *v, int64_t *ms)
     return 0;
 }
 
-static json_t *duration_json(int64_t ms)
-{
-    char buf[32];
-    if (ms % 1000 != 0) {
-        snprintf(buf, sizeof buf, "%lldms", (long long)ms);
-    } else {
-        snprintf(buf, sizeof buf, "%llds", (long long)(ms / 1000));
-    }
-    return json_string(buf);
-}
-
 /* ---- Cron and time zones (validated now, run by the scheduler later) ---- */
 
 static const char *const cron_names[] = {
@@ -714,13 +703,16 @@ int http__job_parse(struct http_server *s,
     if (rv != 0) {
         return rv;
     }
-    /* The idempotency hash covers the request as sent (sorted keys). */
-    char *canon = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
-    if (canon == NULL) {
-        return ERR_NOMEM;
+    /* The idempotency hash covers the request as sent (sorted keys); only
+     * a job with a key needs it. */
+    if (key != NULL) {
+        char *canon = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+        if (canon == NULL) {
+            return ERR_NOMEM;
+        }
+        in->hash = fnv64(canon, strlen(canon));
+        free(canon);
     }
-    in->hash = fnv64(canon, strlen(canon));
-    free(canon);
     return 0;
 }
 
@@ -814,96 +806,4 @@ void http__job_input_free(struct job_input *in)
     free(in->strs);
     free(in->deps);
     memset(in, 0, sizeof *in);
-}
-
-/* ---- Rendering ---------------------------------------------------------- */
-
-static json_t *str_json(struct fsm_str s)
-{
-    return json_stringn(s.p != NULL ? s.p : "", s.len);
-}
-
-static void set_time(json_t *o, const char *key, int64_t ms, bool or_null)
-{
-    char buf[40];
-    if (ms == 0) {
-        if (or_null) {
-            json_object_set_new(o, key, json_null());
-        }
-        return;
-    }
-    http__format_time(ms, buf, sizeof buf);
-    json_object_set_new(o, key, json_string(buf));
-}
-
-json_t *http__job_render(const struct fsm_job *job)
-{
-    json_t *o = json_object();
-    json_t *spec = NULL;
-    char id[20];
-
-    snprintf(id, sizeof id, "%016llx", (unsigned long long)job->id);
-    json_object_set_new(o, "id", json_string(id));
-    json_object_set_new(o, "type", str_json(job->type));
-    if (job->spec.len > 0) {
-        spec = json_loadb(job->spec.p, job->spec.len, 0, NULL);
-    }
-    if (spec != NULL && json_object_get(spec, "name") != NULL) {
-        json_object_set(o, "name", json_object_get(spec, "name"));
-    }
-    json_object_set(o, "payload",
-                    spec != NULL && json_object_get(spec, "payload")
-                        ? json_object_get(spec, "payload")
-                        : json_object());
-    json_object_set_new(o, "queue", str_json(job->queue));
-    json_object_set_new(o, "priority", json_integer(job->priority));
-    if (job->user_id.len > 0) {
-        json_object_set_new(o, "user_id", str_json(job->user_id));
-    }
-    const char *name = fsm_status_name(job->status);
-    json_object_set_new(o, "status", json_string(name ? name : "unknown"));
-    json_object_set_new(o, "attempts", json_integer(job->attempts));
-    json_object_set_new(o, "max_attempts", json_integer(job->max_attempts));
-    if (spec != NULL) {
-        static const char *const keys[] = {"tags", "backoff", "schedule",
-                                           "timezone"};
-        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-            json_t *v = json_object_get(spec, keys[i]);
-            if (v != NULL) {
-                json_object_set(o, keys[i], v);
-            }
-        }
-        json_decref(spec);
-    }
-    if (job->timeout_ms > 0) {
-        json_object_set_new(o, "timeout", duration_json(job->timeout_ms));
-    }
-    set_time(o, "run_at", job->run_at, false);
-    if (job->n_deps > 0) {
-        json_t *deps = json_array();
-        for (uint32_t i = 0; i < job->n_deps; i++) {
-            uint64_t d;
-            memcpy(&d, &job->deps[i], sizeof d);
-            snprintf(id, sizeof id, "%016llx", (unsigned long long)d);
-            json_array_append_new(deps, json_string(id));
-        }
-        json_object_set_new(o, "depends_on", deps);
-    }
-    if (job->idem_key.len > 0) {
-        json_object_set_new(o, "idempotency_key", str_json(job->idem_key));
-    }
-    set_time(o, "created_at", job->created_at, true);
-    set_time(o, "updated_at", job->updated_at, true);
-    set_time(o, "started_at", job->started_at, true);
-    set_time(o, "finished_at", job->finished_at, true);
-    json_object_set_new(
-        o, "last_error",
-        job->last_error.len > 0 ? str_json(job->last_error) : json_null());
-    json_t *result = NULL;
-    if (job->result.len > 0) {
-        result =
-            json_loadb(job->result.p, job->result.len, JSON_DECODE_ANY, NULL);
-    }
-    json_object_set_new(o, "result", result != NULL ? result : json_null());
-    return o;
 }

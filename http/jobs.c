@@ -52,32 +52,35 @@ static void reply_jobs(struct http_server *s,
                        int status)
 {
     struct fsm_reader *rd;
-    json_t *jobs = json_array();
+    struct sb b;
+    uint32_t found = 0;
     int rv = fsm_read_begin(cluster_fsm(s->cluster), &rd);
 
     if (rv != 0) {
-        json_decref(jobs);
         http__send_err(req, rv, NULL, "cannot read the job table");
         return;
+    }
+    http__sb_init(&b, &req->pool);
+    if (batch) {
+        http__sb_puts(&b, "{\"jobs\":[");
     }
     for (uint32_t i = 0; i < res->n_ids; i++) {
         struct fsm_job job;
         if (fsm_get_job(rd, res->ids[i], &job) == 0) {
-            json_array_append_new(jobs, http__job_render(&job));
+            if (found++ > 0) {
+                http__sb_put(&b, ",", 1);
+            }
+            http__job_write(&b, &job);
         }
     }
     fsm_read_end(rd);
     if (batch) {
-        http__send_json(req, status, json_pack("{s:o}", "jobs", jobs),
-                        cluster_applied_index(s->cluster));
-    } else if (json_array_size(jobs) == 1) {
-        http__send_json(req, status, json_incref(json_array_get(jobs, 0)),
-                        cluster_applied_index(s->cluster));
-        json_decref(jobs);
-    } else {
-        json_decref(jobs);
+        http__sb_puts(&b, "]}");
+    } else if (found != 1) {
         http__send_err(req, ERR_NOTFOUND, NULL, "job vanished");
+        return;
     }
+    http__send_sb(req, status, &b, cluster_applied_index(s->cluster));
 }
 
 static void submitted_cb(void *data, int status, const struct fsm_result *res)
@@ -254,9 +257,11 @@ static void get_job_now(struct http_server *s, h2o_req_t *req, uint64_t id)
     }
     rv = fsm_get_job(rd, id, &job);
     if (rv == 0) {
-        json_t *o = http__job_render(&job);
+        struct sb b;
+        http__sb_init(&b, &req->pool);
+        http__job_write(&b, &job);
         fsm_read_end(rd);
-        http__send_json(req, 200, o, cluster_applied_index(s->cluster));
+        http__send_sb(req, 200, &b, cluster_applied_index(s->cluster));
         return;
     }
     fsm_read_end(rd);
@@ -327,13 +332,17 @@ void http__jobs_get(struct http_server *s,
 
 struct list_ctx
 {
-    json_t *jobs;
+    struct sb b;
+    unsigned n;
 };
 
 static int list_cb(void *data, const struct fsm_job *job)
 {
     struct list_ctx *ctx = data;
-    json_array_append_new(ctx->jobs, http__job_render(job));
+    if (ctx->n++ > 0) {
+        http__sb_put(&ctx->b, ",", 1);
+    }
+    http__job_write(&ctx->b, job);
     return 0;
 }
 
@@ -359,7 +368,6 @@ void http__jobs_list(struct http_server *s, h2o_req_t *req)
     struct fsm_query q;
     struct fsm_reader *rd;
     struct list_ctx ctx;
-    json_t *out;
     int rv;
 
     memset(&q, 0, sizeof q);
@@ -394,21 +402,24 @@ void http__jobs_list(struct http_server *s, h2o_req_t *req)
         http__send_err(req, rv, NULL, "cannot read the job table");
         return;
     }
-    ctx.jobs = json_array();
+    http__sb_init(&ctx.b, &req->pool);
+    ctx.n = 0;
+    http__sb_puts(&ctx.b, "{\"jobs\":[");
     rv = fsm_list(rd, &q, list_cb, &ctx, next);
     fsm_read_end(rd);
     if (rv != 0) {
-        json_decref(ctx.jobs);
         http__send_err(
             req, rv, rv == ERR_INVALID ? "cursor" : NULL,
             rv == ERR_INVALID ? "cursor does not match this query" : NULL);
         return;
     }
-    out = json_pack("{s:o}", "jobs", ctx.jobs);
+    http__sb_puts(&ctx.b, "]");
     if (next[0] != '\0') {
-        json_object_set_new(out, "next_cursor", json_string(next));
+        /* Cursors are [a-z0-9] only: no escaping needed. */
+        http__sb_printf(&ctx.b, ",\"next_cursor\":\"%s\"", next);
     }
-    http__send_json(req, 200, out, cluster_applied_index(s->cluster));
+    http__sb_puts(&ctx.b, "}");
+    http__send_sb(req, 200, &ctx.b, cluster_applied_index(s->cluster));
 }
 
 void http__jobs_patch(struct http_server *s,

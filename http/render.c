@@ -1,0 +1,180 @@
+/* Rendering job records as JSON text directly (no jansson tree): the spec
+ * is stored as canonical JSON and spliced in as is. This is the hot path of
+ * every answer that carries jobs. */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/internal.h"
+
+void http__sb_init(struct sb *b, h2o_mem_pool_t *pool)
+{
+    b->pool = pool;
+    b->cap = 4096;
+    b->p = h2o_mem_alloc_pool(pool, b->cap);
+    b->len = 0;
+}
+
+static void grow(struct sb *b, size_t n)
+{
+    if (b->len + n <= b->cap) {
+        return;
+    }
+    size_t cap = b->cap * 2;
+    while (cap < b->len + n) {
+        cap *= 2;
+    }
+    char *p = h2o_mem_alloc_pool(b->pool, cap);
+    memcpy(p, b->p, b->len);
+    b->p = p;
+    b->cap = cap;
+}
+
+void http__sb_put(struct sb *b, const char *s, size_t n)
+{
+    grow(b, n);
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+void http__sb_puts(struct sb *b, const char *s)
+{
+    http__sb_put(b, s, strlen(s));
+}
+
+void http__sb_printf(struct sb *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    grow(b, 64);
+    va_start(ap, fmt);
+    n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if ((size_t)n >= b->cap - b->len) {
+        grow(b, (size_t)n + 1);
+        va_start(ap, fmt);
+        vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+    }
+    b->len += (size_t)n;
+}
+
+/* A JSON string literal of @n bytes of UTF-8 text. */
+static void put_string(struct sb *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    grow(b, n + 2);
+    b->p[b->len++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            http__sb_put(b, esc, 2);
+        } else if (c < 0x20) {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            http__sb_put(b, esc, 6);
+        } else {
+            grow(b, 1);
+            b->p[b->len++] = (char)c;
+        }
+    }
+    grow(b, 1);
+    b->p[b->len++] = '"';
+}
+
+static void put_field_str(struct sb *b, const char *key, struct fsm_str s)
+{
+    http__sb_printf(b, ",\"%s\":", key);
+    put_string(b, s.p != NULL ? s.p : "", s.len);
+}
+
+static void put_time(struct sb *b, const char *key, int64_t ms, bool or_null)
+{
+    char buf[40];
+    if (ms == 0) {
+        if (or_null) {
+            http__sb_printf(b, ",\"%s\":null", key);
+        }
+        return;
+    }
+    http__format_time(ms, buf, sizeof buf);
+    http__sb_printf(b, ",\"%s\":\"%s\"", key, buf);
+}
+
+void http__job_write(struct sb *b, const struct fsm_job *job)
+{
+    const char *status = fsm_status_name(job->status);
+
+    http__sb_printf(b, "{\"id\":\"%016llx\"", (unsigned long long)job->id);
+    put_field_str(b, "type", job->type);
+    http__sb_printf(b, ",\"status\":\"%s\"", status ? status : "unknown");
+    put_field_str(b, "queue", job->queue);
+    http__sb_printf(b, ",\"priority\":%d,\"attempts\":%u,\"max_attempts\":%u",
+                    job->priority, job->attempts, job->max_attempts);
+    if (job->user_id.len > 0) {
+        put_field_str(b, "user_id", job->user_id);
+    }
+    /* The spec is a JSON object written by jansson (payload, name, tags,
+     * backoff, schedule, timezone): splice its members in. */
+    if (job->spec.len > 2 && job->spec.p[0] == '{' &&
+        job->spec.p[job->spec.len - 1] == '}') {
+        http__sb_put(b, ",", 1);
+        http__sb_put(b, job->spec.p + 1, job->spec.len - 2);
+    } else {
+        http__sb_puts(b, ",\"payload\":{}");
+    }
+    if (job->timeout_ms > 0) {
+        if (job->timeout_ms % 1000 != 0) {
+            http__sb_printf(b, ",\"timeout\":\"%lldms\"",
+                            (long long)job->timeout_ms);
+        } else {
+            http__sb_printf(b, ",\"timeout\":\"%llds\"",
+                            (long long)(job->timeout_ms / 1000));
+        }
+    }
+    put_time(b, "run_at", job->run_at, false);
+    if (job->n_deps > 0) {
+        http__sb_puts(b, ",\"depends_on\":[");
+        for (uint32_t i = 0; i < job->n_deps; i++) {
+            uint64_t d;
+            memcpy(&d, &job->deps[i], sizeof d);
+            http__sb_printf(b, "%s\"%016llx\"", i > 0 ? "," : "",
+                            (unsigned long long)d);
+        }
+        http__sb_puts(b, "]");
+    }
+    if (job->idem_key.len > 0) {
+        put_field_str(b, "idempotency_key", job->idem_key);
+    }
+    put_time(b, "created_at", job->created_at, true);
+    put_time(b, "updated_at", job->updated_at, true);
+    put_time(b, "started_at", job->started_at, true);
+    put_time(b, "finished_at", job->finished_at, true);
+    if (job->last_error.len > 0) {
+        put_field_str(b, "last_error", job->last_error);
+    } else {
+        http__sb_puts(b, ",\"last_error\":null");
+    }
+    http__sb_puts(b, ",\"result\":");
+    if (job->result.len > 0) {
+        http__sb_put(b, job->result.p, job->result.len); /* Stored JSON. */
+    } else {
+        http__sb_puts(b, "null");
+    }
+    http__sb_puts(b, "}");
+}
+
+void http__send_sb(h2o_req_t *req, int status, struct sb *b, uint64_t index)
+{
+    if (index != 0) {
+        char *v = h2o_mem_alloc_pool(&req->pool, 24);
+        int n = snprintf(v, 24, "%llu", (unsigned long long)index);
+        h2o_add_header_by_str(&req->pool, &req->res.headers,
+                              H2O_STRLIT("x-rota-index"), 0, NULL, v,
+                              (size_t)n);
+    }
+    http__sb_put(b, "\n", 1);
+    http__send_text(req, status, "application/json", b->p, b->len);
+}
