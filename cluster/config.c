@@ -32,7 +32,9 @@ static const struct option_def defs[] = {
     OPT("data-dir", K_STR, data_dir, "data directory (./data/node-<id>)"),
     OPT("raft-addr", K_STR, raft_addr, "raft address (127.0.0.1:<7000+id>)"),
     OPT("http-addr", K_STR, http_addr, "HTTP address (127.0.0.1:<8000+id>)"),
-    OPT("http-advertise", K_STR, http_advertise,
+    OPT("http-advertise",
+        K_STR,
+        http_advertise,
         "HTTP address other nodes forward to (http-addr)"),
     OPT("cluster", K_STR, cluster, "initial voters id@addr,... (self)"),
     OPT("join", K_STR, join, "join through http://any-member:port"),
@@ -296,7 +298,7 @@ int rotad_config_load(struct rotad_config *cfg,
         }
     }
     /* Pass 2: every flag. */
-    opterr = 1;
+    opterr = 0;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "", longopts, NULL)) != -1;) {
         if (c >= 1000 && c < 1000 + (int)N_DEFS) {
@@ -304,7 +306,10 @@ int rotad_config_load(struct rotad_config *cfg,
                 return -1;
             }
         } else if (c == '?' || c == ':') {
-            snprintf(err, size, "bad option (see --help)");
+            snprintf(err, size,
+                     "%s: unknown option or missing value (see "
+                     "--help)",
+                     argv[optind - 1]);
             return -1;
         }
     }
