@@ -73,6 +73,8 @@ struct cluster
 };
 
 /* submit.c */
+/* RAFT_* → ERR_* (LEADERSHIPLOST → ERR_UNKNOWN: the outcome is unknown). */
+int cluster__err_from_raft(int rv);
 int cluster__submit_init(struct cluster *c);
 void cluster__submit_close(struct cluster *c);
 void cluster__fail_pending(struct cluster *c, int status);

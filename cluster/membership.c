@@ -34,26 +34,6 @@ struct change
     void *data;
 };
 
-static int err_from_raft(int rv)
-{
-    switch (rv) {
-        case RAFT_NOTLEADER:
-            return ERR_NOTLEADER;
-        case RAFT_LEADERSHIPLOST:
-            return ERR_UNKNOWN;
-        case RAFT_NOMEM:
-            return ERR_NOMEM;
-        case RAFT_BADID:
-            return ERR_NOTFOUND;
-        case RAFT_DUPLICATEID:
-        case RAFT_DUPLICATEADDRESS:
-        case RAFT_CANTCHANGE:
-            return ERR_CONFLICT;
-        default:
-            return ERR_UNAVAILABLE;
-    }
-}
-
 static void change_done(struct change *ch, int status, const char *msg)
 {
     cluster_done_cb cb = ch->cb;
@@ -126,7 +106,7 @@ static void assign_cb(struct raft_change *req, int status)
 {
     struct change *ch = req->data;
     if (status != 0) {
-        change_done(ch, err_from_raft(status), raft_strerror(status));
+        change_done(ch, cluster__err_from_raft(status), raft_strerror(status));
         return;
     }
     log_members(ch->c, "promoted", ch->id);
@@ -153,7 +133,7 @@ static void node_set_cb(void *data, int status, const struct fsm_result *res)
     ch->req.data = ch;
     rv = raft_assign(&ch->c->raft, &ch->req, ch->id, RAFT_VOTER, assign_cb);
     if (rv != 0) {
-        change_done(ch, err_from_raft(rv), raft_errmsg(&ch->c->raft));
+        change_done(ch, cluster__err_from_raft(rv), raft_errmsg(&ch->c->raft));
     }
 }
 
@@ -170,7 +150,7 @@ static void add_cb(struct raft_change *req, int status)
 {
     struct change *ch = req->data;
     if (status != 0) {
-        change_done(ch, err_from_raft(status), raft_strerror(status));
+        change_done(ch, cluster__err_from_raft(status), raft_strerror(status));
         return;
     }
     log_members(ch->c, "added", ch->id);
@@ -233,7 +213,7 @@ int cluster_add_node(struct cluster *c,
     rv = raft_add(&c->raft, &ch->req, id, ch->raft_addr, add_cb);
     if (rv != 0) {
         free(ch);
-        return err_from_raft(rv);
+        return cluster__err_from_raft(rv);
     }
     return 0;
 }
@@ -255,7 +235,7 @@ static void remove_cb(struct raft_change *req, int status)
     struct change *ch = req->data;
     int rv;
     if (status != 0) {
-        change_done(ch, err_from_raft(status), raft_strerror(status));
+        change_done(ch, cluster__err_from_raft(status), raft_strerror(status));
         return;
     }
     log_members(ch->c, "removed", ch->id);
@@ -287,7 +267,7 @@ int cluster_remove_node(struct cluster *c,
     rv = raft_remove(&c->raft, &ch->req, id, remove_cb);
     if (rv != 0) {
         free(ch);
-        return err_from_raft(rv);
+        return cluster__err_from_raft(rv);
     }
     return 0;
 }
@@ -332,7 +312,7 @@ int cluster_transfer(struct cluster *c,
     rv = raft_transfer(&c->raft, &ch->transfer, id, transfer_cb);
     if (rv != 0) {
         free(ch);
-        return err_from_raft(rv);
+        return cluster__err_from_raft(rv);
     }
     return 0;
 }

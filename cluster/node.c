@@ -18,6 +18,7 @@
 #include "cluster/internal.h"
 #include "cluster/raft_fsm.h"
 #include "common/err.h"
+#include "common/fs.h"
 #include "common/log.h"
 
 #define WATCH_INTERVAL_MS 50
@@ -148,26 +149,6 @@ static char *dup_or_null(const char *s)
     return s == NULL ? NULL : strdup(s);
 }
 
-static int mkdir_p(const char *path)
-{
-    char buf[1024];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf) {
-        return -1;
-    }
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i < n; i++) {
-        if (buf[i] == '/') {
-            buf[i] = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-                return -1;
-            }
-            buf[i] = '/';
-        }
-    }
-    return (mkdir(buf, 0755) != 0 && errno != EEXIST) ? -1 : 0;
-}
-
 int cluster_create(uv_loop_t *loop,
                    const struct cluster_config *cfg,
                    struct cluster **out,
@@ -197,7 +178,7 @@ int cluster_create(uv_loop_t *loop,
     c->cfg.join = c->join_url;
 
     snprintf(path, sizeof path, "%s/raft", cfg->data_dir);
-    if (mkdir_p(path) != 0) {
+    if (fs_mkdir_p(path) != 0) {
         snprintf(errmsg, size, "data dir %s: %s", path, strerror(errno));
         return ERR_IO;
     }

@@ -24,7 +24,7 @@
 #define BATCH_MAX_COMMANDS 8192
 #define BATCH_MAX_BYTES (8u << 20)
 
-static int err_from_raft(int rv)
+int cluster__err_from_raft(int rv)
 {
     switch (rv) {
         case 0:
@@ -37,6 +37,12 @@ static int err_from_raft(int rv)
             return ERR_NOMEM;
         case RAFT_SHUTDOWN:
             return ERR_SHUTDOWN;
+        case RAFT_BADID:
+            return ERR_NOTFOUND;
+        case RAFT_DUPLICATEID:
+        case RAFT_DUPLICATEADDRESS:
+        case RAFT_CANTCHANGE:
+            return ERR_CONFLICT;
         default:
             return ERR_UNKNOWN;
     }
@@ -46,7 +52,7 @@ static void batch_applied_cb(struct raft_apply *apply, int status, void *result)
 {
     struct batch *b = CONTAINER_OF(apply, struct batch, apply);
     const struct cluster_apply_result *res = result;
-    int rv = err_from_raft(status);
+    int rv = cluster__err_from_raft(status);
     struct fsm_result corrupt;
 
     memset(&corrupt, 0, sizeof corrupt);
@@ -110,7 +116,7 @@ static void flush(struct cluster *c)
     rv = raft_apply(&c->raft, &b->apply, &buf, 1, batch_applied_cb);
     if (rv != 0) {
         raft_free(buf.base); /* raft owns it only when the call returns 0. */
-        batch_fail(b, err_from_raft(rv));
+        batch_fail(b, cluster__err_from_raft(rv));
         return;
     }
     list_push(&c->inflight, &b->link);
@@ -211,7 +217,8 @@ static void barrier_cb(struct raft_barrier *req, int status)
     cluster_done_cb cb = b->cb;
     void *data = b->data;
     free(b);
-    cb(data, err_from_raft(status), status == 0 ? NULL : raft_strerror(status));
+    cb(data, cluster__err_from_raft(status),
+       status == 0 ? NULL : raft_strerror(status));
 }
 
 int cluster_barrier(struct cluster *c, cluster_done_cb cb, void *data)
@@ -231,7 +238,7 @@ int cluster_barrier(struct cluster *c, cluster_done_cb cb, void *data)
     rv = raft_barrier(&c->raft, &b->req, barrier_cb);
     if (rv != 0) {
         free(b);
-        return err_from_raft(rv);
+        return cluster__err_from_raft(rv);
     }
     return 0;
 }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fs.h"
 #include "fsm/internal.h"
 
 const char *const fsm__db_names[DB__COUNT] = {
@@ -44,27 +45,6 @@ uint64_t fsm__get_be64(const unsigned char *p)
     return v;
 }
 
-static int mkdir_p(const char *path)
-{
-    char buf[1024];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf) {
-        return -1;
-    }
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char c = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-                return -1;
-            }
-            buf[i] = c;
-        }
-    }
-    return 0;
-}
-
 int fsm_open(const struct fsm_options *opts, struct fsm **out)
 {
     struct fsm *f = calloc(1, sizeof *f);
@@ -77,7 +57,7 @@ int fsm_open(const struct fsm_options *opts, struct fsm **out)
         return ERR_NOMEM;
     }
     *out = f; /* So the caller can read errmsg on failure. */
-    if (mkdir_p(opts->dir) != 0) {
+    if (fs_mkdir_p(opts->dir) != 0) {
         snprintf(f->errmsg, sizeof f->errmsg, "mkdir %s: %s", opts->dir,
                  strerror(errno));
         return ERR_IO;
