@@ -37,18 +37,32 @@ run_meson build
 echo "== unit and cluster tests under ASan+UBSan (build-asan/)"
 run_meson build-asan
 
+# pytest over tests/integration against the rotad of build dir $1; extra
+# environment in the rest of the arguments.
+run_pytest() {
+    local dir=$1 out rc p f
+    shift
+    out=$(env "$@" ROTA_BUILD_DIR="$(pwd)/$dir" timeout 1500 \
+          /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1)
+    rc=$?
+    echo "$out" | tail -40
+    p=$(echo "$out" | tail -1 | grep -oE "[0-9]+ passed" | grep -oE "[0-9]+" || true)
+    f=$(echo "$out" | tail -1 | grep -oE "[0-9]+ (failed|error|errors)" | awk '{s += $1} END {print s + 0}')
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0}))
+    if [ $rc -ne 0 ] && [ "${f:-0}" = "0" ]; then
+        # Collection errors, no tests (exit 5), a timeout: a failure all the same.
+        failed=$((failed + 1))
+    fi
+}
+
 echo "== multi-process tests (pytest)"
-out=$(ROTA_BUILD_DIR="$(pwd)/build" timeout 1500 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1)
-rc=$?
-echo "$out" | tail -40
-p=$(echo "$out" | tail -1 | grep -oE "[0-9]+ passed" | grep -oE "[0-9]+" || true)
-f=$(echo "$out" | tail -1 | grep -oE "[0-9]+ (failed|error|errors)" | awk '{s += $1} END {print s + 0}')
-passed=$((passed + ${p:-0}))
-failed=$((failed + ${f:-0}))
-if [ $rc -ne 0 ] && [ "${f:-0}" = "0" ]; then
-    # Collection errors, no tests (exit 5), a timeout: a failure all the same.
-    failed=$((failed + 1))
-fi
+run_pytest build
+# The same against the ASan+UBSan rotad: memory errors in the server fail the
+# run (leak checks off: the loop and the h2o context live until exit).
+echo "== multi-process tests against the ASan+UBSan build"
+run_pytest build-asan ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

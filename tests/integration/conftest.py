@@ -8,6 +8,7 @@ test fails. Every wait polls to a deadline; every process is stopped by PID.
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -175,9 +176,13 @@ class Cluster:
             return ds if len({d for d in ds}) == 1 else None
         return wait_until(same, timeout, what="equal digests and applied indexes")
 
-    def stop(self):
+    def stop(self, keep=False):
         for n in self.nodes:
             n.kill(signal.SIGTERM)
+        if keep:
+            print(f"data and logs kept in {self.dir}")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def dump_logs(self):
         for n in self.nodes:
@@ -198,7 +203,7 @@ def _finish(request, cluster):
                  and getattr(request.node, "rep_" + w).failed for w in ("setup", "call"))
     if failed:
         cluster.dump_logs()
-    cluster.stop()
+    cluster.stop(keep=failed)
 
 
 @pytest.fixture(scope="module")
@@ -208,8 +213,10 @@ def shared_cluster(request):
         pytest.fail(f"{ROTAD} is not built")
     c = Cluster(3).start()
     yield c
-    c.dump_logs() if request.session.testsfailed else None
-    c.stop()
+    failed = request.session.testsfailed > 0
+    if failed:
+        c.dump_logs()
+    c.stop(keep=failed)
 
 
 @pytest.fixture

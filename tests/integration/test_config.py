@@ -2,6 +2,7 @@
 bad values."""
 
 import os
+import shutil
 import subprocess
 import tempfile
 
@@ -52,5 +53,6 @@ def test_yaml_env_and_flag_precedence():
         p.terminate()
         out = p.communicate(timeout=10)[0].decode()
     assert p.returncode == 0
+    shutil.rmtree(d, ignore_errors=True)
     for event in ('msg="started"', 'msg="bootstrapped"', 'msg="leader changed"', 'msg="stopped"'):
         assert event in out, out
