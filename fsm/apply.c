@@ -15,29 +15,11 @@ int fsm__batch_header(const void *buf,
                       int64_t *time_ms,
                       uint32_t *n);
 
-struct apply_ctx
-{
-    struct fsm *f;
-    MDB_txn *txn; /* The command's child transaction. */
-    uint64_t index;
-    int64_t now;
-    uint32_t seq; /* Jobs created by this entry so far. */
-    struct fsm_result *res;
-    size_t ids_off; /* Offset of this result's ids in f->ids. */
-    int storage;    /* Non-zero: LMDB failed. */
-};
-
-static int reject(struct apply_ctx *a,
-                  int code,
-                  const char *field,
-                  const char *fmt,
-                  ...) __attribute__((format(printf, 4, 5)));
-
-static int reject(struct apply_ctx *a,
-                  int code,
-                  const char *field,
-                  const char *fmt,
-                  ...)
+int fsm__reject(struct apply_ctx *a,
+                int code,
+                const char *field,
+                const char *fmt,
+                ...)
 {
     va_list ap;
     a->res->code = code;
@@ -48,14 +30,14 @@ static int reject(struct apply_ctx *a,
     return code;
 }
 
-static int storage(struct apply_ctx *a, int rv)
+int fsm__storage(struct apply_ctx *a, int rv)
 {
     a->storage = rv;
     a->res->code = ERR_STORAGE;
     return rv;
 }
 
-static int add_id(struct apply_ctx *a, uint64_t id, uint8_t existed)
+int fsm__add_id(struct apply_ctx *a, uint64_t id, uint8_t existed)
 {
     struct fsm *f = a->f;
     if (f->ids_used == f->ids_cap) {
@@ -93,10 +75,10 @@ static int validate_job(struct apply_ctx *a,
                         const char *pfx)
 {
     char field[64];
-#define BAD(name, ...)                                     \
-    do {                                                   \
-        snprintf(field, sizeof field, "%s%s", pfx, name);  \
-        return reject(a, ERR_INVALID, field, __VA_ARGS__); \
+#define BAD(name, ...)                                          \
+    do {                                                        \
+        snprintf(field, sizeof field, "%s%s", pfx, name);       \
+        return fsm__reject(a, ERR_INVALID, field, __VA_ARGS__); \
     } while (0)
     if (!str_ok(j->type, FSM_MAX_STR, true)) {
         BAD("type", "type must be 1..%d bytes without NUL", FSM_MAX_STR);
@@ -152,19 +134,21 @@ static int submit_one(struct apply_ctx *a,
             memcpy(&iv, v.mv_data, sizeof iv);
             if (iv.hash != hash) {
                 snprintf(field, sizeof field, "%sidempotency_key", pfx);
-                return reject(a, ERR_CONFLICT, field,
-                              "idempotency key already used by job %016llx "
-                              "with a different request",
-                              (unsigned long long)iv.id);
+                return fsm__reject(
+                    a, ERR_CONFLICT, field,
+                    "idempotency key already used by job %016llx "
+                    "with a different request",
+                    (unsigned long long)iv.id);
             }
-            return add_id(a, iv.id, 1);
+            return fsm__add_id(a, iv.id, 1);
         }
         if (rv != 0 && rv != MDB_NOTFOUND) {
-            return storage(a, fsm__lmdb_error(f, rv, "get idem"));
+            return fsm__storage(a, fsm__lmdb_error(f, rv, "get idem"));
         }
     }
     if (a->seq >= (1u << FSM_ID_SHIFT)) {
-        return reject(a, ERR_TOOLARGE, "jobs", "too many jobs in one entry");
+        return fsm__reject(a, ERR_TOOLARGE, "jobs",
+                           "too many jobs in one entry");
     }
     job.id = (a->index << FSM_ID_SHIFT) | a->seq;
     for (uint32_t i = 0; i < in->n_deps; i++) {
@@ -174,11 +158,11 @@ static int submit_one(struct apply_ctx *a,
         rv = fsm__get_job(f, a->txn, pid, &parent);
         if (rv == ERR_NOTFOUND) {
             snprintf(field, sizeof field, "%sdepends_on", pfx);
-            return reject(a, ERR_INVALID, field, "unknown job %016llx",
-                          (unsigned long long)pid);
+            return fsm__reject(a, ERR_INVALID, field, "unknown job %016llx",
+                               (unsigned long long)pid);
         }
         if (rv != 0) {
-            return storage(a, rv);
+            return fsm__storage(a, rv);
         }
         if (parent.status != FSM_COMPLETED) {
             unsigned char kb[16];
@@ -190,7 +174,7 @@ static int submit_one(struct apply_ctx *a,
             k.mv_data = kb;
             rv = mdb_put(a->txn, f->dbi[DB_DEPS], &k, &empty, 0);
             if (rv != 0) {
-                return storage(a, fsm__lmdb_error(f, rv, "put dep"));
+                return fsm__storage(a, fsm__lmdb_error(f, rv, "put dep"));
             }
         }
     }
@@ -204,7 +188,7 @@ static int submit_one(struct apply_ctx *a,
     memset(&job.result, 0, sizeof job.result);
     rv = fsm__put_job(f, a->txn, NULL, &job);
     if (rv != 0) {
-        return storage(a, rv);
+        return fsm__storage(a, rv);
     }
     if (in->idem_key.len > 0) {
         struct idem_val iv = {job.id, hash, a->now};
@@ -214,11 +198,11 @@ static int submit_one(struct apply_ctx *a,
         v.mv_data = &iv;
         rv = mdb_put(a->txn, f->dbi[DB_IDEM], &k, &v, 0);
         if (rv != 0) {
-            return storage(a, fsm__lmdb_error(f, rv, "put idem"));
+            return fsm__storage(a, fsm__lmdb_error(f, rv, "put idem"));
         }
     }
     a->seq++;
-    return add_id(a, job.id, 0);
+    return fsm__add_id(a, job.id, 0);
 }
 
 static int apply_submit(struct apply_ctx *a, const struct fsm_cmd *cmd)
@@ -227,11 +211,12 @@ static int apply_submit(struct apply_ctx *a, const struct fsm_cmd *cmd)
     int rv;
 
     if (cmd->n_jobs == 0) {
-        return reject(a, ERR_INVALID, "jobs", "no jobs to submit");
+        return fsm__reject(a, ERR_INVALID, "jobs", "no jobs to submit");
     }
     if (cmd->n_jobs > FSM_MAX_BATCH_JOBS) {
-        return reject(a, ERR_TOOLARGE, "jobs", "%u jobs, over the limit of %d",
-                      cmd->n_jobs, FSM_MAX_BATCH_JOBS);
+        return fsm__reject(a, ERR_TOOLARGE, "jobs",
+                           "%u jobs, over the limit of %d", cmd->n_jobs,
+                           FSM_MAX_BATCH_JOBS);
     }
     for (uint32_t i = 0; i < cmd->n_jobs; i++) {
         if (cmd->n_jobs > 1) {
@@ -267,15 +252,15 @@ static int load_changeable(struct apply_ctx *a,
 {
     int rv = fsm__get_job(a->f, a->txn, id, job);
     if (rv == ERR_NOTFOUND) {
-        return reject(a, ERR_NOTFOUND, "id", "no job %016llx",
-                      (unsigned long long)id);
+        return fsm__reject(a, ERR_NOTFOUND, "id", "no job %016llx",
+                           (unsigned long long)id);
     }
     if (rv != 0) {
-        return storage(a, rv);
+        return fsm__storage(a, rv);
     }
     if (job->status == FSM_RUNNING || fsm_status_is_final(job->status)) {
-        return reject(a, ERR_CONFLICT, "status", "cannot %s a %s job", verb,
-                      fsm_status_name(job->status));
+        return fsm__reject(a, ERR_CONFLICT, "status", "cannot %s a %s job",
+                           verb, fsm_status_name(job->status));
     }
     return 0;
 }
@@ -295,19 +280,19 @@ static int apply_patch(struct apply_ctx *a, const struct fsm_cmd *cmd)
     }
     if (cmd->mask & FSM_PATCH_SPEC) {
         if (p->spec.len > FSM_MAX_SPEC) {
-            return reject(a, ERR_TOOLARGE, "payload", "spec too large");
+            return fsm__reject(a, ERR_TOOLARGE, "payload", "spec too large");
         }
         job.spec = p->spec;
     }
     if (cmd->mask & FSM_PATCH_QUEUE) {
         if (!str_ok(p->queue, FSM_MAX_STR, true)) {
-            return reject(a, ERR_INVALID, "queue", "bad queue name");
+            return fsm__reject(a, ERR_INVALID, "queue", "bad queue name");
         }
         job.queue = p->queue;
     }
     if (cmd->mask & FSM_PATCH_MAX_ATTEMPTS) {
         if (p->max_attempts < 1) {
-            return reject(a, ERR_INVALID, "max_attempts", "must be >= 1");
+            return fsm__reject(a, ERR_INVALID, "max_attempts", "must be >= 1");
         }
         job.max_attempts = p->max_attempts;
     }
@@ -323,21 +308,33 @@ static int apply_patch(struct apply_ctx *a, const struct fsm_cmd *cmd)
     job.updated_at = a->now;
     rv = fsm__put_job(a->f, a->txn, &old, &job);
     if (rv != 0) {
-        return storage(a, rv);
+        return fsm__storage(a, rv);
     }
-    return add_id(a, job.id, 0);
+    return fsm__add_id(a, job.id, 0);
 }
 
 static int apply_cancel(struct apply_ctx *a, const struct fsm_cmd *cmd)
 {
     struct fsm_job old, job;
-    int rv = load_changeable(a, cmd->id, &old, "cancel");
+    int rv = fsm__get_job(a->f, a->txn, cmd->id, &old);
 
-    if (rv != 0) {
-        return rv;
+    if (rv == ERR_NOTFOUND) {
+        return fsm__reject(a, ERR_NOTFOUND, "id", "no job %016llx",
+                           (unsigned long long)cmd->id);
     }
+    if (rv != 0) {
+        return fsm__storage(a, rv);
+    }
+    if (fsm_status_is_final(old.status)) {
+        return fsm__reject(a, ERR_CONFLICT, "status", "cannot cancel a %s job",
+                           fsm_status_name(old.status));
+    }
+    /* A running job is cancelled at once: its lease ends here (a late
+     * completion is stale) and its worker learns it from the next
+     * heartbeat answer. */
     job = old;
     job.status = FSM_CANCELLED;
+    job.worker_id = 0;
     job.finished_at = job.updated_at = a->now;
     for (uint32_t i = 0; i < old.n_deps; i++) {
         unsigned char kb[16];
@@ -348,14 +345,14 @@ static int apply_cancel(struct apply_ctx *a, const struct fsm_cmd *cmd)
         fsm__put_be64(kb + 8, old.id);
         rv = mdb_del(a->txn, a->f->dbi[DB_DEPS], &k, NULL);
         if (rv != 0 && rv != MDB_NOTFOUND) {
-            return storage(a, fsm__lmdb_error(a->f, rv, "del dep"));
+            return fsm__storage(a, fsm__lmdb_error(a->f, rv, "del dep"));
         }
     }
     rv = fsm__put_job(a->f, a->txn, &old, &job);
     if (rv != 0) {
-        return storage(a, rv);
+        return fsm__storage(a, rv);
     }
-    return add_id(a, job.id, 0);
+    return fsm__add_id(a, job.id, 0);
 }
 
 /* ---- Nodes -------------------------------------------------------------- */
@@ -367,22 +364,22 @@ static int apply_node(struct apply_ctx *a, const struct fsm_cmd *cmd)
     int rv;
 
     if (cmd->node_id == 0) {
-        return reject(a, ERR_INVALID, "id", "node id must not be 0");
+        return fsm__reject(a, ERR_INVALID, "id", "node id must not be 0");
     }
     fsm__put_be64(kb, cmd->node_id);
     if (cmd->type == FSM_CMD_NODE_DEL) {
         rv = mdb_del(a->txn, a->f->dbi[DB_NODES], &k, NULL);
         if (rv == MDB_NOTFOUND) {
-            return reject(a, ERR_NOTFOUND, "id", "no node %llu",
-                          (unsigned long long)cmd->node_id);
+            return fsm__reject(a, ERR_NOTFOUND, "id", "no node %llu",
+                               (unsigned long long)cmd->node_id);
         }
-        return rv == 0 ? 0 : storage(a, fsm__lmdb_error(a->f, rv, "del"));
+        return rv == 0 ? 0 : fsm__storage(a, fsm__lmdb_error(a->f, rv, "del"));
     }
     if (cmd->raft_addr.len == 0 || cmd->raft_addr.len > 64) {
-        return reject(a, ERR_INVALID, "raft_addr", "must be 1..64 bytes");
+        return fsm__reject(a, ERR_INVALID, "raft_addr", "must be 1..64 bytes");
     }
     if (cmd->http_addr.len == 0 || cmd->http_addr.len > 64) {
-        return reject(a, ERR_INVALID, "http_addr", "must be 1..64 bytes");
+        return fsm__reject(a, ERR_INVALID, "http_addr", "must be 1..64 bytes");
     }
     unsigned char buf[8 + 128];
     uint32_t rl = cmd->raft_addr.len, hl = cmd->http_addr.len;
@@ -393,7 +390,7 @@ static int apply_node(struct apply_ctx *a, const struct fsm_cmd *cmd)
     v.mv_size = 8 + rl + hl;
     v.mv_data = buf;
     rv = mdb_put(a->txn, a->f->dbi[DB_NODES], &k, &v, 0);
-    return rv == 0 ? 0 : storage(a, fsm__lmdb_error(a->f, rv, "put node"));
+    return rv == 0 ? 0 : fsm__storage(a, fsm__lmdb_error(a->f, rv, "put node"));
 }
 
 /* ---- Driver ------------------------------------------------------------- */
@@ -405,10 +402,10 @@ static int apply_cmd(struct apply_ctx *a, const void *buf, size_t len)
     int rv = fsm_cmd_decode(buf, len, &cmd, &jobs);
 
     if (rv == ERR_NOMEM) {
-        return reject(a, ERR_NOMEM, NULL, "out of memory");
+        return fsm__reject(a, ERR_NOMEM, NULL, "out of memory");
     }
     if (rv != 0) {
-        return reject(a, ERR_CORRUPT, NULL, "command does not decode");
+        return fsm__reject(a, ERR_CORRUPT, NULL, "command does not decode");
     }
     switch (cmd.type) {
         case FSM_CMD_SUBMIT:
@@ -427,12 +424,22 @@ static int apply_cmd(struct apply_ctx *a, const void *buf, size_t len)
         case FSM_CMD_NOOP:
             rv = 0;
             break;
+        case FSM_CMD_WORKER_REG:
+            rv = fsm__apply_worker_reg(a, &cmd);
+            break;
+        case FSM_CMD_WORKER_DEL:
+        case FSM_CMD_WORKER_DOWN:
+        case FSM_CMD_ASSIGN:
+        case FSM_CMD_COMPLETE:
+        case FSM_CMD_PROMOTE:
+            rv = fsm__apply_items(a, &cmd);
+            break;
         default:
-            rv = reject(a, ERR_INVALID, NULL, "unknown command type %u",
-                        cmd.type);
+            rv = fsm__reject(a, ERR_INVALID, NULL, "unknown command type %u",
+                             cmd.type);
             break;
     }
-    free(jobs);
+    fsm_cmd_free(&cmd, jobs);
     return rv;
 }
 
@@ -507,7 +514,7 @@ int fsm_apply(struct fsm *f,
             memcpy(&clen, p + off, 4);
         }
         if (off + 4 > len || clen > len - off - 4) {
-            reject(&a, ERR_CORRUPT, NULL, "command runs past the entry");
+            fsm__reject(&a, ERR_CORRUPT, NULL, "command runs past the entry");
             r->ids = (uint64_t *)(uintptr_t)a.ids_off;
             off = len;
             continue;

@@ -33,6 +33,10 @@ enum {
     T_LAST_ERROR,
     T_RESULT,
     T_DEPS,
+    T_WORKER_ID,
+    T_LEASE_TOKEN,
+    T_EXIT_CODE,
+    T_OUTPUT,
 };
 
 enum {
@@ -45,6 +49,30 @@ enum {
     C_NODE_ID,
     C_RAFT_ADDR,
     C_HTTP_ADDR,
+    C_ITEM,
+    C_WORKER,
+};
+
+enum {
+    I_JOB = 1,
+    I_WORKER,
+    I_TOKEN,
+    I_OK,
+    I_RETRYABLE,
+    I_EXIT_CODE,
+    I_RETRY_AT,
+    I_ERROR,
+    I_OUTPUT,
+    I_RESULT,
+};
+
+enum {
+    W_ID = 1,
+    W_NAME,
+    W_QUEUES,
+    W_CONCURRENCY,
+    W_REGISTERED,
+    W_DOWN,
 };
 
 struct wbuf
@@ -157,9 +185,64 @@ static void write_job(struct wbuf *w, const struct fsm_job *j)
             wle(w, d, 8);
         }
     }
+    wnum(w, T_WORKER_ID, j->worker_id, 8);
+    wnum(w, T_LEASE_TOKEN, j->lease_token, 8);
+    wnum(w, T_EXIT_CODE, (uint32_t)j->exit_code, 4);
+    wstr(w, T_OUTPUT, j->output);
     if (j->extra.len > 0) {
         wbytes(w, j->extra.p, j->extra.len);
     }
+}
+
+static void write_item(struct wbuf *w, const struct fsm_item *it)
+{
+    wle(w, CODEC_VERSION, 1);
+    wnum(w, I_JOB, it->job_id, 8);
+    wnum(w, I_WORKER, it->worker_id, 8);
+    wnum(w, I_TOKEN, it->token, 8);
+    wnum(w, I_OK, it->ok, 1);
+    wnum(w, I_RETRYABLE, it->retryable, 1);
+    wnum(w, I_EXIT_CODE, (uint32_t)it->exit_code, 4);
+    wnum(w, I_RETRY_AT, (uint64_t)it->retry_at, 8);
+    wstr(w, I_ERROR, it->error);
+    wstr(w, I_OUTPUT, it->output);
+    wstr(w, I_RESULT, it->result);
+}
+
+static void write_worker(struct wbuf *w, const struct fsm_worker *wk)
+{
+    wle(w, CODEC_VERSION, 1);
+    wnum(w, W_ID, wk->id, 8);
+    wstr(w, W_NAME, wk->name);
+    wstr(w, W_QUEUES, wk->queues);
+    wnum(w, W_CONCURRENCY, wk->concurrency, 4);
+    wnum(w, W_REGISTERED, (uint64_t)wk->registered_at, 8);
+    wnum(w, W_DOWN, wk->down, 1);
+}
+
+/* Write @fn(@obj) as one nested TLV. */
+#define WNESTED(w, tag, fn, obj)           \
+    do {                                   \
+        struct wbuf nw_ = {NULL, 0, 0, 0}; \
+        fn(&nw_, obj);                     \
+        if (nw_.err != 0) {                \
+            (w)->err = nw_.err;            \
+        }                                  \
+        wtlv(w, tag, nw_.p, nw_.len);      \
+        free(nw_.p);                       \
+    } while (0)
+
+int fsm_worker_encode(const struct fsm_worker *wk, void **buf, size_t *len)
+{
+    struct wbuf w = {NULL, 0, 0, 0};
+    write_worker(&w, wk);
+    if (w.err != 0) {
+        free(w.p);
+        return w.err;
+    }
+    *buf = w.p;
+    *len = w.len;
+    return 0;
 }
 
 int fsm_job_encode(const struct fsm_job *job, void **buf, size_t *len)
@@ -293,6 +376,21 @@ int fsm_job_decode(const void *buf, size_t len, struct fsm_job *j)
             case T_RESULT:
                 j->result = s;
                 break;
+            case T_WORKER_ID:
+                bad = num(data, n, 8, &v);
+                j->worker_id = v;
+                break;
+            case T_LEASE_TOKEN:
+                bad = num(data, n, 8, &v);
+                j->lease_token = v;
+                break;
+            case T_EXIT_CODE:
+                bad = num(data, n, 4, &v);
+                j->exit_code = (int32_t)(uint32_t)v;
+                break;
+            case T_OUTPUT:
+                j->output = s;
+                break;
             case T_DEPS:
                 if (n % 8 != 0) {
                     bad = 1;
@@ -319,6 +417,115 @@ int fsm_job_decode(const void *buf, size_t len, struct fsm_job *j)
         j->extra.len = (uint32_t)(extra_end - extra_start);
     }
     return 0;
+}
+
+static int decode_item(const unsigned char *p, size_t len, struct fsm_item *it)
+{
+    const unsigned char *end = p + len, *data;
+    unsigned tag;
+    size_t n;
+    uint64_t v = 0;
+    int rv;
+
+    memset(it, 0, sizeof *it);
+    if (len < 1 || p[0] != CODEC_VERSION) {
+        return ERR_CORRUPT;
+    }
+    p++;
+    while ((rv = next_tlv(&p, end, &tag, &data, &n)) == 1) {
+        struct fsm_str s = {(const char *)data, (uint32_t)n};
+        int bad = 0;
+        switch (tag) {
+            case I_JOB:
+                bad = num(data, n, 8, &it->job_id);
+                break;
+            case I_WORKER:
+                bad = num(data, n, 8, &it->worker_id);
+                break;
+            case I_TOKEN:
+                bad = num(data, n, 8, &it->token);
+                break;
+            case I_OK:
+                bad = num(data, n, 1, &v);
+                it->ok = (uint8_t)v;
+                break;
+            case I_RETRYABLE:
+                bad = num(data, n, 1, &v);
+                it->retryable = (uint8_t)v;
+                break;
+            case I_EXIT_CODE:
+                bad = num(data, n, 4, &v);
+                it->exit_code = (int32_t)(uint32_t)v;
+                break;
+            case I_RETRY_AT:
+                bad = num(data, n, 8, &v);
+                it->retry_at = (int64_t)v;
+                break;
+            case I_ERROR:
+                it->error = s;
+                break;
+            case I_OUTPUT:
+                it->output = s;
+                break;
+            case I_RESULT:
+                it->result = s;
+                break;
+            default:
+                break;
+        }
+        if (bad) {
+            return ERR_CORRUPT;
+        }
+    }
+    return rv < 0 ? ERR_CORRUPT : 0;
+}
+
+int fsm_worker_decode(const void *buf, size_t len, struct fsm_worker *wk)
+{
+    const unsigned char *p = buf, *end = p + len, *data;
+    unsigned tag;
+    size_t n;
+    uint64_t v = 0;
+    int rv;
+
+    memset(wk, 0, sizeof *wk);
+    if (len < 1 || p[0] != CODEC_VERSION) {
+        return ERR_CORRUPT;
+    }
+    p++;
+    while ((rv = next_tlv(&p, end, &tag, &data, &n)) == 1) {
+        struct fsm_str s = {(const char *)data, (uint32_t)n};
+        int bad = 0;
+        switch (tag) {
+            case W_ID:
+                bad = num(data, n, 8, &wk->id);
+                break;
+            case W_NAME:
+                wk->name = s;
+                break;
+            case W_QUEUES:
+                wk->queues = s;
+                break;
+            case W_CONCURRENCY:
+                bad = num(data, n, 4, &v);
+                wk->concurrency = (uint32_t)v;
+                break;
+            case W_REGISTERED:
+                bad = num(data, n, 8, &v);
+                wk->registered_at = (int64_t)v;
+                break;
+            case W_DOWN:
+                bad = num(data, n, 1, &v);
+                wk->down = (uint8_t)v;
+                break;
+            default:
+                break;
+        }
+        if (bad) {
+            return ERR_CORRUPT;
+        }
+    }
+    return rv < 0 ? ERR_CORRUPT : 0;
 }
 
 /* Deps are stored little endian in records; on this (little-endian) host a
@@ -367,6 +574,22 @@ int fsm_cmd_encode(const struct fsm_cmd *cmd, void **buf, size_t *len)
         case FSM_CMD_CANCEL:
             wnum(&w, C_ID, cmd->id, 8);
             break;
+        case FSM_CMD_WORKER_REG:
+            WNESTED(&w, C_WORKER, write_worker, &cmd->worker);
+            break;
+        case FSM_CMD_WORKER_DEL:
+        case FSM_CMD_WORKER_DOWN:
+        case FSM_CMD_ASSIGN:
+        case FSM_CMD_COMPLETE:
+        case FSM_CMD_PROMOTE:
+            wnum(&w, C_ID, cmd->id, 8);
+            wle(&w, C_N_JOBS, 2); /* The item count. */
+            wle(&w, 4, 4);
+            wle(&w, cmd->n_items, 4);
+            for (uint32_t i = 0; i < cmd->n_items; i++) {
+                WNESTED(&w, C_ITEM, write_item, &cmd->items[i]);
+            }
+            break;
         case FSM_CMD_NODE_SET:
         case FSM_CMD_NODE_DEL:
             wnum(&w, C_NODE_ID, cmd->node_id, 8);
@@ -393,8 +616,9 @@ int fsm_cmd_decode(const void *buf,
     const unsigned char *p = buf, *end = p + len, *data;
     struct fsm_job *jobs = NULL;
     const uint64_t *hashes = NULL;
+    struct fsm_item *items = NULL;
     uint32_t n_jobs = 0, got = 0;
-    bool have_n = false;
+    bool have_n = false, is_items;
     unsigned tag;
     size_t n;
     uint64_t v;
@@ -407,6 +631,7 @@ int fsm_cmd_decode(const void *buf,
     }
     cmd->type = p[1];
     p += 2;
+    is_items = cmd->type >= FSM_CMD_WORKER_DEL && cmd->type <= FSM_CMD_PROMOTE;
     while ((rv = next_tlv(&p, end, &tag, &data, &n)) == 1) {
         switch (tag) {
             case C_N_JOBS:
@@ -416,15 +641,32 @@ int fsm_cmd_decode(const void *buf,
                 }
                 have_n = true;
                 n_jobs = (uint32_t)v;
-                if (n_jobs > 0) {
+                if (n_jobs > 0 && is_items) {
+                    items = calloc(n_jobs, sizeof *items);
+                    if (items == NULL) {
+                        return ERR_NOMEM;
+                    }
+                } else if (n_jobs > 0) {
                     jobs = calloc(n_jobs, sizeof *jobs);
                     if (jobs == NULL) {
                         return ERR_NOMEM;
                     }
                 }
                 break;
+            case C_ITEM:
+                if (!have_n || !is_items || got >= n_jobs ||
+                    decode_item(data, n, &items[got]) != 0) {
+                    goto corrupt;
+                }
+                got++;
+                break;
+            case C_WORKER:
+                if (fsm_worker_decode(data, n, &cmd->worker) != 0) {
+                    goto corrupt;
+                }
+                break;
             case C_JOB:
-                if (!have_n || got >= n_jobs ||
+                if (!have_n || is_items || got >= n_jobs ||
                     fsm_job_decode(data, n, &jobs[got]) != 0) {
                     goto corrupt;
                 }
@@ -469,16 +711,30 @@ int fsm_cmd_decode(const void *buf,
                 break; /* A newer command field: ignored. */
         }
     }
-    if (rv < 0 || got != n_jobs || (cmd->type == FSM_CMD_SUBMIT && !have_n)) {
+    if (rv < 0 || got != n_jobs ||
+        ((cmd->type == FSM_CMD_SUBMIT || is_items) && !have_n)) {
         goto corrupt;
     }
-    cmd->n_jobs = n_jobs;
-    cmd->jobs = jobs;
+    if (is_items) {
+        cmd->n_items = n_jobs;
+        cmd->items = items;
+    } else {
+        cmd->n_jobs = n_jobs;
+        cmd->jobs = jobs;
+    }
     cmd->hashes = hashes; /* May be unaligned: read with memcpy. */
     *jobs_store = jobs;
     return 0;
 
 corrupt:
     free(jobs);
+    free(items);
     return ERR_CORRUPT;
+}
+
+void fsm_cmd_free(struct fsm_cmd *cmd, struct fsm_job *jobs_store)
+{
+    free(jobs_store);
+    free((void *)cmd->items);
+    cmd->items = NULL;
 }

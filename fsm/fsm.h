@@ -25,12 +25,12 @@
 
 /* Limits enforced by apply (and earlier by the HTTP layer, which reports
  * them with the field name). */
-#define FSM_MAX_STR 256              /* type, queue, user_id, idem key. */
-#define FSM_MAX_SPEC (256 * 1024)    /* The spec JSON text. */
-#define FSM_MAX_BATCH_JOBS 1000      /* Jobs in one SUBMIT command. */
-#define FSM_MAX_DEPS 100             /* depends_on entries. */
-#define FSM_MAX_ERROR 4096           /* last_error text. */
-#define FSM_ID_SHIFT 20              /* id = raft index << 20 | sequence. */
+#define FSM_MAX_STR 256           /* type, queue, user_id, idem key. */
+#define FSM_MAX_SPEC (256 * 1024) /* The spec JSON text. */
+#define FSM_MAX_BATCH_JOBS 1000   /* Jobs in one SUBMIT command. */
+#define FSM_MAX_DEPS 100          /* depends_on entries. */
+#define FSM_MAX_ERROR 4096        /* last_error text. */
+#define FSM_ID_SHIFT 20           /* id = raft index << 20 | sequence. */
 
 enum fsm_status {
     FSM_SCHEDULED = 1, /* Waiting for run_at. */
@@ -74,7 +74,8 @@ struct fsm_job
     int64_t finished_at;
     int64_t timeout_ms; /* 0 = none. */
     struct fsm_str type;
-    struct fsm_str queue; /* Empty = "default" is filled in by the HTTP layer. */
+    struct fsm_str
+        queue; /* Empty = "default" is filled in by the HTTP layer. */
     struct fsm_str user_id;
     struct fsm_str idem_key;
     /* JSON object text with the user fields that apply does not interpret:
@@ -84,7 +85,11 @@ struct fsm_job
     struct fsm_str last_error;
     struct fsm_str result; /* JSON text, empty if none. */
     uint32_t n_deps;
-    const uint64_t *deps; /* depends_on ids (may be unaligned: use memcpy). */
+    const uint64_t *deps;  /* depends_on ids (may be unaligned: use memcpy). */
+    uint64_t worker_id;    /* RUNNING: the worker holding the lease. */
+    uint64_t lease_token;  /* Raft index of the last assign: grows per job. */
+    int32_t exit_code;     /* Of the last attempt (shell), or HTTP status. */
+    struct fsm_str output; /* Tail of the last attempt's output. */
     /* Encoded fields this version does not know: kept verbatim and written
      * back on every update (rolling upgrades). */
     struct fsm_str extra;
@@ -92,12 +97,54 @@ struct fsm_job
 
 /* Commands. Each raft entry is a batch of commands (see fsm_batch_*). */
 enum fsm_cmd_type {
-    FSM_CMD_SUBMIT = 1, /* Create n jobs atomically. */
-    FSM_CMD_PATCH,      /* Change fields of a job that is not running/final. */
-    FSM_CMD_CANCEL,     /* Cancel a job that is not running/final. */
-    FSM_CMD_NODE_SET,   /* Record a node's raft and HTTP addresses. */
-    FSM_CMD_NODE_DEL,   /* Forget a node. */
-    FSM_CMD_NOOP,       /* Does nothing (tests, barriers with results). */
+    FSM_CMD_SUBMIT = 1,  /* Create n jobs atomically. */
+    FSM_CMD_PATCH,       /* Change fields of a job that is not running/final. */
+    FSM_CMD_CANCEL,      /* Cancel a job that is not running/final. */
+    FSM_CMD_NODE_SET,    /* Record a node's raft and HTTP addresses. */
+    FSM_CMD_NODE_DEL,    /* Forget a node. */
+    FSM_CMD_NOOP,        /* Does nothing (tests, barriers with results). */
+    FSM_CMD_WORKER_REG,  /* Register a worker: id derived like job ids. */
+    FSM_CMD_WORKER_DEL,  /* Forget a worker (its running jobs: @items). */
+    FSM_CMD_ASSIGN,      /* Lease pending jobs to workers (@items). */
+    FSM_CMD_COMPLETE,    /* Results of leased jobs (@items). */
+    FSM_CMD_WORKER_DOWN, /* Worker missed its deadline (@items: its jobs). */
+    FSM_CMD_PROMOTE,     /* Scheduled jobs whose run_at passed → pending. */
+};
+
+/* One element of ASSIGN, COMPLETE, WORKER_DOWN/DEL and PROMOTE. Each item
+ * is applied on its own: a stale one does not spoil the others. */
+struct fsm_item
+{
+    uint64_t job_id;
+    uint64_t worker_id; /* ASSIGN: to whom. */
+    uint64_t token;     /* COMPLETE, WORKER_DOWN: the lease it ends. */
+    uint8_t ok;         /* COMPLETE: success. */
+    uint8_t retryable;  /* COMPLETE: failure that may be retried. */
+    int32_t exit_code;
+    int64_t retry_at; /* Failure: when the next attempt may start (the
+                       * leader computed the backoff). */
+    struct fsm_str error;
+    struct fsm_str output;
+    struct fsm_str result; /* JSON text. */
+};
+
+/* Item outcomes (fsm_result.existed[i] for item commands). */
+enum {
+    FSM_ITEM_OK = 0,
+    FSM_ITEM_STALE,    /* Token or worker not current: ignored. */
+    FSM_ITEM_NOTFOUND, /* No such job. */
+    FSM_ITEM_SKIPPED,  /* Not in a state the command applies to. */
+};
+
+/* A registered worker. */
+struct fsm_worker
+{
+    uint64_t id;
+    struct fsm_str name;
+    struct fsm_str queues; /* Comma-separated. */
+    uint32_t concurrency;
+    int64_t registered_at;
+    uint8_t down; /* Declared down (kept for the listing). */
 };
 
 /* PATCH field mask. */
@@ -125,6 +172,12 @@ struct fsm_cmd
     uint64_t id;
     uint32_t mask;
     struct fsm_job patch;
+    /* Item commands: @n_items of @items. WORKER_DEL and WORKER_DOWN also
+     * name the worker in @id. */
+    uint32_t n_items;
+    const struct fsm_item *items;
+    /* WORKER_REG */
+    struct fsm_worker worker;
     /* NODE_SET, NODE_DEL: node @node_id. */
     uint64_t node_id;
     struct fsm_str raft_addr;
@@ -138,8 +191,13 @@ int fsm_cmd_encode(const struct fsm_cmd *cmd, void **buf, size_t *len);
 /* Decode; the strings and jobs in @cmd point into @buf or into @jobs_store,
  * an array malloc'ed by this function (free it with free()). Returns 0 or
  * ERR_CORRUPT. */
-int fsm_cmd_decode(const void *buf, size_t len, struct fsm_cmd *cmd,
+int fsm_cmd_decode(const void *buf,
+                   size_t len,
+                   struct fsm_cmd *cmd,
                    struct fsm_job **jobs_store);
+/* Items decoded by fsm_cmd_decode() are in cmd->items, an array allocated
+ * with the jobs: free it with fsm_cmd_free(). */
+void fsm_cmd_free(struct fsm_cmd *cmd, struct fsm_job *jobs_store);
 
 /* Record codec (TLV, versioned; unknown tags kept in job->extra). */
 int fsm_job_encode(const struct fsm_job *job, void **buf, size_t *len);
@@ -175,22 +233,22 @@ void fsm_batch_close(struct fsm_batch *b);
  * fsm_apply(). */
 struct fsm_result
 {
-    int code;           /* 0 or ERR_INVALID, ERR_NOTFOUND, ERR_CONFLICT... */
-    char field[64];     /* Offending field of a rejection ("" if none), e.g.
-                         * "jobs[3].idempotency_key" or "depends_on". */
-    char msg[160];      /* Reason for a rejection. */
-    uint32_t n_ids;     /* SUBMIT: one per job; PATCH/CANCEL: 1. */
+    int code;       /* 0 or ERR_INVALID, ERR_NOTFOUND, ERR_CONFLICT... */
+    char field[64]; /* Offending field of a rejection ("" if none), e.g.
+                     * "jobs[3].idempotency_key" or "depends_on". */
+    char msg[160];  /* Reason for a rejection. */
+    uint32_t n_ids; /* SUBMIT: one per job; PATCH/CANCEL: 1. */
     uint64_t *ids;
-    uint8_t *existed;   /* SUBMIT: 1 where an idempotency key matched. */
+    uint8_t *existed; /* SUBMIT: 1 where an idempotency key matched. */
 };
 
 struct fsm;
 
 struct fsm_options
 {
-    const char *dir;       /* Directory of the LMDB environment (created). */
-    size_t map_size;       /* 0 = 4 GiB. */
-    bool fresh;            /* Remove an existing environment first. */
+    const char *dir; /* Directory of the LMDB environment (created). */
+    size_t map_size; /* 0 = 4 GiB. */
+    bool fresh;      /* Remove an existing environment first. */
 };
 
 /* Open the environment (MDB_NOTLS | MDB_NOSYNC, named databases). */
@@ -207,8 +265,12 @@ uint64_t fsm_applied_index(struct fsm *f);
  * skipped (*n = 0). A batch that does not decode is rejected as a whole:
  * every command gets ERR_CORRUPT (nothing written but the applied index).
  * Returns non-zero only when LMDB fails. */
-int fsm_apply(struct fsm *f, uint64_t index, const void *entry, size_t len,
-              const struct fsm_result **results, unsigned *n);
+int fsm_apply(struct fsm *f,
+              uint64_t index,
+              const void *entry,
+              size_t len,
+              const struct fsm_result **results,
+              unsigned *n);
 
 /* Reads. A reader is a read transaction; records it returns are valid until
  * fsm_read_end(). */
@@ -235,14 +297,38 @@ typedef int (*fsm_list_cb)(void *data, const struct fsm_job *job);
  * cursor into @next (at least FSM_CURSOR_SIZE bytes), else next[0] = 0.
  * ERR_INVALID for a cursor that does not decode. */
 #define FSM_CURSOR_SIZE 1200
-int fsm_list(struct fsm_reader *rd, const struct fsm_query *q, fsm_list_cb cb,
-             void *data, char *next);
+int fsm_list(struct fsm_reader *rd,
+             const struct fsm_query *q,
+             fsm_list_cb cb,
+             void *data,
+             char *next);
 
 /* Count of jobs per status (index 1..FSM_STATUS_MAX), for metrics. */
 int fsm_count_by_status(struct fsm_reader *rd, uint64_t counts[8]);
 
+/* Workers. */
+typedef void (*fsm_worker_cb)(void *data, const struct fsm_worker *w);
+int fsm_workers(struct fsm_reader *rd, fsm_worker_cb cb, void *data);
+int fsm_get_worker(struct fsm_reader *rd, uint64_t id, struct fsm_worker *w);
+/* RUNNING jobs, in id order (for leases, liveness and heartbeats). */
+int fsm_running(struct fsm_reader *rd, fsm_list_cb cb, void *data);
+/* SCHEDULED jobs with run_at <= @now, at most @max, in run_at order. */
+int fsm_due(struct fsm_reader *rd,
+            int64_t now,
+            unsigned max,
+            fsm_list_cb cb,
+            void *data);
+/* PENDING jobs of @queue, best first (priority, then age), from the ready
+ * index; the callback returns non-zero to stop. */
+int fsm_ready(struct fsm_reader *rd,
+              struct fsm_str queue,
+              fsm_list_cb cb,
+              void *data);
+
 /* Node table (replicated addresses). */
-typedef void (*fsm_node_cb)(void *data, uint64_t id, struct fsm_str raft_addr,
+typedef void (*fsm_node_cb)(void *data,
+                            uint64_t id,
+                            struct fsm_str raft_addr,
                             struct fsm_str http_addr);
 int fsm_nodes(struct fsm_reader *rd, fsm_node_cb cb, void *data);
 

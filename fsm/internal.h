@@ -17,6 +17,8 @@ enum {
     DB_IDEM,
     DB_NODES,
     DB_META,
+    DB_WORKERS,
+    DB_TIMERS,
     DB__COUNT
 };
 
@@ -61,6 +63,43 @@ int fsm__put_job(struct fsm *f,
 uint64_t fsm__get_meta_u64(struct fsm *f, MDB_txn *txn, const char *key);
 int fsm__put_meta_u64(struct fsm *f, MDB_txn *txn, const char *key, uint64_t v);
 
+/* apply.c: the state of one command being applied. */
+struct apply_ctx
+{
+    struct fsm *f;
+    MDB_txn *txn; /* The command's child transaction. */
+    uint64_t index;
+    int64_t now;
+    uint32_t seq; /* Jobs created by this entry so far. */
+    struct fsm_result *res;
+    size_t ids_off; /* Offset of this result's ids in f->ids. */
+    int storage;    /* Non-zero: LMDB failed. */
+};
+
+/* A rejection: the command's result, not an error of fsm_apply(). */
+int fsm__reject(struct apply_ctx *a,
+                int code,
+                const char *field,
+                const char *fmt,
+                ...) __attribute__((format(printf, 4, 5)));
+/* LMDB failed: fsm_apply() returns @rv and the node fail-stops. */
+int fsm__storage(struct apply_ctx *a, int rv);
+/* Append an id (and its per-item outcome) to the command's result. */
+int fsm__add_id(struct apply_ctx *a, uint64_t id, uint8_t existed);
+
+/* apply_lease.c: worker and lease commands. */
+int fsm__apply_worker_reg(struct apply_ctx *a, const struct fsm_cmd *cmd);
+int fsm__apply_items(struct apply_ctx *a, const struct fsm_cmd *cmd);
+/* A job that lost or ended its attempt unsuccessfully: retry or fail. */
+void fsm__attempt_failed(struct apply_ctx *a,
+                         struct fsm_job *job,
+                         const struct fsm_item *it);
+/* @parent completed: release children whose dependencies are all done. */
+int fsm__release_children(struct apply_ctx *a, uint64_t parent);
+
 #define FSM_META_APPLIED "applied_index"
+
+int fsm_worker_encode(const struct fsm_worker *wk, void **buf, size_t *len);
+int fsm_worker_decode(const void *buf, size_t len, struct fsm_worker *wk);
 
 #endif /* FSM_INTERNAL_H_ */

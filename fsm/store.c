@@ -17,9 +17,9 @@
 #include "common/fs.h"
 #include "fsm/internal.h"
 
-const char *const fsm__db_names[DB__COUNT] = {
-    "jobs",  "by_status", "by_user", "by_queue", "by_type",
-    "ready", "deps",      "idem",    "nodes",    "meta",
+const char *const fsm__db_names[] = {
+    "jobs", "by_status", "by_user", "by_queue", "by_type", "ready",
+    "deps", "idem",      "nodes",   "meta",     "workers", "timers",
 };
 
 int fsm__lmdb_error(struct fsm *f, int rv, const char *what)
@@ -239,6 +239,17 @@ static int index_op(struct fsm *f,
                  : mdb_del(txn, f->dbi[keys[i].db], &k, NULL);
         if (rv != 0 && rv != MDB_NOTFOUND) {
             return fsm__lmdb_error(f, rv, "index");
+        }
+    }
+    if (j->status == FSM_SCHEDULED) {
+        fsm__put_be64(buf, (uint64_t)j->run_at);
+        fsm__put_be64(buf + 8, j->id);
+        k.mv_size = 16;
+        k.mv_data = buf;
+        rv = put ? mdb_put(txn, f->dbi[DB_TIMERS], &k, &empty, 0)
+                 : mdb_del(txn, f->dbi[DB_TIMERS], &k, NULL);
+        if (rv != 0 && rv != MDB_NOTFOUND) {
+            return fsm__lmdb_error(f, rv, "index timers");
         }
     }
     if (j->status == FSM_PENDING && j->queue.len <= FSM_MAX_STR) {

@@ -1,0 +1,312 @@
+/* Apply for workers and leases: register, assign (lease), complete, worker
+ * down/removed, promote scheduled jobs.
+ *
+ * Fencing: an assign sets the job's lease_token to the raft index of the
+ * entry, so tokens grow strictly per job. A completion (or a worker-down
+ * release) whose token or worker is not the job's current one is STALE and
+ * changes nothing: a paused worker's late result can never overwrite the
+ * accepted one. Items apply one by one; a stale item does not spoil the
+ * others. Times come from the leader (batch time, retry_at). */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsm/internal.h"
+
+#define MAX_WORKER_QUEUES 1024
+#define MAX_CONCURRENCY 10000
+#define MAX_OUTPUT (256 * 1024)
+
+static int get_worker(struct apply_ctx *a, uint64_t id, struct fsm_worker *w)
+{
+    unsigned char kb[8];
+    MDB_val k = {8, kb}, v;
+    int rv;
+    fsm__put_be64(kb, id);
+    rv = mdb_get(a->txn, a->f->dbi[DB_WORKERS], &k, &v);
+    if (rv == MDB_NOTFOUND) {
+        return ERR_NOTFOUND;
+    }
+    if (rv != 0) {
+        return fsm__storage(a, fsm__lmdb_error(a->f, rv, "get worker"));
+    }
+    return fsm_worker_decode(v.mv_data, v.mv_size, w) == 0 ? 0 : ERR_CORRUPT;
+}
+
+static int put_worker(struct apply_ctx *a, const struct fsm_worker *w)
+{
+    unsigned char kb[8];
+    MDB_val k = {8, kb}, v;
+    void *buf;
+    size_t len;
+    int rv = fsm_worker_encode(w, &buf, &len);
+    if (rv != 0) {
+        return fsm__storage(a, rv);
+    }
+    fsm__put_be64(kb, w->id);
+    v.mv_size = len;
+    v.mv_data = buf;
+    rv = mdb_put(a->txn, a->f->dbi[DB_WORKERS], &k, &v, 0);
+    free(buf);
+    return rv == 0 ? 0
+                   : fsm__storage(a, fsm__lmdb_error(a->f, rv, "put worker"));
+}
+
+int fsm__apply_worker_reg(struct apply_ctx *a, const struct fsm_cmd *cmd)
+{
+    struct fsm_worker w = cmd->worker;
+
+    if (w.name.len == 0 || w.name.len > FSM_MAX_STR) {
+        return fsm__reject(a, ERR_INVALID, "name", "name must be 1..%d bytes",
+                           FSM_MAX_STR);
+    }
+    if (w.queues.len == 0 || w.queues.len > MAX_WORKER_QUEUES) {
+        return fsm__reject(a, ERR_INVALID, "queues",
+                           "queues must be 1..%d bytes", MAX_WORKER_QUEUES);
+    }
+    if (w.concurrency < 1 || w.concurrency > MAX_CONCURRENCY) {
+        return fsm__reject(a, ERR_INVALID, "concurrency",
+                           "concurrency must be 1..%d", MAX_CONCURRENCY);
+    }
+    if (a->seq >= (1u << FSM_ID_SHIFT)) {
+        return fsm__reject(a, ERR_TOOLARGE, NULL, "too many ids in one entry");
+    }
+    w.id = (a->index << FSM_ID_SHIFT) | a->seq++;
+    w.registered_at = a->now;
+    w.down = 0;
+    int rv = put_worker(a, &w);
+    return rv != 0 ? rv : fsm__add_id(a, w.id, 0);
+}
+
+static int put(struct apply_ctx *a,
+               const struct fsm_job *old,
+               const struct fsm_job *job)
+{
+    int rv = fsm__put_job(a->f, a->txn, old, job);
+    return rv == 0 ? 0 : fsm__storage(a, rv);
+}
+
+void fsm__attempt_failed(struct apply_ctx *a,
+                         struct fsm_job *job,
+                         const struct fsm_item *it)
+{
+    job->last_error = it->error;
+    job->exit_code = it->exit_code;
+    job->output = it->output;
+    job->worker_id = 0;
+    job->updated_at = a->now;
+    if (it->retryable && job->attempts < job->max_attempts) {
+        job->run_at = it->retry_at;
+        job->status = it->retry_at > a->now ? FSM_SCHEDULED : FSM_PENDING;
+    } else {
+        job->status = FSM_FAILED; /* The dead-letter queue. */
+        job->finished_at = a->now;
+    }
+}
+
+int fsm__release_children(struct apply_ctx *a, uint64_t parent)
+{
+    unsigned char kb[16];
+    MDB_val k = {8, kb}, v;
+    MDB_cursor *cur;
+    uint64_t children[256];
+    unsigned n = 0;
+    int rv;
+
+    fsm__put_be64(kb, parent);
+    rv = mdb_cursor_open(a->txn, a->f->dbi[DB_DEPS], &cur);
+    if (rv != 0) {
+        return fsm__storage(a, fsm__lmdb_error(a->f, rv, "deps cursor"));
+    }
+    for (rv = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rv == 0 && n < 256 && k.mv_size == 16 && memcmp(k.mv_data, kb, 8) == 0;
+         rv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        children[n++] = fsm__get_be64((const unsigned char *)k.mv_data + 8);
+    }
+    mdb_cursor_close(cur);
+    for (unsigned i = 0; i < n; i++) {
+        struct fsm_job old, job;
+        bool waiting = false;
+        fsm__put_be64(kb + 8, children[i]);
+        k.mv_size = 16;
+        k.mv_data = kb;
+        mdb_del(a->txn, a->f->dbi[DB_DEPS], &k, NULL);
+        if (fsm__get_job(a->f, a->txn, children[i], &old) != 0 ||
+            old.status != FSM_WAITING) {
+            continue;
+        }
+        for (uint32_t d = 0; d < old.n_deps && !waiting; d++) {
+            struct fsm_job p;
+            uint64_t pid;
+            memcpy(&pid, &old.deps[d], sizeof pid);
+            waiting =
+                pid != parent && (fsm__get_job(a->f, a->txn, pid, &p) != 0 ||
+                                  p.status != FSM_COMPLETED);
+        }
+        if (!waiting) {
+            job = old;
+            job.status = job.run_at > a->now ? FSM_SCHEDULED : FSM_PENDING;
+            job.updated_at = a->now;
+            rv = put(a, &old, &job);
+            if (rv != 0) {
+                return rv;
+            }
+        }
+    }
+    return 0;
+}
+
+static int item_assign(struct apply_ctx *a,
+                       const struct fsm_item *it,
+                       struct fsm_job *old)
+{
+    struct fsm_worker w;
+    struct fsm_job job = *old;
+    int rv;
+
+    if (old->status != FSM_PENDING) {
+        return FSM_ITEM_SKIPPED;
+    }
+    rv = get_worker(a, it->worker_id, &w);
+    if (a->storage != 0) {
+        return -1;
+    }
+    if (rv != 0 || w.down) {
+        return FSM_ITEM_STALE;
+    }
+    job.status = FSM_RUNNING;
+    job.attempts++;
+    job.worker_id = it->worker_id;
+    job.lease_token = a->index;
+    job.started_at = job.updated_at = a->now;
+    job.finished_at = 0;
+    return put(a, old, &job) == 0 ? FSM_ITEM_OK : -1;
+}
+
+static int item_complete(struct apply_ctx *a,
+                         const struct fsm_item *it,
+                         struct fsm_job *old)
+{
+    struct fsm_job job = *old;
+
+    if (old->status != FSM_RUNNING || old->lease_token != it->token) {
+        return FSM_ITEM_STALE;
+    }
+    if (it->output.len > MAX_OUTPUT || it->result.len > MAX_OUTPUT ||
+        it->error.len > FSM_MAX_ERROR) {
+        return FSM_ITEM_SKIPPED;
+    }
+    if (it->ok) {
+        job.status = FSM_COMPLETED;
+        job.finished_at = job.updated_at = a->now;
+        job.result = it->result;
+        job.output = it->output;
+        job.exit_code = it->exit_code;
+        memset(&job.last_error, 0, sizeof job.last_error);
+        job.worker_id = 0;
+        if (put(a, old, &job) != 0 || fsm__release_children(a, job.id) != 0) {
+            return -1;
+        }
+        return FSM_ITEM_OK;
+    }
+    fsm__attempt_failed(a, &job, it);
+    return put(a, old, &job) == 0 ? FSM_ITEM_OK : -1;
+}
+
+/* Worker down or removed: its leases end through the retry policy. */
+static int item_release(struct apply_ctx *a,
+                        uint64_t worker,
+                        const struct fsm_item *it,
+                        struct fsm_job *old)
+{
+    struct fsm_job job = *old;
+    struct fsm_item lost = *it;
+
+    if (old->status != FSM_RUNNING || old->worker_id != worker ||
+        old->lease_token != it->token) {
+        return FSM_ITEM_STALE;
+    }
+    lost.retryable = 1;
+    if (lost.error.len == 0) {
+        lost.error.p = "lease lost: worker down";
+        lost.error.len = (uint32_t)strlen(lost.error.p);
+    }
+    fsm__attempt_failed(a, &job, &lost);
+    return put(a, old, &job) == 0 ? FSM_ITEM_OK : -1;
+}
+
+static int item_promote(struct apply_ctx *a, struct fsm_job *old)
+{
+    struct fsm_job job = *old;
+    if (old->status != FSM_SCHEDULED || old->run_at > a->now) {
+        return FSM_ITEM_SKIPPED;
+    }
+    job.status = FSM_PENDING;
+    job.updated_at = a->now;
+    return put(a, old, &job) == 0 ? FSM_ITEM_OK : -1;
+}
+
+int fsm__apply_items(struct apply_ctx *a, const struct fsm_cmd *cmd)
+{
+    if (cmd->type == FSM_CMD_WORKER_DEL || cmd->type == FSM_CMD_WORKER_DOWN) {
+        struct fsm_worker w;
+        int rv = get_worker(a, cmd->id, &w);
+        if (a->storage != 0) {
+            return a->storage;
+        }
+        if (rv == ERR_NOTFOUND) {
+            return fsm__reject(a, ERR_NOTFOUND, "id", "no worker %016llx",
+                               (unsigned long long)cmd->id);
+        }
+        if (cmd->type == FSM_CMD_WORKER_DOWN) {
+            w.down = 1;
+            rv = put_worker(a, &w);
+        } else {
+            unsigned char kb[8];
+            MDB_val k = {8, kb};
+            fsm__put_be64(kb, cmd->id);
+            rv = mdb_del(a->txn, a->f->dbi[DB_WORKERS], &k, NULL);
+            if (rv != 0) {
+                rv = fsm__storage(a, fsm__lmdb_error(a->f, rv, "del worker"));
+            }
+        }
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    for (uint32_t i = 0; i < cmd->n_items; i++) {
+        const struct fsm_item *it = &cmd->items[i];
+        struct fsm_job old;
+        int outcome;
+        int rv = fsm__get_job(a->f, a->txn, it->job_id, &old);
+        if (rv == ERR_NOTFOUND) {
+            outcome = FSM_ITEM_NOTFOUND;
+        } else if (rv != 0) {
+            return fsm__storage(a, rv);
+        } else {
+            switch (cmd->type) {
+                case FSM_CMD_ASSIGN:
+                    outcome = item_assign(a, it, &old);
+                    break;
+                case FSM_CMD_COMPLETE:
+                    outcome = item_complete(a, it, &old);
+                    break;
+                case FSM_CMD_PROMOTE:
+                    outcome = item_promote(a, &old);
+                    break;
+                default:
+                    outcome = item_release(a, cmd->id, it, &old);
+                    break;
+            }
+        }
+        if (outcome < 0 || a->storage != 0) {
+            return a->storage != 0 ? a->storage : ERR_STORAGE;
+        }
+        rv = fsm__add_id(a, it->job_id, (uint8_t)outcome);
+        if (rv != 0) {
+            return fsm__reject(a, rv, NULL, "out of memory");
+        }
+    }
+    return 0;
+}
