@@ -23,6 +23,7 @@ struct http_server
     unsigned long long requests[6]; /* By status class 1xx..5xx. */
     unsigned long long submitted;   /* Jobs created through this node. */
     unsigned long long forwarded;
+    struct sched *sched; /* workers.c: the leader's services. */
 };
 
 /* A request waiting for an async answer (submit, forward, barrier...).
@@ -138,6 +139,16 @@ void http__jobs_cancel(struct http_server *s,
                        h2o_req_t *req,
                        const char *id,
                        size_t id_len);
+
+/* workers.c */
+int http__workers_start(struct http_server *s);
+void http__workers_stop(struct http_server *s);
+void http__workers_route(struct http_server *s,
+                         h2o_req_t *req,
+                         h2o_iovec_t path,
+                         bool is_post,
+                         bool is_delete);
+void http__workers_metrics(struct http_server *s, struct sb *b);
 
 /* cluster_api.c */
 void http__cluster_get(struct http_server *s, h2o_req_t *req);

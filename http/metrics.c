@@ -94,6 +94,10 @@ void http__metrics(struct http_server *s, h2o_req_t *req)
            "Requests forwarded to the leader.", s->forwarded);
     metric(&o, "rota_http_client_errors_total", "counter",
            "Failed forwards and joins.", cs.forward_errors);
+    struct sb wb;
+    http__sb_init(&wb, &req->pool);
+    http__workers_metrics(s, &wb);
+    put(&o, "%.*s", (int)wb.len, wb.p);
     http__send_text(req, 200, "text/plain; version=0.0.4", o.buf, o.len);
 }
 

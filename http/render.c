@@ -148,6 +148,20 @@ void http__job_write(struct sb *b, const struct fsm_job *job)
     if (job->idem_key.len > 0) {
         put_field_str(b, "idempotency_key", job->idem_key);
     }
+    if (job->worker_id != 0) {
+        http__sb_printf(b, ",\"worker_id\":\"%016llx\"",
+                        (unsigned long long)job->worker_id);
+    }
+    if (job->lease_token != 0) {
+        http__sb_printf(b, ",\"lease_token\":%llu",
+                        (unsigned long long)job->lease_token);
+    }
+    if (job->started_at != 0 || job->exit_code != 0) {
+        http__sb_printf(b, ",\"exit_code\":%d", job->exit_code);
+    }
+    if (job->output.len > 0) {
+        put_field_str(b, "output", job->output);
+    }
     put_time(b, "created_at", job->created_at, true);
     put_time(b, "updated_at", job->updated_at, true);
     put_time(b, "started_at", job->started_at, true);

@@ -288,6 +288,15 @@ static void route(struct http_server *s, h2o_req_t *req)
         } else {
             method_not_allowed(req);
         }
+    } else if (path_is(path, "/v1/workers") ||
+               (path.len > 12 && memcmp(path.base, "/v1/workers/", 12) == 0)) {
+        bool is_get = method_is(req, "GET");
+        if (!is_get && must_forward(s, req)) {
+            http__forward(s, req);
+        } else {
+            http__workers_route(s, req, path, method_is(req, "POST"),
+                                method_is(req, "DELETE"));
+        }
     } else if (path.len >= 11 && memcmp(path.base, "/v1/cluster", 11) == 0) {
         route_cluster(s, req, path);
     } else if (path_is(path, "/healthz")) {
@@ -410,6 +419,11 @@ int http_server_start(uv_loop_t *loop,
         snprintf(errmsg, size, "listen %s: %s", cfg->addr, uv_strerror(rv));
         return ERR_IO;
     }
+    rv = http__workers_start(s);
+    if (rv != 0) {
+        snprintf(errmsg, size, "worker services: %s", err_strerror(rv));
+        return rv;
+    }
     *out = s;
     return 0;
 }
@@ -431,5 +445,6 @@ void http_server_close(struct http_server *s,
 {
     s->close_cb = cb;
     s->close_data = data;
+    http__workers_stop(s);
     uv_close((uv_handle_t *)&s->listener, listener_closed_cb);
 }
