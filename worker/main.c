@@ -1,0 +1,554 @@
+/* rota-worker: the lease loop, heartbeats, completions and draining.
+ *
+ *   rota-worker --servers URL[,URL...] [--queues default,email]
+ *               [--concurrency N] [--name NAME] [--output-limit BYTES]
+ *               [--drain-timeout S] [--kill-grace S]
+ *
+ * Any server will do: writes are forwarded to the leader. On a connection
+ * error or a 5xx the worker rotates to the next server. Results that could
+ * not be delivered (e.g. during an election) are kept and sent again until
+ * a server gives a definite answer, so no accepted result is lost. */
+
+#include <curl/curl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_MODULE "worker"
+#include "common/log.h"
+#include "worker/worker.h"
+
+struct worker
+{
+    char *servers[16];
+    int n_servers, cur;
+    char queues[1024];
+    char name[256];
+    int concurrency;
+    unsigned drain_s;
+    char id[20];
+    unsigned heartbeat_ms;
+    pthread_mutex_t lock;
+    struct run *runs; /* Running jobs (linked). */
+    int n_running;
+    json_t *pending; /* Results to deliver (array). */
+    volatile sig_atomic_t draining;
+    volatile bool stop_threads;
+};
+
+static struct worker W;
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- HTTP -----------------------------------------------------------------
+ */
+
+struct buf
+{
+    char *p;
+    size_t len;
+};
+
+static size_t collect(char *p, size_t s, size_t n, void *data)
+{
+    struct buf *b = data;
+    char *q = realloc(b->p, b->len + s * n + 1);
+    if (q == NULL) {
+        return 0;
+    }
+    memcpy(q + b->len, p, s * n);
+    b->p = q;
+    b->len += s * n;
+    b->p[b->len] = '\0';
+    return s * n;
+}
+
+/* One request to the current server; rotates on failure. Returns the HTTP
+ * status (0 when no answer) and the parsed body in *out (may be NULL). */
+static long call(CURL *c,
+                 const char *method,
+                 const char *path,
+                 json_t *body,
+                 long timeout_ms,
+                 json_t **out)
+{
+    struct buf b = {NULL, 0};
+    struct curl_slist *h = curl_slist_append(NULL,
+                                             "Content-Type: "
+                                             "application/json");
+    char url[512], *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    long status = 0;
+    int cur;
+
+    pthread_mutex_lock(&W.lock);
+    cur = W.cur;
+    snprintf(url, sizeof url, "%s%s", W.servers[cur], path);
+    pthread_mutex_unlock(&W.lock);
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (text != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
+    }
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    }
+    if (status == 0 || status >= 500) {
+        pthread_mutex_lock(&W.lock);
+        if (W.cur == cur) {
+            W.cur = (W.cur + 1) % W.n_servers; /* Try another node. */
+        }
+        pthread_mutex_unlock(&W.lock);
+    }
+    if (out != NULL) {
+        *out = b.p != NULL ? json_loads(b.p, 0, NULL) : NULL;
+    }
+    curl_slist_free_all(h);
+    free(b.p);
+    free(text);
+    return status;
+}
+
+static void register_worker(CURL *c)
+{
+    json_t *qs = json_array();
+    char copy[1024], *save = NULL;
+    long backoff = 100;
+
+    snprintf(copy, sizeof copy, "%s", W.queues);
+    for (char *q = strtok_r(copy, ",", &save); q != NULL;
+         q = strtok_r(NULL, ",", &save)) {
+        json_array_append_new(qs, json_string(q));
+    }
+    json_t *body = json_pack("{s:s,s:o,s:i}", "name", W.name, "queues", qs,
+                             "concurrency", W.concurrency);
+    for (;;) {
+        json_t *out = NULL;
+        long st = call(c, "POST", "/v1/workers", body, 10000, &out);
+        const char *id = json_string_value(json_object_get(out, "id"));
+        if (st == 201 && id != NULL) {
+            pthread_mutex_lock(&W.lock);
+            snprintf(W.id, sizeof W.id, "%s", id);
+            W.heartbeat_ms = (unsigned)json_integer_value(
+                json_object_get(out, "heartbeat_ms"));
+            if (W.heartbeat_ms == 0) {
+                W.heartbeat_ms = 2000;
+            }
+            pthread_mutex_unlock(&W.lock);
+            LOG(LOG_INFO, "registered",
+                "id=%s name=%s queues=%s "
+                "concurrency=%d",
+                id, W.name, W.queues, W.concurrency);
+            json_decref(out);
+            break;
+        }
+        json_decref(out);
+        if (st >= 400 && st < 500) {
+            LOG(LOG_ERROR, "registration refused", "status=%ld", st);
+            exit(2);
+        }
+        sleep_ms(backoff);
+        backoff = backoff < 2000 ? backoff * 2 : 2000;
+    }
+    json_decref(body);
+}
+
+/* ---- Jobs ------------------------------------------------------------------
+ */
+
+static void push_result(struct run *r, const struct outcome *o)
+{
+    json_t *res = json_pack("{s:s,s:I,s:b,s:b,s:i}", "id", r->id, "token",
+                            (json_int_t)r->token, "ok", o->ok, "retryable",
+                            o->retryable, "exit_code", o->exit_code);
+    if (o->error[0] != '\0') {
+        json_object_set_new(res, "error", json_string(o->error));
+    }
+    if (o->output != NULL) {
+        json_t *s = json_string(o->output); /* NULL if not UTF-8. */
+        json_object_set_new(res, "output",
+                            s != NULL ? s : json_string("(binary output)"));
+    }
+    if (o->result != NULL) {
+        json_object_set(res, "result", o->result);
+    }
+    pthread_mutex_lock(&W.lock);
+    json_array_append_new(W.pending, res);
+    pthread_mutex_unlock(&W.lock);
+}
+
+static void *job_thread(void *arg)
+{
+    struct run *r = arg;
+    struct outcome o;
+    const char *type = json_string_value(json_object_get(r->job, "type"));
+    const struct executor *e = executor_find(type != NULL ? type : "");
+
+    memset(&o, 0, sizeof o);
+    if (e == NULL) {
+        snprintf(o.error, sizeof o.error, "unknown job type \"%s\"",
+                 type != NULL ? type : "");
+        o.retryable = false; /* An invalid job is not retried. */
+    } else {
+        e->run(r, &o);
+    }
+    if (!r->lost) {
+        push_result(r, &o);
+    }
+    free(o.output);
+    json_decref(o.result);
+    pthread_mutex_lock(&W.lock);
+    r->done = true;
+    pthread_mutex_unlock(&W.lock);
+    return NULL;
+}
+
+/* Join finished job threads and free them. */
+static void reap(void)
+{
+    pthread_mutex_lock(&W.lock);
+    struct run **pp = &W.runs;
+    while (*pp != NULL) {
+        struct run *r = *pp;
+        if (r->done) {
+            *pp = r->next;
+            W.n_running--;
+            pthread_mutex_unlock(&W.lock);
+            pthread_join(r->thread, NULL);
+            json_decref(r->job);
+            free(r);
+            pthread_mutex_lock(&W.lock);
+        } else {
+            pp = &r->next;
+        }
+    }
+    pthread_mutex_unlock(&W.lock);
+}
+
+static void start_job(json_t *lease)
+{
+    struct run *r = calloc(1, sizeof *r);
+    json_t *job = json_object_get(lease, "job");
+    snprintf(r->id, sizeof r->id, "%s",
+             json_string_value(json_object_get(job, "id")));
+    r->token = (uint64_t)json_integer_value(json_object_get(lease, "token"));
+    r->attempt =
+        (unsigned)json_integer_value(json_object_get(lease, "attempt"));
+    r->job = json_incref(job);
+    pthread_mutex_lock(&W.lock);
+    r->next = W.runs;
+    W.runs = r;
+    W.n_running++;
+    pthread_mutex_unlock(&W.lock);
+    pthread_create(&r->thread, NULL, job_thread, r);
+}
+
+/* ---- Heartbeats and completions -------------------------------------------
+ */
+
+static void mark(json_t *ids, bool cancel)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        const char *id = json_string_value(v);
+        pthread_mutex_lock(&W.lock);
+        for (struct run *r = W.runs; r != NULL; r = r->next) {
+            if (id != NULL && strcmp(r->id, id) == 0) {
+                if (cancel) {
+                    r->cancel = true;
+                } else {
+                    r->lost = true;
+                }
+            }
+        }
+        pthread_mutex_unlock(&W.lock);
+    }
+}
+
+static void *heartbeat_thread(void *arg)
+{
+    CURL *c = curl_easy_init();
+    (void)arg;
+    while (!W.stop_threads) {
+        char path[128];
+        json_t *running = json_array(), *out = NULL;
+        pthread_mutex_lock(&W.lock);
+        for (struct run *r = W.runs; r != NULL; r = r->next) {
+            if (!r->done) {
+                json_array_append_new(
+                    running, json_pack("{s:s,s:I}", "id", r->id, "token",
+                                       (json_int_t)r->token));
+            }
+        }
+        snprintf(path, sizeof path, "/v1/workers/%s/heartbeat", W.id);
+        unsigned every = W.heartbeat_ms;
+        pthread_mutex_unlock(&W.lock);
+        json_t *body = json_pack("{s:o}", "running", running);
+        long st = call(c, "POST", path, body, 5000, &out);
+        json_decref(body);
+        if (st == 200) {
+            mark(json_object_get(out, "cancel"), true);
+            mark(json_object_get(out, "lost"), false);
+        } else if (st == 404) {
+            /* Declared down: every lease we hold is gone. */
+            LOG(LOG_WARN, "re-registering",
+                "reason=\"worker unknown or "
+                "declared down\" id=%s",
+                W.id);
+            pthread_mutex_lock(&W.lock);
+            for (struct run *r = W.runs; r != NULL; r = r->next) {
+                r->lost = true;
+            }
+            pthread_mutex_unlock(&W.lock);
+            register_worker(c);
+        }
+        json_decref(out);
+        for (unsigned t = 0; t < every && !W.stop_threads; t += 20) {
+            sleep_ms(20);
+        }
+    }
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+/* Deliver pending results in one batch; keep them on no definite answer. */
+static bool flush_results(CURL *c)
+{
+    char path[128];
+    json_t *batch, *out = NULL;
+    long st;
+
+    pthread_mutex_lock(&W.lock);
+    if (json_array_size(W.pending) == 0) {
+        pthread_mutex_unlock(&W.lock);
+        return true;
+    }
+    batch = W.pending;
+    W.pending = json_array();
+    snprintf(path, sizeof path, "/v1/workers/%s/complete", W.id);
+    pthread_mutex_unlock(&W.lock);
+    json_t *body = json_pack("{s:O}", "results", batch);
+    st = call(c, "POST", path, body, 10000, &out);
+    json_decref(body);
+    json_decref(out);
+    if (st == 200 || st == 409 || (st >= 400 && st < 500 && st != 404)) {
+        json_decref(batch); /* Definite: accepted or stale. */
+        return true;
+    }
+    pthread_mutex_lock(&W.lock); /* Try again later, in order. */
+    json_array_extend(batch, W.pending);
+    json_decref(W.pending);
+    W.pending = batch;
+    pthread_mutex_unlock(&W.lock);
+    return false;
+}
+
+static void *complete_thread(void *arg)
+{
+    CURL *c = curl_easy_init();
+    long backoff = 0;
+    (void)arg;
+    while (!W.stop_threads) {
+        if (flush_results(c)) {
+            backoff = 0;
+            sleep_ms(5);
+        } else {
+            backoff = backoff == 0 ? 50 : (backoff < 2000 ? backoff * 2 : 2000);
+            sleep_ms(backoff);
+        }
+    }
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+/* ---- Main ------------------------------------------------------------------
+ */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    W.draining = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: rota-worker --servers URL[,URL...] [--queues Q[,Q...]] "
+            "[--concurrency N]\n"
+            "       [--name NAME] [--output-limit BYTES] [--drain-timeout S] "
+            "[--kill-grace S]\n"
+            "  env: ROTA_SERVERS, ROTA_QUEUES, ROTA_CONCURRENCY, ROTA_NAME\n"
+            "  SIGTERM drains: no new leases, running jobs finish (or are "
+            "stopped and\n  given back after --drain-timeout), then it "
+            "deregisters and exits 0.\n");
+}
+
+static void parse(int argc, char **argv)
+{
+    static const struct option opts[] = {{"servers", 1, 0, 's'},
+                                         {"queues", 1, 0, 'q'},
+                                         {"concurrency", 1, 0, 'c'},
+                                         {"name", 1, 0, 'n'},
+                                         {"output-limit", 1, 0, 'o'},
+                                         {"drain-timeout", 1, 0, 'd'},
+                                         {"kill-grace", 1, 0, 'k'},
+                                         {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *servers = getenv("ROTA_SERVERS");
+    char host[128];
+    int c;
+
+    snprintf(W.queues, sizeof W.queues, "%s",
+             getenv("ROTA_QUEUES") ? getenv("ROTA_QUEUES") : "default");
+    W.concurrency =
+        getenv("ROTA_CONCURRENCY") ? atoi(getenv("ROTA_CONCURRENCY")) : 4;
+    gethostname(host, sizeof host);
+    snprintf(W.name, sizeof W.name, "%s-%d", host, (int)getpid());
+    if (getenv("ROTA_NAME") != NULL) {
+        snprintf(W.name, sizeof W.name, "%s", getenv("ROTA_NAME"));
+    }
+    W.drain_s = 30;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+            case 's':
+                servers = optarg;
+                break;
+            case 'q':
+                snprintf(W.queues, sizeof W.queues, "%s", optarg);
+                break;
+            case 'c':
+                W.concurrency = atoi(optarg);
+                break;
+            case 'n':
+                snprintf(W.name, sizeof W.name, "%s", optarg);
+                break;
+            case 'o':
+                worker_output_limit = (size_t)atol(optarg);
+                break;
+            case 'd':
+                W.drain_s = (unsigned)atoi(optarg);
+                break;
+            case 'k':
+                worker_kill_grace_ms = (unsigned)atoi(optarg) * 1000;
+                break;
+            case 'h':
+                usage(stdout);
+                exit(0);
+            default:
+                usage(stderr);
+                exit(2);
+        }
+    }
+    if (servers == NULL || W.concurrency < 1 || W.concurrency > 10000 ||
+        worker_output_limit < 16) {
+        usage(stderr);
+        exit(2);
+    }
+    char *copy = strdup(servers), *save = NULL;
+    for (char *s = strtok_r(copy, ",", &save); s != NULL && W.n_servers < 16;
+         s = strtok_r(NULL, ",", &save)) {
+        W.servers[W.n_servers++] = strdup(s);
+    }
+    free(copy);
+}
+
+static void drain(CURL *c)
+{
+    long long waited = 0;
+    LOG(LOG_INFO, "draining", "running=%d timeout_s=%u", W.n_running,
+        W.drain_s);
+    while (W.n_running > 0 && waited < (long long)W.drain_s * 1000) {
+        reap();
+        sleep_ms(20);
+        waited += 20;
+    }
+    pthread_mutex_lock(&W.lock);
+    for (struct run *r = W.runs; r != NULL; r = r->next) {
+        r->cancel = true; /* Stopped and given back (retryable). */
+    }
+    pthread_mutex_unlock(&W.lock);
+    while (W.n_running > 0) {
+        reap();
+        sleep_ms(20);
+    }
+    for (int i = 0; i < 100 && !flush_results(c); i++) {
+        sleep_ms(100);
+    }
+    char path[128];
+    snprintf(path, sizeof path, "/v1/workers/%s", W.id);
+    call(c, "DELETE", path, NULL, 5000, NULL);
+    LOG(LOG_INFO, "stopped", "id=%s", W.id);
+}
+
+int main(int argc, char **argv)
+{
+    pthread_t hb, cp;
+    CURL *c;
+
+    log_init();
+    parse(argc, argv);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    pthread_mutex_init(&W.lock, NULL);
+    W.pending = json_array();
+    c = curl_easy_init();
+    LOG(LOG_INFO, "started", "servers=%d queues=%s concurrency=%d", W.n_servers,
+        W.queues, W.concurrency);
+    register_worker(c);
+    pthread_create(&hb, NULL, heartbeat_thread, NULL);
+    pthread_create(&cp, NULL, complete_thread, NULL);
+    while (!W.draining) {
+        int free_slots;
+        reap();
+        pthread_mutex_lock(&W.lock);
+        free_slots = W.concurrency - W.n_running;
+        char path[128];
+        snprintf(path, sizeof path, "/v1/workers/%s/lease", W.id);
+        pthread_mutex_unlock(&W.lock);
+        if (free_slots <= 0) {
+            sleep_ms(5);
+            continue;
+        }
+        json_t *out = NULL, *body = json_pack("{s:i,s:i}", "max", free_slots,
+                                              "wait_ms", 2000);
+        long st = call(c, "POST", path, body, 8000, &out);
+        json_decref(body);
+        if (st == 200) {
+            size_t i;
+            json_t *lease;
+            json_array_foreach(json_object_get(out, "leases"), i, lease)
+            {
+                start_job(lease);
+            }
+        } else if (st == 404) {
+            register_worker(c);
+        } else {
+            sleep_ms(100);
+        }
+        json_decref(out);
+    }
+    drain(c);
+    W.stop_threads = true;
+    pthread_join(hb, NULL);
+    pthread_join(cp, NULL);
+    curl_easy_cleanup(c);
+    curl_global_cleanup();
+    return 0;
+}

@@ -1,0 +1,75 @@
+#ifndef WORKER_WORKER_H_
+#define WORKER_WORKER_H_
+
+/* rota-worker: registers, long-polls for leases, runs jobs through the
+ * executor registry, heartbeats, reports results (docs/worker.md).
+ *
+ * Threads: the main thread leases; one thread per running job executes it;
+ * a heartbeat thread and a completion thread talk to the cluster. Shared
+ * state is under worker.lock. */
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct run
+{
+    char id[20];
+    uint64_t token;
+    unsigned attempt;
+    json_t *job; /* The job record (owned). */
+    pthread_t thread;
+    volatile bool cancel; /* Stop it and report it cancelled. */
+    volatile bool lost;   /* Stop it and report nothing (lease lost). */
+    volatile int pgid;    /* shell: the process group to signal. */
+    bool done;
+    struct run *next;
+};
+
+/* What an executor reports. */
+struct outcome
+{
+    bool ok;
+    bool retryable;
+    int exit_code;
+    char error[512];
+    char *output;   /* malloc'ed tail, or NULL. */
+    json_t *result; /* Owned, or NULL. */
+};
+
+struct executor
+{
+    const char *type;
+    /* Run @r to its end (honouring r->cancel / r->lost), fill @out. */
+    void (*run)(struct run *r, struct outcome *out);
+};
+
+/* executors.c: the registry. */
+const struct executor *executor_find(const char *type);
+
+/* exec_*.c */
+void exec_noop(struct run *r, struct outcome *out);
+void exec_sleep(struct run *r, struct outcome *out);
+void exec_shell(struct run *r, struct outcome *out);
+void exec_http(struct run *r, struct outcome *out);
+
+/* Settings every executor may read. */
+extern size_t worker_output_limit;
+extern unsigned worker_kill_grace_ms;
+
+/* Milliseconds of a duration ("30s", "1500ms", "2m") or -1. */
+long long worker_duration_ms(const char *s);
+
+/* Keep the last worker_output_limit bytes of a stream. */
+struct tail
+{
+    char *buf;
+    size_t len, cap, total;
+};
+void tail_init(struct tail *t, size_t cap);
+void tail_add(struct tail *t, const char *p, size_t n);
+/* The kept bytes as a NUL-terminated malloc'ed string (taken). */
+char *tail_take(struct tail *t);
+
+#endif /* WORKER_WORKER_H_ */
