@@ -57,6 +57,8 @@ static const struct option_def defs[] = {
         K_UINT,
         forward_timeout,
         "forwarded request deadline ms (5000)"),
+    OPT("worker-ttl", K_UINT, worker_ttl,
+        "ms without a heartbeat before a worker is down (10000)"),
     OPT("log-level", K_LEVEL, log_level, "debug, info, warn, error (info)"),
 };
 #define N_DEFS (sizeof defs / sizeof defs[0])
@@ -257,6 +259,7 @@ int rotad_config_load(struct rotad_config *cfg,
     cfg->election_timeout = 1000;
     cfg->heartbeat_timeout = 100;
     cfg->forward_timeout = 5000;
+    cfg->worker_ttl = 10000;
     cfg->log_level = LOG_INFO;
 
     for (size_t i = 0; i < N_DEFS; i++) {
@@ -324,10 +327,12 @@ int rotad_config_load(struct rotad_config *cfg,
     fill_defaults(cfg);
     if (cfg->max_body < 1024 || cfg->max_payload < 16 ||
         cfg->election_timeout < 10 || cfg->heartbeat_timeout < 1 ||
-        cfg->heartbeat_timeout >= cfg->election_timeout) {
+        cfg->heartbeat_timeout >= cfg->election_timeout ||
+        cfg->worker_ttl < 500) {
         snprintf(err, size,
                  "limits out of range: max-body >= 1024, "
-                 "max-payload >= 16, heartbeat < election timeout");
+                 "max-payload >= 16, heartbeat < election timeout, "
+                 "worker-ttl >= 500");
         return -1;
     }
     return 0;

@@ -23,6 +23,7 @@ struct rotad_config
     unsigned election_timeout;
     unsigned heartbeat_timeout;
     unsigned forward_timeout;
+    unsigned worker_ttl;
     int log_level;
 };
 

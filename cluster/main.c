@@ -103,6 +103,7 @@ int main(int argc, char **argv)
     hc.addr = cfg.http_addr;
     hc.max_body = cfg.max_body;
     hc.max_payload = cfg.max_payload;
+    hc.worker_ttl = cfg.worker_ttl;
     rv = http_server_start(&n.loop, n.cluster, &hc, &n.http, err, sizeof err);
     if (rv != 0) {
         LOG(LOG_ERROR, "start failed", "err=\"%s\"", err);

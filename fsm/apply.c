@@ -336,21 +336,24 @@ static int apply_cancel(struct apply_ctx *a, const struct fsm_cmd *cmd)
     job.status = FSM_CANCELLED;
     job.worker_id = 0;
     job.finished_at = job.updated_at = a->now;
-    for (uint32_t i = 0; i < old.n_deps; i++) {
+    /* Copy what we still need from @old: its memory is LMDB's and the
+     * writes below may change it. */
+    uint64_t deps[FSM_MAX_DEPS];
+    uint32_t n_deps = old.n_deps < FSM_MAX_DEPS ? old.n_deps : FSM_MAX_DEPS;
+    memcpy(deps, old.deps, n_deps * sizeof deps[0]);
+    rv = fsm__put_job(a->f, a->txn, &old, &job);
+    if (rv != 0) {
+        return fsm__storage(a, rv);
+    }
+    for (uint32_t i = 0; i < n_deps; i++) {
         unsigned char kb[16];
-        uint64_t pid;
         MDB_val k = {16, kb};
-        memcpy(&pid, &old.deps[i], sizeof pid);
-        fsm__put_be64(kb, pid);
-        fsm__put_be64(kb + 8, old.id);
+        fsm__put_be64(kb, deps[i]);
+        fsm__put_be64(kb + 8, cmd->id);
         rv = mdb_del(a->txn, a->f->dbi[DB_DEPS], &k, NULL);
         if (rv != 0 && rv != MDB_NOTFOUND) {
             return fsm__storage(a, fsm__lmdb_error(a->f, rv, "del dep"));
         }
-    }
-    rv = fsm__put_job(a->f, a->txn, &old, &job);
-    if (rv != 0) {
-        return fsm__storage(a, rv);
     }
     return fsm__add_id(a, job.id, 0);
 }

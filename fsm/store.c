@@ -201,64 +201,62 @@ static size_t ready_key(unsigned char *buf, const struct fsm_job *j)
     return j->queue.len + 21;
 }
 
-/* Apply @op (put or delete) to every index entry of @j. */
-static int index_op(struct fsm *f,
-                    MDB_txn *txn,
-                    const struct fsm_job *j,
-                    bool put)
+/* Every index key of one job version, computed into our own memory: LMDB
+ * values (and so a decoded job's strings) are only valid until the next
+ * write in the transaction, so no key may be built after a write. */
+struct index_keys
 {
-    unsigned char buf[FSM_MAX_STR + 32];
-    MDB_val empty = {0, NULL};
-    struct
-    {
-        int db;
-        size_t len;
-    } keys[4];
-    int rv;
+    unsigned n;
+    int db[6];
+    size_t len[6];
+    unsigned char key[6][FSM_MAX_STR + 32];
+};
 
-    buf[0] = j->status;
-    fsm__put_be64(buf + 1, j->id);
-    MDB_val k = {9, buf};
-    rv = put ? mdb_put(txn, f->dbi[DB_BY_STATUS], &k, &empty, 0)
-             : mdb_del(txn, f->dbi[DB_BY_STATUS], &k, NULL);
-    if (rv != 0 && rv != MDB_NOTFOUND) {
-        return fsm__lmdb_error(f, rv, "index status");
-    }
+static void keys_of(const struct fsm_job *j, struct index_keys *k)
+{
     const struct fsm_str *strs[3] = {&j->user_id, &j->queue, &j->type};
-    keys[0].db = DB_BY_USER;
-    keys[1].db = DB_BY_QUEUE;
-    keys[2].db = DB_BY_TYPE;
+    static const int dbs[3] = {DB_BY_USER, DB_BY_QUEUE, DB_BY_TYPE};
+
+    k->n = 0;
+    k->key[0][0] = j->status;
+    fsm__put_be64(k->key[0] + 1, j->id);
+    k->db[0] = DB_BY_STATUS;
+    k->len[0] = 9;
+    k->n = 1;
     for (int i = 0; i < 3; i++) {
         if (strs[i]->len == 0 || strs[i]->len > FSM_MAX_STR) {
             continue;
         }
-        keys[i].len = str_key(buf, *strs[i], j->status, j->id);
-        k.mv_size = keys[i].len;
-        k.mv_data = buf;
-        rv = put ? mdb_put(txn, f->dbi[keys[i].db], &k, &empty, 0)
-                 : mdb_del(txn, f->dbi[keys[i].db], &k, NULL);
-        if (rv != 0 && rv != MDB_NOTFOUND) {
-            return fsm__lmdb_error(f, rv, "index");
-        }
+        k->db[k->n] = dbs[i];
+        k->len[k->n] = str_key(k->key[k->n], *strs[i], j->status, j->id);
+        k->n++;
     }
     if (j->status == FSM_SCHEDULED) {
-        fsm__put_be64(buf, (uint64_t)j->run_at);
-        fsm__put_be64(buf + 8, j->id);
-        k.mv_size = 16;
-        k.mv_data = buf;
-        rv = put ? mdb_put(txn, f->dbi[DB_TIMERS], &k, &empty, 0)
-                 : mdb_del(txn, f->dbi[DB_TIMERS], &k, NULL);
-        if (rv != 0 && rv != MDB_NOTFOUND) {
-            return fsm__lmdb_error(f, rv, "index timers");
-        }
+        fsm__put_be64(k->key[k->n], (uint64_t)j->run_at);
+        fsm__put_be64(k->key[k->n] + 8, j->id);
+        k->db[k->n] = DB_TIMERS;
+        k->len[k->n] = 16;
+        k->n++;
     }
     if (j->status == FSM_PENDING && j->queue.len <= FSM_MAX_STR) {
-        k.mv_size = ready_key(buf, j);
-        k.mv_data = buf;
-        rv = put ? mdb_put(txn, f->dbi[DB_READY], &k, &empty, 0)
-                 : mdb_del(txn, f->dbi[DB_READY], &k, NULL);
+        k->db[k->n] = DB_READY;
+        k->len[k->n] = ready_key(k->key[k->n], j);
+        k->n++;
+    }
+}
+
+static int index_apply(struct fsm *f,
+                       MDB_txn *txn,
+                       const struct index_keys *k,
+                       bool put)
+{
+    MDB_val empty = {0, NULL};
+    for (unsigned i = 0; i < k->n; i++) {
+        MDB_val key = {k->len[i], (void *)k->key[i]};
+        int rv = put ? mdb_put(txn, f->dbi[k->db[i]], &key, &empty, 0)
+                     : mdb_del(txn, f->dbi[k->db[i]], &key, NULL);
         if (rv != 0 && rv != MDB_NOTFOUND) {
-            return fsm__lmdb_error(f, rv, "index ready");
+            return fsm__lmdb_error(f, rv, "index");
         }
     }
     return 0;
@@ -278,37 +276,47 @@ int fsm__put_job(struct fsm *f,
                  const struct fsm_job *old,
                  const struct fsm_job *job)
 {
+    struct index_keys old_keys, new_keys;
     unsigned char kb[8];
     MDB_val k = {8, kb}, v;
+    uint8_t old_status = old != NULL ? old->status : 0;
     void *buf;
     size_t len;
     int rv;
 
-    if (old != NULL) {
-        rv = index_op(f, txn, old, false);
-        if (rv == 0 && old->status != job->status) {
-            rv = count_add(f, txn, old->status, -1);
-        }
-        if (rv != 0) {
-            return rv;
-        }
-    }
+    /* Everything that reads @old or @job first: both may borrow from
+     * LMDB pages that the writes below change. */
     rv = fsm_job_encode(job, &buf, &len);
     if (rv != 0) {
         snprintf(f->errmsg, sizeof f->errmsg, "encode job");
         return rv;
     }
-    fsm__put_be64(kb, job->id);
-    v.mv_size = len;
-    v.mv_data = buf;
-    rv = mdb_put(txn, f->dbi[DB_JOBS], &k, &v, 0);
-    free(buf);
-    if (rv != 0) {
-        return fsm__lmdb_error(f, rv, "put job");
+    if (old != NULL) {
+        keys_of(old, &old_keys);
     }
-    rv = index_op(f, txn, job, true);
-    if (rv == 0 && (old == NULL || old->status != job->status)) {
-        rv = count_add(f, txn, job->status, +1);
+    keys_of(job, &new_keys);
+
+    if (old != NULL) {
+        rv = index_apply(f, txn, &old_keys, false);
+        if (rv == 0 && old_status != job->status) {
+            rv = count_add(f, txn, old_status, -1);
+        }
+    }
+    if (rv == 0) {
+        fsm__put_be64(kb, job->id);
+        v.mv_size = len;
+        v.mv_data = buf;
+        rv = mdb_put(txn, f->dbi[DB_JOBS], &k, &v, 0);
+        if (rv != 0) {
+            rv = fsm__lmdb_error(f, rv, "put job");
+        }
+    }
+    free(buf);
+    if (rv == 0) {
+        rv = index_apply(f, txn, &new_keys, true);
+    }
+    if (rv == 0 && (old == NULL || old_status != new_keys.key[0][0])) {
+        rv = count_add(f, txn, new_keys.key[0][0], +1);
     }
     return rv;
 }

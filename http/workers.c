@@ -26,9 +26,11 @@
 #include "http/internal.h"
 
 #define TICK_MS 5
-#define HEARTBEAT_MS 2000
-#define TTL_MS 10000
-#define GRACE_MS 5000
+/* Heartbeat every TTL/5; a new leader adds GRACE (TTL/2) to every worker's
+ * first deadline. */
+#define TTL_MS ((int64_t)sc_ttl)
+#define HEARTBEAT_MS ((int)(sc_ttl / 5))
+#define GRACE_MS ((int64_t)sc_ttl / 2)
 #define MAX_WAIT_MS 4000 /* Below the forwarding deadline (5 s). */
 #define MAX_LEASES 256
 #define MAX_ITEMS 1000
@@ -69,6 +71,8 @@ struct sched
 
 static const double buckets_s[12] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                      0.5,   1,    2.5,   5,    10,  60};
+
+static unsigned sc_ttl = 10000; /* From http_config.worker_ttl. */
 
 static int64_t now_ms(void)
 {
@@ -1091,6 +1095,7 @@ int http__workers_start(struct http_server *s)
         return ERR_NOMEM;
     }
     sc->s = s;
+    sc_ttl = s->cfg.worker_ttl >= 500 ? s->cfg.worker_ttl : 10000;
     list_init(&sc->waiters);
     uv_timer_init(s->loop, &sc->tick);
     sc->tick.data = sc;

@@ -21,6 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.environ.get("ROTA_BUILD_DIR", os.path.join(ROOT, "build"))
 ROTAD = os.path.join(BUILD, "rotad")
 ROTACTL = os.path.join(BUILD, "ctl", "rotactl")
+WORKER = os.path.join(BUILD, "worker", "rota-worker")
 
 
 def free_port():
@@ -113,6 +114,7 @@ class Cluster:
         self.dir = tempfile.mkdtemp(prefix="rota-it-")
         self.flags = ["--election-timeout", "500", "--heartbeat-timeout", "50"] + (flags or [])
         self.nodes = [Node(self, i + 1) for i in range(n)]
+        self.workers = []
         self.spec = ",".join(f"{n.id}@{n.raft}" for n in self.nodes)
 
     def start(self):
@@ -176,7 +178,27 @@ class Cluster:
             return ds if len({d for d in ds}) == 1 else None
         return wait_until(same, timeout, what="equal digests and applied indexes")
 
+    def start_worker(self, name, concurrency=4, queues="default"):
+        log = os.path.join(self.dir, f"worker-{name}.log")
+        servers = ",".join(f"http://{n.http}" for n in self.nodes)
+        with open(log, "ab") as f:
+            p = subprocess.Popen([WORKER, "--servers", servers, "--name", name,
+                                  "--queues", queues, "--concurrency", str(concurrency),
+                                  "--kill-grace", "1"], stdout=f, stderr=subprocess.STDOUT)
+        p.log = log
+        self.workers.append(p)
+        return p
+
+    def job(self, job_id):
+        """The job as the leader sees it after a barrier."""
+        return self.leader().req("GET", f"/v1/jobs/{job_id}?consistency=linearizable")[2]
+
     def stop(self, keep=False):
+        for w in self.workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGCONT)
+                w.kill()
+                w.wait(timeout=10)
         for n in self.nodes:
             n.kill(signal.SIGTERM)
         if keep:

@@ -276,6 +276,78 @@ static void test_lease_ready_order(void **state)
     assert_int_equal(first, high); /* Priority 9, and the older of the two. */
 }
 
+/* Many status changes in one transaction: LMDB may move pages under a
+ * decoded record, so every index entry must still be right after it. */
+static void test_lease_indexes_after_bulk_changes(void **state)
+{
+    struct tfsm *t = *state;
+    enum { N = 600 };
+    static struct fsm_job jobs[N];
+    static struct fsm_item items[N];
+    uint64_t ids[N];
+    uint64_t w = reg(t, "w1");
+    struct fsm_cmd c;
+    unsigned n;
+
+    for (int i = 0; i < N; i++) {
+        jobs[i] = tjob("shell-with-a-longer-type-name");
+        jobs[i].user_id = tstr("user-with-a-longer-name");
+    }
+    for (int i = 0; i < N; i += 200) {
+        const struct fsm_result *r = tfsm_submit(t, T0, jobs + i, 200);
+        assert_int_equal(r->code, 0);
+        memcpy(ids + i, r->ids, 200 * sizeof ids[0]);
+    }
+    memset(&c, 0, sizeof c);
+    c.type = FSM_CMD_ASSIGN;
+    c.n_items = N;
+    c.items = items;
+    for (int i = 0; i < N; i++) {
+        items[i].job_id = ids[i];
+        items[i].worker_id = w;
+    }
+    const struct fsm_result *r = tfsm_apply(t, T0 + 1, &c, 1, &n);
+    assert_int_equal(r->code, 0);
+    c.type = FSM_CMD_COMPLETE;
+    for (int i = 0; i < N; i++) {
+        items[i].token = t->index;
+        items[i].ok = 1;
+        items[i].output = tstr("some output that makes the record grow");
+    }
+    r = tfsm_apply(t, T0 + 2, &c, 1, &n);
+    assert_int_equal(r->code, 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(r->existed[i], FSM_ITEM_OK);
+    }
+    struct fsm_query q;
+    struct fsm_reader *rd;
+    struct count cnt = {0};
+    char next[FSM_CURSOR_SIZE];
+    memset(&q, 0, sizeof q);
+    q.limit = 1000;
+    q.status = FSM_COMPLETED;
+    assert_int_equal(fsm_read_begin(t->f, &rd), 0);
+    q.type = tstr("shell-with-a-longer-type-name");
+    assert_int_equal(fsm_list(rd, &q, count_cb, &cnt, next), 0);
+    assert_int_equal(cnt.n, N);
+    cnt.n = 0;
+    q.type = tstr("");
+    q.user_id = tstr("user-with-a-longer-name");
+    assert_int_equal(fsm_list(rd, &q, count_cb, &cnt, next), 0);
+    assert_int_equal(cnt.n, N);
+    cnt.n = 0;
+    q.user_id = tstr("");
+    q.queue = tstr("default");
+    assert_int_equal(fsm_list(rd, &q, count_cb, &cnt, next), 0);
+    assert_int_equal(cnt.n, N);
+    cnt.n = 0;
+    q.queue = tstr("");
+    q.status = FSM_RUNNING;
+    assert_int_equal(fsm_list(rd, &q, count_cb, &cnt, next), 0);
+    assert_int_equal(cnt.n, 0);
+    fsm_read_end(rd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -292,6 +364,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_ready_order, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_lease_indexes_after_bulk_changes,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

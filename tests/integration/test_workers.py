@@ -1,0 +1,168 @@
+"""Workers, leases and dispatch with real rotad x3 and real rota-worker
+processes (issue 3): jobs run, survive worker death and pauses, cancel and
+drain, and leader failover does not reassign healthy leases."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import WORKER, submit, wait_until
+
+TTL = ["--worker-ttl", "2000"]
+
+
+@pytest.fixture(autouse=True)
+def built():
+    if not os.path.exists(WORKER):
+        pytest.fail(f"{WORKER} is not built")
+
+
+def done(c, job_id, status="completed", timeout=30):
+    return wait_until(lambda: (lambda j: j if j["status"] == status else None)(c.job(job_id)),
+                      timeout=timeout, what=f"job {job_id} {status}")
+
+
+def test_shell_job_runs_with_env_and_output(cluster, tmp_path):
+    c = cluster(flags=TTL)
+    c.start_worker("w1")
+    out = tmp_path / "env.txt"
+    job = submit(c.followers()[0], {"type": "shell", "payload": {
+        "cmd": f"echo $ROTA_JOB_ID $ROTA_ATTEMPT $ROTA_LEASE_TOKEN > {out}; echo done; exit 0"}})
+    j = done(c, job["id"])
+    assert j["attempts"] == 1 and j["exit_code"] == 0 and j["output"] == "done\n"
+    jid, attempt, token = out.read_text().split()
+    assert jid == job["id"] and attempt == "1" and int(token) == j["lease_token"]
+    # argv form, env and cwd
+    job = submit(c.leader(), {"type": "shell", "payload": {
+        "argv": ["sh", "-c", "echo $FOO; pwd"], "env": {"FOO": "bar"}, "cwd": str(tmp_path)}})
+    j = done(c, job["id"])
+    assert j["output"] == f"bar\n{tmp_path}\n"
+
+
+def test_failures_retry_then_dead_letter(cluster):
+    c = cluster(flags=TTL)
+    c.start_worker("w1")
+    leader = c.leader()
+    failing = submit(leader, {"type": "shell", "payload": {"cmd": "echo no; exit 3"},
+                              "max_attempts": 3, "backoff": {"initial": "50ms"}})
+    unknown = submit(leader, {"type": "no-such-type"})
+    bad = submit(leader, {"type": "shell", "payload": {"nothing": 1}})
+    timeout = submit(leader, {"type": "shell", "payload": {"cmd": "sleep 30"},
+                              "timeout": "300ms", "max_attempts": 1})
+    j = done(c, failing["id"], "failed")
+    assert j["attempts"] == 3 and j["exit_code"] == 3 and j["last_error"] == "exit status 3"
+    j = done(c, unknown["id"], "failed")
+    assert j["attempts"] == 1 and "unknown job type" in j["last_error"]
+    j = done(c, bad["id"], "failed")
+    assert j["attempts"] == 1 and "payload.cmd" in j["last_error"]
+    j = done(c, timeout["id"], "failed")
+    assert j["last_error"] == "timeout"
+
+
+def test_worker_sigkill_job_runs_elsewhere(cluster, tmp_path):
+    c = cluster(flags=TTL)
+    log = tmp_path / "runs.log"
+    w1 = c.start_worker("w1", concurrency=1)
+    job = submit(c.leader(), {"type": "shell", "payload": {
+        "cmd": f"echo $ROTA_ATTEMPT >> {log}; sleep 1"}})
+    wait_until(lambda: log.exists() and log.read_text().strip() == "1", what="first run")
+    w1.kill()
+    w1.wait()
+    c.start_worker("w2", concurrency=1)
+    j = done(c, job["id"], timeout=20)
+    assert j["attempts"] == 2  # The lost attempt counts.
+    assert log.read_text().split() == ["1", "2"]
+    status, _, ws = c.leader().req("GET", "/v1/workers")
+    states = {w["name"]: w["state"] for w in ws["workers"]}
+    assert states["w1"] == "down" and states["w2"] == "alive"
+
+
+def test_paused_worker_late_completion_is_stale(cluster, tmp_path):
+    c = cluster(flags=TTL)
+    log = tmp_path / "runs.log"
+    w1 = c.start_worker("w1", concurrency=1)
+    job = submit(c.leader(), {"type": "shell", "payload": {
+        "cmd": f"echo start $ROTA_LEASE_TOKEN >> {log}; sleep 1.5; echo end $ROTA_LEASE_TOKEN >> {log}; echo $ROTA_LEASE_TOKEN"}})
+    wait_until(lambda: log.exists() and "start" in log.read_text(), what="first run")
+    first_token = int(log.read_text().split()[1])
+    w1.send_signal(signal.SIGSTOP)
+    c.start_worker("w2", concurrency=1)
+    j = done(c, job["id"], timeout=20)
+    second_token = j["lease_token"]
+    assert second_token > first_token
+    w1.send_signal(signal.SIGCONT)
+    # The first run finishes and reports; the result must not replace the accepted one.
+    wait_until(lambda: log.read_text().count("end") == 2, what="both runs ended", timeout=15)
+    time.sleep(1.0)  # Let w1 deliver its late completion.
+    j = c.job(job["id"])
+    assert j["status"] == "completed" and j["lease_token"] == second_token
+    assert j["output"].strip() == str(second_token)
+
+
+def test_cancel_running_job_stops_process(cluster, tmp_path):
+    c = cluster(flags=TTL)
+    c.start_worker("w1")
+    pidfile = tmp_path / "pid"
+    job = submit(c.leader(), {"type": "shell", "payload": {"cmd": f"echo $$ > {pidfile}; exec sleep 60"}})
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), what="job started")
+    pid = int(pidfile.read_text())
+    status, _, body = c.followers()[0].req("DELETE", f"/v1/jobs/{job['id']}")
+    assert status == 200 and body["status"] == "cancelled"
+
+    def gone():
+        try:
+            os.kill(pid, 0)
+            return False
+        except ProcessLookupError:
+            return True
+    wait_until(gone, timeout=10, what="the job's process stopped")
+    assert c.job(job["id"])["status"] == "cancelled"
+
+
+def test_sigterm_drains_and_deregisters(cluster, tmp_path):
+    c = cluster(flags=TTL)
+    w = c.start_worker("w1")
+    job = submit(c.leader(), {"type": "sleep", "payload": {"ms": 800}})
+    wait_until(lambda: c.job(job["id"])["status"] == "running", what="running")
+    w.send_signal(signal.SIGTERM)
+    assert w.wait(timeout=20) == 0
+    assert c.job(job["id"])["status"] == "completed"  # Finished, not dropped.
+    status, _, ws = c.leader().req("GET", "/v1/workers")
+    assert ws["workers"] == []
+
+
+def test_many_jobs_over_three_workers_complete_once(cluster, tmp_path):
+    c = cluster(flags=TTL)
+    for i in range(3):
+        c.start_worker(f"w{i}", concurrency=8)
+    leader = c.leader()
+    ids = []
+    for k in range(5):
+        status, _, body = leader.req("POST", "/v1/jobs", [
+            {"type": "shell", "payload": {"cmd": "true"}, "priority": k} for _ in range(100)])
+        assert status == 201
+        ids += [j["id"] for j in body["jobs"]]
+
+    def all_done():
+        status, _, body = leader.req("GET", "/v1/jobs?status=completed&type=shell&limit=1000")
+        return len(body["jobs"]) == 500 and body
+    body = wait_until(all_done, timeout=90, interval=0.5, what="500 jobs completed")
+    assert sorted(j["id"] for j in body["jobs"]) == sorted(ids)
+    assert all(j["attempts"] == 1 for j in body["jobs"])
+    text = leader.req("GET", "/metrics")[2]
+    assert "jobs_completed" in text and "job_duration_seconds_count" in text
+
+
+def test_leader_kill_does_not_reassign_healthy_leases(cluster):
+    c = cluster(flags=TTL)
+    c.start_worker("w1", concurrency=4)
+    leader = c.leader()
+    jobs = [submit(leader, {"type": "sleep", "payload": {"ms": 2500}}) for _ in range(4)]
+    wait_until(lambda: all(c.job(j["id"])["status"] == "running" for j in jobs), what="running")
+    leader.kill(signal.SIGKILL)
+    c.wait_for_leader()
+    for j in jobs:
+        final = done(c, j["id"], timeout=30)
+        assert final["attempts"] == 1  # Completed once, never reassigned.
