@@ -15,23 +15,14 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-struct options
-{
-    char nodes[16][256];
-    int n_nodes;
-    long jobs;
-    int concurrency;
-    int batch;
-    int threads;
-    int payload_bytes;
-    double limit_s;
-    int spread;
-};
+#include "bench/bench.h"
 
 struct shared
 {
@@ -161,7 +152,7 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static char *make_body(const struct options *o, size_t *len)
+char *make_body(const struct options *o, size_t *len)
 {
     size_t one_len = (size_t)o->payload_bytes + 64;
     size_t cap = one_len * (size_t)o->batch + 16;
@@ -174,10 +165,11 @@ static char *make_body(const struct options *o, size_t *len)
         body[n++] = '[';
     }
     for (int i = 0; i < o->batch; i++) {
-        n +=
-            (size_t)snprintf(body + n, cap - n,
-                             "%s{\"type\":\"noop\",\"payload\":{\"p\":\"%s\"}}",
-                             i > 0 ? "," : "", pad);
+        n += (size_t)snprintf(
+            body + n, cap - n,
+            "%s{\"type\":\"noop\",\"queue\":\"%s\",\"payload\":{\"p\":"
+            "\"%s\"}}",
+            i > 0 ? "," : "", o->queue[0] != '\0' ? o->queue : "default", pad);
     }
     if (o->batch > 1) {
         body[n++] = ']';
@@ -188,7 +180,7 @@ static char *make_body(const struct options *o, size_t *len)
     return body;
 }
 
-static int bench_submit(const struct options *o)
+int bench_submit(const struct options *o)
 {
     struct shared sh;
     pthread_t th[16];
@@ -269,8 +261,13 @@ static void usage(FILE *out)
         "  Submits N noop jobs over C keep-alive connections to the first\n"
         "  node (all nodes round-robin with --spread) and prints one JSON "
         "line.\n"
-        "  Modes e2e and delayed come with the worker and scheduling "
-        "issues.\n");
+        "       rota-bench e2e --nodes URL[,URL...] [--jobs N] [--workers W "
+        "(4)]\n"
+        "         [--worker-concurrency C (64)] [--worker-bin PATH] [--batch K "
+        "(100)]\n"
+        "  Starts W rota-workers on a queue of its own, submits N noop jobs,\n"
+        "  waits for them and prints completed jobs/s and submit-to-start\n"
+        "  percentiles. Mode delayed comes with the scheduling issue.\n");
 }
 
 int main(int argc, char **argv)
@@ -296,10 +293,23 @@ int main(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (strcmp(argv[1], "submit") != 0) {
+    bool e2e = strcmp(argv[1], "e2e") == 0;
+    if (strcmp(argv[1], "submit") != 0 && !e2e) {
         fprintf(stderr, "rota-bench: mode \"%s\" is not implemented yet\n",
                 argv[1]);
         return 2;
+    }
+    if (e2e) {
+        o.batch = 100;
+        o.workers = 4;
+        o.worker_conc = 64;
+        snprintf(o.queue, sizeof o.queue, "bench-%d", (int)getpid());
+        /* The worker binary next to ours in the build tree. */
+        snprintf(o.worker_bin, sizeof o.worker_bin, "%s", argv[0]);
+        char *slash = strrchr(o.worker_bin, '/');
+        size_t at = slash != NULL ? (size_t)(slash - o.worker_bin) + 1 : 0;
+        snprintf(o.worker_bin + at, sizeof o.worker_bin - at,
+                 "../worker/rota-worker");
     }
     optind = 2;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -349,7 +359,11 @@ int main(int argc, char **argv)
                  strncmp(s, "http", 4) == 0 ? "" : "http://", s);
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    int rv = bench_submit(&o);
+    if (e2e && (o.workers < 1 || o.workers > 64 || o.worker_conc < 1)) {
+        fprintf(stderr, "rota-bench: --workers 1..64\n");
+        return 2;
+    }
+    int rv = e2e ? bench_e2e(&o) : bench_submit(&o);
     curl_global_cleanup();
     return rv;
 }

@@ -340,7 +340,9 @@ static int apply_cancel(struct apply_ctx *a, const struct fsm_cmd *cmd)
      * writes below may change it. */
     uint64_t deps[FSM_MAX_DEPS];
     uint32_t n_deps = old.n_deps < FSM_MAX_DEPS ? old.n_deps : FSM_MAX_DEPS;
-    memcpy(deps, old.deps, n_deps * sizeof deps[0]);
+    if (n_deps > 0) {
+        memcpy(deps, old.deps, n_deps * sizeof deps[0]);
+    }
     rv = fsm__put_job(a->f, a->txn, &old, &job);
     if (rv != 0) {
         return fsm__storage(a, rv);

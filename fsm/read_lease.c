@@ -59,7 +59,8 @@ static int walk_prefix(struct fsm_reader *rd,
                   : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     for (; rv == 0; rv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         struct fsm_job job;
-        if (k.mv_size < plen + 8 || memcmp(k.mv_data, prefix, plen) != 0) {
+        if (k.mv_size < plen + 8 ||
+            (plen > 0 && memcmp(k.mv_data, prefix, plen) != 0)) {
             break;
         }
         uint64_t id =

@@ -62,7 +62,8 @@ run_pytest build
 # run (leak checks off: the loop and the h2o context live until exit).
 echo "== multi-process tests against the ASan+UBSan build"
 run_pytest build-asan ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
-    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    ROTA_WORKER_BIN="$(pwd)/build/worker/rota-worker"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
