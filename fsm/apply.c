@@ -338,12 +338,19 @@ static int apply_cancel(struct apply_ctx *a, const struct fsm_cmd *cmd)
     job.finished_at = job.updated_at = a->now;
     /* Copy what we still need from @old: its memory is LMDB's and the
      * writes below may change it. */
+    char *mem = NULL;
+    if (old.status == FSM_RUNNING &&
+        fsm__end_attempt(a, &old, &job, FSM_ATTEMPT_CANCELLED, NULL, &mem) !=
+            0) {
+        return a->storage;
+    }
     uint64_t deps[FSM_MAX_DEPS];
     uint32_t n_deps = old.n_deps < FSM_MAX_DEPS ? old.n_deps : FSM_MAX_DEPS;
     if (n_deps > 0) {
         memcpy(deps, old.deps, n_deps * sizeof deps[0]);
     }
     rv = fsm__put_job(a->f, a->txn, &old, &job);
+    free(mem);
     if (rv != 0) {
         return fsm__storage(a, rv);
     }

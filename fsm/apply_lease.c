@@ -87,6 +87,31 @@ static int put(struct apply_ctx *a,
     return rv == 0 ? 0 : fsm__storage(a, rv);
 }
 
+int fsm__end_attempt(struct apply_ctx *a,
+                     const struct fsm_job *old,
+                     struct fsm_job *job,
+                     uint8_t outcome,
+                     const struct fsm_item *it,
+                     char **mem)
+{
+    struct fsm_attempt at;
+    memset(&at, 0, sizeof at);
+    at.number = old->attempts;
+    at.outcome = outcome;
+    at.worker_id = old->worker_id;
+    at.token = old->lease_token;
+    at.started_at = old->started_at;
+    at.finished_at = a->now;
+    if (it != NULL) {
+        at.exit_code = it->exit_code;
+        at.error = it->error;
+        at.output = it->output;
+    }
+    /* Copies old->history (LMDB's memory) before anything is written. */
+    int rv = fsm_attempt_append(old->history, &at, &job->history, mem);
+    return rv == 0 ? 0 : fsm__storage(a, rv);
+}
+
 void fsm__attempt_failed(struct apply_ctx *a,
                          struct fsm_job *job,
                          const struct fsm_item *it)
@@ -189,6 +214,8 @@ static int item_complete(struct apply_ctx *a,
                          struct fsm_job *old)
 {
     struct fsm_job job = *old;
+    char *mem = NULL;
+    int rv;
 
     if (old->status != FSM_RUNNING || old->lease_token != it->token) {
         return FSM_ITEM_STALE;
@@ -196,6 +223,11 @@ static int item_complete(struct apply_ctx *a,
     if (it->output.len > MAX_OUTPUT || it->result.len > MAX_OUTPUT ||
         it->error.len > FSM_MAX_ERROR) {
         return FSM_ITEM_SKIPPED;
+    }
+    if (fsm__end_attempt(a, old, &job,
+                         it->ok ? FSM_ATTEMPT_OK : FSM_ATTEMPT_FAILED, it,
+                         &mem) != 0) {
+        return -1;
     }
     if (it->ok) {
         job.status = FSM_COMPLETED;
@@ -205,13 +237,17 @@ static int item_complete(struct apply_ctx *a,
         job.exit_code = it->exit_code;
         memset(&job.last_error, 0, sizeof job.last_error);
         job.worker_id = 0;
-        if (put(a, old, &job) != 0 || fsm__release_children(a, job.id) != 0) {
+        rv = put(a, old, &job);
+        free(mem);
+        if (rv != 0 || fsm__release_children(a, job.id) != 0) {
             return -1;
         }
         return FSM_ITEM_OK;
     }
     fsm__attempt_failed(a, &job, it);
-    return put(a, old, &job) == 0 ? FSM_ITEM_OK : -1;
+    rv = put(a, old, &job);
+    free(mem);
+    return rv == 0 ? FSM_ITEM_OK : -1;
 }
 
 /* Worker down or removed: its leases end through the retry policy. */
@@ -232,8 +268,14 @@ static int item_release(struct apply_ctx *a,
         lost.error.p = "lease lost: worker down";
         lost.error.len = (uint32_t)strlen(lost.error.p);
     }
+    char *mem = NULL;
+    if (fsm__end_attempt(a, old, &job, FSM_ATTEMPT_LOST, &lost, &mem) != 0) {
+        return -1;
+    }
     fsm__attempt_failed(a, &job, &lost);
-    return put(a, old, &job) == 0 ? FSM_ITEM_OK : -1;
+    int rv = put(a, old, &job);
+    free(mem);
+    return rv == 0 ? FSM_ITEM_OK : -1;
 }
 
 static int item_promote(struct apply_ctx *a, struct fsm_job *old)

@@ -37,6 +37,19 @@ enum {
     T_LEASE_TOKEN,
     T_EXIT_CODE,
     T_OUTPUT,
+    T_HISTORY,
+};
+
+enum {
+    A_NUMBER = 1,
+    A_OUTCOME,
+    A_WORKER,
+    A_TOKEN,
+    A_STARTED,
+    A_FINISHED,
+    A_EXIT_CODE,
+    A_ERROR,
+    A_OUTPUT,
 };
 
 enum {
@@ -189,6 +202,7 @@ static void write_job(struct wbuf *w, const struct fsm_job *j)
     wnum(w, T_LEASE_TOKEN, j->lease_token, 8);
     wnum(w, T_EXIT_CODE, (uint32_t)j->exit_code, 4);
     wstr(w, T_OUTPUT, j->output);
+    wstr(w, T_HISTORY, j->history);
     if (j->extra.len > 0) {
         wbytes(w, j->extra.p, j->extra.len);
     }
@@ -390,6 +404,9 @@ int fsm_job_decode(const void *buf, size_t len, struct fsm_job *j)
                 break;
             case T_OUTPUT:
                 j->output = s;
+                break;
+            case T_HISTORY:
+                j->history = s;
                 break;
             case T_DEPS:
                 if (n % 8 != 0) {
@@ -737,4 +754,127 @@ void fsm_cmd_free(struct fsm_cmd *cmd, struct fsm_job *jobs_store)
     free(jobs_store);
     free((void *)cmd->items);
     cmd->items = NULL;
+}
+
+/* ---- Attempt history: a list of (len u32, TLV record) ----------------------
+ */
+
+int fsm_attempt_next(struct fsm_str *h, struct fsm_attempt *a)
+{
+    const unsigned char *p = (const unsigned char *)h->p, *end, *data;
+    uint32_t len;
+    unsigned tag;
+    size_t n;
+    uint64_t v = 0;
+    int rv;
+
+    if (h->len == 0) {
+        return 0;
+    }
+    if (h->len < 4) {
+        return -1;
+    }
+    memcpy(&len, p, 4);
+    if (len > h->len - 4 || len < 1 || p[4] != CODEC_VERSION) {
+        return -1;
+    }
+    end = p + 4 + len;
+    p += 5;
+    memset(a, 0, sizeof *a);
+    while ((rv = next_tlv(&p, end, &tag, &data, &n)) == 1) {
+        struct fsm_str s = {(const char *)data, (uint32_t)n};
+        int bad = 0;
+        switch (tag) {
+            case A_NUMBER:
+                bad = num(data, n, 4, &v);
+                a->number = (uint32_t)v;
+                break;
+            case A_OUTCOME:
+                bad = num(data, n, 1, &v);
+                a->outcome = (uint8_t)v;
+                break;
+            case A_WORKER:
+                bad = num(data, n, 8, &a->worker_id);
+                break;
+            case A_TOKEN:
+                bad = num(data, n, 8, &a->token);
+                break;
+            case A_STARTED:
+                bad = num(data, n, 8, &v);
+                a->started_at = (int64_t)v;
+                break;
+            case A_FINISHED:
+                bad = num(data, n, 8, &v);
+                a->finished_at = (int64_t)v;
+                break;
+            case A_EXIT_CODE:
+                bad = num(data, n, 4, &v);
+                a->exit_code = (int32_t)(uint32_t)v;
+                break;
+            case A_ERROR:
+                a->error = s;
+                break;
+            case A_OUTPUT:
+                a->output = s;
+                break;
+            default:
+                break;
+        }
+        if (bad) {
+            return -1;
+        }
+    }
+    if (rv < 0) {
+        return -1;
+    }
+    h->p += 4 + len;
+    h->len -= 4 + len;
+    return 1;
+}
+
+int fsm_attempt_append(struct fsm_str history,
+                       const struct fsm_attempt *a,
+                       struct fsm_str *out,
+                       char **mem)
+{
+    struct wbuf w = {NULL, 0, 0, 0};
+    struct fsm_str it = history, skip = history;
+    struct fsm_attempt tmp;
+    unsigned count = 0;
+    struct fsm_str output = a->output;
+
+    while (fsm_attempt_next(&it, &tmp) == 1) {
+        count++;
+    }
+    /* Drop the oldest so that at most FSM_MAX_HISTORY remain. */
+    while (count >= FSM_MAX_HISTORY && fsm_attempt_next(&skip, &tmp) == 1) {
+        count--;
+    }
+    if (output.len > FSM_MAX_HISTORY_OUTPUT) { /* Keep the tail. */
+        output.p += output.len - FSM_MAX_HISTORY_OUTPUT;
+        output.len = FSM_MAX_HISTORY_OUTPUT;
+    }
+    wbytes(&w, skip.p, skip.len);
+    size_t at = w.len;
+    wle(&w, 0, 4); /* Length, patched below. */
+    wle(&w, CODEC_VERSION, 1);
+    wnum(&w, A_NUMBER, a->number, 4);
+    wnum(&w, A_OUTCOME, a->outcome, 1);
+    wnum(&w, A_WORKER, a->worker_id, 8);
+    wnum(&w, A_TOKEN, a->token, 8);
+    wnum(&w, A_STARTED, (uint64_t)a->started_at, 8);
+    wnum(&w, A_FINISHED, (uint64_t)a->finished_at, 8);
+    wnum(&w, A_EXIT_CODE, (uint32_t)a->exit_code, 4);
+    wstr(&w, A_ERROR, a->error);
+    wstr(&w, A_OUTPUT, output);
+    if (w.err != 0) {
+        free(w.p);
+        return w.err;
+    }
+    uint32_t len = (uint32_t)(w.len - at - 4);
+    memcpy(w.p + at, &len, 4);
+    *mem = (char *)w.p;
+    out->p = (const char *)w.p;
+    out->len = (uint32_t)w.len;
+    return 0;
 }

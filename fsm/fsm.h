@@ -90,6 +90,9 @@ struct fsm_job
     uint64_t lease_token;  /* Raft index of the last assign: grows per job. */
     int32_t exit_code;     /* Of the last attempt (shell), or HTTP status. */
     struct fsm_str output; /* Tail of the last attempt's output. */
+    /* Ended attempts, oldest first (at most FSM_MAX_HISTORY): an encoded
+     * list, read with fsm_attempt_next(). */
+    struct fsm_str history;
     /* Encoded fields this version does not know: kept verbatim and written
      * back on every update (rolling upgrades). */
     struct fsm_str extra;
@@ -135,6 +138,37 @@ enum {
     FSM_ITEM_NOTFOUND, /* No such job. */
     FSM_ITEM_SKIPPED,  /* Not in a state the command applies to. */
 };
+
+/* One ended attempt of a job. */
+#define FSM_MAX_HISTORY 20
+#define FSM_MAX_HISTORY_OUTPUT 4096
+enum {
+    FSM_ATTEMPT_OK = 1,
+    FSM_ATTEMPT_FAILED,
+    FSM_ATTEMPT_LOST, /* The worker was declared down or left. */
+    FSM_ATTEMPT_CANCELLED,
+};
+struct fsm_attempt
+{
+    uint32_t number;
+    uint8_t outcome;
+    uint64_t worker_id;
+    uint64_t token;
+    int64_t started_at;
+    int64_t finished_at;
+    int32_t exit_code;
+    struct fsm_str error;
+    struct fsm_str output; /* At most FSM_MAX_HISTORY_OUTPUT bytes. */
+};
+/* Read the next attempt of @history (advanced). 1 when one was read, 0 at
+ * the end, -1 if the list does not decode. */
+int fsm_attempt_next(struct fsm_str *history, struct fsm_attempt *out);
+/* Append @a to @history, dropping the oldest beyond FSM_MAX_HISTORY: a
+ * malloc'ed buffer in *mem (free it), pointed to by the returned str. */
+int fsm_attempt_append(struct fsm_str history,
+                       const struct fsm_attempt *a,
+                       struct fsm_str *out,
+                       char **mem);
 
 /* A registered worker. */
 struct fsm_worker

@@ -94,6 +94,14 @@ int fsm__apply_items(struct apply_ctx *a, const struct fsm_cmd *cmd);
 void fsm__attempt_failed(struct apply_ctx *a,
                          struct fsm_job *job,
                          const struct fsm_item *it);
+/* Record the end of @old's attempt in @job's history (a new buffer in
+ * *mem: free it after the put). */
+int fsm__end_attempt(struct apply_ctx *a,
+                     const struct fsm_job *old,
+                     struct fsm_job *job,
+                     uint8_t outcome,
+                     const struct fsm_item *it,
+                     char **mem);
 /* @parent completed: release children whose dependencies are all done. */
 int fsm__release_children(struct apply_ctx *a, uint64_t parent);
 

@@ -162,6 +162,34 @@ void http__job_write(struct sb *b, const struct fsm_job *job)
     if (job->output.len > 0) {
         put_field_str(b, "output", job->output);
     }
+    if (job->history.len > 0) {
+        static const char *const outcomes[] = {"unknown", "completed", "failed",
+                                               "lost", "cancelled"};
+        struct fsm_str h = job->history;
+        struct fsm_attempt at;
+        unsigned n = 0;
+        http__sb_puts(b, ",\"history\":[");
+        while (fsm_attempt_next(&h, &at) == 1) {
+            http__sb_printf(b,
+                            "%s{\"attempt\":%u,\"outcome\":\"%s\","
+                            "\"worker_id\":\"%016llx\",\"lease_token\":%llu,"
+                            "\"exit_code\":%d",
+                            n++ ? "," : "", at.number,
+                            outcomes[at.outcome <= 4 ? at.outcome : 0],
+                            (unsigned long long)at.worker_id,
+                            (unsigned long long)at.token, at.exit_code);
+            put_time(b, "started_at", at.started_at, true);
+            put_time(b, "finished_at", at.finished_at, true);
+            if (at.error.len > 0) {
+                put_field_str(b, "error", at.error);
+            }
+            if (at.output.len > 0) {
+                put_field_str(b, "output", at.output);
+            }
+            http__sb_puts(b, "}");
+        }
+        http__sb_puts(b, "]");
+    }
     put_time(b, "created_at", job->created_at, true);
     put_time(b, "updated_at", job->updated_at, true);
     put_time(b, "started_at", job->started_at, true);

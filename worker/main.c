@@ -491,7 +491,13 @@ static void drain(CURL *c)
     }
     char path[128];
     snprintf(path, sizeof path, "/v1/workers/%s", W.id);
-    call(c, "DELETE", path, NULL, 5000, NULL);
+    for (int i = 0; i < 20; i++) { /* Until a definite answer. */
+        long st = call(c, "DELETE", path, NULL, 5000, NULL);
+        if (st == 200 || st == 404) {
+            break;
+        }
+        sleep_ms(200);
+    }
     LOG(LOG_INFO, "stopped", "id=%s", W.id);
 }
 

@@ -74,6 +74,10 @@ def test_worker_sigkill_job_runs_elsewhere(cluster, tmp_path):
     j = done(c, job["id"], timeout=20)
     assert j["attempts"] == 2  # The lost attempt counts.
     assert log.read_text().split() == ["1", "2"]
+    hist = j["history"]
+    assert [(h["attempt"], h["outcome"]) for h in hist] == [(1, "lost"), (2, "completed")]
+    assert hist[0]["lease_token"] < hist[1]["lease_token"] == j["lease_token"]
+    assert hist[0]["worker_id"] != hist[1]["worker_id"]
     status, _, ws = c.leader().req("GET", "/v1/workers")
     states = {w["name"]: w["state"] for w in ws["workers"]}
     assert states["w1"] == "down" and states["w2"] == "alive"
@@ -129,8 +133,8 @@ def test_sigterm_drains_and_deregisters(cluster, tmp_path):
     w.send_signal(signal.SIGTERM)
     assert w.wait(timeout=20) == 0
     assert c.job(job["id"])["status"] == "completed"  # Finished, not dropped.
-    status, _, ws = c.leader().req("GET", "/v1/workers")
-    assert ws["workers"] == []
+    wait_until(lambda: c.leader().req("GET", "/v1/workers")[2]["workers"] == [],
+               what="the worker deregistered")
 
 
 def test_many_jobs_over_three_workers_complete_once(cluster, tmp_path):

@@ -348,6 +348,73 @@ static void test_lease_indexes_after_bulk_changes(void **state)
     fsm_read_end(rd);
 }
 
+static unsigned history_of(struct tfsm *t,
+                           uint64_t id,
+                           struct fsm_attempt *last)
+{
+    struct fsm_reader *rd;
+    struct fsm_job j;
+    struct fsm_attempt at;
+    unsigned n = 0;
+    assert_int_equal(fsm_read_begin(t->f, &rd), 0);
+    assert_int_equal(fsm_get_job(rd, id, &j), 0);
+    struct fsm_str h = j.history;
+    int rv;
+    while ((rv = fsm_attempt_next(&h, &at)) == 1) {
+        n++;
+        *last = at;
+        last->error.p = NULL; /* Borrowed: not valid after read_end. */
+        last->output.p = NULL;
+    }
+    assert_int_equal(rv, 0);
+    fsm_read_end(rd);
+    return n;
+}
+
+static void test_lease_history(void **state)
+{
+    struct tfsm *t = *state;
+    uint64_t w = reg(t, "w1");
+    uint64_t job = submit1(t, 100);
+    struct fsm_attempt last;
+
+    for (unsigned k = 1; k <= FSM_MAX_HISTORY + 3; k++) {
+        uint64_t tok = assign(t, job, w);
+        struct fsm_item fail = {.job_id = job,
+                                .token = tok,
+                                .retryable = 1,
+                                .exit_code = (int32_t)k,
+                                .retry_at = 0,
+                                .error = tstr("boom"),
+                                .output = tstr("out")};
+        assert_int_equal(item(t, FSM_CMD_COMPLETE, 0, &fail, T0 + k),
+                         FSM_ITEM_OK);
+        unsigned n = history_of(t, job, &last);
+        assert_int_equal(n, k < FSM_MAX_HISTORY ? k : FSM_MAX_HISTORY);
+        assert_int_equal(last.number, k);
+        assert_int_equal(last.outcome, FSM_ATTEMPT_FAILED);
+        assert_int_equal(last.token, tok);
+        assert_int_equal(last.exit_code, (int32_t)k);
+        assert_int_equal(last.worker_id, w);
+        assert_int_equal(last.finished_at, T0 + k);
+    }
+    uint64_t tok = assign(t, job, w);
+    struct fsm_item lost = {.job_id = job, .token = tok, .retry_at = 0};
+    assert_int_equal(item(t, FSM_CMD_WORKER_DOWN, w, &lost, T0), FSM_ITEM_OK);
+    history_of(t, job, &last);
+    assert_int_equal(last.outcome, FSM_ATTEMPT_LOST);
+    tok = assign(t, job, reg(t, "w2"));
+    struct fsm_cmd c;
+    unsigned n;
+    memset(&c, 0, sizeof c);
+    c.type = FSM_CMD_CANCEL;
+    c.id = job;
+    assert_int_equal(tfsm_apply(t, T0, &c, 1, &n)->code, 0);
+    history_of(t, job, &last);
+    assert_int_equal(last.outcome, FSM_ATTEMPT_CANCELLED);
+    assert_int_equal(last.token, tok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -366,6 +433,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lease_indexes_after_bulk_changes,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_history, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
