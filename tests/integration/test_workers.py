@@ -170,3 +170,49 @@ def test_leader_kill_does_not_reassign_healthy_leases(cluster):
     for j in jobs:
         final = done(c, j["id"], timeout=30)
         assert final["attempts"] == 1  # Completed once, never reassigned.
+
+
+def test_http_executor(cluster):
+    import http.server
+    import threading
+
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            seen.append((self.path, dict(self.headers), body))
+            code = 200 if self.path == "/ok" else 500
+            self.send_response(code)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"hi")
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        c = cluster(flags=TTL)
+        c.start_worker("w1")
+        base = f"http://127.0.0.1:{srv.server_address[1]}"
+        ok = submit(c.leader(), {"type": "http", "payload": {
+            "url": base + "/ok", "method": "POST", "headers": {"X-Test": "1"},
+            "body": {"a": 1}}})
+        bad = submit(c.leader(), {"type": "http", "max_attempts": 1,
+                                  "payload": {"url": base + "/fail", "method": "POST"}})
+        j = done(c, ok["id"])
+        assert j["exit_code"] == 200 and j["result"] == {"status": 200} and j["output"] == "hi"
+        path, headers, body = next(s for s in seen if s[0] == "/ok")
+        assert headers["X-Rota-Job-Id"] == ok["id"] and headers["X-Test"] == "1"
+        assert int(headers["X-Rota-Lease-Token"]) == j["lease_token"]
+        assert headers["X-Rota-Attempt"] == "1" and body == b'{"a":1}'
+        j = done(c, bad["id"], "failed")
+        assert j["exit_code"] == 500 and j["last_error"] == "http: status 500"
+        invalid = submit(c.leader(), {"type": "http", "payload": {"url": "ftp://x"}})
+        j = done(c, invalid["id"], "failed")
+        assert j["attempts"] == 1 and "payload.url" in j["last_error"]
+    finally:
+        srv.shutdown()
