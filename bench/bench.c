@@ -272,12 +272,19 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"nodes", 1, 0, 'n'},          {"jobs", 1, 0, 'j'},
-        {"concurrency", 1, 0, 'c'},    {"batch", 1, 0, 'b'},
-        {"threads", 1, 0, 't'},        {"payload-bytes", 1, 0, 'p'},
-        {"duration-limit", 1, 0, 'd'}, {"spread", 0, 0, 's'},
-        {"help", 0, 0, 'h'},           {0, 0, 0, 0}};
+    static const struct option opts[] = {{"nodes", 1, 0, 'n'},
+                                         {"jobs", 1, 0, 'j'},
+                                         {"concurrency", 1, 0, 'c'},
+                                         {"batch", 1, 0, 'b'},
+                                         {"threads", 1, 0, 't'},
+                                         {"payload-bytes", 1, 0, 'p'},
+                                         {"duration-limit", 1, 0, 'd'},
+                                         {"spread", 0, 0, 's'},
+                                         {"workers", 1, 0, 'w'},
+                                         {"worker-concurrency", 1, 0, 'W'},
+                                         {"worker-bin", 1, 0, 'B'},
+                                         {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
     struct options o;
     char nodes[4096] = "http://127.0.0.1:8001";
     int c;
@@ -337,6 +344,15 @@ int main(int argc, char **argv)
                 break;
             case 's':
                 o.spread = 1;
+                break;
+            case 'w':
+                o.workers = atoi(optarg);
+                break;
+            case 'W':
+                o.worker_conc = atoi(optarg);
+                break;
+            case 'B':
+                snprintf(o.worker_bin, sizeof o.worker_bin, "%s", optarg);
                 break;
             case 'h':
                 usage(stdout);
