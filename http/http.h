@@ -12,9 +12,9 @@
 
 struct http_config
 {
-    const char *addr;   /* "127.0.0.1:8001" */
-    size_t max_body;    /* Request body limit (413 above). */
-    size_t max_payload; /* Encoded job payload limit. */
+    const char *addr;    /* "127.0.0.1:8001" */
+    size_t max_body;     /* Request body limit (413 above). */
+    size_t max_payload;  /* Encoded job payload limit. */
     unsigned worker_ttl; /* ms without a heartbeat: the worker is down. */
 };
 

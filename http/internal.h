@@ -120,6 +120,8 @@ void http__sb_put(struct sb *b, const char *s, size_t n);
 void http__sb_puts(struct sb *b, const char *s);
 void http__sb_printf(struct sb *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Append @s as a JSON string literal (escaped). */
+void http__sb_json_str(struct sb *b, struct fsm_str s);
 /* Append the job record as a JSON object. */
 void http__job_write(struct sb *b, const struct fsm_job *job);
 void http__send_sb(h2o_req_t *req, int status, struct sb *b, uint64_t index);

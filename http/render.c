@@ -84,6 +84,11 @@ static void put_string(struct sb *b, const char *s, size_t n)
     b->p[b->len++] = '"';
 }
 
+void http__sb_json_str(struct sb *b, struct fsm_str s)
+{
+    put_string(b, s.p != NULL ? s.p : "", s.len);
+}
+
 static void put_field_str(struct sb *b, const char *key, struct fsm_str s)
 {
     http__sb_printf(b, ",\"%s\":", key);

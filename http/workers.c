@@ -978,16 +978,28 @@ static void list_worker_cb(void *data, const struct fsm_worker *w)
     struct list_workers *lw = data;
     struct live *l = live_find(lw->sc, w->id);
     struct running_count rc = {w->id, 0};
+    char seen[40] = "";
+
     fsm_running(lw->rd, count_running_cb, &rc);
-    http__sb_printf(
-        lw->b,
-        "%s{\"id\":\"%016llx\",\"name\":\"%.*s\",\"queues\":\"%.*s\","
-        "\"concurrency\":%u,\"running\":%u,\"state\":\"%s\"}",
-        lw->n++ ? "," : "", (unsigned long long)w->id, (int)w->name.len,
-        w->name.p, (int)w->queues.len, w->queues.p, w->concurrency, rc.n,
-        w->down                               ? "down"
-        : l != NULL && l->deadline < now_ms() ? "late"
-                                              : "alive");
+    http__sb_printf(lw->b,
+                    "%s{\"id\":\"%016llx\",\"name\":", lw->n++ ? "," : "",
+                    (unsigned long long)w->id);
+    http__sb_json_str(lw->b, w->name);
+    http__sb_puts(lw->b, ",\"queues\":");
+    http__sb_json_str(lw->b, w->queues);
+    if (l != NULL && !w->down) {
+        /* The deadline is the last sign of life plus the TTL. */
+        http__format_time(l->deadline - TTL_MS, seen, sizeof seen);
+    }
+    http__sb_printf(lw->b,
+                    ",\"concurrency\":%u,\"running\":%u,\"state\":\"%s\","
+                    "\"last_heartbeat\":%s%s%s}",
+                    w->concurrency, rc.n,
+                    w->down                               ? "down"
+                    : l != NULL && l->deadline < now_ms() ? "late"
+                                                          : "alive",
+                    seen[0] ? "\"" : "", seen[0] ? seen : "null",
+                    seen[0] ? "\"" : "");
 }
 
 static void workers_list(struct http_server *s, h2o_req_t *req)

@@ -216,3 +216,28 @@ def test_http_executor(cluster):
         assert j["attempts"] == 1 and "payload.url" in j["last_error"]
     finally:
         srv.shutdown()
+
+
+def test_dispatch_order_and_capacity(cluster):
+    """Higher priority first, oldest first within a priority, never more
+    running than the worker's concurrency, and only the worker's queues."""
+    c = cluster(flags=TTL)
+    leader = c.leader()
+    low = [submit(leader, {"type": "sleep", "payload": {"ms": 50}, "priority": 1})["id"]
+           for _ in range(4)]
+    high = [submit(leader, {"type": "sleep", "payload": {"ms": 50}, "priority": 5})["id"]
+            for _ in range(3)]
+    other = submit(leader, {"type": "sleep", "queue": "elsewhere", "payload": {"ms": 1}})["id"]
+    w = c.start_worker("w1", concurrency=1)
+    jobs = [done(c, j) for j in high + low]
+    order = [j["id"] for j in sorted(jobs, key=lambda j: j["started_at"])]
+    assert order == high + low
+    spans = sorted((j["history"][0]["started_at"], j["history"][0]["finished_at"]) for j in jobs)
+    for (s1, e1), (s2, e2) in zip(spans, spans[1:]):
+        assert e1 <= s2  # Concurrency 1: no two runs overlap.
+    assert c.job(other)["status"] == "pending"  # Not a queue of w1.
+    status, _, ws = leader.req("GET", "/v1/workers")
+    entry = ws["workers"][0]
+    assert entry["name"] == "w1" and entry["state"] == "alive" and entry["last_heartbeat"]
+    w.send_signal(signal.SIGTERM)
+    assert w.wait(timeout=20) == 0
