@@ -580,6 +580,20 @@ static json_t *body_object(h2o_req_t *req)
     return o;
 }
 
+/* Answer the error of a failed submit or a rejected command; true if so. */
+static bool submit_failed(h2o_req_t *req,
+                          int status,
+                          const struct fsm_result *res)
+{
+    if (status == 0 && res->code == 0) {
+        return false;
+    }
+    http__send_err(req, status != 0 ? status : res->code,
+                   status != 0 ? NULL : res->field,
+                   status != 0 ? NULL : res->msg);
+    return true;
+}
+
 static void registered_cb(void *data, int status, const struct fsm_result *res)
 {
     struct call *call = data;
@@ -588,10 +602,7 @@ static void registered_cb(void *data, int status, const struct fsm_result *res)
     if (req == NULL) {
         return;
     }
-    if (status != 0 || res->code != 0) {
-        http__send_err(req, status != 0 ? status : res->code,
-                       status != 0 ? NULL : res->field,
-                       status != 0 ? NULL : res->msg);
+    if (submit_failed(req, status, res)) {
         return;
     }
     char id[20];
@@ -814,10 +825,7 @@ static void completed_cb(void *data, int status, const struct fsm_result *res)
     if (req == NULL) {
         return;
     }
-    if (status != 0 || res->code != 0) {
-        http__send_err(req, status != 0 ? status : res->code,
-                       status != 0 ? NULL : res->field,
-                       status != 0 ? NULL : res->msg);
+    if (submit_failed(req, status, res)) {
         return;
     }
     struct sb b;
@@ -945,10 +953,7 @@ static void deregistered_cb(void *data,
     if (req == NULL) {
         return;
     }
-    if (status != 0 || res->code != 0) {
-        http__send_err(req, status != 0 ? status : res->code,
-                       status != 0 ? NULL : res->field,
-                       status != 0 ? NULL : res->msg);
+    if (submit_failed(req, status, res)) {
         return;
     }
     http__send_json(req, 200, json_pack("{s:b}", "deregistered", 1), 0);
