@@ -24,7 +24,8 @@
 #include "common/err.h"
 #include "common/log.h"
 
-/* ---- Apply wrapper -------------------------------------------------------- */
+/* ---- Apply wrapper --------------------------------------------------------
+ */
 
 static int node_apply_cb(struct raft_fsm *rf,
                          const struct raft_buffer *buf,
@@ -73,7 +74,8 @@ static int node_restore_cb(struct raft_fsm *rf, struct raft_buffer *buf)
     return rv;
 }
 
-/* ---- Lifecycle ------------------------------------------------------------ */
+/* ---- Lifecycle ------------------------------------------------------------
+ */
 
 static int remove_cb(const char *path,
                      const struct stat *sb,
@@ -104,9 +106,8 @@ static int create_nodes(struct cluster_fixture *f, unsigned n, bool async)
         opts.fresh = true;
         rv = fsm_open(&opts, &node->fsm);
         if (rv != 0) {
-            fprintf(stderr, "cluster_fixture: fsm_open %s: %d %s\n",
-                    node->dir, rv,
-                    node->fsm != NULL ? fsm_errmsg(node->fsm) : "");
+            fprintf(stderr, "cluster_fixture: fsm_open %s: %d %s\n", node->dir,
+                    rv, node->fsm != NULL ? fsm_errmsg(node->fsm) : "");
             node->fsm = NULL;
             return -1;
         }
@@ -266,7 +267,8 @@ void cluster_fixture_set_snapshot(struct cluster_fixture *f,
     }
 }
 
-/* ---- Submitting ----------------------------------------------------------- */
+/* ---- Submitting -----------------------------------------------------------
+ */
 
 static void req_applied_cb(struct raft_apply *apply, int status, void *result)
 {
@@ -362,6 +364,17 @@ struct cluster_req *cluster_fixture_apply(struct cluster_fixture *f,
                                           size_t len)
 {
     struct cluster_req *req = req_new(f, i, 0, 0);
+    req_propose(f, req, batch, len);
+    return req;
+}
+
+struct cluster_req *cluster_fixture_apply_cmds(struct cluster_fixture *f,
+                                               unsigned i,
+                                               const void *batch,
+                                               size_t len,
+                                               unsigned n_cmds)
+{
+    struct cluster_req *req = req_new(f, i, n_cmds, 0);
     req_propose(f, req, batch, len);
     return req;
 }
@@ -463,7 +476,8 @@ struct cluster_req *cluster_fixture_submit(struct cluster_fixture *f,
     return req;
 }
 
-/* ---- Stepping ------------------------------------------------------------- */
+/* ---- Stepping -------------------------------------------------------------
+ */
 
 static const char *state_name(int state)
 {
@@ -589,7 +603,8 @@ bool cluster_fixture_step_until_new_leader(struct cluster_fixture *f,
     return raft_fixture_step_until(&f->raft, new_leader, &a, max_ms);
 }
 
-/* ---- Faults --------------------------------------------------------------- */
+/* ---- Faults ---------------------------------------------------------------
+ */
 
 void cluster_fixture_isolate(struct cluster_fixture *f, unsigned i)
 {
@@ -621,7 +636,8 @@ void cluster_fixture_rejoin(struct cluster_fixture *f, unsigned i)
     }
 }
 
-/* ---- Reading replicas ----------------------------------------------------- */
+/* ---- Reading replicas -----------------------------------------------------
+ */
 
 uint64_t cluster_fixture_digest(struct cluster_fixture *f, unsigned i)
 {
@@ -647,8 +663,8 @@ bool cluster_fixture_job_exists(struct cluster_fixture *f,
     rv = fsm_get_job(rd, id, &job);
     fsm_read_end(rd);
     if (rv != 0 && rv != ERR_NOTFOUND) {
-        fail_msg("fsm_get_job(%llu) on server %u: %d",
-                 (unsigned long long)id, i, rv);
+        fail_msg("fsm_get_job(%llu) on server %u: %d", (unsigned long long)id,
+                 i, rv);
     }
     return rv == 0;
 }
@@ -758,8 +774,7 @@ static bool check_req_on(struct cluster_req *req,
             continue; /* Rejected: nothing was acknowledged. */
         }
         if (res->n_ids != req->jobs_in_cmd[c] || res->ids == NULL) {
-            fprintf(stderr,
-                    "entry %llu cmd %u: %u ids for %u jobs submitted\n",
+            fprintf(stderr, "entry %llu cmd %u: %u ids for %u jobs submitted\n",
                     (unsigned long long)req->index, c, res->n_ids,
                     req->jobs_in_cmd[c]);
             return false;

@@ -86,7 +86,8 @@ struct cluster_req
 struct cluster_node
 {
     struct raft_fsm rf; /* First: the apply wrapper recovers the node. */
-    int (*glue_apply)(struct raft_fsm *rf, const struct raft_buffer *buf,
+    int (*glue_apply)(struct raft_fsm *rf,
+                      const struct raft_buffer *buf,
                       void **result);
     int (*glue_restore)(struct raft_fsm *rf, struct raft_buffer *buf);
     struct fsm *fsm;
@@ -153,6 +154,13 @@ struct cluster_req *cluster_fixture_submit(struct cluster_fixture *f,
                                            const struct cluster_job_in *jobs,
                                            const unsigned *per_cmd,
                                            unsigned n_cmds);
+/* Like cluster_fixture_apply() for a batch of @n_cmds commands of any
+ * type: their results are copied into req->results. */
+struct cluster_req *cluster_fixture_apply_cmds(struct cluster_fixture *f,
+                                               unsigned i,
+                                               const void *batch,
+                                               size_t len,
+                                               unsigned n_cmds);
 /* Submit raw, already sealed batch bytes (copied) on server @i. */
 struct cluster_req *cluster_fixture_apply(struct cluster_fixture *f,
                                           unsigned i,
@@ -213,8 +221,7 @@ long cluster_fixture_list_count(struct cluster_fixture *f,
 long cluster_fixture_check_acked(struct cluster_fixture *f, unsigned mask);
 /* Every request's callback fired at most once; with @all_done, exactly
  * once. Returns false after printing the culprit. */
-bool cluster_fixture_check_callbacks(struct cluster_fixture *f,
-                                     bool all_done);
+bool cluster_fixture_check_callbacks(struct cluster_fixture *f, bool all_done);
 /* Every server's FSM stored the right applied index: no mismatch seen by
  * the wrappers, a restored FSM reports the snapshot's index, and
  * fsm_applied_index() <= raft_last_applied() (barrier and configuration
@@ -291,19 +298,19 @@ void cluster_fixture_stats(struct cluster_fixture *f,
 /* Submit one entry of @N_CMDS commands (jobs per command in PER_CMD, or
  * NULL for one each) and assert raft_apply() took it. Evaluates to the
  * struct cluster_req *. */
-#define CLUSTER_SUBMIT_JOBS(F, I, JOBS, PER_CMD, N_CMDS)                     \
-    ({                                                                       \
-        struct cluster_req *req_ =                                           \
-            cluster_fixture_submit(F, I, JOBS, PER_CMD, N_CMDS);             \
-        assert_non_null(req_);                                               \
-        assert_int_equal(req_->rv, 0);                                       \
-        req_;                                                                \
+#define CLUSTER_SUBMIT_JOBS(F, I, JOBS, PER_CMD, N_CMDS)         \
+    ({                                                           \
+        struct cluster_req *req_ =                               \
+            cluster_fixture_submit(F, I, JOBS, PER_CMD, N_CMDS); \
+        assert_non_null(req_);                                   \
+        assert_int_equal(req_->rv, 0);                           \
+        req_;                                                    \
     })
 /* One entry, one command, one job with @SPEC. */
-#define CLUSTER_SUBMIT(F, I, SPEC)                                    \
-    ({                                                                \
-        struct cluster_job_in job_ = {.spec = (SPEC)};                \
-        CLUSTER_SUBMIT_JOBS(F, I, &job_, NULL, 1);                    \
+#define CLUSTER_SUBMIT(F, I, SPEC)                     \
+    ({                                                 \
+        struct cluster_job_in job_ = {.spec = (SPEC)}; \
+        CLUSTER_SUBMIT_JOBS(F, I, &job_, NULL, 1);     \
     })
 /* Raw sealed batch bytes. */
 #define CLUSTER_APPLY(F, I, BUF, LEN)                                     \
