@@ -160,6 +160,11 @@ static void register_worker(CURL *c)
             LOG(LOG_ERROR, "registration refused", "status=%ld", st);
             exit(2);
         }
+        if (W.draining && W.n_running == 0) {
+            /* SIGTERM while no server answers: nothing to drain. */
+            LOG(LOG_INFO, "stopped", "reason=\"not registered\"");
+            exit(0);
+        }
         sleep_ms(backoff);
         backoff = backoff < 2000 ? backoff * 2 : 2000;
     }

@@ -241,3 +241,14 @@ def test_dispatch_order_and_capacity(cluster):
     assert entry["name"] == "w1" and entry["state"] == "alive" and entry["last_heartbeat"]
     w.send_signal(signal.SIGTERM)
     assert w.wait(timeout=20) == 0
+
+
+def test_sigterm_before_registration_exits(tmp_path):
+    """A worker that reaches no server still stops on SIGTERM."""
+    import subprocess
+    with open(tmp_path / "w.log", "wb") as log:
+        p = subprocess.Popen([WORKER, "--servers", "http://127.0.0.1:1"],
+                             stdout=log, stderr=subprocess.STDOUT)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=15) == 0
