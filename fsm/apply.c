@@ -151,10 +151,27 @@ static int submit_one(struct apply_ctx *a,
                            "too many jobs in one entry");
     }
     job.id = (a->index << FSM_ID_SHIFT) | a->seq;
-    for (uint32_t i = 0; i < in->n_deps; i++) {
+    /* Ids of the dependencies, local references resolved (a workflow's
+     * jobs come parents first, so a parent's id is already known). */
+    uint64_t deps[FSM_MAX_DEPS];
+    const char *dead = NULL;
+    uint64_t dead_id = 0;
+    for (uint32_t i = 0; i < in->n_deps && i < FSM_MAX_DEPS; i++) {
         struct fsm_job parent;
         uint64_t pid;
         memcpy(&pid, &in->deps[i], sizeof pid);
+        if (pid & FSM_DEP_LOCAL) {
+            uint64_t nth = pid & ~FSM_DEP_LOCAL;
+            if (nth >= a->res->n_ids) {
+                snprintf(field, sizeof field, "%sdepends_on", pfx);
+                return fsm__reject(a, ERR_INVALID, field,
+                                   "job %llu of this request is not an "
+                                   "earlier one",
+                                   (unsigned long long)nth);
+            }
+            pid = a->f->ids[a->ids_off + nth];
+        }
+        deps[i] = pid;
         rv = fsm__get_job(f, a->txn, pid, &parent);
         if (rv == ERR_NOTFOUND) {
             snprintf(field, sizeof field, "%sdepends_on", pfx);
@@ -164,7 +181,13 @@ static int submit_one(struct apply_ctx *a,
         if (rv != 0) {
             return fsm__storage(a, rv);
         }
-        if (parent.status != FSM_COMPLETED) {
+        if (fsm_status_is_final(parent.status) &&
+            parent.status != FSM_COMPLETED) {
+            if (!(in->flags & FSM_JOB_ALL_DONE) && dead == NULL) {
+                dead = fsm_status_name(parent.status);
+                dead_id = pid;
+            }
+        } else if (parent.status != FSM_COMPLETED) {
             unsigned char kb[16];
             MDB_val empty = {0, NULL};
             waiting = true;
@@ -178,14 +201,30 @@ static int submit_one(struct apply_ctx *a,
             }
         }
     }
+    job.deps = deps;
     job.status = waiting               ? FSM_WAITING
                  : job.run_at > a->now ? FSM_SCHEDULED
                                        : FSM_PENDING;
+    if (job.flags & FSM_JOB_RECURRING) {
+        job.status = FSM_SCHEDULED; /* run_at: the first occurrence. */
+        job.run_at = job.flags & FSM_JOB_PAUSED ? FSM_NEVER : job.run_at;
+    }
     job.attempts = 0;
     job.created_at = job.updated_at = a->now;
     job.started_at = job.finished_at = 0;
     memset(&job.last_error, 0, sizeof job.last_error);
     memset(&job.result, 0, sizeof job.result);
+    char why[80];
+    if (dead != NULL) {
+        /* A parent already failed or was cancelled: this job can never
+         * run (unless it runs on all_done). */
+        snprintf(why, sizeof why, "dependency %016llx %s",
+                 (unsigned long long)dead_id, dead);
+        job.status = FSM_CANCELLED;
+        job.finished_at = a->now;
+        job.last_error.p = why;
+        job.last_error.len = (uint32_t)strlen(why);
+    }
     rv = fsm__put_job(f, a->txn, NULL, &job);
     if (rv != 0) {
         return fsm__storage(a, rv);
@@ -205,9 +244,30 @@ static int submit_one(struct apply_ctx *a,
     return fsm__add_id(a, job.id, 0);
 }
 
+static int put_workflow(struct apply_ctx *a,
+                        const struct fsm_cmd *cmd,
+                        uint64_t id)
+{
+    unsigned char kb[8], buf[20 + FSM_MAX_STR];
+    MDB_val k = {8, kb}, v = {20 + cmd->workflow.len, buf};
+    uint64_t first = id + 1;
+    uint32_t n = cmd->n_jobs;
+    int rv;
+
+    fsm__put_be64(kb, id);
+    memcpy(buf, &first, 8);
+    memcpy(buf + 8, &n, 4);
+    memcpy(buf + 12, &a->now, 8);
+    memcpy(buf + 20, cmd->workflow.p, cmd->workflow.len);
+    rv = mdb_put(a->txn, a->f->dbi[DB_WORKFLOWS], &k, &v, 0);
+    return rv == 0 ? 0
+                   : fsm__storage(a, fsm__lmdb_error(a->f, rv, "workflow"));
+}
+
 static int apply_submit(struct apply_ctx *a, const struct fsm_cmd *cmd)
 {
     char pfx[32] = "";
+    uint64_t wf = 0;
     int rv;
 
     if (cmd->n_jobs == 0) {
@@ -227,18 +287,58 @@ static int apply_submit(struct apply_ctx *a, const struct fsm_cmd *cmd)
             return rv;
         }
     }
+    if (cmd->workflow.len > 0) {
+        /* Its members get the ids right after its own, so none may be an
+         * idempotent repeat of an older job. */
+        if (cmd->workflow.len > FSM_MAX_STR ||
+            memchr(cmd->workflow.p, 0, cmd->workflow.len) != NULL) {
+            return fsm__reject(a, ERR_INVALID, "name", "bad workflow name");
+        }
+        if (a->seq + cmd->n_jobs + 1 >= (1u << FSM_ID_SHIFT)) {
+            return fsm__reject(a, ERR_TOOLARGE, "jobs", "too many jobs");
+        }
+        wf = (a->index << FSM_ID_SHIFT) | a->seq++;
+        rv = put_workflow(a, cmd, wf);
+        if (rv != 0) {
+            return rv;
+        }
+    }
     for (uint32_t i = 0; i < cmd->n_jobs; i++) {
         uint64_t hash = 0;
+        struct fsm_job in = cmd->jobs[i];
         if (cmd->n_jobs > 1) {
             snprintf(pfx, sizeof pfx, "jobs[%u].", i);
         }
         if (cmd->hashes != NULL) {
             memcpy(&hash, &cmd->hashes[i], sizeof hash);
         }
-        rv = submit_one(a, &cmd->jobs[i], hash, pfx);
+        if (wf != 0) {
+            if (in.idem_key.len > 0) {
+                char fld[64];
+                snprintf(fld, sizeof fld, "jobs[%u].idempotency_key", i);
+                return fsm__reject(a, ERR_INVALID, fld,
+                                   "not allowed in a workflow job");
+            }
+            in.parent = wf;
+            in.flags |= FSM_JOB_WORKFLOW;
+        }
+        in.flags &= FSM_JOB_RECURRING | FSM_JOB_PAUSED | FSM_JOB_ALL_DONE |
+                    FSM_JOB_WORKFLOW;
+        rv = submit_one(a, &in, hash, pfx);
         if (rv != 0) {
             return rv;
         }
+    }
+    if (wf != 0) {
+        /* The workflow id comes first in the result. */
+        uint64_t *ids;
+        rv = fsm__add_id(a, wf, 0);
+        if (rv != 0) {
+            return fsm__reject(a, rv, NULL, "out of memory");
+        }
+        ids = a->f->ids + a->ids_off;
+        memmove(ids + 1, ids, (a->res->n_ids - 1) * sizeof *ids);
+        ids[0] = wf;
     }
     return 0;
 }
@@ -313,9 +413,57 @@ static int apply_patch(struct apply_ctx *a, const struct fsm_cmd *cmd)
     return fsm__add_id(a, job.id, 0);
 }
 
+int fsm__cancel_job(struct apply_ctx *a,
+                    const struct fsm_job *old,
+                    const char *why)
+{
+    struct fsm_job job = *old;
+    char *mem = NULL;
+    int rv;
+
+    /* A running job is cancelled at once: its lease ends here (a late
+     * completion is stale) and its worker learns it from the next
+     * heartbeat answer. */
+    job.status = FSM_CANCELLED;
+    job.worker_id = 0;
+    job.finished_at = job.updated_at = a->now;
+    if (why != NULL) {
+        job.last_error.p = why;
+        job.last_error.len = (uint32_t)strlen(why);
+    }
+    /* Copy what we still need from @old: its memory is LMDB's and the
+     * writes below may change it. */
+    if (old->status == FSM_RUNNING &&
+        fsm__end_attempt(a, old, &job, FSM_ATTEMPT_CANCELLED, NULL, &mem) !=
+            0) {
+        return a->storage;
+    }
+    uint64_t deps[FSM_MAX_DEPS];
+    uint32_t n_deps = old->n_deps < FSM_MAX_DEPS ? old->n_deps : FSM_MAX_DEPS;
+    if (n_deps > 0) {
+        memcpy(deps, old->deps, n_deps * sizeof deps[0]);
+    }
+    rv = fsm__put_job(a->f, a->txn, old, &job);
+    free(mem);
+    if (rv != 0) {
+        return fsm__storage(a, rv);
+    }
+    for (uint32_t i = 0; i < n_deps; i++) {
+        unsigned char kb[16];
+        MDB_val k = {16, kb};
+        fsm__put_be64(kb, deps[i]);
+        fsm__put_be64(kb + 8, job.id);
+        rv = mdb_del(a->txn, a->f->dbi[DB_DEPS], &k, NULL);
+        if (rv != 0 && rv != MDB_NOTFOUND) {
+            return fsm__storage(a, fsm__lmdb_error(a->f, rv, "del dep"));
+        }
+    }
+    return fsm__job_ended(a, &job);
+}
+
 static int apply_cancel(struct apply_ctx *a, const struct fsm_cmd *cmd)
 {
-    struct fsm_job old, job;
+    struct fsm_job old;
     int rv = fsm__get_job(a->f, a->txn, cmd->id, &old);
 
     if (rv == ERR_NOTFOUND) {
@@ -329,42 +477,8 @@ static int apply_cancel(struct apply_ctx *a, const struct fsm_cmd *cmd)
         return fsm__reject(a, ERR_CONFLICT, "status", "cannot cancel a %s job",
                            fsm_status_name(old.status));
     }
-    /* A running job is cancelled at once: its lease ends here (a late
-     * completion is stale) and its worker learns it from the next
-     * heartbeat answer. */
-    job = old;
-    job.status = FSM_CANCELLED;
-    job.worker_id = 0;
-    job.finished_at = job.updated_at = a->now;
-    /* Copy what we still need from @old: its memory is LMDB's and the
-     * writes below may change it. */
-    char *mem = NULL;
-    if (old.status == FSM_RUNNING &&
-        fsm__end_attempt(a, &old, &job, FSM_ATTEMPT_CANCELLED, NULL, &mem) !=
-            0) {
-        return a->storage;
-    }
-    uint64_t deps[FSM_MAX_DEPS];
-    uint32_t n_deps = old.n_deps < FSM_MAX_DEPS ? old.n_deps : FSM_MAX_DEPS;
-    if (n_deps > 0) {
-        memcpy(deps, old.deps, n_deps * sizeof deps[0]);
-    }
-    rv = fsm__put_job(a->f, a->txn, &old, &job);
-    free(mem);
-    if (rv != 0) {
-        return fsm__storage(a, rv);
-    }
-    for (uint32_t i = 0; i < n_deps; i++) {
-        unsigned char kb[16];
-        MDB_val k = {16, kb};
-        fsm__put_be64(kb, deps[i]);
-        fsm__put_be64(kb + 8, cmd->id);
-        rv = mdb_del(a->txn, a->f->dbi[DB_DEPS], &k, NULL);
-        if (rv != 0 && rv != MDB_NOTFOUND) {
-            return fsm__storage(a, fsm__lmdb_error(a->f, rv, "del dep"));
-        }
-    }
-    return fsm__add_id(a, job.id, 0);
+    rv = fsm__cancel_job(a, &old, NULL);
+    return rv != 0 ? rv : fsm__add_id(a, cmd->id, 0);
 }
 
 /* ---- Nodes -------------------------------------------------------------- */
@@ -445,6 +559,15 @@ static int apply_cmd(struct apply_ctx *a, const void *buf, size_t len)
         case FSM_CMD_COMPLETE:
         case FSM_CMD_PROMOTE:
             rv = fsm__apply_items(a, &cmd);
+            break;
+        case FSM_CMD_FIRE:
+        case FSM_CMD_RETRY:
+        case FSM_CMD_DELETE:
+        case FSM_CMD_PAUSE:
+        case FSM_CMD_RESUME:
+        case FSM_CMD_QUEUE_SET:
+        case FSM_CMD_CANCEL_WF:
+            rv = fsm__apply_sched(a, &cmd);
             break;
         default:
             rv = fsm__reject(a, ERR_INVALID, NULL, "unknown command type %u",

@@ -130,13 +130,18 @@ void fsm__attempt_failed(struct apply_ctx *a,
     }
 }
 
-int fsm__release_children(struct apply_ctx *a, uint64_t parent)
+/* The children still waiting on @parent (their deps entries are removed:
+ * @parent has ended). A malloc'ed array in *out. */
+static int take_children(struct apply_ctx *a,
+                         uint64_t parent,
+                         uint64_t **out,
+                         size_t *n_out)
 {
     unsigned char kb[16];
     MDB_val k = {8, kb}, v;
     MDB_cursor *cur;
-    uint64_t children[256];
-    unsigned n = 0;
+    uint64_t *ids = NULL;
+    size_t n = 0, cap = 0;
     int rv;
 
     fsm__put_be64(kb, parent);
@@ -145,41 +150,103 @@ int fsm__release_children(struct apply_ctx *a, uint64_t parent)
         return fsm__storage(a, fsm__lmdb_error(a->f, rv, "deps cursor"));
     }
     for (rv = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-         rv == 0 && n < 256 && k.mv_size == 16 && memcmp(k.mv_data, kb, 8) == 0;
+         rv == 0 && k.mv_size == 16 && memcmp(k.mv_data, kb, 8) == 0;
          rv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        children[n++] = fsm__get_be64((const unsigned char *)k.mv_data + 8);
+        if (n == cap) {
+            cap = cap == 0 ? 16 : cap * 2;
+            uint64_t *grown = realloc(ids, cap * sizeof *ids);
+            if (grown == NULL) {
+                mdb_cursor_close(cur);
+                free(ids);
+                return fsm__storage(a, ERR_NOMEM);
+            }
+            ids = grown;
+        }
+        ids[n++] = fsm__get_be64((const unsigned char *)k.mv_data + 8);
     }
     mdb_cursor_close(cur);
-    for (unsigned i = 0; i < n; i++) {
-        struct fsm_job old, job;
-        bool waiting = false;
-        fsm__put_be64(kb + 8, children[i]);
+    for (size_t i = 0; i < n; i++) {
+        fsm__put_be64(kb + 8, ids[i]);
         k.mv_size = 16;
         k.mv_data = kb;
-        mdb_del(a->txn, a->f->dbi[DB_DEPS], &k, NULL);
+        rv = mdb_del(a->txn, a->f->dbi[DB_DEPS], &k, NULL);
+        if (rv != 0 && rv != MDB_NOTFOUND) {
+            free(ids);
+            return fsm__storage(a, fsm__lmdb_error(a->f, rv, "del dep"));
+        }
+    }
+    *out = ids;
+    *n_out = n;
+    return 0;
+}
+
+/* What a waiting child does now: 0 keep waiting, 1 run, 2 cancel (*dead:
+ * the parent that failed or was cancelled). */
+static int child_verdict(struct apply_ctx *a,
+                         const struct fsm_job *child,
+                         uint64_t *dead)
+{
+    int verdict = 1;
+    for (uint32_t d = 0; d < child->n_deps; d++) {
+        struct fsm_job p;
+        uint64_t pid;
+        memcpy(&pid, &child->deps[d], sizeof pid);
+        if (fsm__get_job(a->f, a->txn, pid, &p) != 0) {
+            continue; /* Removed by retention: it had ended. */
+        }
+        if (!fsm_status_is_final(p.status)) {
+            verdict = 0;
+        } else if (p.status != FSM_COMPLETED &&
+                   !(child->flags & FSM_JOB_ALL_DONE)) {
+            *dead = pid;
+            return 2;
+        }
+    }
+    return verdict;
+}
+
+int fsm__release_children(struct apply_ctx *a, uint64_t parent)
+{
+    uint64_t *children = NULL;
+    size_t n = 0;
+    int rv = take_children(a, parent, &children, &n);
+
+    for (size_t i = 0; rv == 0 && i < n; i++) {
+        struct fsm_job old, job;
+        uint64_t dead = 0;
+        int verdict;
         if (fsm__get_job(a->f, a->txn, children[i], &old) != 0 ||
             old.status != FSM_WAITING) {
             continue;
         }
-        for (uint32_t d = 0; d < old.n_deps && !waiting; d++) {
-            struct fsm_job p;
-            uint64_t pid;
-            memcpy(&pid, &old.deps[d], sizeof pid);
-            waiting =
-                pid != parent && (fsm__get_job(a->f, a->txn, pid, &p) != 0 ||
-                                  p.status != FSM_COMPLETED);
-        }
-        if (!waiting) {
+        verdict = child_verdict(a, &old, &dead);
+        if (verdict == 1) {
             job = old;
             job.status = job.run_at > a->now ? FSM_SCHEDULED : FSM_PENDING;
             job.updated_at = a->now;
             rv = put(a, &old, &job);
-            if (rv != 0) {
-                return rv;
-            }
+        } else if (verdict == 2) {
+            struct fsm_job p;
+            char why[96];
+            snprintf(why, sizeof why, "dependency %016llx %s",
+                     (unsigned long long)dead,
+                     fsm__get_job(a->f, a->txn, dead, &p) == 0
+                         ? fsm_status_name(p.status)
+                         : "ended");
+            /* Recursion depth is the depth of the DAG below @parent. */
+            rv = fsm__cancel_job(a, &old, why);
         }
     }
-    return 0;
+    free(children);
+    return rv != 0 ? rv : a->storage;
+}
+
+int fsm__job_ended(struct apply_ctx *a, const struct fsm_job *job)
+{
+    if (!fsm_status_is_final(job->status)) {
+        return 0;
+    }
+    return fsm__release_children(a, job->id);
 }
 
 static int item_assign(struct apply_ctx *a,
@@ -239,7 +306,7 @@ static int item_complete(struct apply_ctx *a,
         job.worker_id = 0;
         rv = put(a, old, &job);
         free(mem);
-        if (rv != 0 || fsm__release_children(a, job.id) != 0) {
+        if (rv != 0 || fsm__job_ended(a, &job) != 0) {
             return -1;
         }
         return FSM_ITEM_OK;
@@ -247,7 +314,10 @@ static int item_complete(struct apply_ctx *a,
     fsm__attempt_failed(a, &job, it);
     rv = put(a, old, &job);
     free(mem);
-    return rv == 0 ? FSM_ITEM_OK : -1;
+    if (rv != 0 || fsm__job_ended(a, &job) != 0) {
+        return -1;
+    }
+    return FSM_ITEM_OK;
 }
 
 /* Worker down or removed: its leases end through the retry policy. */
@@ -275,13 +345,17 @@ static int item_release(struct apply_ctx *a,
     fsm__attempt_failed(a, &job, &lost);
     int rv = put(a, old, &job);
     free(mem);
-    return rv == 0 ? FSM_ITEM_OK : -1;
+    if (rv != 0 || fsm__job_ended(a, &job) != 0) {
+        return -1;
+    }
+    return FSM_ITEM_OK;
 }
 
 static int item_promote(struct apply_ctx *a, struct fsm_job *old)
 {
     struct fsm_job job = *old;
-    if (old->status != FSM_SCHEDULED || old->run_at > a->now) {
+    if (old->status != FSM_SCHEDULED || old->run_at > a->now ||
+        (old->flags & FSM_JOB_RECURRING)) {
         return FSM_ITEM_SKIPPED;
     }
     job.status = FSM_PENDING;

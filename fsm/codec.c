@@ -38,6 +38,12 @@ enum {
     T_EXIT_CODE,
     T_OUTPUT,
     T_HISTORY,
+    T_FLAGS,
+    T_PARENT,
+    T_NOMINAL,
+    T_LAST_RUN,
+    T_CKEY,
+    T_CKEY_LIMIT,
 };
 
 enum {
@@ -64,6 +70,10 @@ enum {
     C_HTTP_ADDR,
     C_ITEM,
     C_WORKER,
+    C_QUEUE_NAME,
+    C_QUEUE_PAUSED,
+    C_QUEUE_CONC,
+    C_WORKFLOW,
 };
 
 enum {
@@ -77,6 +87,10 @@ enum {
     I_ERROR,
     I_OUTPUT,
     I_RESULT,
+    I_NOMINAL,
+    I_NEXT_AT,
+    I_ACTION,
+    I_SKIPPED,
 };
 
 enum {
@@ -203,6 +217,12 @@ static void write_job(struct wbuf *w, const struct fsm_job *j)
     wnum(w, T_EXIT_CODE, (uint32_t)j->exit_code, 4);
     wstr(w, T_OUTPUT, j->output);
     wstr(w, T_HISTORY, j->history);
+    wnum(w, T_FLAGS, j->flags, 4);
+    wnum(w, T_PARENT, j->parent, 8);
+    wnum(w, T_NOMINAL, (uint64_t)j->nominal_at, 8);
+    wnum(w, T_LAST_RUN, j->last_run, 8);
+    wstr(w, T_CKEY, j->ckey);
+    wnum(w, T_CKEY_LIMIT, j->ckey_limit, 4);
     if (j->extra.len > 0) {
         wbytes(w, j->extra.p, j->extra.len);
     }
@@ -221,6 +241,10 @@ static void write_item(struct wbuf *w, const struct fsm_item *it)
     wstr(w, I_ERROR, it->error);
     wstr(w, I_OUTPUT, it->output);
     wstr(w, I_RESULT, it->result);
+    wnum(w, I_NOMINAL, (uint64_t)it->nominal, 8);
+    wnum(w, I_NEXT_AT, (uint64_t)it->next_at, 8);
+    wnum(w, I_ACTION, it->action, 1);
+    wnum(w, I_SKIPPED, it->skipped, 4);
 }
 
 static void write_worker(struct wbuf *w, const struct fsm_worker *wk)
@@ -408,6 +432,27 @@ int fsm_job_decode(const void *buf, size_t len, struct fsm_job *j)
             case T_HISTORY:
                 j->history = s;
                 break;
+            case T_FLAGS:
+                bad = num(data, n, 4, &v);
+                j->flags = (uint32_t)v;
+                break;
+            case T_PARENT:
+                bad = num(data, n, 8, &j->parent);
+                break;
+            case T_NOMINAL:
+                bad = num(data, n, 8, &v);
+                j->nominal_at = (int64_t)v;
+                break;
+            case T_LAST_RUN:
+                bad = num(data, n, 8, &j->last_run);
+                break;
+            case T_CKEY:
+                j->ckey = s;
+                break;
+            case T_CKEY_LIMIT:
+                bad = num(data, n, 4, &v);
+                j->ckey_limit = (uint32_t)v;
+                break;
             case T_DEPS:
                 if (n % 8 != 0) {
                     bad = 1;
@@ -486,6 +531,22 @@ static int decode_item(const unsigned char *p, size_t len, struct fsm_item *it)
                 break;
             case I_RESULT:
                 it->result = s;
+                break;
+            case I_NOMINAL:
+                bad = num(data, n, 8, &v);
+                it->nominal = (int64_t)v;
+                break;
+            case I_NEXT_AT:
+                bad = num(data, n, 8, &v);
+                it->next_at = (int64_t)v;
+                break;
+            case I_ACTION:
+                bad = num(data, n, 1, &v);
+                it->action = (uint8_t)v;
+                break;
+            case I_SKIPPED:
+                bad = num(data, n, 4, &v);
+                it->skipped = (uint32_t)v;
                 break;
             default:
                 break;
@@ -568,6 +629,7 @@ int fsm_cmd_encode(const struct fsm_cmd *cmd, void **buf, size_t *len)
                 wtlv(&w, C_JOB, jw.p, jw.len);
                 free(jw.p);
             }
+            wstr(&w, C_WORKFLOW, cmd->workflow);
             if (cmd->hashes != NULL) {
                 wle(&w, C_HASHES, 2);
                 wle(&w, (uint64_t)cmd->n_jobs * 8, 4);
@@ -589,7 +651,22 @@ int fsm_cmd_encode(const struct fsm_cmd *cmd, void **buf, size_t *len)
             break;
         }
         case FSM_CMD_CANCEL:
+        case FSM_CMD_PAUSE:
+        case FSM_CMD_CANCEL_WF:
             wnum(&w, C_ID, cmd->id, 8);
+            break;
+        case FSM_CMD_RESUME: {
+            struct fsm_job pj;
+            memset(&pj, 0, sizeof pj);
+            pj.run_at = cmd->patch.run_at;
+            wnum(&w, C_ID, cmd->id, 8);
+            WNESTED(&w, C_PATCH, write_job, &pj);
+            break;
+        }
+        case FSM_CMD_QUEUE_SET:
+            wstr(&w, C_QUEUE_NAME, cmd->queue.name);
+            wnum(&w, C_QUEUE_PAUSED, cmd->queue.paused, 1);
+            wnum(&w, C_QUEUE_CONC, cmd->queue.concurrency, 4);
             break;
         case FSM_CMD_WORKER_REG:
             WNESTED(&w, C_WORKER, write_worker, &cmd->worker);
@@ -599,6 +676,9 @@ int fsm_cmd_encode(const struct fsm_cmd *cmd, void **buf, size_t *len)
         case FSM_CMD_ASSIGN:
         case FSM_CMD_COMPLETE:
         case FSM_CMD_PROMOTE:
+        case FSM_CMD_FIRE:
+        case FSM_CMD_RETRY:
+        case FSM_CMD_DELETE:
             wnum(&w, C_ID, cmd->id, 8);
             wle(&w, C_N_JOBS, 2); /* The item count. */
             wle(&w, 4, 4);
@@ -648,7 +728,7 @@ int fsm_cmd_decode(const void *buf,
     }
     cmd->type = p[1];
     p += 2;
-    is_items = cmd->type >= FSM_CMD_WORKER_DEL && cmd->type <= FSM_CMD_PROMOTE;
+    is_items = FSM_CMD_HAS_ITEMS(cmd->type);
     while ((rv = next_tlv(&p, end, &tag, &data, &n)) == 1) {
         switch (tag) {
             case C_N_JOBS:
@@ -723,6 +803,26 @@ int fsm_cmd_decode(const void *buf,
             case C_HTTP_ADDR:
                 cmd->http_addr.p = (const char *)data;
                 cmd->http_addr.len = (uint32_t)n;
+                break;
+            case C_QUEUE_NAME:
+                cmd->queue.name.p = (const char *)data;
+                cmd->queue.name.len = (uint32_t)n;
+                break;
+            case C_QUEUE_PAUSED:
+                if (num(data, n, 1, &v) != 0) {
+                    goto corrupt;
+                }
+                cmd->queue.paused = (uint8_t)v;
+                break;
+            case C_QUEUE_CONC:
+                if (num(data, n, 4, &v) != 0) {
+                    goto corrupt;
+                }
+                cmd->queue.concurrency = (uint32_t)v;
+                break;
+            case C_WORKFLOW:
+                cmd->workflow.p = (const char *)data;
+                cmd->workflow.len = (uint32_t)n;
                 break;
             default:
                 break; /* A newer command field: ignored. */

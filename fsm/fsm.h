@@ -93,10 +93,35 @@ struct fsm_job
     /* Ended attempts, oldest first (at most FSM_MAX_HISTORY): an encoded
      * list, read with fsm_attempt_next(). */
     struct fsm_str history;
+    /* Scheduling (see FSM_JOB_*). A recurring job (a cron schedule) stays
+     * SCHEDULED with run_at = its next occurrence; each occurrence is a run:
+     * a new job whose @parent is the schedule and @nominal_at the
+     * occurrence's nominal time. Workflow members have @parent = the
+     * workflow id. */
+    uint32_t flags;
+    uint64_t parent;
+    int64_t nominal_at;
+    uint64_t last_run;          /* Schedule: the job of its latest run. */
+    struct fsm_str ckey;        /* Concurrency key ("" = none). */
+    uint32_t ckey_limit;        /* Running jobs per key (>= 1 if ckey set). */
     /* Encoded fields this version does not know: kept verbatim and written
      * back on every update (rolling upgrades). */
     struct fsm_str extra;
 };
+
+enum {
+    FSM_JOB_RECURRING = 1 << 0, /* A cron schedule, not a unit of work. */
+    FSM_JOB_PAUSED = 1 << 1,    /* Schedule paused: run_at = FSM_NEVER. */
+    FSM_JOB_ALL_DONE = 1 << 2,  /* Runs once every parent ended, whatever
+                                 * their outcome (trigger "all_done"). */
+    FSM_JOB_WORKFLOW = 1 << 3,  /* Member of the workflow @parent. */
+    FSM_JOB_RUN = 1 << 4,       /* A run of the schedule @parent. */
+};
+#define FSM_NEVER INT64_MAX
+
+/* depends_on entries of a SUBMIT may name the k-th job of the same command
+ * (workflows): FSM_DEP_LOCAL | k. */
+#define FSM_DEP_LOCAL (1ULL << 63)
 
 /* Commands. Each raft entry is a batch of commands (see fsm_batch_*). */
 enum fsm_cmd_type {
@@ -112,6 +137,25 @@ enum fsm_cmd_type {
     FSM_CMD_COMPLETE,    /* Results of leased jobs (@items). */
     FSM_CMD_WORKER_DOWN, /* Worker missed its deadline (@items: its jobs). */
     FSM_CMD_PROMOTE,     /* Scheduled jobs whose run_at passed → pending. */
+    FSM_CMD_FIRE,        /* Occurrences of schedules (@items). */
+    FSM_CMD_RETRY,       /* Requeue failed/cancelled jobs (@items). */
+    FSM_CMD_DELETE,      /* Remove finished jobs (@items): DLQ, retention. */
+    FSM_CMD_PAUSE,       /* Pause the schedule @id. */
+    FSM_CMD_RESUME,      /* Resume the schedule @id at patch.run_at. */
+    FSM_CMD_QUEUE_SET,   /* Settings of the queue @queue. */
+    FSM_CMD_CANCEL_WF,   /* Cancel the unfinished jobs of workflow @id. */
+};
+/* Commands whose body is a list of items. */
+#define FSM_CMD_HAS_ITEMS(t)                                         \
+    (((t) >= FSM_CMD_WORKER_DEL && (t) <= FSM_CMD_PROMOTE) ||        \
+     (t) == FSM_CMD_FIRE || (t) == FSM_CMD_RETRY || (t) == FSM_CMD_DELETE)
+
+/* FIRE actions. */
+enum {
+    FSM_FIRE_RUN = 1, /* Create a run for @nominal and move on to @next_at. */
+    FSM_FIRE_SKIP,    /* Record @nominal as skipped (@error: why); move on. */
+    FSM_FIRE_NOW,     /* Manual trigger: a run at @nominal, run_at kept. */
+    FSM_FIRE_REPLACE, /* As RUN, and cancel the previous run if unfinished. */
 };
 
 /* One element of ASSIGN, COMPLETE, WORKER_DOWN/DEL and PROMOTE. Each item
@@ -129,6 +173,13 @@ struct fsm_item
     struct fsm_str error;
     struct fsm_str output;
     struct fsm_str result; /* JSON text. */
+    /* FIRE: the occurrence, the schedule's next run_at, the action. An item
+     * whose @nominal is not the schedule's current run_at is STALE (a
+     * second leader firing the same occurrence changes nothing). */
+    int64_t nominal;
+    int64_t next_at;
+    uint8_t action;
+    uint32_t skipped; /* SKIP: how many occurrences this record covers. */
 };
 
 /* Item outcomes (fsm_result.existed[i] for item commands). */
@@ -181,6 +232,14 @@ struct fsm_worker
     uint8_t down; /* Declared down (kept for the listing). */
 };
 
+/* Per-queue settings (replicated). */
+struct fsm_queue
+{
+    struct fsm_str name;
+    uint8_t paused;       /* Nothing of the queue is dispatched. */
+    uint32_t concurrency; /* Running jobs across the cluster; 0 = no cap. */
+};
+
 /* PATCH field mask. */
 enum {
     FSM_PATCH_PRIORITY = 1 << 0,
@@ -212,6 +271,11 @@ struct fsm_cmd
     const struct fsm_item *items;
     /* WORKER_REG */
     struct fsm_worker worker;
+    /* QUEUE_SET */
+    struct fsm_queue queue;
+    /* SUBMIT of a workflow: its name (non-empty makes the command a
+     * workflow: a record with an id of its own, every job a member). */
+    struct fsm_str workflow;
     /* NODE_SET, NODE_DEL: node @node_id. */
     uint64_t node_id;
     struct fsm_str raft_addr;
@@ -358,6 +422,58 @@ int fsm_ready(struct fsm_reader *rd,
               struct fsm_str queue,
               fsm_list_cb cb,
               void *data);
+
+/* Queues: every queue with settings or jobs, in name order, with its
+ * settings (defaults if none) and job counts per status. */
+typedef void (*fsm_queue_cb)(void *data,
+                             const struct fsm_queue *q,
+                             const uint64_t counts[8]);
+int fsm_queues(struct fsm_reader *rd, fsm_queue_cb cb, void *data);
+/* Settings and counts of one queue (defaults and zeros if unknown). */
+int fsm_get_queue(struct fsm_reader *rd,
+                  struct fsm_str name,
+                  struct fsm_queue *q,
+                  uint64_t counts[8]);
+
+/* Runs of a schedule, newest first, starting below @before (0 = from the
+ * newest). job_id is 0 for a skipped occurrence; @reason says why. */
+struct fsm_run
+{
+    uint64_t schedule;
+    int64_t nominal;
+    uint64_t job_id;
+    int64_t recorded_at;
+    uint32_t skipped; /* Occurrences this record stands for (>= 1). */
+    struct fsm_str reason;
+};
+typedef int (*fsm_run_cb)(void *data, const struct fsm_run *run);
+int fsm_runs(struct fsm_reader *rd,
+             uint64_t schedule,
+             int64_t before,
+             fsm_run_cb cb,
+             void *data);
+
+/* Workflows. */
+struct fsm_workflow
+{
+    uint64_t id;
+    struct fsm_str name;
+    uint64_t first; /* Member ids are first .. first + n - 1. */
+    uint32_t n;
+    int64_t created_at;
+};
+int fsm_get_workflow(struct fsm_reader *rd,
+                     uint64_t id,
+                     struct fsm_workflow *wf);
+
+/* Finished jobs of @status with finished_at < @before, oldest ids first,
+ * at most @max, examining at most 8 * @max records (retention). */
+int fsm_expired(struct fsm_reader *rd,
+                uint8_t status,
+                int64_t before,
+                unsigned max,
+                fsm_list_cb cb,
+                void *data);
 
 /* Node table (replicated addresses). */
 typedef void (*fsm_node_cb)(void *data,

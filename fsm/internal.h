@@ -19,6 +19,10 @@ enum {
     DB_META,
     DB_WORKERS,
     DB_TIMERS,
+    DB_RUNS,      /* schedule | nominal → run record */
+    DB_WORKFLOWS, /* id → workflow record */
+    DB_QUEUES,    /* name → settings */
+    DB_QCOUNTS,   /* queue 0x00 status → count */
     DB__COUNT
 };
 
@@ -59,6 +63,9 @@ int fsm__put_job(struct fsm *f,
                  MDB_txn *txn,
                  const struct fsm_job *old,
                  const struct fsm_job *job);
+
+/* Remove @old and every index entry of it (and its idempotency key). */
+int fsm__del_job(struct fsm *f, MDB_txn *txn, const struct fsm_job *old);
 
 uint64_t fsm__get_meta_u64(struct fsm *f, MDB_txn *txn, const char *key);
 int fsm__put_meta_u64(struct fsm *f, MDB_txn *txn, const char *key, uint64_t v);
@@ -102,8 +109,23 @@ int fsm__end_attempt(struct apply_ctx *a,
                      uint8_t outcome,
                      const struct fsm_item *it,
                      char **mem);
-/* @parent completed: release children whose dependencies are all done. */
+/* @parent ended (completed, failed or cancelled): release the children
+ * whose dependencies are all done, cancel those that can no longer run
+ * (and their descendants). */
 int fsm__release_children(struct apply_ctx *a, uint64_t parent);
+/* @job (already written) just became final: its dependants move on. */
+int fsm__job_ended(struct apply_ctx *a, const struct fsm_job *job);
+/* Cancel @old (not final), recording @why as its last error. */
+int fsm__cancel_job(struct apply_ctx *a,
+                    const struct fsm_job *old,
+                    const char *why);
+
+/* apply_sched.c */
+int fsm__apply_sched(struct apply_ctx *a, const struct fsm_cmd *cmd);
+
+/* Run and workflow records. */
+void fsm__run_key(unsigned char kb[16], uint64_t schedule, int64_t nominal);
+int fsm__queue_decode(const MDB_val *v, struct fsm_queue *q);
 
 #define FSM_META_APPLIED "applied_index"
 

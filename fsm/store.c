@@ -20,6 +20,7 @@
 const char *const fsm__db_names[] = {
     "jobs", "by_status", "by_user", "by_queue", "by_type", "ready",
     "deps", "idem",      "nodes",   "meta",     "workers", "timers",
+    "runs", "workflows", "queues",  "qcounts",
 };
 
 int fsm__lmdb_error(struct fsm *f, int rv, const char *what)
@@ -72,7 +73,7 @@ int fsm_open(const struct fsm_options *opts, struct fsm **out)
     if (rv != 0) {
         return fsm__lmdb_error(f, rv, "env create");
     }
-    mdb_env_set_maxdbs(f->env, 16);
+    mdb_env_set_maxdbs(f->env, 32);
     mdb_env_set_mapsize(f->env,
                         opts->map_size != 0 ? opts->map_size : 4ULL << 30);
     /* No MDB_WRITEMAP: it cannot nest transactions, and apply needs a
@@ -271,11 +272,89 @@ static int count_add(struct fsm *f, MDB_txn *txn, uint8_t status, int delta)
     return fsm__put_meta_u64(f, txn, key, v);
 }
 
+/* Per-queue counters: key queue 0x00 status. */
+static int qcount_add(struct fsm *f,
+                      MDB_txn *txn,
+                      const unsigned char *queue,
+                      size_t qlen,
+                      uint8_t status,
+                      int delta)
+{
+    unsigned char kb[FSM_MAX_STR + 2];
+    MDB_val k = {qlen + 2, kb}, v;
+    uint64_t n = 0;
+    int rv;
+
+    if (qlen == 0 || qlen > FSM_MAX_STR) {
+        return 0;
+    }
+    memcpy(kb, queue, qlen);
+    kb[qlen] = 0;
+    kb[qlen + 1] = status;
+    if (mdb_get(txn, f->dbi[DB_QCOUNTS], &k, &v) == 0 && v.mv_size == 8) {
+        memcpy(&n, v.mv_data, 8);
+    }
+    n = delta < 0 ? (n > 0 ? n - 1 : 0) : n + 1;
+    if (n == 0) {
+        rv = mdb_del(txn, f->dbi[DB_QCOUNTS], &k, NULL);
+        rv = rv == MDB_NOTFOUND ? 0 : rv;
+    } else {
+        v.mv_size = 8;
+        v.mv_data = &n;
+        rv = mdb_put(txn, f->dbi[DB_QCOUNTS], &k, &v, 0);
+    }
+    return rv == 0 ? 0 : fsm__lmdb_error(f, rv, "queue count");
+}
+
+int fsm__del_job(struct fsm *f, MDB_txn *txn, const struct fsm_job *old)
+{
+    struct index_keys keys;
+    unsigned char kb[8], qname[FSM_MAX_STR], idem[FSM_MAX_STR];
+    size_t qlen = old->queue.len <= FSM_MAX_STR ? old->queue.len : 0;
+    size_t ilen = old->idem_key.len <= FSM_MAX_STR ? old->idem_key.len : 0;
+    uint8_t status = old->status;
+    uint64_t id = old->id;
+    MDB_val k = {8, kb}, v;
+    int rv;
+
+    keys_of(old, &keys);
+    memcpy(qname, old->queue.p, qlen);
+    memcpy(idem, old->idem_key.p, ilen);
+    rv = index_apply(f, txn, &keys, false);
+    if (rv == 0) {
+        rv = count_add(f, txn, status, -1);
+    }
+    if (rv == 0) {
+        rv = qcount_add(f, txn, qname, qlen, status, -1);
+    }
+    if (rv == 0) {
+        fsm__put_be64(kb, id);
+        rv = mdb_del(txn, f->dbi[DB_JOBS], &k, NULL);
+        rv = rv == 0 ? 0 : fsm__lmdb_error(f, rv, "del job");
+    }
+    if (rv == 0 && ilen > 0) {
+        /* The key names this job only if it still maps to it. */
+        k.mv_size = ilen;
+        k.mv_data = idem;
+        if (mdb_get(txn, f->dbi[DB_IDEM], &k, &v) == 0 && v.mv_size >= 8) {
+            uint64_t owner;
+            memcpy(&owner, v.mv_data, 8);
+            if (owner == id) {
+                rv = mdb_del(txn, f->dbi[DB_IDEM], &k, NULL);
+                rv = rv == 0 ? 0 : fsm__lmdb_error(f, rv, "del idem");
+            }
+        }
+    }
+    return rv;
+}
+
 int fsm__put_job(struct fsm *f,
                  MDB_txn *txn,
                  const struct fsm_job *old,
                  const struct fsm_job *job)
 {
+    unsigned char oq[FSM_MAX_STR], nq[FSM_MAX_STR];
+    size_t oql = 0, nql = 0;
     struct index_keys old_keys, new_keys;
     unsigned char kb[8];
     MDB_val k = {8, kb}, v;
@@ -293,8 +372,14 @@ int fsm__put_job(struct fsm *f,
     }
     if (old != NULL) {
         keys_of(old, &old_keys);
+        oql = old->queue.len <= FSM_MAX_STR ? old->queue.len : 0;
+        memcpy(oq, old->queue.p, oql);
     }
     keys_of(job, &new_keys);
+    nql = job->queue.len <= FSM_MAX_STR ? job->queue.len : 0;
+    memcpy(nq, job->queue.p, nql);
+    bool moved = old == NULL || old_status != job->status || oql != nql ||
+                 memcmp(oq, nq, nql) != 0;
 
     if (old != NULL) {
         rv = index_apply(f, txn, &old_keys, false);
@@ -317,6 +402,12 @@ int fsm__put_job(struct fsm *f,
     }
     if (rv == 0 && (old == NULL || old_status != new_keys.key[0][0])) {
         rv = count_add(f, txn, new_keys.key[0][0], +1);
+    }
+    if (rv == 0 && moved && old != NULL) {
+        rv = qcount_add(f, txn, oq, oql, old_status, -1);
+    }
+    if (rv == 0 && moved) {
+        rv = qcount_add(f, txn, nq, nql, new_keys.key[0][0], +1);
     }
     return rv;
 }
