@@ -59,6 +59,12 @@ static const struct option_def defs[] = {
         "forwarded request deadline ms (5000)"),
     OPT("worker-ttl", K_UINT, worker_ttl,
         "ms without a heartbeat before a worker is down (10000)"),
+    OPT("retention-completed", K_UINT, retention_completed,
+        "seconds a completed job is kept, 0 = forever (604800: 7 days)"),
+    OPT("retention-failed", K_UINT, retention_failed,
+        "seconds a failed job is kept, 0 = forever (2592000: 30 days)"),
+    OPT("retention-cancelled", K_UINT, retention_cancelled,
+        "seconds a cancelled job is kept, 0 = forever (604800: 7 days)"),
     OPT("log-level", K_LEVEL, log_level, "debug, info, warn, error (info)"),
 };
 #define N_DEFS (sizeof defs / sizeof defs[0])
@@ -260,6 +266,9 @@ int rotad_config_load(struct rotad_config *cfg,
     cfg->heartbeat_timeout = 100;
     cfg->forward_timeout = 5000;
     cfg->worker_ttl = 10000;
+    cfg->retention_completed = 7 * 86400;
+    cfg->retention_failed = 30 * 86400;
+    cfg->retention_cancelled = 7 * 86400;
     cfg->log_level = LOG_INFO;
 
     for (size_t i = 0; i < N_DEFS; i++) {

@@ -24,6 +24,9 @@ struct rotad_config
     unsigned heartbeat_timeout;
     unsigned forward_timeout;
     unsigned worker_ttl;
+    unsigned retention_completed; /* Seconds; 0 = keep forever. */
+    unsigned retention_failed;
+    unsigned retention_cancelled;
     int log_level;
 };
 

@@ -104,6 +104,9 @@ int main(int argc, char **argv)
     hc.max_body = cfg.max_body;
     hc.max_payload = cfg.max_payload;
     hc.worker_ttl = cfg.worker_ttl;
+    hc.retention_s[0] = cfg.retention_completed;
+    hc.retention_s[1] = cfg.retention_failed;
+    hc.retention_s[2] = cfg.retention_cancelled;
     rv = http_server_start(&n.loop, n.cluster, &hc, &n.http, err, sizeof err);
     if (rv != 0) {
         LOG(LOG_ERROR, "start failed", "err=\"%s\"", err);

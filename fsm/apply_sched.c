@@ -122,7 +122,10 @@ static int item_fire(struct apply_ctx *a,
     if (!(old->flags & FSM_JOB_RECURRING) || old->status != FSM_SCHEDULED) {
         return FSM_ITEM_SKIPPED;
     }
-    if (it->action == FSM_FIRE_NOW) {
+    bool now = it->action == FSM_FIRE_NOW || it->action == FSM_FIRE_NOW_REPLACE;
+    bool replace = it->action == FSM_FIRE_REPLACE ||
+                   it->action == FSM_FIRE_NOW_REPLACE;
+    if (now) {
         if (it->nominal <= 0) {
             return FSM_ITEM_SKIPPED;
         }
@@ -137,7 +140,7 @@ static int item_fire(struct apply_ctx *a,
     s = c.job;
     rv = put_run(a, s.id, it, 0); /* Placeholder first: detects repeats. */
     if (rv == 0 && it->action != FSM_FIRE_SKIP) {
-        if (it->action == FSM_FIRE_REPLACE && s.last_run != 0) {
+        if (replace && s.last_run != 0) {
             struct fsm_job prev;
             if (fsm__get_job(a->f, a->txn, s.last_run, &prev) == 0 &&
                 !fsm_status_is_final(prev.status)) {
@@ -167,7 +170,7 @@ static int item_fire(struct apply_ctx *a,
         if (run_id != 0) {
             next.last_run = run_id;
         }
-        if (it->action != FSM_FIRE_NOW) {
+        if (!now) {
             next.run_at = it->next_at;
         }
         next.updated_at = a->now;

@@ -156,6 +156,7 @@ enum {
     FSM_FIRE_SKIP,    /* Record @nominal as skipped (@error: why); move on. */
     FSM_FIRE_NOW,     /* Manual trigger: a run at @nominal, run_at kept. */
     FSM_FIRE_REPLACE, /* As RUN, and cancel the previous run if unfinished. */
+    FSM_FIRE_NOW_REPLACE, /* As NOW, and cancel the previous run. */
 };
 
 /* One element of ASSIGN, COMPLETE, WORKER_DOWN/DEL and PROMOTE. Each item
@@ -474,6 +475,15 @@ int fsm_expired(struct fsm_reader *rd,
                 unsigned max,
                 fsm_list_cb cb,
                 void *data);
+
+/* The oldest PENDING job of each priority level of @queue, best level
+ * first, at most @max_levels (aging: an old low-priority job can outrank
+ * the head of the index). */
+int fsm_ready_heads(struct fsm_reader *rd,
+                    struct fsm_str queue,
+                    unsigned max_levels,
+                    fsm_list_cb cb,
+                    void *data);
 
 /* Node table (replicated addresses). */
 typedef void (*fsm_node_cb)(void *data,

@@ -121,3 +121,58 @@ int fsm_due(struct fsm_reader *rd,
     struct due d = {now, max, cb, data};
     return walk_prefix(rd, DB_TIMERS, NULL, 0, due_cb, &d);
 }
+
+int fsm_ready_heads(struct fsm_reader *rd,
+                    struct fsm_str queue,
+                    unsigned max_levels,
+                    fsm_list_cb cb,
+                    void *data)
+{
+    unsigned char kb[FSM_MAX_STR + 21];
+    size_t plen = queue.len + 1;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rv;
+
+    if (queue.len == 0 || queue.len > FSM_MAX_STR) {
+        return ERR_INVALID;
+    }
+    memcpy(kb, queue.p, queue.len);
+    kb[queue.len] = 0;
+    memset(kb + plen, 0, 20);
+    rv = mdb_cursor_open(rd->txn, rd->f->dbi[DB_READY], &cur);
+    if (rv != 0) {
+        return fsm__lmdb_error(rd->f, rv, "cursor");
+    }
+    for (unsigned level = 0; level < max_levels; level++) {
+        struct fsm_job job;
+        k.mv_size = plen + 20;
+        k.mv_data = kb;
+        rv = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rv != 0 || k.mv_size != plen + 20 ||
+            memcmp(k.mv_data, kb, plen) != 0) {
+            break;
+        }
+        /* The first key of a level is its oldest job (created, id). */
+        const unsigned char *key = k.mv_data;
+        uint64_t id = fsm__get_be64(key + plen + 12);
+        uint32_t prio = ((uint32_t)key[plen] << 24) |
+                        ((uint32_t)key[plen + 1] << 16) |
+                        ((uint32_t)key[plen + 2] << 8) | key[plen + 3];
+        if (fsm__get_job(rd->f, rd->txn, id, &job) == 0 &&
+            cb(data, &job) != 0) {
+            break;
+        }
+        if (prio == UINT32_MAX) {
+            break;
+        }
+        /* Jump to the next level. */
+        prio++;
+        for (int i = 0; i < 4; i++) {
+            kb[plen + i] = (unsigned char)(prio >> (24 - 8 * i));
+        }
+        memset(kb + plen + 4, 0, 16);
+    }
+    mdb_cursor_close(cur);
+    return 0;
+}

@@ -16,6 +16,9 @@ struct http_config
     size_t max_body;     /* Request body limit (413 above). */
     size_t max_payload;  /* Encoded job payload limit. */
     unsigned worker_ttl; /* ms without a heartbeat: the worker is down. */
+    /* Seconds finished jobs are kept: completed, failed, cancelled (0 =
+     * forever). The leader removes older ones in bounded batches. */
+    unsigned retention_s[3];
 };
 
 struct http_server; /* Opaque. */

@@ -38,10 +38,15 @@ struct call
     unsigned n;    /* Jobs in a submit. */
     bool batch;    /* Answer with {"jobs": [...]}. */
     char what[16]; /* Route name for messages. */
+    uint64_t id;   /* The object the answer is about. */
 };
 
 /* server.c */
 struct call *http__call_new(struct http_server *s, h2o_req_t *req);
+/* With @extra bytes of caller data right after the struct. */
+struct call *http__call_new_extra(struct http_server *s,
+                                  h2o_req_t *req,
+                                  size_t extra);
 /* Drops a reference; returns the request, or NULL if it went away. */
 h2o_req_t *http__call_finish(struct call *call);
 void http__call_unref(struct call *call);
@@ -137,10 +142,38 @@ void http__jobs_patch(struct http_server *s,
                       h2o_req_t *req,
                       const char *id,
                       size_t id_len);
+/* GET /v1/dlq: the job listing with the status fixed (0 = from ?status). */
+void http__jobs_list_status(struct http_server *s,
+                            h2o_req_t *req,
+                            uint8_t status);
 void http__jobs_cancel(struct http_server *s,
                        h2o_req_t *req,
                        const char *id,
                        size_t id_len);
+
+/* sched.c */
+#define HTTP_REASON_SIZE 200
+/* FIRE items for the due schedule @s (at most @cap, with their reasons in
+ * @reasons): the catch-up and overlap decisions. Returns the count. */
+unsigned http__sched_plan(struct fsm_reader *rd,
+                          const struct fsm_job *s,
+                          int64_t now,
+                          struct fsm_item *items,
+                          char (*reasons)[HTTP_REASON_SIZE],
+                          unsigned cap);
+/* /v1/schedule/preview, /v1/dlq*, /v1/workflows*, /v1/queues*: true if
+ * the path was one of them (and answered). */
+bool http__sched_route(struct http_server *s, h2o_req_t *req);
+/* /v1/jobs/{id}/{runs,pause,resume,trigger,retry}; @rest is after
+ * "/v1/jobs/". */
+bool http__sched_route_job(struct http_server *s,
+                           h2o_req_t *req,
+                           const char *rest,
+                           size_t len);
+void http__workflow_send(struct http_server *s,
+                         h2o_req_t *req,
+                         uint64_t id,
+                         int status);
 
 /* workers.c */
 int http__workers_start(struct http_server *s);

@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
+#include "common/cron.h"
 #include "common/err.h"
 #include "http/internal.h"
 
@@ -19,6 +19,12 @@
 #define MAX_PRIORITY 1000000
 #define MAX_ATTEMPTS 1000
 #define DEFAULT_ATTEMPTS 3
+#define MAX_CATCHUP 1000
+#define MAX_CKEY_LIMIT 10000
+
+/* Fields that only make sense on a recurring job. */
+static const char *const sched_only[] = {"timezone", "overlap", "catchup",
+                                         "catchup_max", NULL};
 #define MAX_DELAY_MS (10LL * 366 * 24 * 3600 * 1000)
 
 /* ---- Times and durations ------------------------------------------------ */
@@ -157,170 +163,6 @@ int http__parse_duration(json_t *v, int64_t *ms)
     }
     *ms = (int64_t)total;
     return 0;
-}
-
-/* ---- Cron and time zones (validated now, run by the scheduler later) ---- */
-
-static const char *const cron_names[] = {
-    "second", "minute", "hour", "day of month", "month", "day of week"};
-static const int cron_min[] = {0, 0, 0, 1, 1, 0};
-static const int cron_max[] = {59, 59, 23, 31, 12, 7};
-
-static int cron_value(const char *tok, size_t len, int field, int *out)
-{
-    static const char *const months[] = {"JAN", "FEB", "MAR", "APR",
-                                         "MAY", "JUN", "JUL", "AUG",
-                                         "SEP", "OCT", "NOV", "DEC"};
-    static const char *const days[] = {"SUN", "MON", "TUE", "WED",
-                                       "THU", "FRI", "SAT"};
-    int v = 0;
-    if (len == 3 && (field == 4 || field == 5)) {
-        const char *const *names = field == 4 ? months : days;
-        int n = field == 4 ? 12 : 7;
-        for (int i = 0; i < n; i++) {
-            if (strncasecmp(tok, names[i], 3) == 0) {
-                *out = field == 4 ? i + 1 : i;
-                return 0;
-            }
-        }
-        return -1;
-    }
-    if (len == 0 || len > 4) {
-        return -1;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (!isdigit((unsigned char)tok[i])) {
-            return -1;
-        }
-        v = v * 10 + (tok[i] - '0');
-    }
-    *out = v;
-    return v >= cron_min[field] && v <= cron_max[field] ? 0 : -1;
-}
-
-/* One field: list of "*", "a", "a-b", each with an optional "/step". */
-static int cron_field(const char *f, size_t len, int field)
-{
-    const char *end = f + len;
-    while (f < end) {
-        const char *comma = memchr(f, ',', (size_t)(end - f));
-        const char *stop = comma != NULL ? comma : end;
-        const char *slash = memchr(f, '/', (size_t)(stop - f));
-        const char *range_end = slash != NULL ? slash : stop;
-        const char *dash = memchr(f, '-', (size_t)(range_end - f));
-        int a, b;
-        if (range_end - f == 1 && (*f == '*' || *f == '?')) {
-            /* any */
-        } else if (dash != NULL) {
-            if (cron_value(f, (size_t)(dash - f), field, &a) ||
-                cron_value(dash + 1, (size_t)(range_end - dash - 1), field,
-                           &b) ||
-                a > b) {
-                return -1;
-            }
-        } else if (cron_value(f, (size_t)(range_end - f), field, &a)) {
-            return -1;
-        }
-        if (slash != NULL) {
-            int step = 0;
-            if (stop - slash - 1 < 1 || stop - slash - 1 > 4) {
-                return -1;
-            }
-            for (const char *p = slash + 1; p < stop; p++) {
-                if (!isdigit((unsigned char)*p)) {
-                    return -1;
-                }
-                step = step * 10 + (*p - '0');
-            }
-            if (step < 1) {
-                return -1;
-            }
-        }
-        f = stop + 1;
-    }
-    return 0;
-}
-
-static int cron_validate(const char *expr, char *msg, size_t size)
-{
-    static const char *const macros[] = {"@yearly", "@annually", "@monthly",
-                                         "@weekly", "@daily",    "@midnight",
-                                         "@hourly"};
-    const char *tok[7];
-    size_t len[7];
-    int n = 0, first;
-    const char *p = expr;
-
-    if (expr[0] == '@') {
-        for (size_t i = 0; i < sizeof macros / sizeof macros[0]; i++) {
-            if (strcmp(expr, macros[i]) == 0) {
-                return 0;
-            }
-        }
-        if (strncmp(expr, "@every ", 7) == 0) {
-            json_t *d = json_string(expr + 7);
-            int64_t ms = 0;
-            int rv = http__parse_duration(d, &ms);
-            json_decref(d);
-            if (rv == 0 && ms >= 1000) {
-                return 0;
-            }
-            snprintf(msg, size, "@every wants a duration of at least 1s");
-            return -1;
-        }
-        snprintf(msg, size, "unknown macro %s", expr);
-        return -1;
-    }
-    while (*p != '\0') {
-        while (*p == ' ' || *p == '\t') {
-            p++;
-        }
-        if (*p == '\0') {
-            break;
-        }
-        if (n == 7) {
-            n++;
-            break;
-        }
-        tok[n] = p;
-        while (*p != '\0' && *p != ' ' && *p != '\t') {
-            p++;
-        }
-        len[n] = (size_t)(p - tok[n]);
-        n++;
-    }
-    if (n != 5 && n != 6) {
-        snprintf(msg, size, "want 5 fields (or 6 with seconds), got %d", n);
-        return -1;
-    }
-    first = n == 6 ? 0 : 1;
-    for (int i = 0; i < n; i++) {
-        if (cron_field(tok[i], len[i], first + i) != 0) {
-            snprintf(msg, size, "field %d (%s): bad value \"%.*s\"", i + 1,
-                     cron_names[first + i], (int)len[i], tok[i]);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static bool timezone_valid(const char *tz)
-{
-    char path[512];
-    struct stat st;
-    if (strcmp(tz, "UTC") == 0) {
-        return true;
-    }
-    if (tz[0] == '\0' || tz[0] == '/' || strstr(tz, "..") != NULL) {
-        return false;
-    }
-    for (const char *p = tz; *p != '\0'; p++) {
-        if (!isalnum((unsigned char)*p) && strchr("_+-/", *p) == NULL) {
-            return false;
-        }
-    }
-    snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", tz);
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 /* ---- Parsing ------------------------------------------------------------ */
@@ -529,12 +371,14 @@ static int keep_strings(struct job_input *in,
                         const char *type,
                         const char *queue,
                         const char *user,
-                        const char *key)
+                        const char *key,
+                        const char *ckey)
 {
     size_t lt = strlen(type) + 1, lq = strlen(queue) + 1;
     size_t lu = user != NULL ? strlen(user) + 1 : 1;
     size_t lk = key != NULL ? strlen(key) + 1 : 1;
-    char *p = malloc(lt + lq + lu + lk);
+    size_t lc = ckey != NULL ? strlen(ckey) + 1 : 1;
+    char *p = malloc(lt + lq + lu + lk + lc);
     if (p == NULL) {
         return ERR_NOMEM;
     }
@@ -550,6 +394,9 @@ static int keep_strings(struct job_input *in,
     p += lu;
     memcpy(p, key != NULL ? key : "", lk);
     set_str(&in->job.idem_key, p);
+    p += lk;
+    memcpy(p, ckey != NULL ? ckey : "", lc);
+    set_str(&in->job.ckey, p);
     return 0;
 }
 
@@ -575,7 +422,8 @@ int http__job_parse(struct http_server *s,
 {
     struct perr e = {field, field_size, msg, msg_size, prefix};
     const char *type = NULL, *queue = "default", *user = NULL, *key = NULL;
-    const char *str;
+    const char *str, *schedule = NULL, *tz = NULL, *ckey = NULL;
+    struct cron cron;
     json_t *spec, *payload = NULL;
     const char *k;
     json_t *v;
@@ -630,19 +478,72 @@ int http__job_parse(struct http_server *s,
             }
             in->job.run_at = now_ms + ms;
         } else if (strcmp(k, "schedule") == 0) {
-            char why[160];
-            rv = get_string(&e, v, "schedule", MAX_NAME, false, &str);
-            if (rv == 0 && cron_validate(str, why, sizeof why) != 0) {
-                rv = fail(&e, ERR_INVALID, "schedule", "%s", why);
+            char part[32], why[160];
+            rv = get_string(&e, v, "schedule", CRON_MAX_EXPR - 1, false,
+                            &schedule);
+            if (rv == 0 && cron_parse(schedule, &cron, part, sizeof part, why,
+                                      sizeof why) != 0) {
+                rv = fail(&e, ERR_INVALID, "schedule", "%s: %s", part, why);
             }
             json_object_set(spec, "schedule", v);
         } else if (strcmp(k, "timezone") == 0) {
-            rv = get_string(&e, v, "timezone", MAX_NAME, false, &str);
-            if (rv == 0 && !timezone_valid(str)) {
+            rv = get_string(&e, v, "timezone", MAX_NAME, false, &tz);
+            if (rv == 0 && !cron_tz_valid(tz)) {
                 rv = fail(&e, ERR_INVALID, "timezone",
-                          "unknown time zone \"%s\"", str);
+                          "unknown time zone \"%s\" (want an IANA name "
+                          "such as Europe/Berlin)",
+                          tz);
             }
             json_object_set(spec, "timezone", v);
+        } else if (strcmp(k, "overlap") == 0 || strcmp(k, "catchup") == 0) {
+            static const char *const overlap[] = {"forbid", "allow",
+                                                  "replace", NULL};
+            static const char *const catchup[] = {"skip", "latest", "all",
+                                                  NULL};
+            const char *const *ok = k[0] == 'o' ? overlap : catchup;
+            rv = get_string(&e, v, k, MAX_NAME, false, &str);
+            while (rv == 0 && *ok != NULL && strcmp(*ok, str) != 0) {
+                ok++;
+            }
+            if (rv == 0 && *ok == NULL) {
+                rv = fail(&e, ERR_INVALID, k, "must be one of %s",
+                          k[0] == 'o' ? "forbid, allow, replace"
+                                      : "skip, latest, all");
+            }
+            json_object_set(spec, k, v);
+        } else if (strcmp(k, "catchup_max") == 0) {
+            rv = get_int(&e, v, "catchup_max", 1, MAX_CATCHUP, &n);
+            json_object_set(spec, k, v);
+        } else if (strcmp(k, "trigger") == 0) {
+            rv = get_string(&e, v, "trigger", MAX_NAME, false, &str);
+            if (rv == 0 && strcmp(str, "all_done") == 0) {
+                in->job.flags |= FSM_JOB_ALL_DONE;
+            } else if (rv == 0 && strcmp(str, "all_success") != 0) {
+                rv = fail(&e, ERR_INVALID, "trigger",
+                          "must be all_success or all_done");
+            }
+        } else if (strcmp(k, "concurrency_key") == 0) {
+            rv = get_string(&e, v, "concurrency_key", MAX_NAME, false, &ckey);
+        } else if (strcmp(k, "concurrency_limit") == 0) {
+            rv = get_int(&e, v, "concurrency_limit", 1, MAX_CKEY_LIMIT, &n);
+            in->job.ckey_limit = (uint32_t)n;
+        } else if (strcmp(k, "no_retry_exit_codes") == 0) {
+            size_t i;
+            json_t *c;
+            if (!json_is_array(v) || json_array_size(v) > 64) {
+                rv = fail(&e, ERR_INVALID, k, "must be an array of at most "
+                          "64 exit codes");
+            }
+            json_array_foreach(v, i, c)
+            {
+                if (rv == 0 && (!json_is_integer(c) ||
+                                json_integer_value(c) < -255 ||
+                                json_integer_value(c) > 1000)) {
+                    rv = fail(&e, ERR_INVALID, k,
+                              "element %zu is not an exit code", i);
+                }
+            }
+            json_object_set(spec, k, v);
         } else if (strcmp(k, "max_attempts") == 0) {
             rv = get_int(&e, v, "max_attempts", 1, MAX_ATTEMPTS, &n);
             in->job.max_attempts = (uint32_t)n;
@@ -676,10 +577,34 @@ int http__job_parse(struct http_server *s,
                     "give run_at or delay, not "
                     "both");
     }
-    if (json_object_get(spec, "timezone") != NULL &&
-        json_object_get(spec, "schedule") == NULL) {
+    for (const char *const *f = sched_only; *f != NULL; f++) {
+        if (schedule == NULL && json_object_get(spec, *f) != NULL) {
+            json_decref(spec);
+            return fail(&e, ERR_INVALID, *f, "needs a schedule");
+        }
+    }
+    if (schedule != NULL) {
+        /* The first occurrence: after now, or after run_at/delay ("not
+         * before"). Later ones are computed by the leader as it fires. */
+        int64_t after = in->job.run_at > now_ms ? in->job.run_at - 1 : now_ms;
+        if (in->job.n_deps > 0) {
+            json_decref(spec);
+            return fail(&e, ERR_INVALID, "depends_on",
+                        "a recurring job cannot depend on other jobs");
+        }
+        if (cron_next(&cron, tz, after, &in->job.run_at) != 0) {
+            json_decref(spec);
+            return fail(&e, ERR_INVALID, "schedule",
+                        "the expression never matches (within 5 years)");
+        }
+        in->job.flags |= FSM_JOB_RECURRING;
+    }
+    if (ckey != NULL && ckey[0] != '\0') {
+        in->job.ckey_limit = in->job.ckey_limit > 0 ? in->job.ckey_limit : 1;
+    } else if (in->job.ckey_limit > 0) {
         json_decref(spec);
-        return fail(&e, ERR_INVALID, "timezone", "needs a schedule");
+        return fail(&e, ERR_INVALID, "concurrency_limit",
+                    "needs a concurrency_key");
     }
     if (payload != NULL) {
         size_t len = json_dumpb(payload, NULL, 0, JSON_COMPACT);
@@ -699,7 +624,7 @@ int http__job_parse(struct http_server *s,
         return ERR_NOMEM;
     }
     set_str(&in->job.spec, in->spec);
-    rv = keep_strings(in, type, queue, user, key);
+    rv = keep_strings(in, type, queue, user, key, ckey);
     if (rv != 0) {
         return rv;
     }

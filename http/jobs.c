@@ -362,6 +362,13 @@ static bool query_str(h2o_req_t *req,
 
 void http__jobs_list(struct http_server *s, h2o_req_t *req)
 {
+    http__jobs_list_status(s, req, 0);
+}
+
+void http__jobs_list_status(struct http_server *s,
+                            h2o_req_t *req,
+                            uint8_t fixed)
+{
     char status[32], user[FSM_MAX_STR + 1], queue[FSM_MAX_STR + 1],
         type[FSM_MAX_STR + 1], limit[16], cursor[FSM_CURSOR_SIZE],
         next[FSM_CURSOR_SIZE];
@@ -372,7 +379,9 @@ void http__jobs_list(struct http_server *s, h2o_req_t *req)
 
     memset(&q, 0, sizeof q);
     q.limit = LIST_DEFAULT;
-    if (http__query(req, "status", status, sizeof status) != NULL) {
+    q.status = fixed;
+    if (fixed == 0 &&
+        http__query(req, "status", status, sizeof status) != NULL) {
         q.status = (uint8_t)fsm_status_parse(status);
         if (q.status == 0) {
             http__send_error(req, 400, "invalid_argument", "status",

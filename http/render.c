@@ -139,7 +139,38 @@ void http__job_write(struct sb *b, const struct fsm_job *job)
                             (long long)(job->timeout_ms / 1000));
         }
     }
-    put_time(b, "run_at", job->run_at, false);
+    if (job->flags & FSM_JOB_RECURRING) {
+        /* A schedule: run_at is its next occurrence (none while paused). */
+        http__sb_printf(b, ",\"recurring\":true,\"paused\":%s",
+                        job->flags & FSM_JOB_PAUSED ? "true" : "false");
+        if (job->status == FSM_SCHEDULED && job->run_at != FSM_NEVER) {
+            put_time(b, "next_run_at", job->run_at, false);
+        } else {
+            http__sb_puts(b, ",\"next_run_at\":null");
+        }
+        if (job->last_run != 0) {
+            http__sb_printf(b, ",\"last_run_id\":\"%016llx\"",
+                            (unsigned long long)job->last_run);
+        }
+    } else {
+        put_time(b, "run_at", job->run_at, false);
+    }
+    if (job->flags & FSM_JOB_RUN) {
+        http__sb_printf(b, ",\"schedule_id\":\"%016llx\"",
+                        (unsigned long long)job->parent);
+        put_time(b, "nominal_at", job->nominal_at, true);
+    }
+    if (job->flags & FSM_JOB_WORKFLOW) {
+        http__sb_printf(b, ",\"workflow_id\":\"%016llx\"",
+                        (unsigned long long)job->parent);
+    }
+    if (job->flags & FSM_JOB_ALL_DONE) {
+        http__sb_puts(b, ",\"trigger\":\"all_done\"");
+    }
+    if (job->ckey.len > 0) {
+        put_field_str(b, "concurrency_key", job->ckey);
+        http__sb_printf(b, ",\"concurrency_limit\":%u", job->ckey_limit);
+    }
     if (job->n_deps > 0) {
         http__sb_puts(b, ",\"depends_on\":[");
         for (uint32_t i = 0; i < job->n_deps; i++) {

@@ -32,7 +32,14 @@ static void call_dispose(void *p)
 
 struct call *http__call_new(struct http_server *s, h2o_req_t *req)
 {
-    struct call *call = calloc(1, sizeof *call);
+    return http__call_new_extra(s, req, 0);
+}
+
+struct call *http__call_new_extra(struct http_server *s,
+                                  h2o_req_t *req,
+                                  size_t extra)
+{
+    struct call *call = calloc(1, sizeof *call + extra);
     struct call **holder;
     if (call == NULL) {
         return NULL;
@@ -282,6 +289,11 @@ static void route(struct http_server *s, h2o_req_t *req)
     } else if (match_id(path, "/v1/jobs/", &id, &len) ||
                match_id(path, "/jobs/", &id, &len)) {
         route_job(s, req, id, len);
+    } else if (path.len > 9 && memcmp(path.base, "/v1/jobs/", 9) == 0 &&
+               http__sched_route_job(s, req, path.base + 9, path.len - 9)) {
+        /* Answered: runs, pause, resume, trigger, retry. */
+    } else if (http__sched_route(s, req)) {
+        /* Answered: preview, dlq, workflows, queues. */
     } else if (match_id(path, "/api/job-status/", &id, &len)) {
         if (method_is(req, "GET")) {
             http__jobs_get(s, req, id, len);

@@ -34,6 +34,7 @@
 #define MAX_WAIT_MS 4000 /* Below the forwarding deadline (5 s). */
 #define MAX_LEASES 256
 #define MAX_ITEMS 1000
+#define RETENTION_BATCH_MAX 500
 
 struct waiter
 {
@@ -60,6 +61,15 @@ struct sched
     bool leader;
     bool assign_busy;
     bool promote_busy;
+    bool fire_busy;
+    bool retain_busy;
+    int64_t retained_at;
+    /* Item buffers of the clock (one command of each in flight). */
+    struct fsm_item promote_items[MAX_ITEMS];
+    struct fsm_item fire_items[MAX_ITEMS];
+    struct fsm_item retain_items[RETENTION_BATCH_MAX];
+    char reasons[MAX_ITEMS][HTTP_REASON_SIZE];
+    unsigned long long fired, expired;
     struct live *live;
     unsigned n_live, cap_live;
     /* Metrics (this node while leader). */
@@ -164,6 +174,25 @@ static int64_t retry_at(const struct fsm_job *job, int64_t now)
     return now + (int64_t)d;
 }
 
+/* Exit codes the job lists in no_retry_exit_codes fail it at once. */
+static bool no_retry_exit_code(const struct fsm_job *job, int32_t code)
+{
+    bool found = false;
+    if (job->spec.len == 0 ||
+        memmem(job->spec.p, job->spec.len, "no_retry_exit_codes", 19) == NULL) {
+        return false;
+    }
+    json_t *spec = json_loadb(job->spec.p, job->spec.len, 0, NULL);
+    json_t *codes = json_object_get(spec, "no_retry_exit_codes"), *v;
+    size_t i;
+    json_array_foreach(codes, i, v)
+    {
+        found |= json_is_integer(v) && json_integer_value(v) == code;
+    }
+    json_decref(spec);
+    return found;
+}
+
 /* ---- Submitting item commands ------------------------------------------- */
 
 static int submit_items(struct http_server *s,
@@ -195,49 +224,292 @@ static int submit_items(struct http_server *s,
 
 /* ---- Dispatch ------------------------------------------------------------ */
 
+/* Aging: a pending job gains one priority level per AGING_MS waited, so a
+ * flood of high-priority work cannot starve older low-priority jobs. */
+#define AGING_MS 60000
+#define MAX_LEVELS 32   /* Priority levels considered per queue for aging. */
+#define MAX_CANDS 1024  /* Candidates per waiter. */
+
 struct candidate
 {
     uint64_t id;
-    int32_t priority;
+    int64_t eff; /* Effective priority: priority + age / AGING_MS. */
     int64_t created;
+    struct fsm_str ckey;
+    uint32_t ckey_limit;
+    unsigned queue; /* Index in the round's queue states. */
 };
+
+/* What one dispatch round knows (all borrowed from its read txn). */
+struct qstate
+{
+    struct fsm_str name;
+    bool paused;
+    uint32_t concurrency;
+    uint64_t running;
+    unsigned picked;
+};
+
+struct ckey_count
+{
+    struct fsm_str key;
+    unsigned n;
+};
+
+struct round
+{
+    struct fsm_reader *rd;
+    int64_t now;
+    struct
+    {
+        uint64_t worker;
+        unsigned n;
+    } * wrun;
+    unsigned n_wrun, cap_wrun;
+    struct ckey_count *ck;
+    unsigned n_ck, cap_ck;
+    struct qstate *qs;
+    unsigned n_qs, cap_qs;
+    const uint64_t *taken;
+    unsigned n_taken;
+};
+
+static struct ckey_count *ckey_find(struct round *r, struct fsm_str key,
+                                    bool add)
+{
+    for (unsigned i = 0; i < r->n_ck; i++) {
+        if (r->ck[i].key.len == key.len &&
+            memcmp(r->ck[i].key.p, key.p, key.len) == 0) {
+            return &r->ck[i];
+        }
+    }
+    if (!add) {
+        return NULL;
+    }
+    if (r->n_ck == r->cap_ck) {
+        unsigned cap = r->cap_ck ? r->cap_ck * 2 : 64;
+        struct ckey_count *ck = realloc(r->ck, cap * sizeof *ck);
+        if (ck == NULL) {
+            return NULL;
+        }
+        r->ck = ck;
+        r->cap_ck = cap;
+    }
+    r->ck[r->n_ck].key = key;
+    r->ck[r->n_ck].n = 0;
+    return &r->ck[r->n_ck++];
+}
+
+static int round_running_cb(void *data, const struct fsm_job *job)
+{
+    struct round *r = data;
+    unsigned i;
+    for (i = 0; i < r->n_wrun && r->wrun[i].worker != job->worker_id; i++) {
+    }
+    if (i == r->n_wrun) {
+        if (r->n_wrun == r->cap_wrun) {
+            unsigned cap = r->cap_wrun ? r->cap_wrun * 2 : 16;
+            void *w = realloc(r->wrun, cap * sizeof *r->wrun);
+            if (w == NULL) {
+                return 0;
+            }
+            r->wrun = w;
+            r->cap_wrun = cap;
+        }
+        r->wrun[i].worker = job->worker_id;
+        r->wrun[i].n = 0;
+        r->n_wrun++;
+    }
+    r->wrun[i].n++;
+    if (job->ckey.len > 0) {
+        struct ckey_count *c = ckey_find(r, job->ckey, true);
+        if (c != NULL) {
+            c->n++;
+        }
+    }
+    return 0;
+}
+
+static unsigned worker_running(struct round *r, uint64_t worker)
+{
+    for (unsigned i = 0; i < r->n_wrun; i++) {
+        if (r->wrun[i].worker == worker) {
+            return r->wrun[i].n;
+        }
+    }
+    return 0;
+}
+
+static int qstate_of(struct round *r, struct fsm_str name)
+{
+    for (unsigned i = 0; i < r->n_qs; i++) {
+        if (r->qs[i].name.len == name.len &&
+            memcmp(r->qs[i].name.p, name.p, name.len) == 0) {
+            return (int)i;
+        }
+    }
+    if (r->n_qs == r->cap_qs) {
+        unsigned cap = r->cap_qs ? r->cap_qs * 2 : 8;
+        struct qstate *qs = realloc(r->qs, cap * sizeof *qs);
+        if (qs == NULL) {
+            return -1;
+        }
+        r->qs = qs;
+        r->cap_qs = cap;
+    }
+    struct fsm_queue q;
+    uint64_t counts[8];
+    if (fsm_get_queue(r->rd, name, &q, counts) != 0) {
+        return -1;
+    }
+    struct qstate *st = &r->qs[r->n_qs];
+    st->name = name;
+    st->paused = q.paused;
+    st->concurrency = q.concurrency;
+    st->running = counts[FSM_RUNNING];
+    st->picked = 0;
+    return (int)r->n_qs++;
+}
+
+/* Room left in queue @qi this round (UINT32_MAX: no cap). */
+static unsigned queue_room(const struct qstate *q)
+{
+    if (q->paused) {
+        return 0;
+    }
+    if (q->concurrency == 0) {
+        return UINT32_MAX;
+    }
+    uint64_t used = q->running + q->picked;
+    return used >= q->concurrency ? 0 : (unsigned)(q->concurrency - used);
+}
+
+static bool ckey_full(struct round *r, struct fsm_str key, uint32_t limit)
+{
+    struct ckey_count *c;
+    if (key.len == 0) {
+        return false;
+    }
+    c = ckey_find(r, key, false);
+    return c != NULL && c->n >= (limit > 0 ? limit : 1);
+}
 
 struct pick
 {
+    struct round *r;
     struct candidate *c;
-    unsigned n, max;
-    const uint64_t *taken; /* Already picked for earlier waiters. */
-    unsigned n_taken;
+    unsigned n, max;  /* Gathered so far / room in @c. */
+    unsigned want;    /* Stop after this many from this walk. */
+    unsigned got;
+    unsigned budget;  /* Index entries to examine at most. */
+    unsigned queue;
+    unsigned first;   /* Candidates of this queue start here. */
 };
 
 static int pick_cb(void *data, const struct fsm_job *job)
 {
     struct pick *p = data;
-    for (unsigned i = 0; i < p->n_taken; i++) {
-        if (p->taken[i] == job->id) {
+    struct round *r = p->r;
+    if (p->budget-- == 0 || p->got == p->want || p->n == p->max) {
+        return 1;
+    }
+    for (unsigned i = 0; i < r->n_taken; i++) {
+        if (r->taken[i] == job->id) {
             return 0;
         }
     }
-    if (p->n == p->max) {
-        return 1;
+    for (unsigned i = p->first; i < p->n; i++) {
+        if (p->c[i].id == job->id) {
+            return 0; /* A level head already gathered. */
+        }
     }
-    p->c[p->n].id = job->id;
-    p->c[p->n].priority = job->priority;
-    p->c[p->n].created = job->created_at;
-    p->n++;
+    if (ckey_full(r, job->ckey, job->ckey_limit)) {
+        return 0;
+    }
+    struct candidate *c = &p->c[p->n++];
+    int64_t age = r->now - job->created_at;
+    c->id = job->id;
+    c->eff = (int64_t)job->priority + (age > 0 ? age / AGING_MS : 0);
+    c->created = job->created_at;
+    c->ckey = job->ckey;
+    c->ckey_limit = job->ckey_limit;
+    c->queue = p->queue;
+    p->got++;
     return 0;
 }
 
 static int cmp_candidate(const void *a, const void *b)
 {
     const struct candidate *x = a, *y = b;
-    if (x->priority != y->priority) {
-        return x->priority > y->priority ? -1 : 1;
+    if (x->eff != y->eff) {
+        return x->eff > y->eff ? -1 : 1;
     }
     if (x->created != y->created) {
         return x->created < y->created ? -1 : 1;
     }
     return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Choose up to @cap jobs for one waiter from the queues @queues
+ * (comma-separated), best effective priority first, within queue
+ * (paused, concurrency) and concurrency-key limits. Writes their ids to
+ * @out and returns how many. */
+static unsigned choose(struct round *r,
+                       struct fsm_str queues,
+                       unsigned cap,
+                       struct candidate *cands,
+                       uint64_t *out)
+{
+    struct pick p;
+    const char *q = queues.p, *end = queues.p + queues.len;
+    unsigned chosen = 0;
+
+    memset(&p, 0, sizeof p);
+    p.r = r;
+    p.c = cands;
+    p.max = MAX_CANDS;
+    while (q < end && p.n < p.max) {
+        const char *comma = memchr(q, ',', (size_t)(end - q));
+        const char *stop = comma != NULL ? comma : end;
+        struct fsm_str name = {q, (uint32_t)(stop - q)};
+        int qi = name.len > 0 ? qstate_of(r, name) : -1;
+        q = stop + 1;
+        if (qi < 0) {
+            continue;
+        }
+        unsigned room = queue_room(&r->qs[qi]);
+        if (room == 0) {
+            continue;
+        }
+        p.queue = (unsigned)qi;
+        p.first = p.n;
+        /* The oldest of each level (aging), then the head of the index. */
+        p.want = MAX_LEVELS;
+        p.got = 0;
+        p.budget = MAX_LEVELS;
+        fsm_ready_heads(r->rd, name, MAX_LEVELS, pick_cb, &p);
+        p.want = room < cap ? room : cap;
+        p.got = 0;
+        p.budget = p.want * 4 + 64;
+        fsm_ready(r->rd, name, pick_cb, &p);
+    }
+    qsort(cands, p.n, sizeof cands[0], cmp_candidate);
+    for (unsigned i = 0; i < p.n && chosen < cap; i++) {
+        struct candidate *c = &cands[i];
+        struct qstate *qs = &r->qs[c->queue];
+        if (queue_room(qs) == 0 || ckey_full(r, c->ckey, c->ckey_limit)) {
+            continue;
+        }
+        qs->picked++;
+        if (c->ckey.len > 0) {
+            struct ckey_count *k = ckey_find(r, c->ckey, true);
+            if (k != NULL) {
+                k->n++;
+            }
+        }
+        out[chosen++] = c->id;
+    }
+    return chosen;
 }
 
 struct running_count
@@ -320,11 +592,12 @@ static void assigned_cb(void *data, int status, const struct fsm_result *res)
 
 static void dispatch(struct sched *sc)
 {
-    struct fsm_reader *rd;
     struct fsm_item *items;
     struct waiter **ws;
     uint64_t *taken;
+    struct candidate *cands;
     unsigned n_items = 0, n_ws = 0, n_wait = 0;
+    struct round r;
     struct list *it;
 
     if (sc->assign_busy || list_empty(&sc->waiters)) {
@@ -333,63 +606,56 @@ static void dispatch(struct sched *sc)
     LIST_FOREACH (it, &sc->waiters) {
         n_wait++;
     }
+    memset(&r, 0, sizeof r);
+    r.now = now_ms();
     items = calloc(MAX_ITEMS, sizeof *items);
     taken = calloc(MAX_ITEMS, sizeof *taken);
+    cands = calloc(MAX_CANDS, sizeof *cands);
     ws = calloc(n_wait, sizeof *ws);
-    if (items == NULL || taken == NULL || ws == NULL ||
-        fsm_read_begin(cluster_fsm(sc->s->cluster), &rd) != 0) {
+    if (items == NULL || taken == NULL || ws == NULL || cands == NULL ||
+        fsm_read_begin(cluster_fsm(sc->s->cluster), &r.rd) != 0) {
         free(items);
         free(taken);
+        free(cands);
         free(ws);
         return;
     }
+    /* One pass over running jobs: per-worker load, per-key counts. */
+    fsm_running(r.rd, round_running_cb, &r);
+    r.taken = taken;
     LIST_FOREACH (it, &sc->waiters) {
         struct waiter *w = CONTAINER_OF(it, struct waiter, link);
         struct fsm_worker wk;
-        struct running_count rc = {w->worker, 0};
-        struct candidate cands[MAX_LEASES];
-        unsigned cap;
+        unsigned cap, running;
 
-        if (n_items == MAX_ITEMS || fsm_get_worker(rd, w->worker, &wk) != 0 ||
-            wk.down) {
+        if (n_items == MAX_ITEMS ||
+            fsm_get_worker(r.rd, w->worker, &wk) != 0 || wk.down) {
             continue;
         }
-        fsm_running(rd, count_running_cb, &rc);
-        cap = rc.n >= wk.concurrency ? 0 : wk.concurrency - rc.n;
+        running = worker_running(&r, w->worker);
+        cap = running >= wk.concurrency ? 0 : wk.concurrency - running;
         cap = cap < w->max ? cap : w->max;
         cap = cap < MAX_ITEMS - n_items ? cap : MAX_ITEMS - n_items;
         if (cap == 0) {
             continue;
         }
-        /* Best @cap of each of its queues, then the best @cap overall. */
-        struct pick p = {cands, 0, cap, taken, n_items};
-        const char *q = wk.queues.p, *end = wk.queues.p + wk.queues.len;
-        while (q < end) {
-            const char *comma = memchr(q, ',', (size_t)(end - q));
-            const char *stop = comma != NULL ? comma : end;
-            struct fsm_str name = {q, (uint32_t)(stop - q)};
-            struct candidate *base = cands + p.n;
-            struct pick one = {base, 0, cap, taken, n_items};
-            if (p.n + cap <= MAX_LEASES && name.len > 0) {
-                fsm_ready(rd, name, pick_cb, &one);
-                p.n += one.n;
-            }
-            q = stop + 1;
-        }
-        qsort(cands, p.n, sizeof cands[0], cmp_candidate);
-        w->got = p.n < cap ? p.n : cap;
+        r.n_taken = n_items;
+        w->got = choose(&r, wk.queues, cap, cands, taken + n_items);
         for (unsigned i = 0; i < w->got; i++) {
-            items[n_items].job_id = cands[i].id;
+            items[n_items].job_id = taken[n_items];
             items[n_items].worker_id = w->worker;
-            taken[n_items] = cands[i].id;
             n_items++;
         }
         if (w->got > 0) {
             ws[n_ws++] = w;
         }
     }
-    fsm_read_end(rd);
+    fsm_read_end(r.rd);
+    free(r.wrun);
+    free(r.ck);
+    free(r.qs);
     free(taken);
+    free(cands);
     if (n_items > 0) {
         struct assign_batch *ab = malloc(sizeof *ab);
         ab->sc = sc;
@@ -481,13 +747,29 @@ static void liveness(struct sched *sc, int64_t now)
     }
 }
 
+/* The clock: due one-time jobs are promoted, due schedules fired (see
+ * sched.c for what a FIRE decides), old finished jobs removed. */
+struct due_ctx
+{
+    struct fsm_reader *rd;
+    int64_t now;
+    struct fsm_item *promote, *fire;
+    char (*reasons)[HTTP_REASON_SIZE];
+    unsigned n_promote, n_fire;
+};
+
 static int due_cb(void *data, const struct fsm_job *job)
 {
-    struct down_ctx *d = data;
-    if (d->n < d->cap) {
-        d->items[d->n++].job_id = job->id;
+    struct due_ctx *d = data;
+    if (job->flags & FSM_JOB_RECURRING) {
+        d->n_fire += http__sched_plan(d->rd, job, d->now, d->fire + d->n_fire,
+                                      d->reasons + d->n_fire,
+                                      MAX_ITEMS - d->n_fire);
+    } else if (d->n_promote < MAX_ITEMS) {
+        memset(&d->promote[d->n_promote], 0, sizeof d->promote[0]);
+        d->promote[d->n_promote++].job_id = job->id;
     }
-    return 0;
+    return d->n_fire >= MAX_ITEMS - 1 && d->n_promote >= MAX_ITEMS;
 }
 
 static void promoted_cb(void *data, int status, const struct fsm_result *res)
@@ -498,22 +780,102 @@ static void promoted_cb(void *data, int status, const struct fsm_result *res)
     sc->promote_busy = false;
 }
 
+static void fired_cb(void *data, int status, const struct fsm_result *res)
+{
+    struct sched *sc = data;
+    sc->fire_busy = false;
+    if (status == 0 && res->code == 0) {
+        for (uint32_t i = 0; i < res->n_ids; i++) {
+            sc->fired += res->existed[i] == FSM_ITEM_OK;
+        }
+    }
+}
+
 static void clock_tick(struct sched *sc, int64_t now)
 {
-    struct fsm_item items[MAX_ITEMS];
-    struct down_ctx d = {0, items, 0, MAX_ITEMS, now};
-    struct fsm_reader *rd;
+    struct due_ctx d;
 
-    if (sc->promote_busy ||
-        fsm_read_begin(cluster_fsm(sc->s->cluster), &rd) != 0) {
+    if (sc->promote_busy || sc->fire_busy) {
         return;
     }
-    memset(items, 0, sizeof items);
-    fsm_due(rd, now, MAX_ITEMS, due_cb, &d);
-    fsm_read_end(rd);
-    if (d.n > 0 && submit_items(sc->s, FSM_CMD_PROMOTE, 0, items, d.n,
-                                promoted_cb, sc) == 0) {
+    memset(&d, 0, sizeof d);
+    d.now = now;
+    d.promote = sc->promote_items;
+    d.fire = sc->fire_items;
+    d.reasons = sc->reasons;
+    if (fsm_read_begin(cluster_fsm(sc->s->cluster), &d.rd) != 0) {
+        return;
+    }
+    fsm_due(d.rd, now, 2 * MAX_ITEMS, due_cb, &d);
+    fsm_read_end(d.rd);
+    if (d.n_promote > 0 &&
+        submit_items(sc->s, FSM_CMD_PROMOTE, 0, d.promote, d.n_promote,
+                     promoted_cb, sc) == 0) {
         sc->promote_busy = true;
+    }
+    if (d.n_fire > 0 && submit_items(sc->s, FSM_CMD_FIRE, 0, d.fire, d.n_fire,
+                                     fired_cb, sc) == 0) {
+        sc->fire_busy = true;
+    }
+}
+
+/* ---- Retention ----------------------------------------------------------- */
+
+#define RETENTION_EVERY_MS 1000
+#define RETENTION_BATCH RETENTION_BATCH_MAX
+
+static int expired_cb(void *data, const struct fsm_job *job)
+{
+    struct due_ctx *d = data;
+    if (d->n_promote == RETENTION_BATCH) {
+        return 1;
+    }
+    memset(&d->promote[d->n_promote], 0, sizeof d->promote[0]);
+    d->promote[d->n_promote++].job_id = job->id;
+    return 0;
+}
+
+static void retained_cb(void *data, int status, const struct fsm_result *res)
+{
+    struct sched *sc = data;
+    sc->retain_busy = false;
+    if (status == 0 && res->code == 0) {
+        for (uint32_t i = 0; i < res->n_ids; i++) {
+            sc->expired += res->existed[i] == FSM_ITEM_OK;
+        }
+    }
+}
+
+/* Finished jobs past their retention go in bounded DELETE batches, one in
+ * flight, at most one batch per second: the table stays bounded under a
+ * constant stream of jobs without starving other writes. */
+static void retention(struct sched *sc, int64_t now)
+{
+    static const uint8_t statuses[3] = {FSM_COMPLETED, FSM_FAILED,
+                                        FSM_CANCELLED};
+    struct due_ctx d;
+
+    if (sc->retain_busy || now - sc->retained_at < RETENTION_EVERY_MS) {
+        return;
+    }
+    sc->retained_at = now;
+    memset(&d, 0, sizeof d);
+    d.promote = sc->retain_items;
+    if (fsm_read_begin(cluster_fsm(sc->s->cluster), &d.rd) != 0) {
+        return;
+    }
+    for (int i = 0; i < 3; i++) {
+        unsigned r = sc->s->cfg.retention_s[i];
+        if (r > 0 && d.n_promote < RETENTION_BATCH) {
+            fsm_expired(d.rd, statuses[i], now - (int64_t)r * 1000,
+                        RETENTION_BATCH - d.n_promote, expired_cb, &d);
+        }
+    }
+    fsm_read_end(d.rd);
+    if (d.n_promote > 0 &&
+        submit_items(sc->s, FSM_CMD_DELETE, 0, d.promote, d.n_promote,
+                     retained_cb, sc) == 0) {
+        sc->retain_busy = true;
     }
 }
 
@@ -545,6 +907,7 @@ static void tick_cb(uv_timer_t *timer)
             fsm_read_end(rd);
         }
         sc->assign_busy = sc->promote_busy = false;
+        sc->fire_busy = sc->retain_busy = false;
     }
     if (!leader && sc->leader) {
         expire_waiters(sc, now, true); /* They re-poll, via the new leader. */
@@ -557,6 +920,7 @@ static void tick_cb(uv_timer_t *timer)
     dispatch(sc);
     liveness(sc, now);
     clock_tick(sc, now);
+    retention(sc, now);
 }
 
 /* ---- HTTP handlers ------------------------------------------------------- */
@@ -915,6 +1279,10 @@ static void workers_complete(struct http_server *s, h2o_req_t *req, uint64_t id)
         cc->durations[i] = -1;
         if (fsm_get_job(rd, it->job_id, &job) == 0) {
             it->retry_at = retry_at(&job, now_ms());
+            if (!it->ok && it->retryable &&
+                no_retry_exit_code(&job, it->exit_code)) {
+                it->retryable = 0;
+            }
             if (job.started_at > 0) {
                 cc->durations[i] = now_ms() - job.started_at;
             }
