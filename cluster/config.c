@@ -65,6 +65,8 @@ static const struct option_def defs[] = {
         "seconds a failed job is kept, 0 = forever (2592000: 30 days)"),
     OPT("retention-cancelled", K_UINT, retention_cancelled,
         "seconds a cancelled job is kept, 0 = forever (604800: 7 days)"),
+    OPT("priority-aging", K_UINT, priority_aging,
+        "seconds a pending job waits per priority level gained (60)"),
     OPT("log-level", K_LEVEL, log_level, "debug, info, warn, error (info)"),
 };
 #define N_DEFS (sizeof defs / sizeof defs[0])
@@ -267,6 +269,7 @@ int rotad_config_load(struct rotad_config *cfg,
     cfg->forward_timeout = 5000;
     cfg->worker_ttl = 10000;
     cfg->retention_completed = 7 * 86400;
+    cfg->priority_aging = 60;
     cfg->retention_failed = 30 * 86400;
     cfg->retention_cancelled = 7 * 86400;
     cfg->log_level = LOG_INFO;

@@ -27,6 +27,7 @@ struct rotad_config
     unsigned retention_completed; /* Seconds; 0 = keep forever. */
     unsigned retention_failed;
     unsigned retention_cancelled;
+    unsigned priority_aging; /* Seconds per priority level; 0 = no aging. */
     int log_level;
 };
 

@@ -107,6 +107,7 @@ int main(int argc, char **argv)
     hc.retention_s[0] = cfg.retention_completed;
     hc.retention_s[1] = cfg.retention_failed;
     hc.retention_s[2] = cfg.retention_cancelled;
+    hc.aging_s = cfg.priority_aging;
     rv = http_server_start(&n.loop, n.cluster, &hc, &n.http, err, sizeof err);
     if (rv != 0) {
         LOG(LOG_ERROR, "start failed", "err=\"%s\"", err);

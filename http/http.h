@@ -19,6 +19,8 @@ struct http_config
     /* Seconds finished jobs are kept: completed, failed, cancelled (0 =
      * forever). The leader removes older ones in bounded batches. */
     unsigned retention_s[3];
+    unsigned aging_s; /* A pending job gains a priority level per aging_s
+                       * seconds waited (0: no aging). */
 };
 
 struct http_server; /* Opaque. */

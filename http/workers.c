@@ -224,9 +224,9 @@ static int submit_items(struct http_server *s,
 
 /* ---- Dispatch ------------------------------------------------------------ */
 
-/* Aging: a pending job gains one priority level per AGING_MS waited, so a
- * flood of high-priority work cannot starve older low-priority jobs. */
-#define AGING_MS 60000
+/* Aging: a pending job gains one priority level per --priority-aging
+ * seconds waited (default 60), so a flood of high-priority work cannot
+ * starve older low-priority jobs. */
 #define MAX_LEVELS 32   /* Priority levels considered per queue for aging. */
 #define MAX_CANDS 1024  /* Candidates per waiter. */
 
@@ -272,6 +272,7 @@ struct round
     unsigned n_qs, cap_qs;
     const uint64_t *taken;
     unsigned n_taken;
+    int64_t aging_ms;
 };
 
 static struct ckey_count *ckey_find(struct round *r, struct fsm_str key,
@@ -429,7 +430,8 @@ static int pick_cb(void *data, const struct fsm_job *job)
     struct candidate *c = &p->c[p->n++];
     int64_t age = r->now - job->created_at;
     c->id = job->id;
-    c->eff = (int64_t)job->priority + (age > 0 ? age / AGING_MS : 0);
+    c->eff = (int64_t)job->priority +
+             (age > 0 && r->aging_ms > 0 ? age / r->aging_ms : 0);
     c->created = job->created_at;
     c->ckey = job->ckey;
     c->ckey_limit = job->ckey_limit;
@@ -608,6 +610,7 @@ static void dispatch(struct sched *sc)
     }
     memset(&r, 0, sizeof r);
     r.now = now_ms();
+    r.aging_ms = (int64_t)sc->s->cfg.aging_s * 1000;
     items = calloc(MAX_ITEMS, sizeof *items);
     taken = calloc(MAX_ITEMS, sizeof *taken);
     cands = calloc(MAX_CANDS, sizeof *cands);
