@@ -379,6 +379,31 @@ struct cluster_req *cluster_fixture_apply_cmds(struct cluster_fixture *f,
     return req;
 }
 
+struct cluster_req *cluster_fixture_submit_cmds(struct cluster_fixture *f,
+                                                unsigned i,
+                                                const struct fsm_cmd *cmds,
+                                                unsigned n_cmds)
+{
+    struct cluster_req *req = req_new(f, i, n_cmds, 0);
+    struct fsm_batch batch;
+
+    fsm_batch_init(&batch);
+    for (unsigned c = 0; c < n_cmds; c++) {
+        void *enc = NULL;
+        size_t enc_len = 0;
+
+        assert_int_equal(fsm_cmd_encode(&cmds[c], &enc, &enc_len), 0);
+        f->cmd_len_residues |= 1u << (enc_len % 8);
+        f->n_commands++;
+        assert_int_equal(fsm_batch_append(&batch, enc, enc_len), 0);
+        free(enc);
+    }
+    fsm_batch_seal(&batch, CLUSTER_EPOCH_MS + (int64_t)CLUSTER_TIME(f));
+    req_propose(f, req, batch.buf, batch.len);
+    fsm_batch_close(&batch);
+    return req;
+}
+
 static void job_fill(struct fsm_job *job, const struct cluster_job_in *in)
 {
     const char *type = in->type != NULL ? in->type : "noop";

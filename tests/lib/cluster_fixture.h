@@ -161,6 +161,14 @@ struct cluster_req *cluster_fixture_apply_cmds(struct cluster_fixture *f,
                                                const void *batch,
                                                size_t len,
                                                unsigned n_cmds);
+/* Submit on server @i ONE raft entry holding the @n_cmds commands @cmds, of
+ * any type (each encoded with fsm_cmd_encode, batched like
+ * cluster_fixture_submit and sealed with the virtual time). Their results
+ * are copied into req->results. Always returns a request (check req->rv). */
+struct cluster_req *cluster_fixture_submit_cmds(struct cluster_fixture *f,
+                                                unsigned i,
+                                                const struct fsm_cmd *cmds,
+                                                unsigned n_cmds);
 /* Submit raw, already sealed batch bytes (copied) on server @i. */
 struct cluster_req *cluster_fixture_apply(struct cluster_fixture *f,
                                           unsigned i,
