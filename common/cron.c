@@ -587,7 +587,11 @@ static int next_civil(const struct cron *c, struct civil *w, int64_t limit)
             return -1;
         }
         if (!((c->month >> w->mon) & 1)) {
-            w->mon++;
+            /* Carry now: the day check above needs a valid month. */
+            if (++w->mon > 12) {
+                w->mon = 1;
+                w->year++;
+            }
             w->day = 1;
             w->hour = w->min = w->sec = 0;
         } else if (!day_matches(c, w)) {

@@ -1461,9 +1461,16 @@ void http__workers_metrics(struct http_server *s, struct sb *b)
         "# HELP rota_leases_lost_total Leases ended by a worker "
         "declared down.\n# TYPE rota_leases_lost_total counter\n"
         "rota_leases_lost_total %llu\n"
+        "# HELP rota_schedule_fires_total Cron occurrences recorded (run "
+        "or skipped).\n# TYPE rota_schedule_fires_total counter\n"
+        "rota_schedule_fires_total %llu\n"
+        "# HELP rota_jobs_expired_total Finished jobs removed by "
+        "retention.\n# TYPE rota_jobs_expired_total counter\n"
+        "rota_jobs_expired_total %llu\n"
         "# HELP job_duration_seconds Run time of accepted results.\n"
         "# TYPE job_duration_seconds histogram\n",
-        sc->started, sc->completed, sc->failed, sc->lost);
+        sc->started, sc->completed, sc->failed, sc->lost, sc->fired,
+        sc->expired);
     unsigned long long count = sc->duration_count;
     for (int k = 0; k < 12; k++) {
         http__sb_printf(b, "job_duration_seconds_bucket{le=\"%g\"} %llu\n",
