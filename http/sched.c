@@ -21,6 +21,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "http/internal.h"
+#include "http/policy.h"
 
 #define MISFIRE_MS 1000
 #define MAX_ENUM 200000 /* Occurrences counted when catching up. */
@@ -63,17 +64,16 @@ static int spec_load(const struct fsm_job *job, struct sched_spec *sp)
     int rv = -1;
 
     memset(sp, 0, sizeof *sp);
-    if (expr != NULL &&
-        cron_parse(expr, &sp->cron, NULL, 0, NULL, 0) == 0) {
+    if (expr != NULL && cron_parse(expr, &sp->cron, NULL, 0, NULL, 0) == 0) {
         snprintf(sp->tz, sizeof sp->tz, "%s", tz != NULL ? tz : "UTC");
-        sp->overlap = ov == NULL                      ? OVERLAP_FORBID
-                      : strcmp(ov, "allow") == 0      ? OVERLAP_ALLOW
-                      : strcmp(ov, "replace") == 0    ? OVERLAP_REPLACE
-                                                      : OVERLAP_FORBID;
-        sp->catchup = cu == NULL                   ? CATCHUP_SKIP
-                      : strcmp(cu, "latest") == 0  ? CATCHUP_LATEST
-                      : strcmp(cu, "all") == 0     ? CATCHUP_ALL
-                                                   : CATCHUP_SKIP;
+        sp->overlap = ov == NULL                   ? OVERLAP_FORBID
+                      : strcmp(ov, "allow") == 0   ? OVERLAP_ALLOW
+                      : strcmp(ov, "replace") == 0 ? OVERLAP_REPLACE
+                                                   : OVERLAP_FORBID;
+        sp->catchup = cu == NULL                  ? CATCHUP_SKIP
+                      : strcmp(cu, "latest") == 0 ? CATCHUP_LATEST
+                      : strcmp(cu, "all") == 0    ? CATCHUP_ALL
+                                                  : CATCHUP_SKIP;
         sp->catchup_max = json_is_integer(max)
                               ? (unsigned)json_integer_value(max)
                               : CATCHUP_DEFAULT;
@@ -218,8 +218,8 @@ unsigned http__sched_plan(struct fsm_reader *rd,
             it->error.p = reasons[n];
             it->error.len = (uint32_t)strlen(reasons[n]);
         } else {
-            it->action = sp.overlap == OVERLAP_REPLACE ? FSM_FIRE_REPLACE
-                                                       : FSM_FIRE_RUN;
+            it->action =
+                sp.overlap == OVERLAP_REPLACE ? FSM_FIRE_REPLACE : FSM_FIRE_RUN;
             busy = 1; /* The run just created is unfinished. */
             st = FSM_PENDING;
         }
@@ -305,7 +305,9 @@ static bool failed(h2o_req_t *req, int status, const struct fsm_result *res)
     return false;
 }
 
-static void send_job(struct http_server *s, h2o_req_t *req, uint64_t id,
+static void send_job(struct http_server *s,
+                     h2o_req_t *req,
+                     uint64_t id,
                      int status)
 {
     struct fsm_reader *rd;
@@ -388,8 +390,7 @@ static bool load_schedule(struct http_server *s,
     }
     if (!(job->flags & FSM_JOB_RECURRING)) {
         http__send_error(req, 400, "invalid_argument", "id",
-                         "job %016llx has no schedule",
-                         (unsigned long long)id);
+                         "job %016llx has no schedule", (unsigned long long)id);
         return false;
     }
     if (job->status != FSM_SCHEDULED) {
@@ -449,8 +450,8 @@ static void schedule_action(struct http_server *s,
         memset(&it, 0, sizeof it);
         it.job_id = id;
         it.nominal = now;
-        it.action = sp.overlap == OVERLAP_REPLACE ? FSM_FIRE_NOW_REPLACE
-                                                  : FSM_FIRE_NOW;
+        it.action =
+            sp.overlap == OVERLAP_REPLACE ? FSM_FIRE_NOW_REPLACE : FSM_FIRE_NOW;
         cmd.type = FSM_CMD_FIRE;
         cmd.items = &it;
         cmd.n_items = 1;
@@ -496,8 +497,7 @@ static int run_cb(void *data, const struct fsm_run *run)
             http__sb_json_str(c->b, job.last_error);
         }
     } else {
-        http__sb_printf(c->b,
-                        ",\"job_id\":\"%016llx\",\"outcome\":\"expired\"",
+        http__sb_printf(c->b, ",\"job_id\":\"%016llx\",\"outcome\":\"expired\"",
                         (unsigned long long)run->job_id);
     }
     if (run->reason.len > 0) {
@@ -706,8 +706,7 @@ static void dlq_bulk(struct http_server *s, h2o_req_t *req, uint8_t type)
     bk.items = calloc(q.limit, sizeof *bk.items);
     bk.n = 0;
     bk.max = q.limit;
-    if (bk.items == NULL ||
-        fsm_read_begin(cluster_fsm(s->cluster), &rd) != 0) {
+    if (bk.items == NULL || fsm_read_begin(cluster_fsm(s->cluster), &rd) != 0) {
         free(bk.items);
         http__send_err(req, ERR_STORAGE, NULL, NULL);
         return;
@@ -723,8 +722,7 @@ static void dlq_bulk(struct http_server *s, h2o_req_t *req, uint8_t type)
         free(bk.items);
         http__send_json(req, 200,
                         json_pack("{s:i,s:i,s:b}", "matched", 0,
-                                  type == FSM_CMD_RETRY ? "retried"
-                                                        : "deleted",
+                                  type == FSM_CMD_RETRY ? "retried" : "deleted",
                                   0, "more", 0),
                         0);
         return;
@@ -827,16 +825,18 @@ static void workflow_submit(struct http_server *s, h2o_req_t *req)
         keys[i] = json_string_value(json_object_get(v, "key"));
         if (keys[i] == NULL || keys[i][0] == '\0' ||
             strlen(keys[i]) > FSM_MAX_STR) {
-            http__send_error(req, 400, "invalid_argument", "jobs[].key",
-                             "jobs[%zu].key: a non-empty string is required",
-                             i);
+            http__send_error(
+                req, 400, "invalid_argument",
+                (snprintf(field, sizeof field, "jobs[%zu].key", i), field),
+                "jobs[%zu].key: a non-empty string is required", i);
             goto out;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(keys[i], keys[j]) == 0) {
-                http__send_error(req, 400, "invalid_argument", "jobs[].key",
-                                 "jobs[%zu].key: \"%s\" is used twice", i,
-                                 keys[i]);
+                http__send_error(
+                    req, 400, "invalid_argument",
+                    (snprintf(field, sizeof field, "jobs[%zu].key", i), field),
+                    "jobs[%zu].key: \"%s\" is used twice", i, keys[i]);
                 goto out;
             }
         }
@@ -850,8 +850,8 @@ static void workflow_submit(struct http_server *s, h2o_req_t *req)
         json_object_del(copy, "key");
         json_object_del(copy, "depends_on");
         snprintf(prefix, sizeof prefix, "jobs[%zu].", i);
-        rv = http__job_parse(s, copy, now, prefix, &in[i], field,
-                             sizeof field, msg, sizeof msg);
+        rv = http__job_parse(s, copy, now, prefix, &in[i], field, sizeof field,
+                             msg, sizeof msg);
         json_decref(copy);
         if (rv == 0 && (in[i].job.flags & FSM_JOB_RECURRING)) {
             snprintf(field, sizeof field, "jobs[%zu].schedule", i);
@@ -870,10 +870,13 @@ static void workflow_submit(struct http_server *s, h2o_req_t *req)
         dl = json_object_get(v, "depends_on");
         if (dl != NULL &&
             (!json_is_array(dl) || json_array_size(dl) > FSM_MAX_DEPS)) {
-            http__send_error(req, 400, "invalid_argument", "depends_on",
-                             "jobs[%zu].depends_on: an array of at most %d "
-                             "keys or job ids",
-                             i, FSM_MAX_DEPS);
+            http__send_error(
+                req, 400, "invalid_argument",
+                (snprintf(field, sizeof field, "jobs[%zu].depends_on", i),
+                 field),
+                "jobs[%zu].depends_on: an array of at most %d "
+                "keys or job ids",
+                i, FSM_MAX_DEPS);
             goto out;
         }
         size_t d;
@@ -891,7 +894,9 @@ static void workflow_submit(struct http_server *s, h2o_req_t *req)
             if (ref != NULL && k < n) {
                 if (k == i) {
                     http__send_error(req, 400, "invalid_argument",
-                                     "depends_on",
+                                     (snprintf(field, sizeof field,
+                                               "jobs[%zu].depends_on", i),
+                                      field),
                                      "jobs[%zu].depends_on: \"%s\" depends "
                                      "on itself",
                                      i, ref);
@@ -903,54 +908,49 @@ static void workflow_submit(struct http_server *s, h2o_req_t *req)
                        http__parse_id(ref, strlen(ref), &id) == 0) {
                 deps[i * FSM_MAX_DEPS + d] = id; /* An existing job. */
             } else {
-                http__send_error(req, 400, "invalid_argument", "depends_on",
-                                 "jobs[%zu].depends_on: no job with key "
-                                 "\"%s\" in this workflow",
-                                 i, ref != NULL ? ref : "(not a string)");
+                http__send_error(
+                    req, 400, "invalid_argument",
+                    (snprintf(field, sizeof field, "jobs[%zu].depends_on", i),
+                     field),
+                    "jobs[%zu].depends_on: no job with key "
+                    "\"%s\" in this workflow",
+                    i, ref != NULL ? ref : "(not a string)");
                 goto out;
             }
         }
         in[i].job.n_deps = (uint32_t)json_array_size(dl);
     }
-    /* Kahn: parents first; what is left over sits on a cycle. */
-    size_t done = 0;
-    bool *placed = calloc(n, sizeof *placed);
-    if (placed == NULL) {
+    /* Parents first; what cannot be ordered sits on a cycle. */
+    unsigned *local = calloc(n * FSM_MAX_DEPS, sizeof *local);
+    const unsigned **lp = calloc(n, sizeof *lp);
+    if (local == NULL || lp == NULL) {
+        free(local);
+        free(lp);
         http__send_err(req, ERR_NOMEM, NULL, NULL);
         goto out;
     }
-    while (done < n) {
-        size_t before = done;
-        for (i = 0; i < n; i++) {
-            if (placed[i] || indeg[i] != 0) {
-                continue;
+    for (i = 0; i < n; i++) {
+        indeg[i] = 0;
+        lp[i] = local + i * FSM_MAX_DEPS;
+        for (uint32_t d = 0; d < in[i].job.n_deps; d++) {
+            uint64_t ref = deps[i * FSM_MAX_DEPS + d];
+            if (ref & FSM_DEP_LOCAL) {
+                local[i * FSM_MAX_DEPS + indeg[i]++] =
+                    (unsigned)(ref & ~FSM_DEP_LOCAL);
             }
-            placed[i] = true;
-            order[done++] = (unsigned)i;
-            for (size_t c = 0; c < n; c++) {
-                for (uint32_t d = 0; d < in[c].job.n_deps; d++) {
-                    uint64_t ref = deps[c * FSM_MAX_DEPS + d];
-                    if ((ref & FSM_DEP_LOCAL) && (ref & ~FSM_DEP_LOCAL) == i) {
-                        indeg[c]--;
-                    }
-                }
-            }
-        }
-        if (done == before) {
-            break;
         }
     }
-    if (done < n) {
-        for (i = 0; i < n && placed[i]; i++) {
-        }
-        http__send_error(req, 400, "invalid_argument", "depends_on",
-                         "jobs[%zu].depends_on: \"%s\" is on a dependency "
-                         "cycle",
-                         i, keys[i]);
-        free(placed);
+    unsigned cyc = 0;
+    int sorted = policy_topo_order((unsigned)n, indeg, lp, order, &cyc);
+    free(local);
+    free(lp);
+    if (sorted != 0) {
+        snprintf(field, sizeof field, "jobs[%u].depends_on", cyc);
+        http__send_error(req, 400, "invalid_argument", field,
+                         "%s: \"%s\" is on a dependency cycle", field,
+                         keys[cyc]);
         goto out;
     }
-    free(placed);
     /* Jobs in that order, local references renumbered to positions. */
     unsigned *pos = indeg; /* Reused: position of each job in the order. */
     for (i = 0; i < n; i++) {
@@ -1023,8 +1023,8 @@ void http__workflow_send(struct http_server *s,
         return;
     }
     http__sb_init(&b, &req->pool);
-    http__sb_printf(&b, "{\"id\":\"%016llx\",\"name\":",
-                    (unsigned long long)id);
+    http__sb_printf(&b,
+                    "{\"id\":\"%016llx\",\"name\":", (unsigned long long)id);
     http__sb_json_str(&b, wf.name);
     fmt_time(wf.created_at, t, sizeof t);
     http__sb_printf(&b, ",\"created_at\":\"%s\",\"jobs\":[", t);
@@ -1042,12 +1042,11 @@ void http__workflow_send(struct http_server *s,
     fsm_read_end(rd);
     /* failed if any failed; cancelled if any cancelled (and none failed);
      * completed when all completed; else running/pending. */
-    const char *st = counts[FSM_FAILED]      ? "failed"
-                     : counts[FSM_CANCELLED] ? "cancelled"
+    const char *st = counts[FSM_FAILED]              ? "failed"
+                     : counts[FSM_CANCELLED]         ? "cancelled"
                      : counts[FSM_COMPLETED] == wf.n ? "completed"
-                     : counts[FSM_RUNNING] || counts[FSM_COMPLETED]
-                         ? "running"
-                         : "pending";
+                     : counts[FSM_RUNNING] || counts[FSM_COMPLETED] ? "running"
+                                                                    : "pending";
     bool unfinished = counts[FSM_SCHEDULED] || counts[FSM_WAITING] ||
                       counts[FSM_PENDING] || counts[FSM_RUNNING];
     if (unfinished && (counts[FSM_FAILED] || counts[FSM_CANCELLED])) {
@@ -1055,8 +1054,8 @@ void http__workflow_send(struct http_server *s,
     }
     http__sb_printf(&b, "],\"status\":\"%s\",\"counts\":{", st);
     for (int k = 1; k <= FSM_STATUS_MAX; k++) {
-        http__sb_printf(&b, "%s\"%s\":%u", k > 1 ? "," : "",
-                        fsm_status_name(k), counts[k]);
+        http__sb_printf(&b, "%s\"%s\":%u", k > 1 ? "," : "", fsm_status_name(k),
+                        counts[k]);
     }
     http__sb_puts(&b, "}}");
     http__send_sb(req, status, &b, cluster_applied_index(s->cluster));
@@ -1082,8 +1081,8 @@ static void queue_write(struct sb *b,
 {
     http__sb_puts(b, "{\"name\":");
     http__sb_json_str(b, q->name);
-    http__sb_printf(b, ",\"paused\":%s,\"concurrency\":",
-                    q->paused ? "true" : "false");
+    http__sb_printf(
+        b, ",\"paused\":%s,\"concurrency\":", q->paused ? "true" : "false");
     if (q->concurrency > 0) {
         http__sb_printf(b, "%u", q->concurrency);
     } else {
@@ -1249,8 +1248,8 @@ bool http__sched_route_job(struct http_server *s,
                            const char *rest,
                            size_t len)
 {
-    static const char *const actions[] = {"runs", "pause", "resume",
-                                          "trigger", "retry"};
+    static const char *const actions[] = {"runs", "pause", "resume", "trigger",
+                                          "retry"};
     const char *slash = memchr(rest, '/', len);
     uint64_t id;
 
@@ -1291,7 +1290,9 @@ bool http__sched_route_job(struct http_server *s,
     return true;
 }
 
-static bool prefix_is(h2o_iovec_t path, const char *p, const char **rest,
+static bool prefix_is(h2o_iovec_t path,
+                      const char *p,
+                      const char **rest,
                       size_t *len)
 {
     size_t n = strlen(p);

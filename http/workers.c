@@ -24,6 +24,7 @@
 #include "common/list.h"
 #include "common/log.h"
 #include "http/internal.h"
+#include "http/policy.h"
 
 #define TICK_MS 5
 /* Heartbeat every TTL/5; a new leader adds GRACE (TTL/2) to every worker's
@@ -161,17 +162,10 @@ static int64_t retry_at(const struct fsm_job *job, int64_t now)
         }
     }
     json_decref(spec);
-    double d = initial;
-    for (uint32_t i = 1; i < job->attempts && d < max; i++) {
-        d *= mult;
-    }
-    if (d > max) {
-        d = max;
-    }
-    if (jitter > 0) {
-        d *= 1.0 - jitter * ((double)random() / (double)RAND_MAX);
-    }
-    return now + (int64_t)d;
+    /* u in [0, 1): drawn here, on the leader; apply only sees the time. */
+    double u = (double)random() / ((double)RAND_MAX + 1.0);
+    return now +
+           policy_backoff_ms(job->attempts, initial, mult, max, jitter, u);
 }
 
 /* Exit codes the job lists in no_retry_exit_codes fail it at once. */
@@ -227,8 +221,8 @@ static int submit_items(struct http_server *s,
 /* Aging: a pending job gains one priority level per --priority-aging
  * seconds waited (default 60), so a flood of high-priority work cannot
  * starve older low-priority jobs. */
-#define MAX_LEVELS 32   /* Priority levels considered per queue for aging. */
-#define MAX_CANDS 1024  /* Candidates per waiter. */
+#define MAX_LEVELS 32  /* Priority levels considered per queue for aging. */
+#define MAX_CANDS 1024 /* Candidates per waiter. */
 
 struct candidate
 {
@@ -275,7 +269,8 @@ struct round
     int64_t aging_ms;
 };
 
-static struct ckey_count *ckey_find(struct round *r, struct fsm_str key,
+static struct ckey_count *ckey_find(struct round *r,
+                                    struct fsm_str key,
                                     bool add)
 {
     for (unsigned i = 0; i < r->n_ck; i++) {
@@ -399,12 +394,12 @@ struct pick
 {
     struct round *r;
     struct candidate *c;
-    unsigned n, max;  /* Gathered so far / room in @c. */
-    unsigned want;    /* Stop after this many from this walk. */
+    unsigned n, max; /* Gathered so far / room in @c. */
+    unsigned want;   /* Stop after this many from this walk. */
     unsigned got;
-    unsigned budget;  /* Index entries to examine at most. */
+    unsigned budget; /* Index entries to examine at most. */
     unsigned queue;
-    unsigned first;   /* Candidates of this queue start here. */
+    unsigned first; /* Candidates of this queue start here. */
 };
 
 static int pick_cb(void *data, const struct fsm_job *job)
@@ -430,8 +425,7 @@ static int pick_cb(void *data, const struct fsm_job *job)
     struct candidate *c = &p->c[p->n++];
     int64_t age = r->now - job->created_at;
     c->id = job->id;
-    c->eff = (int64_t)job->priority +
-             (age > 0 && r->aging_ms > 0 ? age / r->aging_ms : 0);
+    c->eff = policy_effective_priority(job->priority, age, r->aging_ms);
     c->created = job->created_at;
     c->ckey = job->ckey;
     c->ckey_limit = job->ckey_limit;
@@ -631,8 +625,8 @@ static void dispatch(struct sched *sc)
         struct fsm_worker wk;
         unsigned cap, running;
 
-        if (n_items == MAX_ITEMS ||
-            fsm_get_worker(r.rd, w->worker, &wk) != 0 || wk.down) {
+        if (n_items == MAX_ITEMS || fsm_get_worker(r.rd, w->worker, &wk) != 0 ||
+            wk.down) {
             continue;
         }
         running = worker_running(&r, w->worker);
@@ -765,9 +759,9 @@ static int due_cb(void *data, const struct fsm_job *job)
 {
     struct due_ctx *d = data;
     if (job->flags & FSM_JOB_RECURRING) {
-        d->n_fire += http__sched_plan(d->rd, job, d->now, d->fire + d->n_fire,
-                                      d->reasons + d->n_fire,
-                                      MAX_ITEMS - d->n_fire);
+        d->n_fire +=
+            http__sched_plan(d->rd, job, d->now, d->fire + d->n_fire,
+                             d->reasons + d->n_fire, MAX_ITEMS - d->n_fire);
     } else if (d->n_promote < MAX_ITEMS) {
         memset(&d->promote[d->n_promote], 0, sizeof d->promote[0]);
         d->promote[d->n_promote++].job_id = job->id;
@@ -811,9 +805,8 @@ static void clock_tick(struct sched *sc, int64_t now)
     }
     fsm_due(d.rd, now, 2 * MAX_ITEMS, due_cb, &d);
     fsm_read_end(d.rd);
-    if (d.n_promote > 0 &&
-        submit_items(sc->s, FSM_CMD_PROMOTE, 0, d.promote, d.n_promote,
-                     promoted_cb, sc) == 0) {
+    if (d.n_promote > 0 && submit_items(sc->s, FSM_CMD_PROMOTE, 0, d.promote,
+                                        d.n_promote, promoted_cb, sc) == 0) {
         sc->promote_busy = true;
     }
     if (d.n_fire > 0 && submit_items(sc->s, FSM_CMD_FIRE, 0, d.fire, d.n_fire,
@@ -875,9 +868,8 @@ static void retention(struct sched *sc, int64_t now)
         }
     }
     fsm_read_end(d.rd);
-    if (d.n_promote > 0 &&
-        submit_items(sc->s, FSM_CMD_DELETE, 0, d.promote, d.n_promote,
-                     retained_cb, sc) == 0) {
+    if (d.n_promote > 0 && submit_items(sc->s, FSM_CMD_DELETE, 0, d.promote,
+                                        d.n_promote, retained_cb, sc) == 0) {
         sc->retain_busy = true;
     }
 }
