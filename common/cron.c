@@ -26,9 +26,10 @@ static void copy_str(char *dst, size_t size, const char *src)
 }
 
 /* Record the error and return -1, so callers can `return fail(...)`. */
-__attribute__((format(printf, 3, 4))) static int fail(const struct perr *e,
-                                                      const char *field,
-                                                      const char *fmt, ...)
+static int fail(const struct perr *e, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(const struct perr *e, const char *field, const char *fmt, ...)
 {
     va_list ap;
     copy_str(e->field, e->field_size, field);
@@ -71,8 +72,8 @@ static const struct field_spec specs[F__COUNT] = {
 
 static bool is_space(char ch)
 {
-    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' ||
-           ch == '\v' || ch == '\f';
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\v' ||
+           ch == '\f';
 }
 
 static bool is_digit(char ch)
@@ -99,8 +100,12 @@ static bool slice_eq_nocase(const char *p, size_t n, const char *word)
 }
 
 /* A decimal number or a name of the field; @item is only for messages. */
-static int parse_value(const struct field_spec *fs, const char *p, size_t n,
-                       const char *item, size_t item_len, int *out,
+static int parse_value(const struct field_spec *fs,
+                       const char *p,
+                       size_t n,
+                       const char *item,
+                       size_t item_len,
+                       int *out,
                        const struct perr *e)
 {
     bool digits = n > 0;
@@ -141,8 +146,12 @@ static int parse_value(const struct field_spec *fs, const char *p, size_t n,
 }
 
 /* One list item: '*', '?', 'a', 'a-b', each with an optional '/step'. */
-static int parse_item(const struct field_spec *fs, const char *p, size_t n,
-                      uint64_t *bits, bool *star, const struct perr *e)
+static int parse_item(const struct field_spec *fs,
+                      const char *p,
+                      size_t n,
+                      uint64_t *bits,
+                      bool *star,
+                      const struct perr *e)
 {
     const char *slash = memchr(p, '/', n);
     size_t base_len = slash != NULL ? (size_t)(slash - p) : n;
@@ -206,8 +215,12 @@ static int parse_item(const struct field_spec *fs, const char *p, size_t n,
 }
 
 /* A comma-separated list of items. */
-static int parse_field(const struct field_spec *fs, const char *p, size_t n,
-                       uint64_t *bits, bool *star, const struct perr *e)
+static int parse_field(const struct field_spec *fs,
+                       const char *p,
+                       size_t n,
+                       uint64_t *bits,
+                       bool *star,
+                       const struct perr *e)
 {
     size_t start = 0;
     *bits = 0;
@@ -217,8 +230,8 @@ static int parse_field(const struct field_spec *fs, const char *p, size_t n,
             continue;
         }
         if (i == start) {
-            return fail(e, fs->name, "\"%.*s\" has an empty list item",
-                        (int)n, p);
+            return fail(e, fs->name, "\"%.*s\" has an empty list item", (int)n,
+                        p);
         }
         if (parse_item(fs, p + start, i - start, bits, star, e) != 0) {
             return -1;
@@ -229,7 +242,9 @@ static int parse_field(const struct field_spec *fs, const char *p, size_t n,
 }
 
 /* "<int><unit>..." with units ms, s, m, h, into milliseconds. */
-static int parse_every(const char *p, size_t n, int64_t *out,
+static int parse_every(const char *p,
+                       size_t n,
+                       int64_t *out,
                        const struct perr *e)
 {
     int64_t total = 0;
@@ -280,14 +295,18 @@ static const struct
     const char *name;
     const char *expansion;
 } macros[] = {
-    {"@yearly", "0 0 1 1 *"}, {"@annually", "0 0 1 1 *"},
+    {"@yearly", "0 0 1 1 *"},  {"@annually", "0 0 1 1 *"},
     {"@monthly", "0 0 1 * *"}, {"@weekly", "0 0 * * 0"},
-    {"@daily", "0 0 * * *"},  {"@midnight", "0 0 * * *"},
+    {"@daily", "0 0 * * *"},   {"@midnight", "0 0 * * *"},
     {"@hourly", "0 * * * *"},
 };
 
-int cron_parse(const char *expr, struct cron *out, char *field,
-               size_t field_size, char *msg, size_t msg_size)
+int cron_parse(const char *expr,
+               struct cron *out,
+               char *field,
+               size_t field_size,
+               char *msg,
+               size_t msg_size)
 {
     const struct perr e = {field, field_size, msg, msg_size};
     const char *tok[7];
@@ -509,8 +528,7 @@ static bool is_leap(int y)
 
 static int days_in_month(int y, int m)
 {
-    static const int len[12] = {31, 28, 31, 30, 31, 30,
-                                31, 31, 30, 31, 30, 31};
+    static const int len[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     return m == 2 && is_leap(y) ? 29 : len[m - 1];
 }
 
@@ -533,8 +551,7 @@ static int64_t day_number(int y, int m, int d)
 {
     static const int before[12] = {0,   31,  59,  90,  120, 151,
                                    181, 212, 243, 273, 304, 334};
-    return days_before_year(y) + before[m - 1] + (m > 2 && is_leap(y)) + d -
-           1;
+    return days_before_year(y) + before[m - 1] + (m > 2 && is_leap(y)) + d - 1;
 }
 
 /* 0 = Sunday. 0001-01-01 (proleptic Gregorian) was a Monday. */
@@ -655,7 +672,9 @@ static int from_civil(UCalendar *cal, const struct civil *w, int64_t *ms)
  * practice; it just bounds the work. */
 #define CRON_MAX_TRIES 100000
 
-int cron_next(const struct cron *c, const char *tz, int64_t after_ms,
+int cron_next(const struct cron *c,
+              const char *tz,
+              int64_t after_ms,
               int64_t *next_ms)
 {
     UCalendar *cal;

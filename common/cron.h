@@ -79,8 +79,12 @@ struct cron
  * over-long expression) and into @msg a short reason quoting the bad token,
  * e.g. `"61" is out of range 0-59`. @field and @msg may be NULL (or have
  * size 0); they are always NUL-terminated otherwise. */
-int cron_parse(const char *expr, struct cron *out, char *field,
-               size_t field_size, char *msg, size_t msg_size);
+int cron_parse(const char *expr,
+               struct cron *out,
+               char *field,
+               size_t field_size,
+               char *msg,
+               size_t msg_size);
 
 /* True if @tz names a timezone ICU knows as a system (IANA) zone. "UTC", ""
  * and NULL are valid. Custom offsets ("GMT+05:00") and unknown names
@@ -92,7 +96,9 @@ bool cron_tz_valid(const char *tz);
  * within 5 years of civil time (e.g. "0 0 30 2 *", or "0 0 29 2 *" across
  * the non-leap 2100), if @tz is invalid, or if @after_ms is beyond
  * +-10^15 ms (about 31,000 years). */
-int cron_next(const struct cron *c, const char *tz, int64_t after_ms,
+int cron_next(const struct cron *c,
+              const char *tz,
+              int64_t after_ms,
               int64_t *next_ms);
 
 #endif /* COMMON_CRON_H_ */

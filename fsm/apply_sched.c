@@ -70,7 +70,9 @@ static int put_run(struct apply_ctx *a,
     memcpy(buf, &job_id, 8);
     memcpy(buf + 8, &a->now, 8);
     memcpy(buf + 16, &skipped, 4);
-    memcpy(buf + 20, it->error.p, reason);
+    if (reason > 0) {
+        memcpy(buf + 20, it->error.p, reason);
+    }
     rv = mdb_put(a->txn, a->f->dbi[DB_RUNS], &k, &v, MDB_NOOVERWRITE);
     if (rv == MDB_KEYEXIST) {
         return FSM_ITEM_STALE; /* This occurrence was recorded already. */

@@ -87,7 +87,9 @@ int fsm_queues(struct fsm_reader *rd, fsm_queue_cb cb, void *data)
         name = cmp <= 0 ? sname : cname;
         char copy[FSM_MAX_STR];
         struct fsm_str nm = {copy, name.len <= FSM_MAX_STR ? name.len : 0};
-        memcpy(copy, name.p, nm.len);
+        if (nm.len > 0) {
+            memcpy(copy, name.p, nm.len);
+        }
         if (nm.len > 0) {
             struct fsm_queue q;
             uint64_t counts[8];

@@ -318,8 +318,12 @@ int fsm__del_job(struct fsm *f, MDB_txn *txn, const struct fsm_job *old)
     int rv;
 
     keys_of(old, &keys);
-    memcpy(qname, old->queue.p, qlen);
-    memcpy(idem, old->idem_key.p, ilen);
+    if (qlen > 0) {
+        memcpy(qname, old->queue.p, qlen);
+    }
+    if (ilen > 0) {
+        memcpy(idem, old->idem_key.p, ilen);
+    }
     rv = index_apply(f, txn, &keys, false);
     if (rv == 0) {
         rv = count_add(f, txn, status, -1);
@@ -373,11 +377,15 @@ int fsm__put_job(struct fsm *f,
     if (old != NULL) {
         keys_of(old, &old_keys);
         oql = old->queue.len <= FSM_MAX_STR ? old->queue.len : 0;
-        memcpy(oq, old->queue.p, oql);
+        if (oql > 0) {
+            memcpy(oq, old->queue.p, oql);
+        }
     }
     keys_of(job, &new_keys);
     nql = job->queue.len <= FSM_MAX_STR ? job->queue.len : 0;
-    memcpy(nq, job->queue.p, nql);
+    if (nql > 0) {
+        memcpy(nq, job->queue.p, nql);
+    }
     bool moved = old == NULL || old_status != job->status || oql != nql ||
                  memcmp(oq, nq, nql) != 0;
 
