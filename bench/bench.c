@@ -586,7 +586,7 @@ int main(int argc, char **argv)
         {"help", 0, 0, 'h'},           {0, 0, 0, 0}};
     struct options o;
     char nodes[4096] = "http://127.0.0.1:8001";
-    int c;
+    int c, conc_given = 0;
 
     memset(&o, 0, sizeof o);
     o.jobs = 20000;
@@ -653,6 +653,7 @@ int main(int argc, char **argv)
                 break;
             case 'W':
                 o.worker_conc = atoi(optarg);
+                conc_given = 1;
                 break;
             case 'B':
                 snprintf(o.worker_bin, sizeof o.worker_bin, "%s", optarg);
@@ -687,6 +688,12 @@ int main(int argc, char **argv)
                  strncmp(s, "http", 4) == 0 ? "" : "http://", s);
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (delayed && !conc_given && o.workers > 0) {
+        /* Lateness should measure the scheduler, not a backlog: by default
+         * the workers have a slot for every job of the burst. */
+        long per = (o.jobs + o.workers - 1) / o.workers;
+        o.worker_conc = per < 64 ? 64 : per > 1024 ? 1024 : (int)per;
+    }
     if ((e2e || delayed) &&
         (o.workers < 1 || o.workers > 64 || o.worker_conc < 1)) {
         fprintf(stderr, "rota-bench: --workers 1..64\n");

@@ -33,8 +33,12 @@
 #define HEARTBEAT_MS ((int)(sc_ttl / 5))
 #define GRACE_MS ((int64_t)sc_ttl / 2)
 #define MAX_WAIT_MS 4000 /* Below the forwarding deadline (5 s). */
-#define MAX_LEASES 256
-#define MAX_ITEMS 1000
+/* A burst of due jobs is promoted and leased in few entries: up to
+ * MAX_ITEMS items per PROMOTE/ASSIGN/FIRE entry, MAX_LEASES per poll. */
+#define MAX_LEASES 1024
+#define MAX_ITEMS 4096
+#define MAX_RESULTS 1000 /* Results in one completion request. */
+#define MAX_RELEASE 1000 /* Leases released per WORKER_DOWN entry. */
 #define RETENTION_BATCH_MAX 500
 
 struct waiter
@@ -222,7 +226,7 @@ static int submit_items(struct http_server *s,
  * seconds waited (default 60), so a flood of high-priority work cannot
  * starve older low-priority jobs. */
 #define MAX_LEVELS 32  /* Priority levels considered per queue for aging. */
-#define MAX_CANDS 1024 /* Candidates per waiter. */
+#define MAX_CANDS (MAX_LEASES + 4 * MAX_LEVELS + 64) /* Per waiter. */
 
 struct candidate
 {
@@ -715,8 +719,8 @@ static int release_worker(struct sched *sc,
                           cluster_submit_cb cb,
                           void *data)
 {
-    struct fsm_item items[MAX_ITEMS];
-    struct down_ctx d = {worker, items, 0, MAX_ITEMS, now_ms()};
+    struct fsm_item items[MAX_RELEASE];
+    struct down_ctx d = {worker, items, 0, MAX_RELEASE, now_ms()};
     struct fsm_reader *rd;
 
     memset(items, 0, sizeof items);
@@ -1218,9 +1222,9 @@ static void workers_complete(struct http_server *s, h2o_req_t *req, uint64_t id)
     }
     results = json_object_get(o, "results");
     n = json_array_size(results);
-    if (!json_is_array(results) || n == 0 || n > MAX_ITEMS) {
+    if (!json_is_array(results) || n == 0 || n > MAX_RESULTS) {
         http__send_error(req, 400, "invalid_argument", "results",
-                         "results: an array of 1..%d results", MAX_ITEMS);
+                         "results: an array of 1..%d results", MAX_RESULTS);
         json_decref(o);
         return;
     }
