@@ -14,6 +14,8 @@
 
 #include "fsm/internal.h"
 
+int fsm_test_planted_bug = 0;
+
 #define MAX_WORKER_QUEUES 1024
 #define MAX_CONCURRENCY 10000
 #define MAX_OUTPUT (256 * 1024)
@@ -284,7 +286,9 @@ static int item_complete(struct apply_ctx *a,
     char *mem = NULL;
     int rv;
 
-    if (old->status != FSM_RUNNING || old->lease_token != it->token) {
+    if (old->status != FSM_RUNNING ||
+        (old->lease_token != it->token &&
+         fsm_test_planted_bug != FSM_BUG_TOKEN)) {
         return FSM_ITEM_STALE;
     }
     if (it->output.len > MAX_OUTPUT || it->result.len > MAX_OUTPUT ||

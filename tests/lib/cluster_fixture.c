@@ -849,8 +849,9 @@ long cluster_fixture_check_acked(struct cluster_fixture *f, unsigned mask)
         }
         acked = 0;
         for (struct cluster_req *req = f->reqs; req != NULL; req = req->next) {
-            if (req->rv != 0 || !req->done || req->status != 0) {
-                continue;
+            if (req->rv != 0 || !req->done || req->status != 0 ||
+                req->n_jobs == 0) {
+                continue; /* Not acknowledged, or not a job submission. */
             }
             if (req->n_results != req->n_cmds) {
                 fprintf(stderr, "entry %llu: %u results for %u commands\n",

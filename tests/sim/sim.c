@@ -1,0 +1,831 @@
+/* Deterministic simulation: the real FSM on raft_fixture (in-memory network
+ * and disk, virtual time), driven from one seed. Clients submit jobs with
+ * idempotency keys (and resubmit them), simulated workers lease, complete
+ * (sometimes with superseded tokens), crash and cancel; the network and the
+ * servers fail (kill/revive, isolate, one-way drops, latency, io faults,
+ * snapshots forced by a low threshold). Invariants are checked as it goes;
+ * after the faults stop, everything heals and every job must finish.
+ *
+ *   sim [--seeds N] [--first S] [--seed S] [--ops N] [--snapshots]
+ *       [--plant token] [-v]
+ *
+ * --snapshots sets a snapshot threshold of a few entries, so lagging
+ * servers get snapshot installs. Not the default: raft 0.15's fixture io
+ * truncates its entry array as if it started at index 1 after an install
+ * (ioMethodTruncate: n = index - 1), which overflows the heap when raft
+ * later truncates a conflicting suffix (libraft bug, seen as a crash in
+ * raft_fixture_step; about 1 seed in 500). CI runs a fixed seed range in
+ * this mode.
+ *
+ * Exit 0 when every seed passed; a failing seed prints itself and its
+ * violation, and `sim --seed S` replays it bit for bit (same trace hash).
+ * --plant token turns off the lease-token check in apply (test-only
+ * switch): the run must then FAIL, which shows the checks can fail. */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "fsm/internal.h"
+#include "tests/lib/cluster_fixture.h"
+
+#define MAX_JOBS 512
+#define MAX_WORKERS 4
+#define MAX_OPS_DEFAULT 160
+
+struct sjob
+{
+    uint64_t id;
+    raft_index acked_at;           /* Index of the entry that created it. */
+    uint8_t final[CLUSTER_MAX_N];  /* First final status seen per node. */
+    uint64_t token[CLUSTER_MAX_N]; /* Last lease token seen per node. */
+};
+
+struct key
+{
+    uint64_t id; /* 0 until a submit with this key is acknowledged. */
+    unsigned n_submits;
+};
+
+/* A COMPLETE item we sent with a token already superseded at the time. */
+struct stale
+{
+    struct cluster_req *req;
+    unsigned item;
+    uint64_t job, token;
+};
+
+struct sim
+{
+    struct cluster_fixture *f;
+    uint64_t rng;
+    unsigned seed, ops, verbose;
+    uint64_t trace; /* Hash of what happened: equal on replay. */
+    struct sjob jobs[MAX_JOBS];
+    unsigned n_jobs;
+    struct key keys[MAX_JOBS];
+    unsigned n_keys;
+    uint64_t workers[MAX_WORKERS];
+    unsigned n_workers;
+    struct
+    {
+        struct cluster_req *req;
+        int key; /* SUBMIT: the idempotency key's number; else -1. */
+    } pending[4096];
+    unsigned n_pending;
+    struct stale stale[1024];
+    unsigned n_stale;
+    char violation[512];
+    unsigned deposed; /* Leader changes forced to repair a follower. */
+    bool snapshots;   /* Low snapshot threshold: installs to laggards. */
+};
+
+static uint64_t next_rand(struct sim *s)
+{
+    /* xorshift64* */
+    s->rng ^= s->rng >> 12;
+    s->rng ^= s->rng << 25;
+    s->rng ^= s->rng >> 27;
+    return s->rng * 2685821657736338717ULL;
+}
+
+static unsigned pick(struct sim *s, unsigned n)
+{
+    return n == 0 ? 0 : (unsigned)(next_rand(s) % n);
+}
+
+static void mix(struct sim *s, uint64_t v)
+{
+    s->trace = (s->trace ^ v) * 1099511628211ULL;
+}
+
+static bool violate(struct sim *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static bool violate(struct sim *s, const char *fmt, ...)
+{
+    va_list ap;
+    if (s->violation[0] == '\0') {
+        va_start(ap, fmt);
+        vsnprintf(s->violation, sizeof s->violation, fmt, ap);
+        va_end(ap);
+    }
+    return false;
+}
+
+static void track_key(struct sim *s, struct cluster_req *req, int key)
+{
+    if (req != NULL && req->rv == 0 && s->n_pending < 4096) {
+        s->pending[s->n_pending].req = req;
+        s->pending[s->n_pending].key = key;
+        s->n_pending++;
+    }
+}
+
+static void track(struct sim *s, struct cluster_req *req)
+{
+    track_key(s, req, -1);
+}
+
+/* ---- Client and worker actions ------------------------------------------ */
+
+static void submit(struct sim *s)
+{
+    unsigned i = pick(s, CLUSTER_N(s->f));
+    unsigned k;
+    char key[32], spec[48];
+    struct cluster_job_in in;
+
+    if (s->n_keys > 0 && pick(s, 4) == 0) {
+        k = pick(s, s->n_keys); /* A retry of an earlier request. */
+    } else if (s->n_keys < MAX_JOBS) {
+        k = s->n_keys++;
+    } else {
+        return;
+    }
+    snprintf(key, sizeof key, "k%u", k);
+    snprintf(spec, sizeof spec, "{\"payload\":{\"n\":%u}}", k);
+    memset(&in, 0, sizeof in);
+    in.idem_key = key;
+    in.spec = spec;
+    in.hash = k;
+    s->keys[k].n_submits++;
+    track_key(s, cluster_fixture_submit(s->f, i, &in, NULL, 1), (int)k);
+}
+
+static void submit_items(struct sim *s,
+                         unsigned i,
+                         uint8_t type,
+                         uint64_t id,
+                         const struct fsm_item *items,
+                         unsigned n,
+                         unsigned *stale_at)
+{
+    struct fsm_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = type;
+    c.id = id;
+    c.items = items;
+    c.n_items = n;
+    struct cluster_req *req = cluster_fixture_submit_cmds(s->f, i, &c, 1);
+    track(s, req);
+    for (unsigned k = 0; stale_at != NULL && k < n; k++) {
+        if (stale_at[k] && req != NULL && req->rv == 0 && s->n_stale < 1024) {
+            s->stale[s->n_stale++] =
+                (struct stale){req, k, items[k].job_id, items[k].token};
+        }
+    }
+}
+
+static void register_worker(struct sim *s)
+{
+    unsigned leader = CLUSTER_LEADER(s->f);
+    struct fsm_cmd c;
+    if (leader >= CLUSTER_N(s->f) || s->n_workers == MAX_WORKERS) {
+        return;
+    }
+    memset(&c, 0, sizeof c);
+    c.type = FSM_CMD_WORKER_REG;
+    c.worker.name.p = "w";
+    c.worker.name.len = 1;
+    c.worker.queues.p = "default";
+    c.worker.queues.len = 7;
+    c.worker.concurrency = 8;
+    track(s, cluster_fixture_submit_cmds(s->f, leader, &c, 1));
+}
+
+struct scan
+{
+    struct sim *s;
+    uint8_t status;
+    uint64_t ids[16], tokens[16], workers[16];
+    unsigned n;
+};
+
+static int scan_cb(void *data, const struct fsm_job *job)
+{
+    struct scan *sc = data;
+    if (sc->n < 16) {
+        sc->ids[sc->n] = job->id;
+        sc->tokens[sc->n] = job->lease_token;
+        sc->workers[sc->n] = job->worker_id;
+        sc->n++;
+    }
+    return sc->n == 16;
+}
+
+/* Up to 16 jobs of @status on the leader, as its dispatcher would see. */
+static unsigned scan(struct sim *s,
+                     unsigned leader,
+                     uint8_t status,
+                     struct scan *sc)
+{
+    struct fsm_reader *rd;
+    struct fsm_query q;
+    char next[FSM_CURSOR_SIZE];
+    memset(sc, 0, sizeof *sc);
+    memset(&q, 0, sizeof q);
+    q.status = status;
+    q.limit = 16;
+    if (fsm_read_begin(CLUSTER_FSM(s->f, leader), &rd) == 0) {
+        fsm_list(rd, &q, scan_cb, sc, next);
+        fsm_read_end(rd);
+    }
+    return sc->n;
+}
+
+static void assign(struct sim *s)
+{
+    unsigned leader = CLUSTER_LEADER(s->f);
+    struct fsm_item items[16];
+    struct scan sc;
+    unsigned n;
+    if (leader >= CLUSTER_N(s->f) || s->n_workers == 0) {
+        return;
+    }
+    n = scan(s, leader, FSM_PENDING, &sc);
+    n = n > 0 ? 1 + pick(s, n) : 0;
+    memset(items, 0, sizeof items);
+    for (unsigned k = 0; k < n; k++) {
+        items[k].job_id = sc.ids[k];
+        items[k].worker_id = s->workers[pick(s, s->n_workers)];
+    }
+    if (n > 0) {
+        submit_items(s, leader, FSM_CMD_ASSIGN, 0, items, n, NULL);
+    }
+}
+
+static void complete(struct sim *s, bool all_ok)
+{
+    unsigned leader = CLUSTER_LEADER(s->f);
+    struct fsm_item items[17];
+    unsigned stale_at[17] = {0};
+    struct scan sc;
+    unsigned n;
+    if (leader >= CLUSTER_N(s->f)) {
+        return;
+    }
+    n = scan(s, leader, FSM_RUNNING, &sc);
+    n = n > 0 && !all_ok ? 1 + pick(s, n) : n;
+    memset(items, 0, sizeof items);
+    for (unsigned k = 0; k < n; k++) {
+        items[k].job_id = sc.ids[k];
+        items[k].token = sc.tokens[k];
+        items[k].ok = all_ok || pick(s, 5) != 0;
+        items[k].retryable = 1;
+        /* A paused worker's late result: a superseded token. */
+        if (!all_ok && sc.tokens[k] > 1 && pick(s, 5) == 0) {
+            items[k].token = sc.tokens[k] - 1 - pick(s, 3);
+            stale_at[k] = 1;
+        }
+    }
+    if (n > 0 && !all_ok && pick(s, 4) == 0) {
+        /* The same result twice in one entry: the second is stale. */
+        items[n] = items[0];
+        stale_at[n] = 1;
+        n++;
+    }
+    if (n > 0) {
+        submit_items(s, leader, FSM_CMD_COMPLETE, 0, items, n, stale_at);
+    }
+}
+
+static void crash_worker(struct sim *s)
+{
+    unsigned leader = CLUSTER_LEADER(s->f);
+    struct fsm_item items[16];
+    struct scan sc;
+    uint64_t w;
+    unsigned n = 0;
+    if (leader >= CLUSTER_N(s->f) || s->n_workers == 0) {
+        return;
+    }
+    w = s->workers[pick(s, s->n_workers)];
+    scan(s, leader, FSM_RUNNING, &sc);
+    memset(items, 0, sizeof items);
+    for (unsigned k = 0; k < sc.n; k++) {
+        if (sc.workers[k] == w) {
+            items[n].job_id = sc.ids[k];
+            items[n].token = sc.tokens[k];
+            n++;
+        }
+    }
+    submit_items(s, leader, FSM_CMD_WORKER_DOWN, w, items, n, NULL);
+}
+
+static void cancel(struct sim *s)
+{
+    unsigned leader = CLUSTER_LEADER(s->f);
+    struct fsm_cmd c;
+    if (leader >= CLUSTER_N(s->f) || s->n_jobs == 0) {
+        return;
+    }
+    memset(&c, 0, sizeof c);
+    c.type = FSM_CMD_CANCEL;
+    c.id = s->jobs[pick(s, s->n_jobs)].id;
+    track(s, cluster_fixture_submit_cmds(s->f, leader, &c, 1));
+}
+
+/* ---- Faults ---------------------------------------------------------------
+ */
+
+static unsigned n_down(struct sim *s)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < CLUSTER_N(s->f); i++) {
+        n += !CLUSTER_ALIVE(s->f, i);
+    }
+    return n;
+}
+
+static void fault(struct sim *s)
+{
+    struct cluster_fixture *f = s->f;
+    unsigned i = pick(s, CLUSTER_N(f)), j = pick(s, CLUSTER_N(f));
+    switch (pick(s, 6)) {
+        case 0: /* Kill (a minority at most) or revive. */
+            if (CLUSTER_ALIVE(f, i) && n_down(s) < (CLUSTER_N(f) - 1) / 2) {
+                CLUSTER_KILL(f, i);
+            } else if (!CLUSTER_ALIVE(f, i)) {
+                CLUSTER_REVIVE(f, i);
+            }
+            break;
+        case 1:
+            CLUSTER_ISOLATE(f, i);
+            break;
+        case 2:
+            CLUSTER_REJOIN(f, i);
+            break;
+        case 3: /* One-way drop. */
+            if (i != j) {
+                raft_fixture_disconnect(&f->raft, i, j);
+            }
+            break;
+        case 4:
+            if (i != j) {
+                raft_fixture_reconnect(&f->raft, i, j);
+            }
+            break;
+        default:
+            raft_fixture_set_network_latency(&f->raft, i, 2 + pick(s, 40));
+            break;
+    }
+}
+
+static void heal(struct sim *s)
+{
+    struct cluster_fixture *f = s->f;
+    for (unsigned i = 0; i < CLUSTER_N(f); i++) {
+        if (!CLUSTER_ALIVE(f, i)) {
+            CLUSTER_REVIVE(f, i);
+        }
+        CLUSTER_REJOIN(f, i);
+        raft_fixture_set_network_latency(&f->raft, i, 5);
+        for (unsigned j = 0; j < CLUSTER_N(f); j++) {
+            if (i != j) {
+                raft_fixture_reconnect(&f->raft, i, j);
+            }
+        }
+    }
+}
+
+/* ---- Invariants -----------------------------------------------------------
+ */
+
+/* Results of finished requests: acknowledged submits, workers, stale
+ * completions. */
+static bool harvest(struct sim *s)
+{
+    unsigned keep = 0;
+    for (unsigned p = 0; p < s->n_pending; p++) {
+        struct cluster_req *req = s->pending[p].req;
+        int k = s->pending[p].key;
+        if (!req->done) {
+            s->pending[keep++] = s->pending[p];
+            continue;
+        }
+        mix(s, req->index * 31 + (uint64_t)req->status);
+        if (k < 0 || req->status != 0 || req->n_cmds != 1 ||
+            req->results[0].code != 0 || req->results[0].n_ids != 1) {
+            continue;
+        }
+        /* An acknowledged SUBMIT: one job per idempotency key. */
+        uint64_t id = req->results[0].ids[0];
+        mix(s, id);
+        if (s->keys[k].id != 0 && s->keys[k].id != id) {
+            return violate(s, "key k%d maps to %016llx and %016llx", k,
+                           (unsigned long long)s->keys[k].id,
+                           (unsigned long long)id);
+        }
+        if (s->keys[k].id == 0) {
+            s->keys[k].id = id;
+            if (s->n_jobs < MAX_JOBS) {
+                memset(&s->jobs[s->n_jobs], 0, sizeof s->jobs[0]);
+                s->jobs[s->n_jobs].id = id;
+                s->jobs[s->n_jobs].acked_at = req->index;
+                s->n_jobs++;
+            }
+        }
+    }
+    s->n_pending = keep;
+    /* Stale completions must never be accepted. */
+    for (unsigned k = 0; k < s->n_stale; k++) {
+        struct stale *st = &s->stale[k];
+        if (!st->req->done) {
+            continue;
+        }
+        if (st->req->status == 0 && st->req->results[0].code == 0 &&
+            st->item < st->req->results[0].n_ids &&
+            st->req->results[0].existed[st->item] == FSM_ITEM_OK) {
+            return violate(s,
+                           "stale completion accepted: job %016llx token %llu "
+                           "(entry %llu)",
+                           (unsigned long long)st->job,
+                           (unsigned long long)st->token,
+                           (unsigned long long)st->req->index);
+        }
+        s->stale[k--] = s->stale[--s->n_stale];
+    }
+    return true;
+}
+
+/* Per node and job: tokens never go down, a final status never changes,
+ * every acknowledged job exists once the node applied its entry. */
+static bool check_nodes(struct sim *s)
+{
+    struct cluster_fixture *f = s->f;
+    for (unsigned i = 0; i < CLUSTER_N(f); i++) {
+        struct fsm_reader *rd;
+        uint64_t applied = fsm_applied_index(CLUSTER_FSM(f, i));
+        if (fsm_read_begin(CLUSTER_FSM(f, i), &rd) != 0) {
+            return violate(s, "server %u: cannot read", i);
+        }
+        for (unsigned k = 0; k < s->n_jobs; k++) {
+            struct sjob *j = &s->jobs[k];
+            struct fsm_job job;
+            int rv = fsm_get_job(rd, j->id, &job);
+            if (rv != 0) {
+                if (applied >= j->acked_at) {
+                    fsm_read_end(rd);
+                    return violate(s,
+                                   "server %u (applied %llu): acknowledged job "
+                                   "%016llx missing",
+                                   i, (unsigned long long)applied,
+                                   (unsigned long long)j->id);
+                }
+                continue;
+            }
+            if (job.lease_token < j->token[i]) {
+                fsm_read_end(rd);
+                return violate(s,
+                               "server %u: job %016llx token went down %llu -> "
+                               "%llu",
+                               i, (unsigned long long)j->id,
+                               (unsigned long long)j->token[i],
+                               (unsigned long long)job.lease_token);
+            }
+            j->token[i] = job.lease_token;
+            if (j->final[i] != 0 && job.status != j->final[i]) {
+                fsm_read_end(rd);
+                return violate(s,
+                               "server %u: finished job %016llx changed %s -> "
+                               "%s",
+                               i, (unsigned long long)j->id,
+                               fsm_status_name(j->final[i]),
+                               fsm_status_name(job.status));
+            }
+            if (fsm_status_is_final(job.status)) {
+                j->final[i] = job.status;
+                for (unsigned o = 0; o < CLUSTER_N(f); o++) {
+                    if (j->final[o] != 0 && j->final[o] != job.status) {
+                        fsm_read_end(rd);
+                        return violate(s,
+                                       "job %016llx ended %s on server %u and "
+                                       "%s on server %u",
+                                       (unsigned long long)j->id,
+                                       fsm_status_name(job.status), i,
+                                       fsm_status_name(j->final[o]), o);
+                    }
+                }
+            }
+        }
+        fsm_read_end(rd);
+    }
+    /* Equal applied index → equal state. */
+    for (unsigned i = 0; i < CLUSTER_N(f); i++) {
+        for (unsigned o = i + 1; o < CLUSTER_N(f); o++) {
+            uint64_t ai = fsm_applied_index(CLUSTER_FSM(f, i));
+            uint64_t ao = fsm_applied_index(CLUSTER_FSM(f, o));
+            if (ai == ao && ai > 0 &&
+                cluster_fixture_digest(f, i) != cluster_fixture_digest(f, o)) {
+                return violate(s,
+                               "servers %u and %u differ at applied index %llu",
+                               i, o, (unsigned long long)ai);
+            }
+        }
+    }
+    return true;
+}
+
+/* Workers registered by the leader: read them from its FSM. */
+static void worker_cb(void *data, const struct fsm_worker *w)
+{
+    struct sim *s = data;
+    for (unsigned i = 0; i < s->n_workers; i++) {
+        if (s->workers[i] == w->id) {
+            return;
+        }
+    }
+    if (!w->down && s->n_workers < MAX_WORKERS) {
+        s->workers[s->n_workers++] = w->id;
+    }
+}
+
+static void refresh_workers(struct sim *s)
+{
+    unsigned leader = CLUSTER_LEADER(s->f);
+    struct fsm_reader *rd;
+    if (leader >= CLUSTER_N(s->f) ||
+        fsm_read_begin(CLUSTER_FSM(s->f, leader), &rd) != 0) {
+        return;
+    }
+    s->n_workers = 0;
+    fsm_workers(rd, worker_cb, s);
+    fsm_read_end(rd);
+}
+
+static bool all_final(struct sim *s, unsigned i)
+{
+    for (unsigned k = 0; k < s->n_jobs; k++) {
+        struct fsm_job job;
+        struct fsm_reader *rd;
+        bool fin = false;
+        if (fsm_read_begin(CLUSTER_FSM(s->f, i), &rd) == 0) {
+            fin = fsm_get_job(rd, s->jobs[k].id, &job) == 0 &&
+                  fsm_status_is_final(job.status);
+            fsm_read_end(rd);
+        }
+        if (!fin) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- One seed -------------------------------------------------------------
+ */
+
+static bool run(struct sim *s)
+{
+    struct cluster_fixture *f;
+    unsigned n = pick(s, 3) == 0 ? 5 : 3;
+
+    f = s->f = cluster_fixture_create(n);
+    if (f == NULL) {
+        return violate(s, "cannot create the fixture");
+    }
+    for (unsigned i = 0; i < n; i++) {
+        raft_fixture_set_randomized_election_timeout(&f->raft, i,
+                                                     1000 + pick(s, 1000));
+        raft_fixture_set_network_latency(&f->raft, i, 2 + pick(s, 20));
+        raft_fixture_set_disk_latency(&f->raft, i, 1);
+    }
+    if (s->snapshots) {
+        /* Snapshots (and installs to lagging servers) every few entries. */
+        cluster_fixture_set_snapshot(f, 4 + pick(s, 16), 2 + pick(s, 4));
+    }
+    if (!raft_fixture_step_until_has_leader(&f->raft, 10000)) {
+        return violate(s, "no first leader");
+    }
+    for (unsigned op = 0; op < s->ops; op++) {
+        unsigned a = pick(s, 100);
+        if (s->n_workers < 2 && a < 50) {
+            register_worker(s);
+        } else if (a < 35) {
+            submit(s);
+        } else if (a < 55) {
+            assign(s);
+        } else if (a < 72) {
+            complete(s, false);
+        } else if (a < 75) {
+            crash_worker(s);
+        } else if (a < 78) {
+            cancel(s);
+        } else if (a < 88) {
+            fault(s);
+        }
+        unsigned steps = 1 + pick(s, 30);
+        for (unsigned k = 0; k < steps; k++) {
+            raft_fixture_step(&f->raft);
+        }
+        mix(s, raft_fixture_time(&f->raft));
+        refresh_workers(s);
+        if (!harvest(s) || (op % 8 == 0 && !check_nodes(s))) {
+            return false;
+        }
+    }
+    /* Heal; a leader within a bound; every job finished within a bound. */
+    heal(s);
+    if (!raft_fixture_step_until_has_leader(&f->raft, 20000)) {
+        return violate(s, "no leader 20 s after healing");
+    }
+    raft_time deadline = raft_fixture_time(&f->raft) + 120000;
+    while (raft_fixture_time(&f->raft) < deadline) {
+        if (s->n_workers == 0) {
+            register_worker(s);
+        }
+        assign(s);
+        complete(s, true);
+        raft_fixture_step_until_elapsed(&f->raft, 50);
+        refresh_workers(s);
+        if (!harvest(s)) {
+            return false;
+        }
+        unsigned leader = CLUSTER_LEADER(f);
+        if (s->n_pending == 0 && leader < n && all_final(s, leader)) {
+            break;
+        }
+    }
+    /* Lagging servers catch up within a bound (a snapshot install whose
+     * message was dropped is retried after raft's 30 s timeout). */
+    raft_time until = raft_fixture_time(&f->raft) + 60000;
+    raft_time depose_at = raft_fixture_time(&f->raft) + 20000;
+    while (raft_fixture_time(&f->raft) < until) {
+        raft_fixture_step_until_elapsed(&f->raft, 200);
+        if (raft_fixture_time(&f->raft) >= depose_at) {
+            /* raft 0.15 can leave a follower with a stale uncommitted
+             * suffix rejected forever by the same leader (its progress
+             * ignores the rejection); a new leader repairs it. Counted:
+             * docs/reliability.md. */
+            s->deposed++;
+            depose_at = until;
+            if (CLUSTER_LEADER(f) < n) {
+                raft_fixture_depose(&f->raft);
+                raft_fixture_step_until_has_leader(&f->raft, 10000);
+            }
+        }
+        bool same = true;
+        for (unsigned i = 1; i < n && same; i++) {
+            same = raft_last_applied(CLUSTER_RAFT(f, i)) ==
+                   raft_last_applied(CLUSTER_RAFT(f, 0));
+        }
+        if (same) {
+            break;
+        }
+    }
+    raft_fixture_step_until_elapsed(&f->raft, 500);
+    if (!harvest(s) || !check_nodes(s)) {
+        return false;
+    }
+    unsigned leader = CLUSTER_LEADER(f);
+    if (leader >= n || !all_final(s, leader)) {
+        return violate(s, "jobs still unfinished 120 s after healing");
+    }
+    if (cluster_fixture_check_acked(f, 0) < 0) {
+        return violate(s, "an acknowledged job is missing or different");
+    }
+    if (!cluster_fixture_check_converged(f, 0)) {
+        for (unsigned i = 0; i < n; i++) {
+            struct raft *r = CLUSTER_RAFT(f, i);
+            fprintf(stderr,
+                    "server %u: alive=%d state=%d last_index=%llu "
+                    "commit=%llu applied=%llu\n",
+                    i, CLUSTER_ALIVE(f, i), raft_state(r),
+                    (unsigned long long)raft_last_index(r),
+                    (unsigned long long)r->commit_index,
+                    (unsigned long long)raft_last_applied(r));
+            unsigned s0 = raft_fixture_n_send(&f->raft, i,
+                                              RAFT_IO_APPEND_ENTRIES),
+                     r0 = raft_fixture_n_recv(&f->raft, i,
+                                              RAFT_IO_APPEND_ENTRIES),
+                     r1 = raft_fixture_n_recv(&f->raft, i, 2);
+            raft_fixture_step_until_elapsed(&f->raft, 1000);
+            fprintf(
+                stderr,
+                "  1 s later: sent AE +%u, recv AE +%u, recv AER +%u; "
+                "term %llu snapshot_index %llu commit %llu stored %llu\n",
+                raft_fixture_n_send(&f->raft, i, RAFT_IO_APPEND_ENTRIES) - s0,
+                raft_fixture_n_recv(&f->raft, i, RAFT_IO_APPEND_ENTRIES) - r0,
+                raft_fixture_n_recv(&f->raft, i, 2) - r1,
+                (unsigned long long)r->current_term,
+                (unsigned long long)r->log.snapshot.last_index,
+                (unsigned long long)r->commit_index,
+                (unsigned long long)r->last_stored);
+            for (unsigned j = 0; j < n; j++) {
+                if (j != i) {
+                    fprintf(stderr, "  to %u: saturated=%d\n", j,
+                            raft_fixture_saturated(&f->raft, i, j));
+                }
+            }
+        }
+        return violate(s, "servers did not converge after healing");
+    }
+    if (!cluster_fixture_check_callbacks(f, false)) {
+        return violate(s, "a request callback fired twice");
+    }
+    mix(s, cluster_fixture_digest(f, leader));
+    return true;
+}
+
+static unsigned long long total_deposed, total_jobs;
+
+static bool snapshots_mode;
+
+static bool run_seed(unsigned seed,
+                     unsigned ops,
+                     unsigned verbose,
+                     uint64_t *trace)
+{
+    static struct sim s; /* Large: keep it off the stack. */
+    memset(&s, 0, sizeof s);
+    s.seed = seed;
+    s.ops = ops;
+    s.snapshots = snapshots_mode;
+    s.verbose = verbose;
+    s.rng = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)seed * 0xBF58476D1CE4E5B9ULL);
+    s.rng = s.rng != 0 ? s.rng : 1;
+    s.trace = 14695981039346656037ULL;
+    bool ok = run(&s);
+    *trace = s.trace;
+    total_deposed += s.deposed;
+    total_jobs += s.n_jobs;
+    if (!ok) {
+        fprintf(stderr,
+                "seed %u FAILED: %s\n  replay: tests/sim/run --seed %u\n", seed,
+                s.violation, seed);
+    } else if (verbose) {
+        fprintf(stderr, "seed %u ok: %u jobs, trace %016llx\n", seed, s.n_jobs,
+                (unsigned long long)s.trace);
+    }
+    if (s.f != NULL) {
+        cluster_fixture_destroy(s.f);
+    }
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    unsigned first = 1, seeds = 100, ops = MAX_OPS_DEFAULT, verbose = 0;
+    int single = -1;
+    bool plant = false;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--seeds") == 0 && i + 1 < argc) {
+            seeds = (unsigned)strtoul(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--first") == 0 && i + 1 < argc) {
+            first = (unsigned)strtoul(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
+            single = (int)strtoul(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--ops") == 0 && i + 1 < argc) {
+            ops = (unsigned)strtoul(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--plant") == 0 && i + 1 < argc &&
+                   strcmp(argv[i + 1], "token") == 0) {
+            plant = true;
+            i++;
+        } else if (strcmp(argv[i], "--snapshots") == 0) {
+            snapshots_mode = true;
+        } else if (strcmp(argv[i], "-v") == 0) {
+            verbose = 1;
+        } else {
+            fprintf(stderr,
+                    "usage: sim [--seeds N] [--first S] [--seed S] [--ops N] "
+                    "[--snapshots] [--plant token] [-v]\n");
+            return 2;
+        }
+    }
+    fsm_test_planted_bug = plant ? FSM_BUG_TOKEN : 0;
+    if (single >= 0) {
+        uint64_t t1, t2;
+        bool ok = run_seed((unsigned)single, ops, 1, &t1);
+        /* Replay: the same seed must do exactly the same. */
+        bool ok2 = run_seed((unsigned)single, ops, 0, &t2);
+        if (ok != ok2 || t1 != t2) {
+            fprintf(stderr,
+                    "seed %d is not deterministic: %016llx != %016llx\n",
+                    single, (unsigned long long)t1, (unsigned long long)t2);
+            return 1;
+        }
+        printf("%d passed, %d failed\n", ok ? 1 : 0, ok ? 0 : 1);
+        return ok ? 0 : 1;
+    }
+    unsigned passed = 0, failed = 0;
+    for (unsigned seed = first; seed < first + seeds; seed++) {
+        uint64_t trace;
+        if (run_seed(seed, ops, verbose, &trace)) {
+            passed++;
+        } else {
+            failed++;
+        }
+        if ((seed - first + 1) % 100 == 0) {
+            fprintf(stderr, "sim: %u/%u seeds, %u failed\n", seed - first + 1,
+                    seeds, failed);
+        }
+    }
+    fprintf(stderr,
+            "sim: %u seeds, %llu acknowledged jobs; %llu leader changes forced "
+            "to repair a stuck follower (raft 0.15)\n",
+            seeds, total_jobs, total_deposed);
+    printf("%u passed, %u failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
