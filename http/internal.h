@@ -77,6 +77,14 @@ const char *http__query(h2o_req_t *req,
                         char *buf,
                         size_t size);
 
+/* Query parameter @name as a non-empty string in @buf (*out points to it);
+ * false if absent or empty. (jobs.c) */
+bool http__query_str(h2o_req_t *req,
+                     const char *name,
+                     char *buf,
+                     size_t size,
+                     struct fsm_str *out);
+
 /* job_json.c: JSON ↔ job. */
 struct job_input
 {

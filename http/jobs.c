@@ -346,7 +346,7 @@ static int list_cb(void *data, const struct fsm_job *job)
     return 0;
 }
 
-static bool query_str(h2o_req_t *req,
+bool http__query_str(h2o_req_t *req,
                       const char *name,
                       char *buf,
                       size_t size,
@@ -389,9 +389,9 @@ void http__jobs_list_status(struct http_server *s,
             return;
         }
     }
-    query_str(req, "user_id", user, sizeof user, &q.user_id);
-    query_str(req, "queue", queue, sizeof queue, &q.queue);
-    query_str(req, "type", type, sizeof type, &q.type);
+    http__query_str(req, "user_id", user, sizeof user, &q.user_id);
+    http__query_str(req, "queue", queue, sizeof queue, &q.queue);
+    http__query_str(req, "type", type, sizeof type, &q.type);
     if (http__query(req, "limit", limit, sizeof limit) != NULL) {
         char *end;
         long v = strtol(limit, &end, 10);

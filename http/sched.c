@@ -660,20 +660,6 @@ static void bulk_cb_done(void *data, int status, const struct fsm_result *res)
                     0);
 }
 
-static bool query_filter(h2o_req_t *req,
-                         const char *name,
-                         char *buf,
-                         size_t size,
-                         struct fsm_str *out)
-{
-    if (http__query(req, name, buf, size) == NULL || buf[0] == '\0') {
-        return false;
-    }
-    out->p = buf;
-    out->len = (uint32_t)strlen(buf);
-    return true;
-}
-
 /* POST /v1/dlq/retry, DELETE /v1/dlq: failed jobs matching the filters
  * (queue, type, user_id), at most ?limit (1..1000, default 1000) per
  * request; "more" says whether matching jobs are left. */
@@ -690,9 +676,9 @@ static void dlq_bulk(struct http_server *s, h2o_req_t *req, uint8_t type)
     memset(&q, 0, sizeof q);
     q.status = FSM_FAILED;
     q.limit = BULK_MAX;
-    query_filter(req, "user_id", user, sizeof user, &q.user_id);
-    query_filter(req, "queue", queue, sizeof queue, &q.queue);
-    query_filter(req, "type", jtype, sizeof jtype, &q.type);
+    http__query_str(req, "user_id", user, sizeof user, &q.user_id);
+    http__query_str(req, "queue", queue, sizeof queue, &q.queue);
+    http__query_str(req, "type", jtype, sizeof jtype, &q.type);
     if (http__query(req, "limit", lim, sizeof lim) != NULL) {
         char *end;
         long v = strtol(lim, &end, 10);

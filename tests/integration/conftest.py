@@ -261,3 +261,15 @@ def submit(node, body, expect=201):
     status, headers, resp = node.req("POST", "/v1/jobs", body)
     assert status == expect, (status, resp)
     return resp
+
+
+@pytest.fixture
+def worker_built():
+    if not os.path.exists(WORKER):
+        pytest.fail(f"{WORKER} is not built")
+
+
+def done(c, job_id, status="completed", timeout=30):
+    """Wait until the job (as the leader sees it) has @status; return it."""
+    return wait_until(lambda: (lambda j: j if j["status"] == status else None)(c.job(job_id)),
+                      timeout=timeout, what=f"job {job_id} {status}")

@@ -5,27 +5,17 @@ back, workflows (order, failure propagation, all_done, cancel), queue pause
 and concurrency, concurrency keys, priority aging, retention, and the 400s
 of bad schedules."""
 
-import os
-import signal
 import time
 import urllib.parse
 
 import pytest
 
-from conftest import WORKER, submit, wait_until
+from conftest import done, submit, wait_until
 
 TTL = ["--worker-ttl", "2000"]
 
 
-@pytest.fixture(autouse=True)
-def built():
-    if not os.path.exists(WORKER):
-        pytest.fail(f"{WORKER} is not built")
-
-
-def done(c, job_id, status="completed", timeout=30):
-    return wait_until(lambda: (lambda j: j if j["status"] == status else None)(c.job(job_id)),
-                      timeout=timeout, what=f"job {job_id} {status}")
+pytestmark = pytest.mark.usefixtures("worker_built")
 
 
 def get(node, path, expect=200):

@@ -8,20 +8,12 @@ import time
 
 import pytest
 
-from conftest import WORKER, submit, wait_until
+from conftest import WORKER, done, submit, wait_until
 
 TTL = ["--worker-ttl", "2000"]
 
 
-@pytest.fixture(autouse=True)
-def built():
-    if not os.path.exists(WORKER):
-        pytest.fail(f"{WORKER} is not built")
-
-
-def done(c, job_id, status="completed", timeout=30):
-    return wait_until(lambda: (lambda j: j if j["status"] == status else None)(c.job(job_id)),
-                      timeout=timeout, what=f"job {job_id} {status}")
+pytestmark = pytest.mark.usefixtures("worker_built")
 
 
 def test_shell_job_runs_with_env_and_output(cluster, tmp_path):

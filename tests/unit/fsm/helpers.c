@@ -104,3 +104,18 @@ uint64_t tfsm_digest(struct tfsm *t)
     assert_int_equal(fsm_digest(t->f, &d), 0);
     return d;
 }
+
+int tfsm_setup(void **state)
+{
+    struct tfsm *t = malloc(sizeof *t);
+    tfsm_open(t);
+    *state = t;
+    return 0;
+}
+
+int tfsm_teardown(void **state)
+{
+    tfsm_close(*state);
+    free(*state);
+    return 0;
+}

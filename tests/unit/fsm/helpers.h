@@ -22,6 +22,9 @@ struct tfsm
 };
 
 void tfsm_open(struct tfsm *t);
+/* cmocka setup/teardown: a fresh tfsm in *state. */
+int tfsm_setup(void **state);
+int tfsm_teardown(void **state);
 void tfsm_close(struct tfsm *t);
 
 /* A job with @type, queue "default", max_attempts 3. */

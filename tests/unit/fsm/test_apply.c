@@ -10,20 +10,8 @@
 
 #define T0 1700000000000LL
 
-static int setup(void **state)
-{
-    struct tfsm *t = malloc(sizeof *t);
-    tfsm_open(t);
-    *state = t;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    tfsm_close(*state);
-    free(*state);
-    return 0;
-}
+#define setup tfsm_setup
+#define teardown tfsm_teardown
 
 static void test_apply_submit_statuses(void **state)
 {
