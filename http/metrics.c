@@ -102,22 +102,22 @@ void http__metrics(struct http_server *s, h2o_req_t *req)
 }
 
 static const char dashboard_html[] =
-    "<!doctype html><html><head><meta charset=utf-8><title>Rota</title>"
-    "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:"
-    "collapse}td,th{border:1px solid #ccc;padding:4px 8px}</style></head>"
-    "<body><h1>Rota</h1><h2>Cluster</h2><div id=c>loading</div>"
-    "<h2>Jobs</h2><div id=j>loading</div><script>\n"
-    "function t(rows,cols){return '<table><tr>'+cols.map(c=>'<th>'+c+"
-    "'</th>').join('')+'</tr>'+rows.map(r=>'<tr>'+cols.map(c=>'<td>'+"
-    "(r[c]===undefined||r[c]===null?'':r[c])+'</td>').join('')+'</tr>')."
-    "join('')+'</table>'}\n"
-    "async function tick(){try{let c=await (await fetch('/v1/cluster'))."
-    "json();document.getElementById('c').innerHTML='term '+c.term+"
-    "', leader '+(c.leader?c.leader.id:'none')+t(c.nodes,['id','role',"
-    "'raft_addr','http_addr','applied_index']);let j=await (await fetch("
-    "'/v1/jobs?limit=50')).json();document.getElementById('j').innerHTML="
-    "t(j.jobs,['id','type','queue','priority','status','attempts',"
-    "'created_at'])}catch(e){}}\ntick();setInterval(tick,2000);\n"
+    "<!doctype html><html><head><meta charset=utf-8><title>Rota</title>\n"
+    "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #ccc;padding:4px 8px}</style></head>\n"
+    "<body><h1>Rota</h1><p id=u></p><h2>Cluster</h2><div id=c>loading</div>\n"
+    "<h2>Queues</h2><div id=q>loading</div><h2>Workers</h2><div id=w>loading</div>\n"
+    "<h2>Dead letters (failed)</h2><div id=d>loading</div><h2>Recent jobs</h2><div id=j>loading</div><script>\n"
+    "function e(v){return v===undefined||v===null?'':String(v).replace(/[&<>\"']/g,c=>'&#'+c.charCodeAt(0)+';')}\n"
+    "function t(rows,cols){return '<table><tr>'+cols.map(c=>'<th>'+e(c)+'</th>').join('')+'</tr>'+rows.map(r=>'<tr>'+cols.map(c=>'<td>'+e(typeof c=='function'?c(r):r[c])+'</td>').join('')+'</tr>').join('')+'</table>'}\n"
+    "async function g(p){return (await fetch(p)).json()}\n"
+    "function s(id,h){document.getElementById(id).innerHTML=h}\n"
+    "async function tick(){try{let c=await g('/v1/cluster');s('c','term '+e(c.term)+', leader '+e(c.leader?c.leader.id:'none')+t(c.nodes,['id','role','raft_addr','http_addr','applied_index']));\n"
+    "let q=await g('/v1/queues');s('q',t(q.queues.map(x=>Object.assign({name:x.name,paused:x.paused,concurrency:x.concurrency},x.counts)),['name','paused','concurrency','scheduled','waiting','pending','running','completed','failed','cancelled']));\n"
+    "let w=await g('/v1/workers');s('w',t(w.workers,['id','name','queues','concurrency','running','state','last_heartbeat']));\n"
+    "let d=await g('/v1/dlq?limit=20');s('d',t(d.jobs,['id','type','queue','attempts','last_error','finished_at']));\n"
+    "let j=await g('/v1/jobs?limit=50');s('j',t(j.jobs,['id','type','queue','priority','status','attempts','created_at']));\n"
+    "s('u','updated '+new Date().toISOString())}catch(x){s('u','error: '+e(x))}}\n"
+    "tick();setInterval(tick,2000);\n"
     "</script></body></html>\n";
 
 void http__dashboard(struct http_server *s, h2o_req_t *req)
