@@ -399,6 +399,11 @@ static int apply_patch(struct apply_ctx *a, const struct fsm_cmd *cmd)
     if (cmd->mask & FSM_PATCH_TIMEOUT) {
         job.timeout_ms = p->timeout_ms;
     }
+    if ((cmd->mask & FSM_PATCH_RUN_AT) && (old.flags & FSM_JOB_RECURRING)) {
+        return fsm__reject(a, ERR_INVALID, "run_at",
+                           "a schedule's next run comes from its schedule: "
+                           "use pause/resume/trigger");
+    }
     if (cmd->mask & FSM_PATCH_RUN_AT) {
         job.run_at = p->run_at;
         if (job.status == FSM_SCHEDULED || job.status == FSM_PENDING) {

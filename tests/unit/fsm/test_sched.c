@@ -185,6 +185,15 @@ static void test_replace_now_pause(void **state)
     assert_int_equal(j.run_at, T0 + 9000);
     assert_false(j.flags & FSM_JOB_PAUSED);
     fsm_read_end(rd);
+    /* Its run_at is not PATCHed: it comes from the schedule. */
+    memset(&c, 0, sizeof c);
+    c.type = FSM_CMD_PATCH;
+    c.id = s;
+    c.mask = FSM_PATCH_RUN_AT;
+    c.patch.run_at = T0 + 1;
+    const struct fsm_result *pr = cmd1(t, T0 + 5000, &c);
+    assert_int_equal(pr->code, ERR_INVALID);
+    assert_string_equal(pr->field, "run_at");
     /* Pausing a job that is not a schedule is a 400 naming the id. */
     struct fsm_job plain = tjob("x");
     uint64_t pid = tfsm_submit(t, T0, &plain, 1)->ids[0];
