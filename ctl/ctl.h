@@ -40,4 +40,11 @@ int ctl_call(struct ctl *ctl,
              const char *body,
              json_t **out);
 
+/* sched.c: schedules, dead letters, workflows, queues. */
+int ctl_cmd_job_action(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_dlq(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_queues(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_workflow(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_preview(struct ctl *ctl, int argc, char **argv);
+
 #endif /* CTL_CTL_H_ */

@@ -595,6 +595,18 @@ static const struct command commands[] = {
     {"join", "--id N --raft-addr A:P --http-addr A:P", cmd_join},
     {"remove", "ID", cmd_remove},
     {"transfer", "[ID]", cmd_transfer},
+    {"pause", "ID (a schedule)", ctl_cmd_job_action},
+    {"resume", "ID (a schedule)", ctl_cmd_job_action},
+    {"trigger", "ID (a schedule: run now)", ctl_cmd_job_action},
+    {"runs", "ID (a schedule's occurrences)", ctl_cmd_job_action},
+    {"retry", "ID (requeue a failed job)", ctl_cmd_job_action},
+    {"dlq", "[--queue Q] [--type T] [--user U] [--retry | --delete]",
+     ctl_cmd_dlq},
+    {"preview", "SCHEDULE [--timezone TZ] [--n N]", ctl_cmd_preview},
+    {"workflow", "ID [--cancel] | --file FILE|-", ctl_cmd_workflow},
+    {"queues", "", ctl_cmd_queues},
+    {"queue", "NAME [--pause | --resume] [--concurrency N|none]",
+     ctl_cmd_queues},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

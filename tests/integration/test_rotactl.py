@@ -70,3 +70,43 @@ def test_rotactl_errors(shared_cluster):
     assert rc == 0 and "usage: rotactl submit" in out
     rc, _, err = ctl(c, "remove", "99")
     assert rc == 1 and "not_found" in err
+
+
+def test_rotactl_scheduling_commands(shared_cluster, tmp_path):
+    c = shared_cluster
+    rc, out, err = ctl(c, "preview", "30 2 * * *", "--timezone", "America/New_York", "--n", "2")
+    assert rc == 0, err
+    assert len(json.loads(out)["times"]) == 2
+    rc, out, err = ctl(c, "--json", "submit", "--type", "noop", "--schedule", "0 0 1 1 *",
+                       "--queue", "ctl-nobody")
+    assert rc == 0, err
+    sid = json.loads(out)["id"]
+    rc, out, err = ctl(c, "pause", sid)
+    assert rc == 0 and json.loads(out)["paused"] is True, err
+    rc, out, err = ctl(c, "resume", sid)
+    assert rc == 0 and json.loads(out)["paused"] is False, err
+    rc, out, err = ctl(c, "trigger", sid)
+    assert rc == 0, err
+    run = json.loads(out)["id"]
+    # Reads are served by the first server: poll until it applied the run.
+    wait_until(lambda: [r["job_id"] for r in json.loads(ctl(c, "runs", sid)[1])["runs"]] == [run],
+               what="the run listed")
+    rc, _, err = ctl(c, "trigger", sid)  # overlap=forbid: refused
+    assert rc == 1 and "overlap" in err
+    rc, out, err = ctl(c, "queue", "ctl-q", "--pause", "--concurrency", "2")
+    assert rc == 0 and json.loads(out)["paused"] is True and json.loads(out)["concurrency"] == 2
+    wait_until(lambda: "ctl-q" in [q["name"] for q in json.loads(ctl(c, "queues")[1])["queues"]],
+               what="the queue listed")
+    wf = tmp_path / "wf.json"
+    wf.write_text(json.dumps({"name": "ctl", "jobs": [
+        {"key": "a", "type": "noop", "queue": "ctl-q"},
+        {"key": "b", "type": "noop", "queue": "ctl-q", "depends_on": ["a"]}]}))
+    rc, out, err = ctl(c, "workflow", "--file", str(wf))
+    assert rc == 0, err
+    wid = json.loads(out)["id"]
+    rc, out, _ = ctl(c, "workflow", wid, "--cancel")  # A write: the leader answers.
+    assert rc == 0 and json.loads(out)["status"] == "cancelled"
+    rc, out, _ = ctl(c, "dlq", "--queue", "ctl-q")
+    assert rc == 0 and json.loads(out)["jobs"] == []
+    rc, out, _ = ctl(c, "dlq", "--queue", "ctl-q", "--retry")
+    assert rc == 0 and json.loads(out)["matched"] == 0
