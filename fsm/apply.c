@@ -563,6 +563,7 @@ static int apply_cmd(struct apply_ctx *a, const void *buf, size_t len)
         case FSM_CMD_ASSIGN:
         case FSM_CMD_COMPLETE:
         case FSM_CMD_PROMOTE:
+        case FSM_CMD_RELEASE:
             rv = fsm__apply_items(a, &cmd);
             break;
         case FSM_CMD_FIRE:

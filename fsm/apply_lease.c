@@ -415,6 +415,9 @@ int fsm__apply_items(struct apply_ctx *a, const struct fsm_cmd *cmd)
                 case FSM_CMD_PROMOTE:
                     outcome = item_promote(a, &old);
                     break;
+                case FSM_CMD_RELEASE:
+                    outcome = item_release(a, it->worker_id, it, &old);
+                    break;
                 default:
                     outcome = item_release(a, cmd->id, it, &old);
                     break;

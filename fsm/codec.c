@@ -679,6 +679,7 @@ int fsm_cmd_encode(const struct fsm_cmd *cmd, void **buf, size_t *len)
         case FSM_CMD_FIRE:
         case FSM_CMD_RETRY:
         case FSM_CMD_DELETE:
+        case FSM_CMD_RELEASE:
             wnum(&w, C_ID, cmd->id, 8);
             wle(&w, C_N_JOBS, 2); /* The item count. */
             wle(&w, 4, 4);

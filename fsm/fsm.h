@@ -144,11 +144,14 @@ enum fsm_cmd_type {
     FSM_CMD_RESUME,      /* Resume the schedule @id at patch.run_at. */
     FSM_CMD_QUEUE_SET,   /* Settings of the queue @queue. */
     FSM_CMD_CANCEL_WF,   /* Cancel the unfinished jobs of workflow @id. */
+    FSM_CMD_RELEASE,     /* End leases a live worker never received (@items:
+                          * job, worker_id, token): retry policy. */
 };
 /* Commands whose body is a list of items. */
 #define FSM_CMD_HAS_ITEMS(t)                                         \
     (((t) >= FSM_CMD_WORKER_DEL && (t) <= FSM_CMD_PROMOTE) ||        \
-     (t) == FSM_CMD_FIRE || (t) == FSM_CMD_RETRY || (t) == FSM_CMD_DELETE)
+     (t) == FSM_CMD_FIRE || (t) == FSM_CMD_RETRY || (t) == FSM_CMD_DELETE || \
+     (t) == FSM_CMD_RELEASE)
 
 /* FIRE actions. */
 enum {

@@ -74,7 +74,7 @@ struct sched
     struct fsm_item fire_items[MAX_ITEMS];
     struct fsm_item retain_items[RETENTION_BATCH_MAX];
     char reasons[MAX_ITEMS][HTTP_REASON_SIZE];
-    unsigned long long fired, expired;
+    unsigned long long fired, expired, unreceived;
     struct live *live;
     unsigned n_live, cap_live;
     /* Metrics (this node while leader). */
@@ -1093,6 +1093,92 @@ static void workers_lease(struct http_server *s, h2o_req_t *req, uint64_t id)
     dispatch(sc);
 }
 
+/* Leases a live worker does not report: the answer to its lease poll was
+ * lost (the leader died or lost leadership after committing the ASSIGN, or
+ * the forwarding follower was cut off). Without this the job would stay
+ * running forever under a worker that heartbeats fine. A lease younger
+ * than TTL/2 may still be on its way, so it is left alone. */
+struct unreported
+{
+    uint64_t worker;
+    const uint64_t *reported;
+    size_t n_reported;
+    int64_t now;
+    struct fsm_item items[64];
+    unsigned n;
+};
+
+static int unreported_cb(void *data, const struct fsm_job *job)
+{
+    struct unreported *u = data;
+    if (job->worker_id != u->worker || u->n == 64 ||
+        job->started_at > u->now - TTL_MS / 2) {
+        return 0;
+    }
+    for (size_t i = 0; i < u->n_reported; i++) {
+        if (u->reported[i] == job->id) {
+            return 0;
+        }
+    }
+    struct fsm_item *it = &u->items[u->n++];
+    memset(it, 0, sizeof *it);
+    it->job_id = job->id;
+    it->worker_id = u->worker;
+    it->token = job->lease_token;
+    it->retryable = 1;
+    it->retry_at = retry_at(job, u->now);
+    it->error.p = "lease not received by the worker";
+    it->error.len = (uint32_t)strlen(it->error.p);
+    return 0;
+}
+
+static void released_cb(void *data, int status, const struct fsm_result *res)
+{
+    struct sched *sc = data;
+    if (status == 0 && res->code == 0) {
+        for (uint32_t i = 0; i < res->n_ids; i++) {
+            sc->unreceived += res->existed[i] == FSM_ITEM_OK;
+        }
+    }
+}
+
+static void release_unreported(struct sched *sc,
+                               struct fsm_reader *rd,
+                               uint64_t worker,
+                               json_t *running)
+{
+    struct unreported *u = calloc(1, sizeof *u);
+    uint64_t *ids = calloc(json_array_size(running) + 1, sizeof *ids);
+    size_t i, n = 0;
+    json_t *v;
+
+    if (u == NULL || ids == NULL) {
+        free(u);
+        free(ids);
+        return;
+    }
+    json_array_foreach(running, i, v)
+    {
+        const char *js = json_string_value(json_object_get(v, "id"));
+        if (js != NULL && http__parse_id(js, strlen(js), &ids[n]) == 0) {
+            n++;
+        }
+    }
+    u->worker = worker;
+    u->reported = ids;
+    u->n_reported = n;
+    u->now = now_ms();
+    fsm_running(rd, unreported_cb, u);
+    if (u->n > 0) {
+        LOG(LOG_WARN, "lease not received", "worker=%016llx jobs=%u",
+            (unsigned long long)worker, u->n);
+        submit_items(sc->s, FSM_CMD_RELEASE, 0, u->items, u->n, released_cb,
+                     sc);
+    }
+    free(ids);
+    free(u);
+}
+
 static void workers_heartbeat(struct http_server *s,
                               h2o_req_t *req,
                               uint64_t id)
@@ -1141,6 +1227,7 @@ static void workers_heartbeat(struct http_server *s,
                                     nl++ ? "," : "", (unsigned long long)jid);
             }
         }
+        release_unreported(sched_of(s), rd, id, running);
         fsm_read_end(rd);
     }
     http__sb_puts(&b, "],\"lost\":[");
@@ -1460,13 +1547,17 @@ void http__workers_metrics(struct http_server *s, struct sb *b)
         "# HELP rota_schedule_fires_total Cron occurrences recorded (run "
         "or skipped).\n# TYPE rota_schedule_fires_total counter\n"
         "rota_schedule_fires_total %llu\n"
+        "# HELP rota_leases_unreceived_total Leases ended because the "
+        "worker never received them.\n"
+        "# TYPE rota_leases_unreceived_total counter\n"
+        "rota_leases_unreceived_total %llu\n"
         "# HELP rota_jobs_expired_total Finished jobs removed by "
         "retention.\n# TYPE rota_jobs_expired_total counter\n"
         "rota_jobs_expired_total %llu\n"
         "# HELP job_duration_seconds Run time of accepted results.\n"
         "# TYPE job_duration_seconds histogram\n",
         sc->started, sc->completed, sc->failed, sc->lost, sc->fired,
-        sc->expired);
+        sc->unreceived, sc->expired);
     unsigned long long count = sc->duration_count;
     for (int k = 0; k < 12; k++) {
         http__sb_printf(b, "job_duration_seconds_bucket{le=\"%g\"} %llu\n",

@@ -35,7 +35,8 @@ struct worker
     pthread_mutex_t lock;
     struct run *runs; /* Running jobs (linked). */
     int n_running;
-    json_t *pending; /* Results to deliver (array). */
+    json_t *pending;  /* Results to deliver (array). */
+    json_t *flushing; /* Results being delivered now (array or NULL). */
     volatile sig_atomic_t draining;
     volatile bool stop_threads;
 };
@@ -293,11 +294,25 @@ static void *heartbeat_thread(void *arg)
         char path[128];
         json_t *running = json_array(), *out = NULL;
         pthread_mutex_lock(&W.lock);
+        /* Every lease we hold: running, finished with the result still
+         * queued or being delivered. A lease left out is given back by
+         * the leader as never received. */
         for (struct run *r = W.runs; r != NULL; r = r->next) {
             if (!r->done) {
                 json_array_append_new(
                     running, json_pack("{s:s,s:I}", "id", r->id, "token",
                                        (json_int_t)r->token));
+            }
+        }
+        json_t *queued[2] = {W.pending, W.flushing}, *res;
+        for (int q = 0; q < 2; q++) {
+            size_t k;
+            json_array_foreach(queued[q], k, res)
+            {
+                json_array_append_new(
+                    running, json_pack("{s:O,s:O}", "id",
+                                       json_object_get(res, "id"), "token",
+                                       json_object_get(res, "token")));
             }
         }
         snprintf(path, sizeof path, "/v1/workers/%s/heartbeat", W.id);
@@ -345,17 +360,23 @@ static bool flush_results(CURL *c)
     }
     batch = W.pending;
     W.pending = json_array();
+    W.flushing = json_incref(batch);
     snprintf(path, sizeof path, "/v1/workers/%s/complete", W.id);
     pthread_mutex_unlock(&W.lock);
     json_t *body = json_pack("{s:O}", "results", batch);
     st = call(c, "POST", path, body, 10000, &out);
     json_decref(body);
     json_decref(out);
+    pthread_mutex_lock(&W.lock);
+    json_decref(W.flushing);
+    W.flushing = NULL;
     if (st == 200 || st == 409 || (st >= 400 && st < 500 && st != 404)) {
+        pthread_mutex_unlock(&W.lock);
         json_decref(batch); /* Definite: accepted or stale. */
         return true;
     }
-    pthread_mutex_lock(&W.lock); /* Try again later, in order. */
+    /* Try again later, in order (still under the lock: a heartbeat never
+     * sees these leases missing). */
     json_array_extend(batch, W.pending);
     json_decref(W.pending);
     W.pending = batch;

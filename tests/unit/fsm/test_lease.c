@@ -161,6 +161,32 @@ static void test_lease_worker_down(void **state)
     assign(t, job, reg(t, "w3")); /* w2 is down too: WORKER_DOWN marks it. */
 }
 
+/* A lease the worker never received: RELEASE ends it through the retry
+ * policy without marking the (live) worker down; a wrong worker or token
+ * is stale, and the worker's late result for it too. */
+static void test_lease_release_unreceived(void **state)
+{
+    struct tfsm *t = *state;
+    uint64_t w1 = reg(t, "w1"), w2 = reg(t, "w2");
+    uint64_t job = submit1(t, 3);
+    uint64_t tok = assign(t, job, w1);
+    struct fsm_item r = {.job_id = job, .worker_id = w2, .token = tok};
+    assert_int_equal(item(t, FSM_CMD_RELEASE, 0, &r, T0 + 5), FSM_ITEM_STALE);
+    r.worker_id = w1;
+    r.token = tok - 1;
+    assert_int_equal(item(t, FSM_CMD_RELEASE, 0, &r, T0 + 5), FSM_ITEM_STALE);
+    r.token = tok;
+    r.error = tstr("lease not received by the worker");
+    assert_int_equal(item(t, FSM_CMD_RELEASE, 0, &r, T0 + 6), FSM_ITEM_OK);
+    struct fsm_job j = get(t, job);
+    assert_int_equal(j.status, FSM_PENDING);
+    assert_int_equal(j.attempts, 1);
+    struct fsm_item late = {.job_id = job, .token = tok, .ok = 1};
+    assert_int_equal(item(t, FSM_CMD_COMPLETE, 0, &late, T0 + 7),
+                     FSM_ITEM_STALE);
+    assign(t, job, w1); /* w1 is still alive: it may get the job again. */
+}
+
 static void test_lease_cancel_running(void **state)
 {
     struct tfsm *t = *state;
@@ -411,6 +437,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_retry_then_dead_letter,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_worker_down, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_lease_release_unreceived, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lease_cancel_running, setup,
                                         teardown),
