@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and cluster tests (normal and ASan+UBSan
-# builds) and the multi-process tests. Prints "N passed, N failed" last and
+# builds, the deterministic simulation), the multi-process tests and the
+# network-namespace fault suite. Prints "N passed, N failed" last and
 # exits non-zero when anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +65,26 @@ echo "== multi-process tests against the ASan+UBSan build"
 run_pytest build-asan ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     ROTA_WORKER_BIN="$(pwd)/build/worker/rota-worker"
+
+# Fault suite (network namespaces, needs root): every nemesis once.
+# ROTA_FAULT=0 skips it (e.g. a quick local run).
+if [ "${ROTA_FAULT:-1}" != "0" ]; then
+    echo "== fault suite (tests/fault/run --short)"
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "skipped: needs root for network namespaces"
+    else
+        out=$(timeout 1200 tests/fault/run --short 2>&1)
+        rc=$?
+        echo "$out" | grep -E "VERDICT|SUMMARY|FAIL" | tail -30
+        p=$(echo "$out" | tail -1 | grep -oE "^[0-9]+ passed" | grep -oE "[0-9]+" || true)
+        f=$(echo "$out" | tail -1 | grep -oE "[0-9]+ failed" | grep -oE "[0-9]+" || true)
+        passed=$((passed + ${p:-0}))
+        failed=$((failed + ${f:-0}))
+        if [ $rc -ne 0 ] && [ "${f:-0}" = "0" ]; then
+            failed=$((failed + 1))
+        fi
+    fi
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
