@@ -47,8 +47,8 @@ int ctl_cmd_job_action(struct ctl *ctl, int argc, char **argv)
         return rv;
     }
     snprintf(path, sizeof path, "/v1/jobs/%s/%s", argv[1], argv[0]);
-    return call_print(ctl, strcmp(argv[0], "runs") == 0 ? "GET" : "POST",
-                      path, NULL);
+    return call_print(ctl, strcmp(argv[0], "runs") == 0 ? "GET" : "POST", path,
+                      NULL);
 }
 
 /* Append "?k=v" / "&k=v" (URL-escaped). */
@@ -56,8 +56,7 @@ static void add(char *q, size_t size, const char *key, const char *val)
 {
     char *esc = curl_easy_escape(NULL, val, 0);
     size_t n = strlen(q);
-    snprintf(q + n, size - n, "%c%s=%s", strchr(q, '?') ? '&' : '?', key,
-             esc);
+    snprintf(q + n, size - n, "%c%s=%s", strchr(q, '?') ? '&' : '?', key, esc);
     curl_free(esc);
 }
 
@@ -65,7 +64,7 @@ static void add(char *q, size_t size, const char *key, const char *val)
 int ctl_cmd_dlq(struct ctl *ctl, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"queue", 1, 0, 'q'}, {"type", 1, 0, 't'}, {"user", 1, 0, 'u'},
+        {"queue", 1, 0, 'q'}, {"type", 1, 0, 't'},   {"user", 1, 0, 'u'},
         {"retry", 0, 0, 'r'}, {"delete", 0, 0, 'd'}, {0, 0, 0, 0}};
     char path[1200] = "/v1/dlq";
     const char *method = "GET";

@@ -260,8 +260,7 @@ static int put_workflow(struct apply_ctx *a,
     memcpy(buf + 12, &a->now, 8);
     memcpy(buf + 20, cmd->workflow.p, cmd->workflow.len);
     rv = mdb_put(a->txn, a->f->dbi[DB_WORKFLOWS], &k, &v, 0);
-    return rv == 0 ? 0
-                   : fsm__storage(a, fsm__lmdb_error(a->f, rv, "workflow"));
+    return rv == 0 ? 0 : fsm__storage(a, fsm__lmdb_error(a->f, rv, "workflow"));
 }
 
 static int apply_submit(struct apply_ctx *a, const struct fsm_cmd *cmd)

@@ -286,9 +286,8 @@ static int item_complete(struct apply_ctx *a,
     char *mem = NULL;
     int rv;
 
-    if (old->status != FSM_RUNNING ||
-        (old->lease_token != it->token &&
-         fsm_test_planted_bug != FSM_BUG_TOKEN)) {
+    if (old->status != FSM_RUNNING || (old->lease_token != it->token &&
+                                       fsm_test_planted_bug != FSM_BUG_TOKEN)) {
         return FSM_ITEM_STALE;
     }
     if (it->output.len > MAX_OUTPUT || it->result.len > MAX_OUTPUT ||

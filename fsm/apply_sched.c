@@ -125,8 +125,8 @@ static int item_fire(struct apply_ctx *a,
         return FSM_ITEM_SKIPPED;
     }
     bool now = it->action == FSM_FIRE_NOW || it->action == FSM_FIRE_NOW_REPLACE;
-    bool replace = it->action == FSM_FIRE_REPLACE ||
-                   it->action == FSM_FIRE_NOW_REPLACE;
+    bool replace =
+        it->action == FSM_FIRE_REPLACE || it->action == FSM_FIRE_NOW_REPLACE;
     if (now) {
         if (it->nominal <= 0) {
             return FSM_ITEM_SKIPPED;
@@ -295,13 +295,11 @@ static int load_schedule(struct apply_ctx *a, uint64_t id, struct fsm_job *job)
         return fsm__storage(a, rv);
     }
     if (!(job->flags & FSM_JOB_RECURRING)) {
-        return fsm__reject(a, ERR_INVALID, "id",
-                           "job %016llx has no schedule",
+        return fsm__reject(a, ERR_INVALID, "id", "job %016llx has no schedule",
                            (unsigned long long)id);
     }
     if (job->status != FSM_SCHEDULED) {
-        return fsm__reject(a, ERR_CONFLICT, "status",
-                           "the schedule is %s",
+        return fsm__reject(a, ERR_CONFLICT, "status", "the schedule is %s",
                            fsm_status_name(job->status));
     }
     return 0;
@@ -340,8 +338,10 @@ static int apply_queue_set(struct apply_ctx *a, const struct fsm_cmd *cmd)
 
     if (q->name.len == 0 || q->name.len > FSM_MAX_STR ||
         memchr(q->name.p, 0, q->name.len) != NULL) {
-        return fsm__reject(a, ERR_INVALID, "name", "queue name must be 1..%d "
-                           "bytes without NUL", FSM_MAX_STR);
+        return fsm__reject(a, ERR_INVALID, "name",
+                           "queue name must be 1..%d "
+                           "bytes without NUL",
+                           FSM_MAX_STR);
     }
     if (q->paused == 0 && q->concurrency == 0) {
         rv = mdb_del(a->txn, a->f->dbi[DB_QUEUES], &k, NULL);
@@ -369,8 +369,8 @@ static int apply_cancel_wf(struct apply_ctx *a, const struct fsm_cmd *cmd)
                            (unsigned long long)cmd->id);
     }
     if (rv != 0 || v.mv_size < 20) {
-        return fsm__storage(a, rv != 0 ? fsm__lmdb_error(a->f, rv, "wf")
-                                       : ERR_CORRUPT);
+        return fsm__storage(
+            a, rv != 0 ? fsm__lmdb_error(a->f, rv, "wf") : ERR_CORRUPT);
     }
     memcpy(&first, v.mv_data, 8);
     memcpy(&n, (const unsigned char *)v.mv_data + 8, 4);

@@ -101,9 +101,9 @@ struct fsm_job
     uint32_t flags;
     uint64_t parent;
     int64_t nominal_at;
-    uint64_t last_run;          /* Schedule: the job of its latest run. */
-    struct fsm_str ckey;        /* Concurrency key ("" = none). */
-    uint32_t ckey_limit;        /* Running jobs per key (>= 1 if ckey set). */
+    uint64_t last_run;   /* Schedule: the job of its latest run. */
+    struct fsm_str ckey; /* Concurrency key ("" = none). */
+    uint32_t ckey_limit; /* Running jobs per key (>= 1 if ckey set). */
     /* Encoded fields this version does not know: kept verbatim and written
      * back on every update (rolling upgrades). */
     struct fsm_str extra;
@@ -148,8 +148,8 @@ enum fsm_cmd_type {
                           * job, worker_id, token): retry policy. */
 };
 /* Commands whose body is a list of items. */
-#define FSM_CMD_HAS_ITEMS(t)                                         \
-    (((t) >= FSM_CMD_WORKER_DEL && (t) <= FSM_CMD_PROMOTE) ||        \
+#define FSM_CMD_HAS_ITEMS(t)                                                 \
+    (((t) >= FSM_CMD_WORKER_DEL && (t) <= FSM_CMD_PROMOTE) ||                \
      (t) == FSM_CMD_FIRE || (t) == FSM_CMD_RETRY || (t) == FSM_CMD_DELETE || \
      (t) == FSM_CMD_RELEASE)
 

@@ -200,8 +200,9 @@ int fsm_expired(struct fsm_reader *rd,
         return ERR_STORAGE;
     }
     for (rv = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-         rv == 0 && k.mv_size == 9 && ((unsigned char *)k.mv_data)[0] == status &&
-         found < max && seen < 8 * max;
+         rv == 0 && k.mv_size == 9 &&
+         ((unsigned char *)k.mv_data)[0] == status && found < max &&
+         seen < 8 * max;
          rv = mdb_cursor_get(cur, &k, &v, MDB_NEXT), seen++) {
         struct fsm_job job;
         uint64_t id = fsm__get_be64((const unsigned char *)k.mv_data + 1);

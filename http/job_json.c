@@ -496,8 +496,8 @@ int http__job_parse(struct http_server *s,
             }
             json_object_set(spec, "timezone", v);
         } else if (strcmp(k, "overlap") == 0 || strcmp(k, "catchup") == 0) {
-            static const char *const overlap[] = {"forbid", "allow",
-                                                  "replace", NULL};
+            static const char *const overlap[] = {"forbid", "allow", "replace",
+                                                  NULL};
             static const char *const catchup[] = {"skip", "latest", "all",
                                                   NULL};
             const char *const *ok = k[0] == 'o' ? overlap : catchup;
@@ -531,14 +531,15 @@ int http__job_parse(struct http_server *s,
             size_t i;
             json_t *c;
             if (!json_is_array(v) || json_array_size(v) > 64) {
-                rv = fail(&e, ERR_INVALID, k, "must be an array of at most "
+                rv = fail(&e, ERR_INVALID, k,
+                          "must be an array of at most "
                           "64 exit codes");
             }
             json_array_foreach(v, i, c)
             {
-                if (rv == 0 && (!json_is_integer(c) ||
-                                json_integer_value(c) < -255 ||
-                                json_integer_value(c) > 1000)) {
+                if (rv == 0 &&
+                    (!json_is_integer(c) || json_integer_value(c) < -255 ||
+                     json_integer_value(c) > 1000)) {
                     rv = fail(&e, ERR_INVALID, k,
                               "element %zu is not an exit code", i);
                 }

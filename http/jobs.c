@@ -347,10 +347,10 @@ static int list_cb(void *data, const struct fsm_job *job)
 }
 
 bool http__query_str(h2o_req_t *req,
-                      const char *name,
-                      char *buf,
-                      size_t size,
-                      struct fsm_str *out)
+                     const char *name,
+                     char *buf,
+                     size_t size,
+                     struct fsm_str *out)
 {
     if (http__query(req, name, buf, size) == NULL || buf[0] == '\0') {
         return false;

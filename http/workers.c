@@ -225,7 +225,7 @@ static int submit_items(struct http_server *s,
 /* Aging: a pending job gains one priority level per --priority-aging
  * seconds waited (default 60), so a flood of high-priority work cannot
  * starve older low-priority jobs. */
-#define MAX_LEVELS 32  /* Priority levels considered per queue for aging. */
+#define MAX_LEVELS 32 /* Priority levels considered per queue for aging. */
 #define MAX_CANDS (MAX_LEASES + 4 * MAX_LEVELS + 64) /* Per waiter. */
 
 struct candidate

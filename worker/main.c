@@ -310,9 +310,9 @@ static void *heartbeat_thread(void *arg)
             json_array_foreach(queued[q], k, res)
             {
                 json_array_append_new(
-                    running, json_pack("{s:O,s:O}", "id",
-                                       json_object_get(res, "id"), "token",
-                                       json_object_get(res, "token")));
+                    running,
+                    json_pack("{s:O,s:O}", "id", json_object_get(res, "id"),
+                              "token", json_object_get(res, "token")));
             }
         }
         snprintf(path, sizeof path, "/v1/workers/%s/heartbeat", W.id);

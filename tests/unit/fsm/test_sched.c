@@ -26,7 +26,9 @@ static const struct fsm_result *cmd1(struct tfsm *t,
 }
 
 /* One item command; the outcome of its single item. */
-static int item(struct tfsm *t, uint8_t type, const struct fsm_item *it,
+static int item(struct tfsm *t,
+                uint8_t type,
+                const struct fsm_item *it,
                 int64_t now)
 {
     struct fsm_cmd c;
@@ -87,7 +89,9 @@ static void runs_of(struct tfsm *t, uint64_t id, struct runs *rs)
     fsm_read_end(rd);
 }
 
-static struct fsm_item fire(uint64_t id, int64_t nominal, int64_t next,
+static struct fsm_item fire(uint64_t id,
+                            int64_t nominal,
+                            int64_t next,
                             uint8_t action)
 {
     struct fsm_item it;
@@ -112,8 +116,7 @@ static void test_fire_once(void **state)
 
     assert_int_equal(tfsm_status(t, s), FSM_SCHEDULED);
     struct fsm_item p = {.job_id = s};
-    assert_int_equal(item(t, FSM_CMD_PROMOTE, &p, T0 + 5000),
-                     FSM_ITEM_SKIPPED);
+    assert_int_equal(item(t, FSM_CMD_PROMOTE, &p, T0 + 5000), FSM_ITEM_SKIPPED);
     assert_int_equal(item(t, FSM_CMD_FIRE, &it, T0 + 1001), FSM_ITEM_OK);
     assert_int_equal(item(t, FSM_CMD_FIRE, &it, T0 + 1002), FSM_ITEM_STALE);
     struct fsm_job j = get(t, s, &rd);
@@ -372,7 +375,8 @@ struct qseen
     uint64_t pending[8];
 };
 
-static void queue_cb(void *data, const struct fsm_queue *q,
+static void queue_cb(void *data,
+                     const struct fsm_queue *q,
                      const uint64_t counts[8])
 {
     struct qseen *s = data;
@@ -426,10 +430,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fire_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replace_now_pause, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_workflow_failure_propagates,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_workflow_cancel, setup,
+        cmocka_unit_test_setup_teardown(test_workflow_failure_propagates, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_workflow_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queues, setup, teardown),
     };
