@@ -80,6 +80,17 @@ static int put_run(struct apply_ctx *a,
     return rv == 0 ? 0 : fsm__storage(a, fsm__lmdb_error(a->f, rv, "run"));
 }
 
+/* This occurrence of @schedule was recorded already (a repeat). */
+static bool run_recorded(struct apply_ctx *a,
+                         uint64_t schedule,
+                         int64_t nominal)
+{
+    unsigned char kb[16];
+    MDB_val k = {16, kb}, v;
+    fsm__run_key(kb, schedule, nominal);
+    return mdb_get(a->txn, a->f->dbi[DB_RUNS], &k, &v) == 0;
+}
+
 /* Create the run of @s for the occurrence @nominal. */
 static int create_run(struct apply_ctx *a,
                       const struct fsm_job *s,
@@ -140,7 +151,7 @@ static int item_fire(struct apply_ctx *a,
         return -1;
     }
     s = c.job;
-    rv = put_run(a, s.id, it, 0); /* Placeholder first: detects repeats. */
+    rv = run_recorded(a, s.id, it->nominal) ? FSM_ITEM_STALE : 0;
     if (rv == 0 && it->action != FSM_FIRE_SKIP) {
         if (replace && s.last_run != 0) {
             struct fsm_job prev;
@@ -152,14 +163,9 @@ static int item_fire(struct apply_ctx *a,
         if (rv == 0) {
             rv = create_run(a, &s, it->nominal, &run_id);
         }
-        if (rv == 0) {
-            /* The record again, now naming its job. */
-            unsigned char kb[16];
-            MDB_val k = {16, kb};
-            fsm__run_key(kb, s.id, it->nominal);
-            mdb_del(a->txn, a->f->dbi[DB_RUNS], &k, NULL);
-            rv = put_run(a, s.id, it, run_id);
-        }
+    }
+    if (rv == 0) {
+        rv = put_run(a, s.id, it, run_id);
     }
     if (rv == 0) {
         struct fsm_job prev;

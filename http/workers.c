@@ -56,6 +56,11 @@ struct live
     uint64_t id;
     int64_t deadline;
     bool down_proposed;
+    /* The leases the worker reported in its last heartbeat (sorted) and
+     * when: see reclaim(). */
+    uint64_t *reported;
+    size_t n_reported;
+    int64_t reported_at;
 };
 
 struct sched
@@ -73,6 +78,9 @@ struct sched
     struct fsm_item promote_items[MAX_ITEMS];
     struct fsm_item fire_items[MAX_ITEMS];
     struct fsm_item retain_items[RETENTION_BATCH_MAX];
+    struct fsm_item reclaim_items[MAX_RELEASE];
+    bool reclaim_busy;
+    int64_t reclaimed_at;
     char reasons[MAX_ITEMS][HTTP_REASON_SIZE];
     unsigned long long fired, expired, unreceived;
     struct live *live;
@@ -98,6 +106,12 @@ static int64_t now_ms(void)
 
 /* ---- Liveness table ------------------------------------------------------ */
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static struct live *live_find(struct sched *sc, uint64_t id)
 {
     for (unsigned i = 0; i < sc->n_live; i++) {
@@ -122,8 +136,8 @@ static struct live *live_touch(struct sched *sc, uint64_t id, int64_t until)
             sc->cap_live = cap;
         }
         l = &sc->live[sc->n_live++];
+        memset(l, 0, sizeof *l);
         l->id = id;
-        l->down_proposed = false;
     }
     l->deadline = until;
     return l;
@@ -878,6 +892,72 @@ static void retention(struct sched *sc, int64_t now)
     }
 }
 
+/* Leases a live worker did not report: the answer to its lease poll was
+ * lost (the leader died or lost leadership after committing the ASSIGN, or
+ * the forwarding follower was cut off). Without this the job would stay
+ * running forever under a worker that heartbeats fine. Every TTL/2, one
+ * pass over the running jobs gives back (RELEASE, retry policy) those whose
+ * worker's last report, made at least TTL/2 after the lease, omits them. */
+struct reclaim_ctx
+{
+    struct sched *sc;
+    int64_t now;
+    struct fsm_item *items;
+    unsigned n;
+};
+
+static int reclaim_cb(void *data, const struct fsm_job *job)
+{
+    struct reclaim_ctx *r = data;
+    struct live *l = live_find(r->sc, job->worker_id);
+    if (l == NULL || l->reported == NULL ||
+        l->reported_at < job->started_at + TTL_MS / 2 ||
+        bsearch(&job->id, l->reported, l->n_reported, sizeof job->id,
+                cmp_u64) != NULL) {
+        return 0;
+    }
+    struct fsm_item *it = &r->items[r->n++];
+    memset(it, 0, sizeof *it);
+    it->job_id = job->id;
+    it->worker_id = job->worker_id;
+    it->token = job->lease_token;
+    it->retryable = 1;
+    it->retry_at = retry_at(job, r->now);
+    it->error.p = "lease not received by the worker";
+    it->error.len = (uint32_t)strlen(it->error.p);
+    return r->n == MAX_RELEASE;
+}
+
+static void released_cb(void *data, int status, const struct fsm_result *res)
+{
+    struct sched *sc = data;
+    sc->reclaim_busy = false;
+    if (status == 0 && res->code == 0) {
+        for (uint32_t i = 0; i < res->n_ids; i++) {
+            sc->unreceived += res->existed[i] == FSM_ITEM_OK;
+        }
+    }
+}
+
+static void reclaim(struct sched *sc, int64_t now)
+{
+    struct reclaim_ctx r = {sc, now, sc->reclaim_items, 0};
+    struct fsm_reader *rd;
+
+    if (sc->reclaim_busy || now - sc->reclaimed_at < TTL_MS / 2 ||
+        fsm_read_begin(cluster_fsm(sc->s->cluster), &rd) != 0) {
+        return;
+    }
+    sc->reclaimed_at = now;
+    fsm_running(rd, reclaim_cb, &r);
+    fsm_read_end(rd);
+    if (r.n > 0 && submit_items(sc->s, FSM_CMD_RELEASE, 0, r.items, r.n,
+                                released_cb, sc) == 0) {
+        sc->reclaim_busy = true;
+        LOG(LOG_WARN, "lease not received", "jobs=%u", r.n);
+    }
+}
+
 static void expire_waiters(struct sched *sc, int64_t now, bool all)
 {
     struct list *it = sc->waiters.next;
@@ -900,13 +980,16 @@ static void tick_cb(uv_timer_t *timer)
         /* New leader: every known worker gets a fresh deadline + grace
          * before any can be declared down. */
         struct fsm_reader *rd;
+        for (unsigned i = 0; i < sc->n_live; i++) {
+            free(sc->live[i].reported);
+        }
         sc->n_live = 0;
         if (fsm_read_begin(cluster_fsm(sc->s->cluster), &rd) == 0) {
             fsm_workers(rd, grant_all_cb, sc);
             fsm_read_end(rd);
         }
         sc->assign_busy = sc->promote_busy = false;
-        sc->fire_busy = sc->retain_busy = false;
+        sc->fire_busy = sc->retain_busy = sc->reclaim_busy = false;
     }
     if (!leader && sc->leader) {
         expire_waiters(sc, now, true); /* They re-poll, via the new leader. */
@@ -920,6 +1003,7 @@ static void tick_cb(uv_timer_t *timer)
     liveness(sc, now);
     clock_tick(sc, now);
     retention(sc, now);
+    reclaim(sc, now);
 }
 
 /* ---- HTTP handlers ------------------------------------------------------- */
@@ -1093,68 +1177,19 @@ static void workers_lease(struct http_server *s, h2o_req_t *req, uint64_t id)
     dispatch(sc);
 }
 
-/* Leases a live worker does not report: the answer to its lease poll was
- * lost (the leader died or lost leadership after committing the ASSIGN, or
- * the forwarding follower was cut off). Without this the job would stay
- * running forever under a worker that heartbeats fine. A lease younger
- * than TTL/2 may still be on its way, so it is left alone. */
-struct unreported
+/* Keep the lease ids a heartbeat reported (every lease the worker holds:
+ * running, or with its result queued or being delivered). */
+static void remember_report(struct live *l, json_t *running)
 {
-    uint64_t worker;
-    const uint64_t *reported;
-    size_t n_reported;
-    int64_t now;
-    struct fsm_item items[64];
-    unsigned n;
-};
-
-static int unreported_cb(void *data, const struct fsm_job *job)
-{
-    struct unreported *u = data;
-    if (job->worker_id != u->worker || u->n == 64 ||
-        job->started_at > u->now - TTL_MS / 2) {
-        return 0;
-    }
-    for (size_t i = 0; i < u->n_reported; i++) {
-        if (u->reported[i] == job->id) {
-            return 0;
-        }
-    }
-    struct fsm_item *it = &u->items[u->n++];
-    memset(it, 0, sizeof *it);
-    it->job_id = job->id;
-    it->worker_id = u->worker;
-    it->token = job->lease_token;
-    it->retryable = 1;
-    it->retry_at = retry_at(job, u->now);
-    it->error.p = "lease not received by the worker";
-    it->error.len = (uint32_t)strlen(it->error.p);
-    return 0;
-}
-
-static void released_cb(void *data, int status, const struct fsm_result *res)
-{
-    struct sched *sc = data;
-    if (status == 0 && res->code == 0) {
-        for (uint32_t i = 0; i < res->n_ids; i++) {
-            sc->unreceived += res->existed[i] == FSM_ITEM_OK;
-        }
-    }
-}
-
-static void release_unreported(struct sched *sc,
-                               struct fsm_reader *rd,
-                               uint64_t worker,
-                               json_t *running)
-{
-    struct unreported *u = calloc(1, sizeof *u);
-    uint64_t *ids = calloc(json_array_size(running) + 1, sizeof *ids);
+    uint64_t *ids;
     size_t i, n = 0;
     json_t *v;
 
-    if (u == NULL || ids == NULL) {
-        free(u);
-        free(ids);
+    if (l == NULL || !json_is_array(running)) {
+        return;
+    }
+    ids = malloc((json_array_size(running) + 1) * sizeof *ids);
+    if (ids == NULL) {
         return;
     }
     json_array_foreach(running, i, v)
@@ -1164,19 +1199,11 @@ static void release_unreported(struct sched *sc,
             n++;
         }
     }
-    u->worker = worker;
-    u->reported = ids;
-    u->n_reported = n;
-    u->now = now_ms();
-    fsm_running(rd, unreported_cb, u);
-    if (u->n > 0) {
-        LOG(LOG_WARN, "lease not received", "worker=%016llx jobs=%u",
-            (unsigned long long)worker, u->n);
-        submit_items(sc->s, FSM_CMD_RELEASE, 0, u->items, u->n, released_cb,
-                     sc);
-    }
-    free(ids);
-    free(u);
+    qsort(ids, n, sizeof *ids, cmp_u64);
+    free(l->reported);
+    l->reported = ids;
+    l->n_reported = n;
+    l->reported_at = now_ms();
 }
 
 static void workers_heartbeat(struct http_server *s,
@@ -1195,8 +1222,8 @@ static void workers_heartbeat(struct http_server *s,
         json_decref(o);
         return;
     }
-    live_touch(sched_of(s), id, now_ms() + TTL_MS);
     running = json_object_get(o, "running");
+    remember_report(live_touch(sched_of(s), id, now_ms() + TTL_MS), running);
     http__sb_init(&b, &req->pool);
     lost = h2o_mem_alloc_pool(&req->pool, json_array_size(running) * 24 + 1);
     http__sb_puts(&b, "{\"cancel\":[");
@@ -1227,7 +1254,6 @@ static void workers_heartbeat(struct http_server *s,
                                     nl++ ? "," : "", (unsigned long long)jid);
             }
         }
-        release_unreported(sched_of(s), rd, id, running);
         fsm_read_end(rd);
     }
     http__sb_puts(&b, "],\"lost\":[");
