@@ -26,12 +26,22 @@ ROTACTL = os.path.join(BUILD, "ctl", "rotactl")
 WORKER = os.environ.get("ROTA_WORKER_BIN", os.path.join(BUILD, "worker", "rota-worker"))
 
 
+_handed_out = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A free loopback port never handed out before in this run: the kernel
+    may return a just-closed port twice, and two members of one cluster on
+    the same address fail to start ("duplicate or bad member")."""
+    for _ in range(100):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no fresh free port")
 
 
 def wait_until(cond, timeout=15.0, interval=0.05, what="condition"):
