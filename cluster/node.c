@@ -17,6 +17,7 @@
 #define LOG_MODULE "cluster"
 #include "cluster/internal.h"
 #include "cluster/raft_fsm.h"
+#include "cluster/raft_guard.h"
 #include "common/err.h"
 #include "common/fs.h"
 #include "common/log.h"
@@ -224,6 +225,13 @@ int cluster_create(uv_loop_t *loop,
         return ERR_IO;
     }
     cluster_raft_fsm_set_raft(&c->rfsm, &c->raft);
+    /* Followers must not claim entries they do not share with the leader
+     * (a raft 0.15 bug, cluster/raft_guard.h). */
+    rv = raft_guard_install(&c->io);
+    if (rv != 0) {
+        snprintf(errmsg, size, "raft guard: %s", err_strerror(rv));
+        return rv;
+    }
     raft_set_election_timeout(&c->raft, cfg->election_timeout);
     raft_set_heartbeat_timeout(&c->raft, cfg->heartbeat_timeout);
     raft_set_snapshot_threshold(&c->raft, cfg->snapshot_threshold);
@@ -412,6 +420,7 @@ void cluster_close(struct cluster *c, cluster_close_cb cb, void *data)
 
 void cluster_destroy(struct cluster *c)
 {
+    raft_guard_remove(&c->io);
     cluster_raft_fsm_close(&c->rfsm);
     fsm_close(c->fsm);
     free(c->pending_subs);
@@ -555,4 +564,5 @@ void cluster_stats(struct cluster *c, struct cluster_stats *out)
     out->snapshots_taken = fs.snapshots_taken;
     out->snapshots_restored = fs.snapshots_restored;
     out->entries_applied = fs.entries_applied;
+    out->raft_guard_clamped = raft_guard_clamped(&c->io);
 }

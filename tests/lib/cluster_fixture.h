@@ -121,6 +121,10 @@ struct cluster_fixture
     unsigned cmd_len_residues; /* Bit r: some command had length % 8 == r. */
 };
 
+/* Install cluster/raft_guard.h on every server, as rotad does (default
+ * true). Set before cluster_fixture_create. */
+extern bool cluster_fixture_raft_guard;
+
 /* Create @n servers (1..CLUSTER_MAX_N), bootstrapped (all voters) and
  * started, with the glue's synchronous snapshots (FSM version 2). Returns
  * NULL on failure (after printing why). */

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/raft_guard.h"
 #include "common/err.h"
 #include "fsm/internal.h"
 #include "tests/lib/cluster_fixture.h"
@@ -78,7 +79,6 @@ struct sim
     struct stale stale[1024];
     unsigned n_stale;
     char violation[512];
-    unsigned deposed; /* Leader changes forced to repair a follower. */
     bool snapshots;   /* Low snapshot threshold: installs to laggards. */
 };
 
@@ -648,23 +648,12 @@ static bool run(struct sim *s)
         }
     }
     /* Lagging servers catch up within a bound (a snapshot install whose
-     * message was dropped is retried after raft's 30 s timeout). */
+     * message was dropped is retried after raft's 30 s timeout). Without
+     * cluster/raft_guard.h (--no-guard), raft 0.15 can leave a follower
+     * behind the same leader forever: docs/reliability.md. */
     raft_time until = raft_fixture_time(&f->raft) + 60000;
-    raft_time depose_at = raft_fixture_time(&f->raft) + 20000;
     while (raft_fixture_time(&f->raft) < until) {
         raft_fixture_step_until_elapsed(&f->raft, 200);
-        if (raft_fixture_time(&f->raft) >= depose_at) {
-            /* raft 0.15 can leave a follower with a stale uncommitted
-             * suffix rejected forever by the same leader (its progress
-             * ignores the rejection); a new leader repairs it. Counted:
-             * docs/reliability.md. */
-            s->deposed++;
-            depose_at = until;
-            if (CLUSTER_LEADER(f) < n) {
-                raft_fixture_depose(&f->raft);
-                raft_fixture_step_until_has_leader(&f->raft, 10000);
-            }
-        }
         bool same = true;
         for (unsigned i = 1; i < n && same; i++) {
             same = raft_last_applied(CLUSTER_RAFT(f, i)) ==
@@ -728,7 +717,12 @@ static bool run(struct sim *s)
     return true;
 }
 
-static unsigned long long total_deposed, total_jobs;
+static unsigned long long total_clamped, total_jobs;
+
+/* --expect TEXT: the run passes only if some seed fails with a violation
+ * containing TEXT (to show that the checks catch a planted bug). */
+static const char *expect;
+static unsigned expected_seen;
 
 static bool snapshots_mode;
 
@@ -748,8 +742,13 @@ static bool run_seed(unsigned seed,
     s.trace = 14695981039346656037ULL;
     bool ok = run(&s);
     *trace = s.trace;
-    total_deposed += s.deposed;
+    for (unsigned i = 0; s.f != NULL && i < CLUSTER_N(s.f); i++) {
+        total_clamped += raft_guard_clamped(&s.f->raft.servers[i].io);
+    }
     total_jobs += s.n_jobs;
+    if (!ok && expect != NULL && strstr(s.violation, expect) != NULL) {
+        expected_seen++;
+    }
     if (!ok) {
         fprintf(stderr,
                 "seed %u FAILED: %s\n  replay: tests/sim/run --seed %u\n", seed,
@@ -783,6 +782,10 @@ int main(int argc, char **argv)
                    strcmp(argv[i + 1], "token") == 0) {
             plant = true;
             i++;
+        } else if (strcmp(argv[i], "--expect") == 0 && i + 1 < argc) {
+            expect = argv[++i];
+        } else if (strcmp(argv[i], "--no-guard") == 0) {
+            cluster_fixture_raft_guard = false;
         } else if (strcmp(argv[i], "--snapshots") == 0) {
             snapshots_mode = true;
         } else if (strcmp(argv[i], "-v") == 0) {
@@ -790,7 +793,8 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: sim [--seeds N] [--first S] [--seed S] [--ops N] "
-                    "[--snapshots] [--plant token] [-v]\n");
+                    "[--snapshots] [--no-guard] [--plant token] [--expect TEXT] "
+                    "[-v]\n");
             return 2;
         }
     }
@@ -823,9 +827,17 @@ int main(int argc, char **argv)
         }
     }
     fprintf(stderr,
-            "sim: %u seeds, %llu acknowledged jobs; %llu leader changes forced "
-            "to repair a stuck follower (raft 0.15)\n",
-            seeds, total_jobs, total_deposed);
+            "sim: %u seeds, %llu acknowledged jobs; raft guard %s, %llu "
+            "follower results corrected\n",
+            seeds, total_jobs, cluster_fixture_raft_guard ? "on" : "off",
+            total_clamped);
+    if (expect != NULL) {
+        /* Each seed that shows the expected violation is a pass. */
+        printf("%u passed, %u failed (expected \"%s\" in %u seeds)\n",
+               expected_seen > 0 ? 1 : 0, expected_seen > 0 ? 0 : 1, expect,
+               expected_seen);
+        return expected_seen > 0 ? 0 : 1;
+    }
     printf("%u passed, %u failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

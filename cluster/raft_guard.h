@@ -1,0 +1,36 @@
+#ifndef CLUSTER_RAFT_GUARD_H_
+#define CLUSTER_RAFT_GUARD_H_
+
+/* A guard against a raft 0.15 replication bug, installed on a raft_io.
+ *
+ * The bug (replication.c, v0.15.0): a follower answers an AppendEntries
+ * that needs no write (a heartbeat, or entries it already has) with
+ * last_log_index = its whole stored log. If it still holds an uncommitted
+ * suffix from an older term, that claims entries it does not share with
+ * the leader; the leader caps the claim at its own last index and records
+ * it as the follower's match_index. Then it may count the follower for an
+ * entry the follower does not have, and it ignores the follower's later
+ * rejections as stale: the follower stays behind until the next leader
+ * (docs/reliability.md). Seen in tests/sim about once in 30 seeds.
+ *
+ * The guard wraps io->start (to see received messages) and io->send: a
+ * successful AppendEntries result sent while its request is being received
+ * claims at most prev_log_index + n_entries of that request, which is what
+ * the Raft paper says it should echo. An under-claim is harmless (the
+ * leader only raises match_index). Results of writes (sent later, after the
+ * append) are already right: the stale suffix was truncated by then.
+ *
+ * Install after raft_init and before raft_start; remove after raft_close.
+ * Single thread: the loop thread that runs raft. */
+
+#include <raft.h>
+
+/* Returns 0, or ERR_NOMEM when RAFT_GUARD_MAX ios are guarded already. */
+#define RAFT_GUARD_MAX 16
+int raft_guard_install(struct raft_io *io);
+void raft_guard_remove(struct raft_io *io);
+
+/* Results this guard corrected on @io (0 when not guarded). */
+unsigned long long raft_guard_clamped(const struct raft_io *io);
+
+#endif /* CLUSTER_RAFT_GUARD_H_ */
