@@ -1,25 +1,31 @@
 #ifndef CLUSTER_RAFT_GUARD_H_
 #define CLUSTER_RAFT_GUARD_H_
 
-/* A guard against a raft 0.15 replication bug, installed on a raft_io.
+/* Guards against two raft 0.15 replication bugs, installed on a raft_io.
+ * Both were found by tests/sim; docs/reliability.md has the details.
  *
- * The bug (replication.c, v0.15.0): a follower answers an AppendEntries
- * that needs no write (a heartbeat, or entries it already has) with
- * last_log_index = its whole stored log. If it still holds an uncommitted
- * suffix from an older term, that claims entries it does not share with
- * the leader; the leader caps the claim at its own last index and records
- * it as the follower's match_index. Then it may count the follower for an
- * entry the follower does not have, and it ignores the follower's later
- * rejections as stale: the follower stays behind until the next leader
- * (docs/reliability.md). Seen in tests/sim about once in 30 seeds.
+ * 1. Over-claim (replication.c, v0.15.0): a follower answers an
+ *    AppendEntries that needs no write (a heartbeat, or entries it already
+ *    has) with last_log_index = its whole stored log. If it still holds an
+ *    uncommitted suffix from an older term, that claims entries it does not
+ *    share with the leader; the leader caps the claim at its own last index
+ *    and records it as the follower's match_index. Then it may count the
+ *    follower for an entry the follower does not have, and it ignores the
+ *    follower's later rejections as stale: the follower stays behind until
+ *    the next leader. Here such a result claims at most prev_log_index +
+ *    n_entries of the request it answers, as the Raft paper says. An
+ *    under-claim is harmless (the leader only raises match_index). Results
+ *    of writes (sent later, after the append) are already right: the stale
+ *    suffix was truncated by then.
  *
- * The guard wraps io->start (to see received messages) and io->send: a
- * successful AppendEntries result sent while its request is being received
- * claims at most prev_log_index + n_entries of that request, which is what
- * the Raft paper says it should echo. An under-claim is harmless (the
- * leader only raises match_index). Results of writes (sent later, after the
- * append) are already right: the stale suffix was truncated by then.
+ * 2. Snapshot loop (recv_install_snapshot.c): a follower that already has
+ *    a newer snapshot than the one the leader sends answers with the index
+ *    of the leader's snapshot, which the leader has recorded already; the
+ *    leader stays in its snapshot state and sends the same snapshot every
+ *    30 s, forever. Here that answer claims the follower's commit index
+ *    (committed entries are the same on every leader).
  *
+ * The guard wraps io->start (to see received messages) and io->send.
  * Install after raft_init and before raft_start; remove after raft_close.
  * Single thread: the loop thread that runs raft. */
 
@@ -30,7 +36,8 @@
 int raft_guard_install(struct raft_io *io);
 void raft_guard_remove(struct raft_io *io);
 
-/* Results this guard corrected on @io (0 when not guarded). */
+/* Results this guard corrected on @io, of both kinds (0 when not
+ * guarded). */
 unsigned long long raft_guard_clamped(const struct raft_io *io);
 
 #endif /* CLUSTER_RAFT_GUARD_H_ */

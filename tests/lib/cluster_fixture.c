@@ -12,6 +12,7 @@
  * the callback. */
 
 #include "tests/lib/cluster_fixture.h"
+#include "tests/lib/fixture_io.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -37,8 +38,11 @@ static int node_apply_cb(struct raft_fsm *rf,
     raft_index index = raft_last_applied(node->raft) + 1;
     int rv;
 
+    /* A snapshot may end with configuration entries, which raft never
+     * hands to the FSM: its state then ends a few indexes earlier. A
+     * missing command would show in the digests. */
     if (node->just_restored) {
-        if (node->restored_applied != index - 1) {
+        if (node->restored_applied > index - 1) {
             fprintf(stderr,
                     "restored fsm applied index %llu, raft snapshot %llu\n",
                     (unsigned long long)node->restored_applied,
@@ -94,6 +98,7 @@ static int remove_cb(const char *path,
 }
 
 bool cluster_fixture_raft_guard = true;
+bool cluster_fixture_plant_ack = false;
 
 static int create_nodes(struct cluster_fixture *f, unsigned n, bool async)
 {
@@ -133,6 +138,10 @@ static int create_nodes(struct cluster_fixture *f, unsigned n, bool async)
         }
         /* As rotad does (cluster/node.c): unless a test wants to see the
          * raft 0.15 bug the guard corrects. */
+        if (fixture_io_install(&f->raft.servers[i].io) != 0) {
+            fprintf(stderr, "cluster_fixture: fixture_io_install\n");
+            return -1;
+        }
         if (cluster_fixture_raft_guard &&
             raft_guard_install(&f->raft.servers[i].io) != 0) {
             fprintf(stderr, "cluster_fixture: raft_guard_install\n");
@@ -146,6 +155,10 @@ static int create_nodes(struct cluster_fixture *f, unsigned n, bool async)
     return 0;
 }
 
+static struct cluster_fixture *create(unsigned voters,
+                                      unsigned spares,
+                                      bool async);
+
 struct cluster_fixture *cluster_fixture_create(unsigned n)
 {
     return cluster_fixture_create_mode(n, false);
@@ -153,12 +166,26 @@ struct cluster_fixture *cluster_fixture_create(unsigned n)
 
 struct cluster_fixture *cluster_fixture_create_mode(unsigned n, bool async)
 {
+    return create(n, 0, async);
+}
+
+struct cluster_fixture *cluster_fixture_create_spares(unsigned voters,
+                                                      unsigned spares)
+{
+    return create(voters, spares, false);
+}
+
+static struct cluster_fixture *create(unsigned voters,
+                                      unsigned spares,
+                                      bool async)
+{
     struct cluster_fixture *f;
     struct raft_configuration conf;
     const char *tmp = getenv("TMPDIR");
+    unsigned n = voters + spares;
     int rv;
 
-    if (n == 0 || n > CLUSTER_MAX_N) {
+    if (voters == 0 || n > CLUSTER_MAX_N) {
         return NULL;
     }
     f = calloc(1, sizeof *f);
@@ -180,11 +207,14 @@ struct cluster_fixture *cluster_fixture_create_mode(unsigned n, bool async)
     if (create_nodes(f, n, async) != 0) {
         goto err;
     }
-    rv = raft_fixture_configuration(&f->raft, n, &conf);
+    rv = raft_fixture_configuration(&f->raft, voters, &conf);
     if (rv != 0) {
         goto err;
     }
-    rv = raft_fixture_bootstrap(&f->raft, &conf);
+    /* Spares start with an empty log, like a rotad that joins. */
+    for (unsigned i = 0; i < voters && rv == 0; i++) {
+        rv = raft_bootstrap(raft_fixture_get(&f->raft, i), &conf);
+    }
     raft_configuration_close(&conf);
     if (rv != 0) {
         fprintf(stderr, "cluster_fixture: bootstrap: %s\n", raft_strerror(rv));
@@ -231,6 +261,7 @@ void cluster_fixture_destroy(struct cluster_fixture *f)
     for (unsigned i = 0; i < CLUSTER_MAX_N; i++) {
         struct cluster_node *node = &f->nodes[i];
         raft_guard_remove(&f->raft.servers[i].io);
+        fixture_io_remove(&f->raft.servers[i].io);
         if (node->rf.data != NULL) {
             cluster_raft_fsm_close(&node->rf);
         }
@@ -287,6 +318,9 @@ static void req_applied_cb(struct raft_apply *apply, int status, void *result)
     const struct cluster_apply_result *res = result;
 
     req->n_callbacks++;
+    if (cluster_fixture_plant_ack && req->n_jobs > 0) {
+        return; /* Answered at append already (the planted bug). */
+    }
     req->done = true;
     req->status = status;
     if (status != 0 || res == NULL) {
@@ -343,6 +377,26 @@ static struct cluster_req *req_new(struct cluster_fixture *f,
     return req;
 }
 
+/* The planted bug: answer a job submission as soon as the leader appended
+ * it, with the ids its apply would give (index << FSM_ID_SHIFT | seq). */
+static void ack_early(struct cluster_req *req)
+{
+    req->done = true;
+    req->status = 0;
+    req->n_results = req->n_cmds;
+    for (unsigned c = 0; c < req->n_cmds; c++) {
+        struct cluster_cmd_result *out = &req->results[c];
+        out->code = 0;
+        out->n_ids = req->jobs_in_cmd[c];
+        out->ids = calloc(out->n_ids + 1, sizeof *out->ids);
+        assert_non_null(out->ids);
+        for (unsigned k = 0; k < out->n_ids; k++) {
+            out->ids[k] =
+                (req->index << FSM_ID_SHIFT) | (req->first_job[c] + k);
+        }
+    }
+}
+
 /* Copy @batch into a raft buffer and propose it on server @i. */
 static void req_propose(struct cluster_fixture *f,
                         struct cluster_req *req,
@@ -367,6 +421,9 @@ static void req_propose(struct cluster_fixture *f,
         return;
     }
     req->index = req->apply.index;
+    if (cluster_fixture_plant_ack && req->n_jobs > 0) {
+        ack_early(req);
+    }
 }
 
 struct cluster_req *cluster_fixture_apply(struct cluster_fixture *f,
@@ -905,7 +962,7 @@ bool cluster_fixture_check_applied_index(struct cluster_fixture *f)
         uint64_t applied = fsm_applied_index(node->fsm);
         raft_index last = raft_last_applied(node->raft);
 
-        if (node->just_restored && node->restored_applied != last) {
+        if (node->just_restored && node->restored_applied > last) {
             node->restore_mismatches++;
             node->just_restored = false;
         }

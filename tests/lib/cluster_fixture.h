@@ -33,7 +33,7 @@
 
 struct cluster_fixture;
 
-#define CLUSTER_MAX_N 5
+#define CLUSTER_MAX_N 6
 /* Virtual time 0 is this instant (2026-11-22T00:00:00Z). */
 #define CLUSTER_EPOCH_MS 1795305600000LL
 
@@ -125,6 +125,10 @@ struct cluster_fixture
  * true). Set before cluster_fixture_create. */
 extern bool cluster_fixture_raft_guard;
 
+/* A planted bug for tests/sim (default false): job submissions are
+ * answered when the leader appended them, before they commit. */
+extern bool cluster_fixture_plant_ack;
+
 /* Create @n servers (1..CLUSTER_MAX_N), bootstrapped (all voters) and
  * started, with the glue's synchronous snapshots (FSM version 2). Returns
  * NULL on failure (after printing why). */
@@ -133,6 +137,10 @@ struct cluster_fixture *cluster_fixture_create(unsigned n);
  * fixture runs the "thread pool" work inline, on a later step, and its io
  * is given version 2 as raft 0.15 requires). */
 struct cluster_fixture *cluster_fixture_create_mode(unsigned n, bool async);
+/* @voters servers bootstrapped as the configuration, then @spares more with
+ * an empty log and not in it (to be added with raft_add), all started. */
+struct cluster_fixture *cluster_fixture_create_spares(unsigned voters,
+                                                      unsigned spares);
 /* Close raft, then the glue and the FSMs, remove the tmp directories and
  * free every request. */
 void cluster_fixture_destroy(struct cluster_fixture *f);

@@ -2,25 +2,34 @@
  * and disk, virtual time), driven from one seed. Clients submit jobs with
  * idempotency keys (and resubmit them), simulated workers lease, complete
  * (sometimes with superseded tokens), crash and cancel; the network and the
- * servers fail (kill/revive, isolate, one-way drops, latency, io faults,
- * snapshots forced by a low threshold). Invariants are checked as it goes;
- * after the faults stop, everything heals and every job must finish.
+ * servers fail (kill/revive, isolate, one-way drops, latency, election
+ * timeouts); in half the seeds a spare server joins (raft_add, then
+ * raft_assign as voter) and voters leave again (raft_remove, sometimes the
+ * leader itself); --snapshots forces snapshot installs by a low threshold.
+ * Invariants are checked as it goes; after the faults stop, everything
+ * heals, every server becomes a voter, and every job must finish and every
+ * server converge.
  *
  *   sim [--seeds N] [--first S] [--seed S] [--ops N] [--snapshots]
- *       [--plant token] [-v]
+ *       [--no-membership] [--no-guard] [--plant token|ack] [--expect TEXT]
+ *       [-v]
  *
- * --snapshots sets a snapshot threshold of a few entries, so lagging
- * servers get snapshot installs. Not the default: raft 0.15's fixture io
- * truncates its entry array as if it started at index 1 after an install
- * (ioMethodTruncate: n = index - 1), which overflows the heap when raft
- * later truncates a conflicting suffix (libraft bug, seen as a crash in
- * raft_fixture_step; about 1 seed in 500). CI runs a fixed seed range in
- * this mode.
+ * The servers run with cluster/raft_guard.h, as rotad does; --no-guard
+ * shows the raft 0.15 bugs it works around (followers left behind). The
+ * fixture's disk is ordered by tests/lib/fixture_io.h (raft 0.15's fixture
+ * truncates entries still being appended). One raft 0.15 bug remains in
+ * --snapshots mode with membership changes: a follower that rolls back an
+ * uncommitted configuration whose committed one was compacted into a
+ * snapshot dereferences NULL (membershipRollback; fixed upstream in
+ * "membership: Ensure configuration rollback is possible"); about 1 seed in
+ * 3000, so CI runs a fixed seed range in that mode.
  *
  * Exit 0 when every seed passed; a failing seed prints itself and its
  * violation, and `sim --seed S` replays it bit for bit (same trace hash).
- * --plant token turns off the lease-token check in apply (test-only
- * switch): the run must then FAIL, which shows the checks can fail. */
+ * --plant turns on a test-only bug (token: the lease-token check off in
+ * apply; ack: a submit acknowledged before its entry commits): with
+ * --expect TEXT the run passes only if some seed fails with TEXT, which
+ * shows the checks can fail. */
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -79,7 +88,12 @@ struct sim
     struct stale stale[1024];
     unsigned n_stale;
     char violation[512];
-    bool snapshots;   /* Low snapshot threshold: installs to laggards. */
+    bool snapshots;  /* Low snapshot threshold: installs to laggards. */
+    bool membership; /* Half the seeds: a spare joins and voters leave. */
+    unsigned voters; /* Voters at bootstrap; a spare may join and leave. */
+    struct raft_change changes[64]; /* Until the fixture is destroyed. */
+    unsigned n_changes;
+    unsigned n_membership; /* Changes that raft accepted. */
 };
 
 static uint64_t next_rand(struct sim *s)
@@ -339,11 +353,23 @@ static unsigned n_down(struct sim *s)
     return n;
 }
 
+/* The fixture's "randomized" election timeout is a fixed value per server:
+ * servers that keep timing out within a network latency of each other
+ * split the vote forever (a fixture artefact, seen with four voters).
+ * Draw new timeouts, from the seed, while there is no leader. */
+static void shuffle_timeouts(struct sim *s)
+{
+    for (unsigned i = 0; i < CLUSTER_N(s->f); i++) {
+        raft_fixture_set_randomized_election_timeout(&s->f->raft, i,
+                                                     1000 + pick(s, 1000));
+    }
+}
+
 static void fault(struct sim *s)
 {
     struct cluster_fixture *f = s->f;
     unsigned i = pick(s, CLUSTER_N(f)), j = pick(s, CLUSTER_N(f));
-    switch (pick(s, 6)) {
+    switch (pick(s, 7)) {
         case 0: /* Kill (a minority at most) or revive. */
             if (CLUSTER_ALIVE(f, i) && n_down(s) < (CLUSTER_N(f) - 1) / 2) {
                 CLUSTER_KILL(f, i);
@@ -367,8 +393,11 @@ static void fault(struct sim *s)
                 raft_fixture_reconnect(&f->raft, i, j);
             }
             break;
-        default:
+        case 5:
             raft_fixture_set_network_latency(&f->raft, i, 2 + pick(s, 40));
+            break;
+        default:
+            shuffle_timeouts(s);
             break;
     }
 }
@@ -388,6 +417,101 @@ static void heal(struct sim *s)
             }
         }
     }
+}
+
+/* ---- Membership -----------------------------------------------------------
+ * Servers beyond the bootstrap voters start out of the configuration. The
+ * leader adds one (raft_add, then raft_assign as voter once it caught up)
+ * and removes a voter again (sometimes itself), so that the voters stay
+ * between the bootstrap count and one more: the fault rules above keep a
+ * majority of either alive. */
+
+static void change_cb(struct raft_change *req, int status)
+{
+    struct sim *s = req->data;
+    mix(s, (uint64_t)(req - s->changes) * 977 + (uint64_t)status);
+}
+
+static struct raft_change *change_new(struct sim *s)
+{
+    struct raft_change *req;
+    if (s->n_changes == 64) {
+        return NULL;
+    }
+    req = &s->changes[s->n_changes++];
+    memset(req, 0, sizeof *req);
+    req->data = s;
+    return req;
+}
+
+/* Role of server @i in the leader's configuration; -1 when not in it. */
+static int role_of(struct raft *leader, unsigned i)
+{
+    for (unsigned k = 0; k < leader->configuration.n; k++) {
+        if (leader->configuration.servers[k].id == i + 1) {
+            return leader->configuration.servers[k].role;
+        }
+    }
+    return -1;
+}
+
+/* One step towards @all_voters (every server a voter) or, when false, a
+ * random add or remove. Returns true when nothing is left to do. */
+static bool membership(struct sim *s, bool all_voters)
+{
+    struct cluster_fixture *f = s->f;
+    unsigned li = CLUSTER_LEADER(f), voters = 0, outside = 0,
+             out[CLUSTER_MAX_N];
+    struct raft *leader;
+    struct raft_change *req;
+    int rv = 0;
+
+    if (li >= CLUSTER_N(f)) {
+        return false;
+    }
+    leader = CLUSTER_RAFT(f, li);
+    for (unsigned i = 0; i < CLUSTER_N(f); i++) {
+        int role = role_of(leader, i);
+        if (role == RAFT_VOTER) {
+            voters++;
+        } else {
+            out[outside++] = i;
+        }
+    }
+    if (outside == 0) {
+        return true;
+    }
+    if (all_voters || voters == s->voters) {
+        unsigned i = out[pick(s, outside)];
+        struct raft *r = CLUSTER_RAFT(f, i);
+        if ((req = change_new(s)) == NULL) {
+            return false;
+        }
+        if (role_of(leader, i) < 0) {
+            rv = raft_add(leader, req, r->id, r->address, change_cb);
+        } else {
+            rv = raft_assign(leader, req, r->id, RAFT_VOTER, change_cb);
+        }
+    } else {
+        /* Remove a voter: the leader itself one time in four. */
+        unsigned i = li;
+        if (pick(s, 4) != 0) {
+            do {
+                i = pick(s, CLUSTER_N(f));
+            } while (i == li || role_of(leader, i) != RAFT_VOTER);
+        }
+        if ((req = change_new(s)) == NULL) {
+            return false;
+        }
+        rv = raft_remove(leader, req, (raft_id)i + 1, change_cb);
+    }
+    mix(s, (uint64_t)rv);
+    if (rv == 0) {
+        s->n_membership++;
+    } else {
+        s->n_changes--; /* Not taken: raft has no reference to it. */
+    }
+    return false;
 }
 
 /* ---- Invariants -----------------------------------------------------------
@@ -576,18 +700,54 @@ static bool all_final(struct sim *s, unsigned i)
 /* ---- One seed -------------------------------------------------------------
  */
 
+/* Why a seed failed: each server's raft state and configuration. */
+static void dump(struct sim *s)
+{
+    for (unsigned i = 0; i < CLUSTER_N(s->f); i++) {
+        struct raft *r = CLUSTER_RAFT(s->f, i);
+        fprintf(stderr,
+                "server %u: alive=%d state=%d term=%llu last_index=%llu "
+                "commit=%llu applied=%llu voters:",
+                i, CLUSTER_ALIVE(s->f, i), raft_state(r),
+                (unsigned long long)r->current_term,
+                (unsigned long long)raft_last_index(r),
+                (unsigned long long)r->commit_index,
+                (unsigned long long)raft_last_applied(r));
+        for (unsigned k = 0; k < r->configuration.n; k++) {
+            fprintf(stderr, " %llu/%d",
+                    (unsigned long long)r->configuration.servers[k].id,
+                    r->configuration.servers[k].role);
+        }
+        fprintf(stderr, "\n");
+    }
+}
+
+static bool elect(struct sim *s, unsigned ms)
+{
+    for (unsigned t = 0; t < ms; t += 1000) {
+        if (raft_fixture_step_until_has_leader(&s->f->raft, 1000)) {
+            return true;
+        }
+        shuffle_timeouts(s);
+    }
+    return false;
+}
+
 static bool run(struct sim *s)
 {
     struct cluster_fixture *f;
-    unsigned n = pick(s, 3) == 0 ? 5 : 3;
+    unsigned spares = s->membership && pick(s, 2) == 0 ? 1 : 0;
+    unsigned n;
 
-    f = s->f = cluster_fixture_create(n);
+    s->voters = pick(s, 3) == 0 ? 5 : 3;
+    f = s->f = cluster_fixture_create_spares(s->voters, spares);
     if (f == NULL) {
         return violate(s, "cannot create the fixture");
     }
+    n = CLUSTER_N(f);
+    shuffle_timeouts(s);
     for (unsigned i = 0; i < n; i++) {
-        raft_fixture_set_randomized_election_timeout(&f->raft, i,
-                                                     1000 + pick(s, 1000));
+        raft_set_pre_vote(CLUSTER_RAFT(f, i), true); /* As rotad. */
         raft_fixture_set_network_latency(&f->raft, i, 2 + pick(s, 20));
         raft_fixture_set_disk_latency(&f->raft, i, 1);
     }
@@ -614,6 +774,8 @@ static bool run(struct sim *s)
             cancel(s);
         } else if (a < 88) {
             fault(s);
+        } else if (a < 91 && spares > 0) {
+            membership(s, false);
         }
         unsigned steps = 1 + pick(s, 30);
         for (unsigned k = 0; k < steps; k++) {
@@ -627,11 +789,13 @@ static bool run(struct sim *s)
     }
     /* Heal; a leader within a bound; every job finished within a bound. */
     heal(s);
-    if (!raft_fixture_step_until_has_leader(&f->raft, 20000)) {
+    if (!elect(s, 20000)) {
+        dump(s);
         return violate(s, "no leader 20 s after healing");
     }
     raft_time deadline = raft_fixture_time(&f->raft) + 120000;
     while (raft_fixture_time(&f->raft) < deadline) {
+        bool members = membership(s, true); /* Every server a voter. */
         if (s->n_workers == 0) {
             register_worker(s);
         }
@@ -643,7 +807,8 @@ static bool run(struct sim *s)
             return false;
         }
         unsigned leader = CLUSTER_LEADER(f);
-        if (s->n_pending == 0 && leader < n && all_final(s, leader)) {
+        if (members && s->n_pending == 0 && leader < n &&
+            all_final(s, leader)) {
             break;
         }
     }
@@ -693,19 +858,35 @@ static bool run(struct sim *s)
             fprintf(
                 stderr,
                 "  1 s later: sent AE +%u, recv AE +%u, recv AER +%u; "
-                "term %llu snapshot_index %llu commit %llu stored %llu\n",
+                "term %llu snapshot_index %llu commit %llu stored %llu "
+                "(taking %llu, putting %d)\n",
                 raft_fixture_n_send(&f->raft, i, RAFT_IO_APPEND_ENTRIES) - s0,
                 raft_fixture_n_recv(&f->raft, i, RAFT_IO_APPEND_ENTRIES) - r0,
                 raft_fixture_n_recv(&f->raft, i, 2) - r1,
                 (unsigned long long)r->current_term,
                 (unsigned long long)r->log.snapshot.last_index,
                 (unsigned long long)r->commit_index,
-                (unsigned long long)r->last_stored);
+                (unsigned long long)r->last_stored,
+                (unsigned long long)r->snapshot.pending.term,
+                r->snapshot.put.data != NULL);
             for (unsigned j = 0; j < n; j++) {
                 if (j != i) {
                     fprintf(stderr, "  to %u: saturated=%d\n", j,
                             raft_fixture_saturated(&f->raft, i, j));
                 }
+            }
+            for (unsigned k = 0;
+                 raft_state(r) == RAFT_LEADER && k < r->configuration.n; k++) {
+                struct raft_progress *p = &r->leader_state.progress[k];
+                fprintf(stderr,
+                        "  progress of %llu: state %u next %llu match %llu "
+                        "snapshot %llu snapshot sent at %llu (now %llu)\n",
+                        (unsigned long long)r->configuration.servers[k].id,
+                        p->state, (unsigned long long)p->next_index,
+                        (unsigned long long)p->match_index,
+                        (unsigned long long)p->snapshot_index,
+                        (unsigned long long)p->snapshot_last_send,
+                        (unsigned long long)raft_fixture_time(&f->raft));
             }
         }
         return violate(s, "servers did not converge after healing");
@@ -717,14 +898,14 @@ static bool run(struct sim *s)
     return true;
 }
 
-static unsigned long long total_clamped, total_jobs;
+static unsigned long long total_clamped, total_jobs, total_membership;
 
 /* --expect TEXT: the run passes only if some seed fails with a violation
  * containing TEXT (to show that the checks catch a planted bug). */
 static const char *expect;
 static unsigned expected_seen;
 
-static bool snapshots_mode;
+static bool snapshots_mode, membership_mode = true;
 
 static bool run_seed(unsigned seed,
                      unsigned ops,
@@ -736,6 +917,7 @@ static bool run_seed(unsigned seed,
     s.seed = seed;
     s.ops = ops;
     s.snapshots = snapshots_mode;
+    s.membership = membership_mode;
     s.verbose = verbose;
     s.rng = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)seed * 0xBF58476D1CE4E5B9ULL);
     s.rng = s.rng != 0 ? s.rng : 1;
@@ -745,6 +927,7 @@ static bool run_seed(unsigned seed,
     for (unsigned i = 0; s.f != NULL && i < CLUSTER_N(s.f); i++) {
         total_clamped += raft_guard_clamped(&s.f->raft.servers[i].io);
     }
+    total_membership += s.n_membership;
     total_jobs += s.n_jobs;
     if (!ok && expect != NULL && strstr(s.violation, expect) != NULL) {
         expected_seen++;
@@ -782,8 +965,14 @@ int main(int argc, char **argv)
                    strcmp(argv[i + 1], "token") == 0) {
             plant = true;
             i++;
+        } else if (strcmp(argv[i], "--plant") == 0 && i + 1 < argc &&
+                   strcmp(argv[i + 1], "ack") == 0) {
+            cluster_fixture_plant_ack = true;
+            i++;
         } else if (strcmp(argv[i], "--expect") == 0 && i + 1 < argc) {
             expect = argv[++i];
+        } else if (strcmp(argv[i], "--no-membership") == 0) {
+            membership_mode = false;
         } else if (strcmp(argv[i], "--no-guard") == 0) {
             cluster_fixture_raft_guard = false;
         } else if (strcmp(argv[i], "--snapshots") == 0) {
@@ -793,7 +982,9 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: sim [--seeds N] [--first S] [--seed S] [--ops N] "
-                    "[--snapshots] [--no-guard] [--plant token] [--expect TEXT] "
+                    "[--snapshots] [--no-membership] [--no-guard] [--plant "
+                    "token|ack] "
+                    "[--expect TEXT] "
                     "[-v]\n");
             return 2;
         }
@@ -827,10 +1018,10 @@ int main(int argc, char **argv)
         }
     }
     fprintf(stderr,
-            "sim: %u seeds, %llu acknowledged jobs; raft guard %s, %llu "
-            "follower results corrected\n",
-            seeds, total_jobs, cluster_fixture_raft_guard ? "on" : "off",
-            total_clamped);
+            "sim: %u seeds, %llu acknowledged jobs, %llu membership changes; "
+            "raft guard %s, %llu follower results corrected\n",
+            seeds, total_jobs, total_membership,
+            cluster_fixture_raft_guard ? "on" : "off", total_clamped);
     if (expect != NULL) {
         /* Each seed that shows the expected violation is a pass. */
         printf("%u passed, %u failed (expected \"%s\" in %u seeds)\n",
