@@ -130,7 +130,7 @@ struct cluster_stats
     unsigned long long snapshots_taken;
     unsigned long long snapshots_restored;
     unsigned long long entries_applied;
-    unsigned long long raft_guard_clamped; /* cluster/raft_guard.h */
+    unsigned long long raft_guard_fixes; /* cluster/raft_guard.h */
 };
 void cluster_stats(struct cluster *c, struct cluster_stats *out);
 

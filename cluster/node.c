@@ -564,5 +564,7 @@ void cluster_stats(struct cluster *c, struct cluster_stats *out)
     out->snapshots_taken = fs.snapshots_taken;
     out->snapshots_restored = fs.snapshots_restored;
     out->entries_applied = fs.entries_applied;
-    out->raft_guard_clamped = raft_guard_clamped(&c->io);
+    struct raft_guard_stats gs;
+    raft_guard_stats(&c->io, &gs);
+    out->raft_guard_fixes = gs.clamped + gs.raised + gs.rollbacks;
 }

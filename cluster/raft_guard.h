@@ -25,6 +25,14 @@
  *    30 s, forever. Here that answer claims the follower's commit index
  *    (committed entries are the same on every leader).
  *
+ * 3. Rollback crash (membership.c): a follower whose uncommitted
+ *    configuration is truncated away rolls back to the committed one,
+ *    which raft reads from the log by index; once that entry was compacted
+ *    into a snapshot, raft dereferences NULL. Here, before such an
+ *    AppendEntries reaches raft, the guard rolls back itself from a copy
+ *    of the committed configuration it remembered (upstream fixed it the
+ *    same way in 0.16). It reads raft's public struct raft_log.
+ *
  * The guard wraps io->start (to see received messages) and io->send.
  * Install after raft_init and before raft_start; remove after raft_close.
  * Single thread: the loop thread that runs raft. */
@@ -36,8 +44,13 @@
 int raft_guard_install(struct raft_io *io);
 void raft_guard_remove(struct raft_io *io);
 
-/* Results this guard corrected on @io, of both kinds (0 when not
- * guarded). */
-unsigned long long raft_guard_clamped(const struct raft_io *io);
+/* What the guard corrected on @io (zeros when not guarded). */
+struct raft_guard_stats
+{
+    unsigned long long clamped;   /* 1: AppendEntries results lowered. */
+    unsigned long long raised;    /* 2: InstallSnapshot results raised. */
+    unsigned long long rollbacks; /* 3: configurations rolled back. */
+};
+void raft_guard_stats(const struct raft_io *io, struct raft_guard_stats *out);
 
 #endif /* CLUSTER_RAFT_GUARD_H_ */

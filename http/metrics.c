@@ -90,10 +90,10 @@ void http__metrics(struct http_server *s, h2o_req_t *req)
            cs.snapshots_taken);
     metric(&o, "rota_snapshots_installed_total", "counter",
            "Snapshots restored (start or install).", cs.snapshots_restored);
-    metric(&o, "rota_raft_follower_results_corrected_total", "counter",
-           "AppendEntries results whose claimed index this follower lowered "
-           "(raft 0.15 guard, docs/reliability.md).",
-           cs.raft_guard_clamped);
+    metric(&o, "rota_raft_guard_fixes_total", "counter",
+           "Raft 0.15 bugs worked around by this node (cluster/raft_guard.h, "
+           "docs/reliability.md).",
+           cs.raft_guard_fixes);
     metric(&o, "rota_forwarded_requests_total", "counter",
            "Requests forwarded to the leader.", s->forwarded);
     metric(&o, "rota_http_client_errors_total", "counter",

@@ -12,17 +12,15 @@
  *
  *   sim [--seeds N] [--first S] [--seed S] [--ops N] [--snapshots]
  *       [--no-membership] [--no-guard] [--plant token|ack] [--expect TEXT]
- *       [-v]
+ *       [--require-fix lowered|raised|rollbacks] [-v]
  *
- * The servers run with cluster/raft_guard.h, as rotad does; --no-guard
- * shows the raft 0.15 bugs it works around (followers left behind). The
- * fixture's disk is ordered by tests/lib/fixture_io.h (raft 0.15's fixture
- * truncates entries still being appended). One raft 0.15 bug remains in
- * --snapshots mode with membership changes: a follower that rolls back an
- * uncommitted configuration whose committed one was compacted into a
- * snapshot dereferences NULL (membershipRollback; fixed upstream in
- * "membership: Ensure configuration rollback is possible"); about 1 seed in
- * 3000, so CI runs a fixed seed range in that mode.
+ * The servers run with cluster/raft_guard.h, as rotad does: it works
+ * around three raft 0.15 bugs this simulation found (a follower left
+ * behind its leader, a snapshot sent forever, a NULL dereference when a
+ * follower rolls back a configuration); --no-guard shows the first.
+ * The fixture's disk is ordered by tests/lib/fixture_io.h (raft 0.15's
+ * fixture truncates entries still being appended, and assumes its array
+ * starts at index 1 after an install).
  *
  * Exit 0 when every seed passed; a failing seed prints itself and its
  * violation, and `sim --seed S` replays it bit for bit (same trace hash).
@@ -898,11 +896,16 @@ static bool run(struct sim *s)
     return true;
 }
 
-static unsigned long long total_clamped, total_jobs, total_membership;
+static unsigned long long total_jobs, total_membership;
+static struct raft_guard_stats guard;
 
 /* --expect TEXT: the run passes only if some seed fails with a violation
  * containing TEXT (to show that the checks catch a planted bug). */
 static const char *expect;
+
+/* --require-fix lowered|raised|rollbacks: fail unless the raft guard made
+ * such a fix (so a test keeps exercising it when the sim changes). */
+static const char *require_fix;
 static unsigned expected_seen;
 
 static bool snapshots_mode, membership_mode = true;
@@ -925,7 +928,11 @@ static bool run_seed(unsigned seed,
     bool ok = run(&s);
     *trace = s.trace;
     for (unsigned i = 0; s.f != NULL && i < CLUSTER_N(s.f); i++) {
-        total_clamped += raft_guard_clamped(&s.f->raft.servers[i].io);
+        struct raft_guard_stats gs;
+        raft_guard_stats(&s.f->raft.servers[i].io, &gs);
+        guard.clamped += gs.clamped;
+        guard.raised += gs.raised;
+        guard.rollbacks += gs.rollbacks;
     }
     total_membership += s.n_membership;
     total_jobs += s.n_jobs;
@@ -973,6 +980,8 @@ int main(int argc, char **argv)
             expect = argv[++i];
         } else if (strcmp(argv[i], "--no-membership") == 0) {
             membership_mode = false;
+        } else if (strcmp(argv[i], "--require-fix") == 0 && i + 1 < argc) {
+            require_fix = argv[++i];
         } else if (strcmp(argv[i], "--no-guard") == 0) {
             cluster_fixture_raft_guard = false;
         } else if (strcmp(argv[i], "--snapshots") == 0) {
@@ -984,7 +993,7 @@ int main(int argc, char **argv)
                     "usage: sim [--seeds N] [--first S] [--seed S] [--ops N] "
                     "[--snapshots] [--no-membership] [--no-guard] [--plant "
                     "token|ack] "
-                    "[--expect TEXT] "
+                    "[--expect TEXT] [--require-fix KIND] "
                     "[-v]\n");
             return 2;
         }
@@ -1019,9 +1028,22 @@ int main(int argc, char **argv)
     }
     fprintf(stderr,
             "sim: %u seeds, %llu acknowledged jobs, %llu membership changes; "
-            "raft guard %s, %llu follower results corrected\n",
+            "raft guard %s: %llu results lowered, %llu raised, %llu "
+            "rollbacks\n",
             seeds, total_jobs, total_membership,
-            cluster_fixture_raft_guard ? "on" : "off", total_clamped);
+            cluster_fixture_raft_guard ? "on" : "off", guard.clamped,
+            guard.raised, guard.rollbacks);
+    if (require_fix != NULL) {
+        unsigned long long n =
+            strcmp(require_fix, "lowered") == 0  ? guard.clamped
+            : strcmp(require_fix, "raised") == 0 ? guard.raised
+                                                 : guard.rollbacks;
+        if (n == 0) {
+            fprintf(stderr, "sim: no raft guard fix of kind %s happened\n",
+                    require_fix);
+            failed++;
+        }
+    }
     if (expect != NULL) {
         /* Each seed that shows the expected violation is a pass. */
         printf("%u passed, %u failed (expected \"%s\" in %u seeds)\n",
