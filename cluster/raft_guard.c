@@ -1,11 +1,13 @@
-/* See raft_guard.h: clamp what a follower's AppendEntries result claims. */
+/* See raft_guard.h: workarounds for three raft 0.15 bugs. */
 
+#define LOG_MODULE "raft"
 #include "cluster/raft_guard.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "common/err.h"
+#include "common/log.h"
 
 struct guard
 {
@@ -145,6 +147,11 @@ static void pre_rollback(struct guard *g,
         struct raft_configuration copy;
         if (g->seen[k].index == r->configuration_index &&
             conf_copy(&g->seen[k].conf, &copy) == 0) {
+            LOG(LOG_WARN, "configuration rolled back by the raft guard",
+                "uncommitted=%llu committed=%llu conflict=%llu",
+                (unsigned long long)r->configuration_uncommitted_index,
+                (unsigned long long)r->configuration_index,
+                (unsigned long long)conflict);
             raft_configuration_close(&r->configuration);
             r->configuration = copy;
             r->configuration_uncommitted_index = 0;
@@ -212,6 +219,10 @@ static int guard_send(struct raft_io *io,
         if (r->commit_index > res->last_log_index) {
             struct raft_message copy = *message;
             copy.append_entries_result.last_log_index = r->commit_index;
+            LOG(LOG_INFO, "snapshot not needed, answered with commit index",
+                "snapshot=%llu commit=%llu",
+                (unsigned long long)res->last_log_index,
+                (unsigned long long)r->commit_index);
             g->raised++;
             return g->send(io, req, &copy, cb);
         }
