@@ -142,7 +142,9 @@ static int item_fire(struct apply_ctx *a,
         if (it->nominal <= 0) {
             return FSM_ITEM_SKIPPED;
         }
-    } else if ((old->flags & FSM_JOB_PAUSED) || old->run_at != it->nominal) {
+    } else if ((old->flags & FSM_JOB_PAUSED) ||
+               (old->run_at != it->nominal &&
+                fsm_test_planted_bug != FSM_BUG_FIRE)) {
         return FSM_ITEM_STALE; /* Fired already, or paused since. */
     } else if (it->next_at <= it->nominal) {
         return FSM_ITEM_SKIPPED; /* The schedule must move forward. */
@@ -151,7 +153,10 @@ static int item_fire(struct apply_ctx *a,
         return -1;
     }
     s = c.job;
-    rv = run_recorded(a, s.id, it->nominal) ? FSM_ITEM_STALE : 0;
+    rv = run_recorded(a, s.id, it->nominal) &&
+                 fsm_test_planted_bug != FSM_BUG_FIRE
+             ? FSM_ITEM_STALE
+             : 0;
     if (rv == 0 && it->action != FSM_FIRE_SKIP) {
         if (replace && s.last_run != 0) {
             struct fsm_job prev;

@@ -130,8 +130,9 @@ int fsm__queue_decode(const MDB_val *v, struct fsm_queue *q);
 #define FSM_META_APPLIED "applied_index"
 
 /* TEST ONLY (tests/sim): a planted bug that the simulation must catch.
- * Never set outside tests. FSM_BUG_TOKEN: COMPLETE ignores the token. */
-enum { FSM_BUG_TOKEN = 1 };
+ * Never set outside tests. FSM_BUG_TOKEN: COMPLETE ignores the token.
+ * FSM_BUG_FIRE: FIRE ignores both fences (current run_at, recorded run). */
+enum { FSM_BUG_TOKEN = 1, FSM_BUG_FIRE };
 extern int fsm_test_planted_bug;
 
 int fsm_worker_encode(const struct fsm_worker *wk, void **buf, size_t *len);

@@ -5,13 +5,14 @@
  * servers fail (kill/revive, isolate, one-way drops, latency, election
  * timeouts); in half the seeds a spare server joins (raft_add, then
  * raft_assign as voter) and voters leave again (raft_remove, sometimes the
- * leader itself); --snapshots forces snapshot installs by a low threshold.
+ * leader itself); leaders fire a cron schedule's occurrences (and stale
+ * ones); --snapshots forces snapshot installs by a low threshold.
  * Invariants are checked as it goes; after the faults stop, everything
  * heals, every server becomes a voter, and every job must finish and every
  * server converge.
  *
  *   sim [--seeds N] [--first S] [--seed S] [--ops N] [--snapshots]
- *       [--no-membership] [--no-guard] [--plant token|ack] [--expect TEXT]
+ *       [--no-membership] [--no-guard] [--plant token|ack|fire] [--expect TEXT]
  *       [--require-fix lowered|raised|rollbacks] [-v]
  *
  * The servers run with cluster/raft_guard.h, as rotad does: it works
@@ -25,7 +26,8 @@
  * Exit 0 when every seed passed; a failing seed prints itself and its
  * violation, and `sim --seed S` replays it bit for bit (same trace hash).
  * --plant turns on a test-only bug (token: the lease-token check off in
- * apply; ack: a submit acknowledged before its entry commits): with
+ * apply; fire: FIRE's fences off in apply; ack: a submit acknowledged
+ * before its entry commits): with
  * --expect TEXT the run passes only if some seed fails with TEXT, which
  * shows the checks can fail. */
 
@@ -92,6 +94,9 @@ struct sim
     struct raft_change changes[64]; /* Until the fixture is destroyed. */
     unsigned n_changes;
     unsigned n_membership; /* Changes that raft accepted. */
+    uint64_t sched;        /* A recurring job the leaders fire, or 0. */
+    struct cluster_req *sched_req;
+    unsigned n_fires;
 };
 
 static uint64_t next_rand(struct sim *s)
@@ -512,6 +517,141 @@ static bool membership(struct sim *s, bool all_voters)
     return false;
 }
 
+/* ---- A schedule -------------------------------------------------------------
+ * One recurring job ("every minute"). Leaders fire its current occurrence,
+ * and sometimes an older one, as a leader deciding from a stale state
+ * would: each occurrence must be recorded once, on every server. */
+
+#define SCHED_FIRST (CLUSTER_EPOCH_MS + 60000)
+#define SCHED_EVERY 60000
+
+static void schedule_submit(struct sim *s)
+{
+    unsigned leader = CLUSTER_LEADER(s->f);
+    struct fsm_job j;
+    struct fsm_cmd c;
+    if (s->sched != 0 || leader >= CLUSTER_N(s->f) ||
+        (s->sched_req != NULL && !s->sched_req->done)) {
+        return;
+    }
+    memset(&j, 0, sizeof j);
+    j.type.p = "report";
+    j.type.len = 6;
+    j.queue.p = "default";
+    j.queue.len = 7;
+    j.spec.p = "{\"schedule\":\"* * * * *\"}";
+    j.spec.len = (uint32_t)strlen(j.spec.p);
+    j.idem_key.p = "schedule";
+    j.idem_key.len = 8;
+    j.max_attempts = 3;
+    j.flags = FSM_JOB_RECURRING;
+    j.run_at = SCHED_FIRST;
+    memset(&c, 0, sizeof c);
+    c.type = FSM_CMD_SUBMIT;
+    c.jobs = &j;
+    c.n_jobs = 1;
+    s->sched_req = cluster_fixture_submit_cmds(s->f, leader, &c, 1);
+    track(s, s->sched_req);
+}
+
+static void fire(struct sim *s)
+{
+    unsigned leader = CLUSTER_LEADER(s->f);
+    struct fsm_reader *rd;
+    struct fsm_job job;
+    struct fsm_item it;
+    int rv = -1;
+    if (s->sched == 0 || leader >= CLUSTER_N(s->f)) {
+        schedule_submit(s);
+        return;
+    }
+    if (fsm_read_begin(CLUSTER_FSM(s->f, leader), &rd) == 0) {
+        rv = fsm_get_job(rd, s->sched, &job);
+        fsm_read_end(rd);
+    }
+    if (rv != 0) {
+        return; /* Not applied here yet. */
+    }
+    memset(&it, 0, sizeof it);
+    it.job_id = s->sched;
+    it.nominal = job.run_at;
+    if (pick(s, 4) == 0 && job.run_at > SCHED_FIRST) {
+        /* A stale decision: an occurrence already fired. */
+        it.nominal = job.run_at - SCHED_EVERY * (1 + pick(s, 2));
+    }
+    it.next_at = it.nominal + SCHED_EVERY;
+    it.action = FSM_FIRE_RUN;
+    s->n_fires++;
+    submit_items(s, leader, FSM_CMD_FIRE, 0, &it, 1, NULL);
+}
+
+struct runs
+{
+    uint64_t sched;
+    int64_t nominal[256];
+    unsigned n, with_job, children;
+    bool dup;
+};
+
+static int runs_cb(void *data, const struct fsm_run *run)
+{
+    struct runs *r = data;
+    for (unsigned k = 0; k < r->n; k++) {
+        r->dup |= r->nominal[k] == run->nominal;
+    }
+    if (r->n < 256) {
+        r->nominal[r->n++] = run->nominal;
+    }
+    r->with_job += run->job_id != 0;
+    return 0;
+}
+
+static int children_cb(void *data, const struct fsm_job *job)
+{
+    struct runs *r = data;
+    r->children += (job->flags & FSM_JOB_RUN) && job->parent == r->sched;
+    return 0;
+}
+
+/* Occurrences recorded on server @i (each once), or -1 after a violation. */
+static int check_runs(struct sim *s, unsigned i)
+{
+    struct fsm_reader *rd;
+    struct runs r;
+    if (s->sched == 0) {
+        return 0;
+    }
+    struct fsm_query q;
+    char cursor[FSM_CURSOR_SIZE], next[FSM_CURSOR_SIZE];
+    memset(&r, 0, sizeof r);
+    r.sched = s->sched;
+    if (fsm_read_begin(CLUSTER_FSM(s->f, i), &rd) != 0) {
+        return 0;
+    }
+    fsm_runs(rd, s->sched, 0, runs_cb, &r);
+    memset(&q, 0, sizeof q);
+    q.limit = 1000;
+    do { /* Every job: the runs the schedule created. */
+        next[0] = '\0';
+        fsm_list(rd, &q, children_cb, &r, next);
+        memcpy(cursor, next, sizeof cursor);
+        q.cursor = cursor;
+    } while (cursor[0] != '\0');
+    fsm_read_end(rd);
+    if (r.dup) {
+        violate(s, "server %u: a schedule occurrence recorded twice", i);
+        return -1;
+    }
+    if (r.children != r.with_job) {
+        violate(s,
+                "server %u: %u schedule occurrences ran, as %u jobs (an "
+                "occurrence ran twice)",
+                i, r.with_job, r.children);
+        return -1;
+    }
+    return (int)r.n;
+}
+
 /* ---- Invariants -----------------------------------------------------------
  */
 
@@ -528,6 +668,10 @@ static bool harvest(struct sim *s)
             continue;
         }
         mix(s, req->index * 31 + (uint64_t)req->status);
+        if (req == s->sched_req && req->status == 0 &&
+            req->results[0].code == 0 && req->results[0].n_ids == 1) {
+            s->sched = req->results[0].ids[0];
+        }
         if (k < 0 || req->status != 0 || req->n_cmds != 1 ||
             req->results[0].code != 0 || req->results[0].n_ids != 1) {
             continue;
@@ -633,6 +777,11 @@ static bool check_nodes(struct sim *s)
             }
         }
         fsm_read_end(rd);
+    }
+    for (unsigned i = 0; i < CLUSTER_N(f); i++) {
+        if (check_runs(s, i) < 0) {
+            return false;
+        }
     }
     /* Equal applied index → equal state. */
     for (unsigned i = 0; i < CLUSTER_N(f); i++) {
@@ -774,6 +923,8 @@ static bool run(struct sim *s)
             fault(s);
         } else if (a < 91 && spares > 0) {
             membership(s, false);
+        } else if (a < 95) {
+            fire(s);
         }
         unsigned steps = 1 + pick(s, 30);
         for (unsigned k = 0; k < steps; k++) {
@@ -889,6 +1040,16 @@ static bool run(struct sim *s)
         }
         return violate(s, "servers did not converge after healing");
     }
+    for (unsigned i = 1; i < n; i++) {
+        int r0 = check_runs(s, 0), ri = check_runs(s, i);
+        if (r0 < 0 || ri < 0) {
+            return false;
+        }
+        if (ri != r0) {
+            return violate(s, "server %u records %d occurrences, server 0 %d",
+                           i, ri, r0);
+        }
+    }
     if (!cluster_fixture_check_callbacks(f, false)) {
         return violate(s, "a request callback fired twice");
     }
@@ -896,7 +1057,7 @@ static bool run(struct sim *s)
     return true;
 }
 
-static unsigned long long total_jobs, total_membership;
+static unsigned long long total_jobs, total_membership, total_fires;
 static struct raft_guard_stats guard;
 
 /* --expect TEXT: the run passes only if some seed fails with a violation
@@ -935,6 +1096,7 @@ static bool run_seed(unsigned seed,
         guard.rollbacks += gs.rollbacks;
     }
     total_membership += s.n_membership;
+    total_fires += s.n_fires;
     total_jobs += s.n_jobs;
     if (!ok && expect != NULL && strstr(s.violation, expect) != NULL) {
         expected_seen++;
@@ -973,6 +1135,10 @@ int main(int argc, char **argv)
             plant = true;
             i++;
         } else if (strcmp(argv[i], "--plant") == 0 && i + 1 < argc &&
+                   strcmp(argv[i + 1], "fire") == 0) {
+            fsm_test_planted_bug = FSM_BUG_FIRE;
+            i++;
+        } else if (strcmp(argv[i], "--plant") == 0 && i + 1 < argc &&
                    strcmp(argv[i + 1], "ack") == 0) {
             cluster_fixture_plant_ack = true;
             i++;
@@ -998,7 +1164,9 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    fsm_test_planted_bug = plant ? FSM_BUG_TOKEN : 0;
+    if (plant) {
+        fsm_test_planted_bug = FSM_BUG_TOKEN;
+    }
     if (single >= 0) {
         uint64_t t1, t2;
         bool ok = run_seed((unsigned)single, ops, 1, &t1);
@@ -1027,10 +1195,11 @@ int main(int argc, char **argv)
         }
     }
     fprintf(stderr,
-            "sim: %u seeds, %llu acknowledged jobs, %llu membership changes; "
+            "sim: %u seeds, %llu acknowledged jobs, %llu membership changes, "
+            "%llu schedule fires; "
             "raft guard %s: %llu results lowered, %llu raised, %llu "
             "rollbacks\n",
-            seeds, total_jobs, total_membership,
+            seeds, total_jobs, total_membership, total_fires,
             cluster_fixture_raft_guard ? "on" : "off", guard.clamped,
             guard.raised, guard.rollbacks);
     if (require_fix != NULL) {
