@@ -244,6 +244,34 @@ static int delete_runs(struct apply_ctx *a, uint64_t schedule)
                : fsm__storage(a, fsm__lmdb_error(a->f, rv, "del runs"));
 }
 
+/* A run job leaves with its occurrence's record, so that retention keeps a
+ * schedule's history bounded too. The schedule's run_at fence still stops
+ * a stale FIRE of that occurrence. */
+static int delete_run_record(struct apply_ctx *a, const struct fsm_job *run)
+{
+    unsigned char kb[16];
+    MDB_val k = {16, kb}, v;
+    uint64_t job_id;
+    int rv;
+
+    fsm__run_key(kb, run->parent, run->nominal_at);
+    rv = mdb_get(a->txn, a->f->dbi[DB_RUNS], &k, &v);
+    if (rv == MDB_NOTFOUND) {
+        return 0;
+    }
+    if (rv == 0 && v.mv_size >= 20) {
+        /* Only the record of this run (put_run: job id first). */
+        memcpy(&job_id, v.mv_data, 8);
+        if (job_id != run->id) {
+            return 0;
+        }
+        rv = mdb_del(a->txn, a->f->dbi[DB_RUNS], &k, NULL);
+    }
+    return rv == 0 || rv == MDB_NOTFOUND
+               ? 0
+               : fsm__storage(a, fsm__lmdb_error(a->f, rv, "del run"));
+}
+
 static int item_delete(struct apply_ctx *a, const struct fsm_job *old)
 {
     uint64_t id = old->id;
@@ -258,6 +286,10 @@ static int item_delete(struct apply_ctx *a, const struct fsm_job *old)
         return -1;
     }
     if (recurring && delete_runs(a, id) != 0) {
+        return -1;
+    }
+    if ((old->flags & FSM_JOB_RUN) && old->parent != 0 &&
+        delete_run_record(a, old) != 0) {
         return -1;
     }
     return FSM_ITEM_OK;

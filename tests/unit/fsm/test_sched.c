@@ -233,6 +233,40 @@ static void run_job(struct tfsm *t, uint64_t w, uint64_t id, bool ok)
     assert_int_equal(item(t, FSM_CMD_COMPLETE, &it, T0), FSM_ITEM_OK);
 }
 
+/* Removing a finished run (retention, DELETE) removes its occurrence's
+ * record too, and the occurrence still cannot be fired again. */
+static void test_run_record_pruned(void **state)
+{
+    struct tfsm *t = *state;
+    uint64_t w = reg(t);
+    uint64_t s = schedule(t, T0 + 1000);
+    struct fsm_reader *rd;
+    struct runs rs;
+    struct fsm_item it = fire(s, T0 + 1000, T0 + 2000, FSM_FIRE_RUN);
+
+    assert_int_equal(item(t, FSM_CMD_FIRE, &it, T0 + 1001), FSM_ITEM_OK);
+    it = fire(s, T0 + 2000, T0 + 3000, FSM_FIRE_RUN);
+    assert_int_equal(item(t, FSM_CMD_FIRE, &it, T0 + 2001), FSM_ITEM_OK);
+    struct fsm_job j = get(t, s, &rd);
+    uint64_t second = j.last_run;
+    fsm_read_end(rd);
+    runs_of(t, s, &rs);
+    assert_int_equal(rs.n, 2);
+    uint64_t first = rs.r[1].job_id;
+    assert_int_equal(rs.r[0].job_id, second);
+    run_job(t, w, first, true);
+    struct fsm_item del = {.job_id = first};
+    assert_int_equal(item(t, FSM_CMD_DELETE, &del, T0 + 5000), FSM_ITEM_OK);
+    runs_of(t, s, &rs);
+    assert_int_equal(rs.n, 1);
+    assert_int_equal(rs.r[0].nominal, T0 + 2000);
+    /* A stale FIRE of the pruned occurrence is still refused. */
+    it = fire(s, T0 + 1000, T0 + 2000, FSM_FIRE_RUN);
+    assert_int_equal(item(t, FSM_CMD_FIRE, &it, T0 + 5001), FSM_ITEM_STALE);
+    runs_of(t, s, &rs);
+    assert_int_equal(rs.n, 1);
+}
+
 /* A 3-level workflow with local dependencies: a → b → c, and d runs on
  * all_done. a fails: b and c are cancelled naming their parent, d runs. */
 static void test_workflow_failure_propagates(void **state)
@@ -428,6 +462,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fire_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_record_pruned, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_replace_now_pause, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_workflow_failure_propagates, setup,
