@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#define LOG_MODULE "http"
 #include "common/err.h"
+#include "common/log.h"
 #include "http/internal.h"
 
 void http__send_text(h2o_req_t *req,
@@ -15,8 +17,17 @@ void http__send_text(h2o_req_t *req,
 {
     static h2o_generator_t generator = {NULL, NULL};
     h2o_iovec_t buf = h2o_iovec_init(body, len);
-    struct handler_stats;
 
+    if (req->res.status != 0) {
+        /* A second answer to one request: h2o 2.2.5 would write it while
+         * the first is in flight and abort (uv-binding do_write). Seen twice
+         * in the fault soak; this line names the route that does it. */
+        LOG(LOG_ERROR, "second answer to one request dropped",
+            "method=%.*s path=%.*s first=%d second=%d", (int)req->method.len,
+            req->method.base, (int)req->path.len, req->path.base,
+            req->res.status, status);
+        return;
+    }
     req->res.status = status;
     req->res.reason = status < 300 ? "OK" : "Error";
     req->res.content_length = len;

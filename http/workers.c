@@ -643,8 +643,12 @@ static void dispatch(struct sched *sc)
         struct fsm_worker wk;
         unsigned cap, running;
 
-        if (n_items == MAX_ITEMS || fsm_get_worker(r.rd, w->worker, &wk) != 0 ||
-            wk.down) {
+        /* got > 0: its leases are in an ASSIGN still in flight. That can
+         * happen here when a node that just became leader dispatched before
+         * tick_cb saw it and cleared assign_busy: a second batch would
+         * answer the same poll twice (h2o abort, use after free). */
+        if (w->got > 0 || n_items == MAX_ITEMS ||
+            fsm_get_worker(r.rd, w->worker, &wk) != 0 || wk.down) {
             continue;
         }
         running = worker_running(&r, w->worker);
