@@ -992,7 +992,10 @@ static void tick_cb(uv_timer_t *timer)
             fsm_workers(rd, grant_all_cb, sc);
             fsm_read_end(rd);
         }
-        sc->assign_busy = sc->promote_busy = false;
+        /* Not assign_busy: an ASSIGN submitted since raft made us leader
+         * (a poll dispatches at once) is in flight, and its callback
+         * clears it. The others guard idempotent, fenced commands. */
+        sc->promote_busy = false;
         sc->fire_busy = sc->retain_busy = sc->reclaim_busy = false;
     }
     if (!leader && sc->leader) {
