@@ -73,11 +73,15 @@ if [ "${ROTA_FAULT:-1}" != "0" ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "skipped: needs root for network namespaces"
     else
-        out=$(timeout 1200 tests/fault/run --short 2>&1)
-        rc=$?
-        echo "$out" | grep -E "VERDICT|SUMMARY|FAIL" | tail -30
-        p=$(echo "$out" | tail -1 | grep -oE "^[0-9]+ passed" | grep -oE "[0-9]+" || true)
-        f=$(echo "$out" | tail -1 | grep -oE "[0-9]+ failed" | grep -oE "[0-9]+" || true)
+        # Progress as it goes: one line per run and per verdict; the
+        # whole output in $flog.
+        flog=$(mktemp /tmp/rota-fault-short.XXXXXX)
+        timeout 1200 tests/fault/run --short 2>&1 | tee "$flog" |
+            grep --line-buffered -E "VERDICT| run [0-9]+-|^[0-9]+ passed"
+        rc=${PIPESTATUS[0]}
+        p=$(tail -1 "$flog" | grep -oE "^[0-9]+ passed" | grep -oE "[0-9]+" || true)
+        f=$(tail -1 "$flog" | grep -oE "[0-9]+ failed" | grep -oE "[0-9]+" || true)
+        [ "$rc" -eq 0 ] && rm -f "$flog" || echo "fault suite output: $flog"
         passed=$((passed + ${p:-0}))
         failed=$((failed + ${f:-0}))
         if [ $rc -ne 0 ] && [ "${f:-0}" = "0" ]; then
