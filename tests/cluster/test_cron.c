@@ -28,23 +28,7 @@ static struct cluster_req *wait_req(struct cluster_fixture *f,
 
 static uint64_t submit_schedule(struct cluster_fixture *f, unsigned i)
 {
-    struct fsm_job j;
-    struct fsm_cmd c;
-    memset(&j, 0, sizeof j);
-    j.type.p = "report";
-    j.type.len = 6;
-    j.queue.p = "default";
-    j.queue.len = 7;
-    j.spec.p = "{\"schedule\":\"* * * * *\"}";
-    j.spec.len = (uint32_t)strlen(j.spec.p);
-    j.max_attempts = 3;
-    j.flags = FSM_JOB_RECURRING;
-    j.run_at = T1;
-    memset(&c, 0, sizeof c);
-    c.type = FSM_CMD_SUBMIT;
-    c.jobs = &j;
-    c.n_jobs = 1;
-    return wait_req(f, cluster_fixture_submit_cmds(f, i, &c, 1))
+    return wait_req(f, cluster_fixture_submit_schedule(f, i, T1, NULL))
         ->results[0]
         .ids[0];
 }

@@ -447,6 +447,34 @@ struct cluster_req *cluster_fixture_apply_cmds(struct cluster_fixture *f,
     return req;
 }
 
+struct cluster_req *cluster_fixture_submit_schedule(struct cluster_fixture *f,
+                                                    unsigned i,
+                                                    int64_t first,
+                                                    const char *idem_key)
+{
+    struct fsm_job j;
+    struct fsm_cmd c;
+    memset(&j, 0, sizeof j);
+    j.type.p = "report";
+    j.type.len = 6;
+    j.queue.p = "default";
+    j.queue.len = 7;
+    j.spec.p = "{\"schedule\":\"* * * * *\"}";
+    j.spec.len = (uint32_t)strlen(j.spec.p);
+    if (idem_key != NULL) {
+        j.idem_key.p = idem_key;
+        j.idem_key.len = (uint32_t)strlen(idem_key);
+    }
+    j.max_attempts = 3;
+    j.flags = FSM_JOB_RECURRING;
+    j.run_at = first;
+    memset(&c, 0, sizeof c);
+    c.type = FSM_CMD_SUBMIT;
+    c.jobs = &j;
+    c.n_jobs = 1;
+    return cluster_fixture_submit_cmds(f, i, &c, 1);
+}
+
 struct cluster_req *cluster_fixture_submit_cmds(struct cluster_fixture *f,
                                                 unsigned i,
                                                 const struct fsm_cmd *cmds,

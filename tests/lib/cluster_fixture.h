@@ -173,6 +173,12 @@ struct cluster_req *cluster_fixture_apply_cmds(struct cluster_fixture *f,
                                                const void *batch,
                                                size_t len,
                                                unsigned n_cmds);
+/* Submit on server @i a recurring job "every minute" (* * * * *) whose
+ * first occurrence is @first, with @idem_key (or none). */
+struct cluster_req *cluster_fixture_submit_schedule(struct cluster_fixture *f,
+                                                    unsigned i,
+                                                    int64_t first,
+                                                    const char *idem_key);
 /* Submit on server @i ONE raft entry holding the @n_cmds commands @cmds, of
  * any type (each encoded with fsm_cmd_encode, batched like
  * cluster_fixture_submit and sealed with the virtual time). Their results

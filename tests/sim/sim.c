@@ -528,29 +528,12 @@ static bool membership(struct sim *s, bool all_voters)
 static void schedule_submit(struct sim *s)
 {
     unsigned leader = CLUSTER_LEADER(s->f);
-    struct fsm_job j;
-    struct fsm_cmd c;
     if (s->sched != 0 || leader >= CLUSTER_N(s->f) ||
         (s->sched_req != NULL && !s->sched_req->done)) {
         return;
     }
-    memset(&j, 0, sizeof j);
-    j.type.p = "report";
-    j.type.len = 6;
-    j.queue.p = "default";
-    j.queue.len = 7;
-    j.spec.p = "{\"schedule\":\"* * * * *\"}";
-    j.spec.len = (uint32_t)strlen(j.spec.p);
-    j.idem_key.p = "schedule";
-    j.idem_key.len = 8;
-    j.max_attempts = 3;
-    j.flags = FSM_JOB_RECURRING;
-    j.run_at = SCHED_FIRST;
-    memset(&c, 0, sizeof c);
-    c.type = FSM_CMD_SUBMIT;
-    c.jobs = &j;
-    c.n_jobs = 1;
-    s->sched_req = cluster_fixture_submit_cmds(s->f, leader, &c, 1);
+    s->sched_req =
+        cluster_fixture_submit_schedule(s->f, leader, SCHED_FIRST, "schedule");
     track(s, s->sched_req);
 }
 
