@@ -177,7 +177,6 @@ static void guard_recv(struct raft_io *io, struct raft_message *message)
     g->recv(io, message);
     g->in_append = false;
     g->in_install = false;
-    remember_conf(g, r);
 }
 
 static int guard_start(struct raft_io *io,

@@ -114,3 +114,12 @@ int ctl_call(struct ctl *ctl,
     *out = resp;
     return 0;
 }
+
+void ctl_add_query(char *q, size_t size, const char *key, const char *val)
+{
+    char *esc = curl_easy_escape(NULL, val, 0);
+    size_t n = strlen(q);
+    snprintf(q + n, size - n, "%c%s=%s", strchr(q, '?') != NULL ? '&' : '?',
+             key, esc);
+    curl_free(esc);
+}

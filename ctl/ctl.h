@@ -40,6 +40,10 @@ int ctl_call(struct ctl *ctl,
              const char *body,
              json_t **out);
 
+/* Append key=val (URL-escaped) to the path or query string @q: '?' if it
+ * has none yet, else '&'. */
+void ctl_add_query(char *q, size_t size, const char *key, const char *val);
+
 /* sched.c: schedules, dead letters, workflows, queues. */
 int ctl_cmd_job_action(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_dlq(struct ctl *ctl, int argc, char **argv);

@@ -71,14 +71,6 @@ static bool wants_help(int argc, char **argv)
 }
 
 /* Append "&key=value" (URL-escaped) to @q. */
-static void add_query(char *q, size_t size, const char *key, const char *val)
-{
-    char *esc = curl_easy_escape(NULL, val, 0);
-    size_t n = strlen(q);
-    snprintf(q + n, size - n, "%c%s=%s", n == 0 ? '?' : '&', key, esc);
-    curl_free(esc);
-}
-
 /* ---- submit ------------------------------------------------------------- */
 
 static int set_json(json_t *obj, const char *key, const char *text)
@@ -382,19 +374,19 @@ static int cmd_list(struct ctl *ctl, int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
             case 's':
-                add_query(query, sizeof query, "status", optarg);
+                ctl_add_query(query, sizeof query, "status", optarg);
                 break;
             case 'u':
-                add_query(query, sizeof query, "user_id", optarg);
+                ctl_add_query(query, sizeof query, "user_id", optarg);
                 break;
             case 'q':
-                add_query(query, sizeof query, "queue", optarg);
+                ctl_add_query(query, sizeof query, "queue", optarg);
                 break;
             case 't':
-                add_query(query, sizeof query, "type", optarg);
+                ctl_add_query(query, sizeof query, "type", optarg);
                 break;
             case 'l':
-                add_query(query, sizeof query, "limit", optarg);
+                ctl_add_query(query, sizeof query, "limit", optarg);
                 break;
             case 'c':
                 cursor = optarg;
@@ -417,7 +409,7 @@ static int cmd_list(struct ctl *ctl, int argc, char **argv)
         char q[4096];
         snprintf(q, sizeof q, "%s", query);
         if (next[0] != '\0') {
-            add_query(q, sizeof q, "cursor", next);
+            ctl_add_query(q, sizeof q, "cursor", next);
         }
         snprintf(path, sizeof path, "/v1/jobs%s", q);
         rv = ctl_call(ctl, "GET", path, NULL, &out);

@@ -52,14 +52,6 @@ int ctl_cmd_job_action(struct ctl *ctl, int argc, char **argv)
 }
 
 /* Append "?k=v" / "&k=v" (URL-escaped). */
-static void add(char *q, size_t size, const char *key, const char *val)
-{
-    char *esc = curl_easy_escape(NULL, val, 0);
-    size_t n = strlen(q);
-    snprintf(q + n, size - n, "%c%s=%s", strchr(q, '?') ? '&' : '?', key, esc);
-    curl_free(esc);
-}
-
 /* dlq [--queue Q] [--type T] [--user U] [--retry | --delete] */
 int ctl_cmd_dlq(struct ctl *ctl, int argc, char **argv)
 {
@@ -74,13 +66,13 @@ int ctl_cmd_dlq(struct ctl *ctl, int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
             case 'q':
-                add(path, sizeof path, "queue", optarg);
+                ctl_add_query(path, sizeof path, "queue", optarg);
                 break;
             case 't':
-                add(path, sizeof path, "type", optarg);
+                ctl_add_query(path, sizeof path, "type", optarg);
                 break;
             case 'u':
-                add(path, sizeof path, "user_id", optarg);
+                ctl_add_query(path, sizeof path, "user_id", optarg);
                 break;
             case 'r':
                 method = "POST";
@@ -186,12 +178,12 @@ int ctl_cmd_preview(struct ctl *ctl, int argc, char **argv)
     if (rv != 0) {
         return rv;
     }
-    add(path, sizeof path, "schedule", argv[1]);
+    ctl_add_query(path, sizeof path, "schedule", argv[1]);
     for (int i = 2; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--timezone") == 0) {
-            add(path, sizeof path, "timezone", argv[i + 1]);
+            ctl_add_query(path, sizeof path, "timezone", argv[i + 1]);
         } else if (strcmp(argv[i], "--n") == 0) {
-            add(path, sizeof path, "n", argv[i + 1]);
+            ctl_add_query(path, sizeof path, "n", argv[i + 1]);
         } else {
             return CTL_EXIT_USAGE;
         }

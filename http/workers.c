@@ -643,12 +643,8 @@ static void dispatch(struct sched *sc)
         struct fsm_worker wk;
         unsigned cap, running;
 
-        /* got > 0: its leases are in an ASSIGN still in flight. That can
-         * happen here when a node that just became leader dispatched before
-         * tick_cb saw it and cleared assign_busy: a second batch would
-         * answer the same poll twice (h2o abort, use after free). */
-        if (w->got > 0 || n_items == MAX_ITEMS ||
-            fsm_get_worker(r.rd, w->worker, &wk) != 0 || wk.down) {
+        if (n_items == MAX_ITEMS || fsm_get_worker(r.rd, w->worker, &wk) != 0 ||
+            wk.down) {
             continue;
         }
         running = worker_running(&r, w->worker);
@@ -993,8 +989,10 @@ static void tick_cb(uv_timer_t *timer)
             fsm_read_end(rd);
         }
         /* Not assign_busy: an ASSIGN submitted since raft made us leader
-         * (a poll dispatches at once) is in flight, and its callback
-         * clears it. The others guard idempotent, fenced commands. */
+         * (a poll dispatches at once) may be in flight, and its callback
+         * clears it; clearing it here let a second batch take the same
+         * waiting poll and answer it twice (h2o abort, use after free).
+         * The others guard idempotent, fenced commands. */
         sc->promote_busy = false;
         sc->fire_busy = sc->retain_busy = sc->reclaim_busy = false;
     }

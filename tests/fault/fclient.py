@@ -117,36 +117,36 @@ class Clients:
         self.h.record(type="ok" if status in (200, 201) else "err", **rec)
         return status, resp
 
-    def submit(self, tid, rng, key, body):
+    def _retry(self, tid, rng, op, key, method, path, body, answer, **gave_up):
+        """Sends until answer(status, resp) returns (True, value), through
+        the nodes in turn, within the retry window; backs off between tries.
+        Records a gave_up entry (with gave_up's fields) when time runs out."""
         start = rng.randrange(len(self.nodes))
         end = time.monotonic() + self.retry_window
         for attempt in range(200):
             if self.abort.is_set() or time.monotonic() > end:
                 break
             node = self.nodes[(start + attempt) % len(self.nodes)]
-            status, resp = self._call(tid, "submit", key, node, "POST", "/v1/jobs", body,
-                                      attempt)
+            status, resp = self._call(tid, op, key, node, method, path, body, attempt)
+            done, value = answer(status, resp)
+            if done:
+                return value
+            time.sleep(min(1.0, 0.05 * (attempt + 1)))
+        self.h.record(thr=tid, op=op, type="gave_up", key=key, **gave_up)
+        return None
+
+    def submit(self, tid, rng, key, body):
+        def answer(status, resp):
             if status in (200, 201) and isinstance(resp, dict) and "id" in resp:
                 with self.lock:
                     self.acked_ids.add(resp["id"])
-                return resp
-            if status is not None and 400 <= status < 500:
-                return None     # definite rejection: recorded, not retried
-            time.sleep(min(1.0, 0.05 * (attempt + 1)))
-        self.h.record(thr=tid, op="submit", type="gave_up", key=key)
-        return None
+                return True, resp
+            # A definite rejection is recorded, not retried.
+            return status is not None and 400 <= status < 500, None
+        return self._retry(tid, rng, "submit", key, "POST", "/v1/jobs", body, answer)
 
     def cancel(self, tid, rng, key, job_id):
-        start = rng.randrange(len(self.nodes))
-        end = time.monotonic() + self.retry_window
-        for attempt in range(200):
-            if self.abort.is_set() or time.monotonic() > end:
-                break
-            node = self.nodes[(start + attempt) % len(self.nodes)]
-            status, resp = self._call(tid, "cancel", key, node, "DELETE",
-                                      f"/v1/jobs/{job_id}", None, attempt)
-            if status in (200, 409, 404):
-                return status
-            time.sleep(min(1.0, 0.05 * (attempt + 1)))
-        self.h.record(thr=tid, op="cancel", type="gave_up", key=key, id=job_id)
-        return None
+        def answer(status, resp):
+            return status in (200, 409, 404), status
+        return self._retry(tid, rng, "cancel", key, "DELETE", f"/v1/jobs/{job_id}",
+                           None, answer, id=job_id)

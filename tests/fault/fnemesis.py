@@ -44,6 +44,13 @@ class Ctx:
     def leader(self):
         return self.c.current_leader()
 
+    def leader_or_skip(self, name):
+        """The leader, or None after recording that nemesis @name skipped."""
+        lead = self.leader()
+        if lead is None:
+            self.event(name, "skip", reason="no leader")
+        return lead
+
     def random_member(self, alive=True):
         pool = self.c.alive() if alive else self.c.members()
         return self.rng.choice(pool) if pool else None
@@ -129,9 +136,8 @@ def partition(ctx, name="partition"):
 
 
 def isolate_leader(ctx, name="isolate-leader"):
-    lead = ctx.leader()
+    lead = ctx.leader_or_skip(name)
     if lead is None:
-        ctx.event(name, "skip", reason="no leader")
         return
     others = [n for n in ctx.c.members() if n.id != lead.id]
     _cut(ctx, [lead], others)
@@ -309,9 +315,8 @@ def _wait(ctx, cond, secs):
 
 
 def membership(ctx, name="membership"):
-    lead = ctx.leader()
+    lead = ctx.leader_or_skip(name)
     if lead is None:
-        ctx.event(name, "skip", reason="no leader")
         return
     followers = [n for n in ctx.c.alive() if n.id != lead.id]
     if not followers:
