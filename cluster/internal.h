@@ -88,6 +88,5 @@ void cluster__httpc_close(struct httpc *h, void (*cb)(struct cluster *c));
 
 /* node.c */
 void cluster__handle_closed(struct cluster *c);
-int64_t cluster__now_ms(void);
 
 #endif /* CLUSTER_INTERNAL_H_ */

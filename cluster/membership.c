@@ -15,6 +15,7 @@
 
 #define LOG_MODULE "cluster"
 #include "cluster/internal.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -380,7 +381,7 @@ void cluster__register_tick(struct cluster *c)
     char url[256];
     char body[256];
     uint64_t leader;
-    int64_t now = cluster__now_ms();
+    int64_t now = clock_now_ms();
     static const char *const headers[] = {"Content-Type: application/json",
                                           NULL};
 

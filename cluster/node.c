@@ -24,13 +24,6 @@
 
 #define WATCH_INTERVAL_MS 50
 
-int64_t cluster__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- Fail-stop on a failed disk write ----------------------------------
  * raft 0.15 keeps leading after a failed append (fixed in 0.16): wrap the
  * io's append so that a failure stops the node (LIBRARIES.md 8, 11). */

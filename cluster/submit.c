@@ -17,6 +17,7 @@
 #define LOG_MODULE "cluster"
 #include "cluster/internal.h"
 #include "cluster/raft_fsm.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -99,7 +100,7 @@ static void flush(struct cluster *c)
     memcpy(b->subs, c->pending_subs, n * sizeof b->subs[0]);
     list_init(&b->link);
 
-    fsm_batch_seal(&c->pending, cluster__now_ms());
+    fsm_batch_seal(&c->pending, clock_now_ms());
     /* Entries must be multiples of 8 bytes (raft 0.15 TCP catch-up bug);
      * fsm_batch guarantees it. */
     buf.len = c->pending.len;

@@ -644,6 +644,8 @@ int fsm_apply(struct fsm *f,
         return ERR_NOMEM;
     }
     f->ids_used = 0;
+    f->n_rchg = 0;
+    f->keys_used = 0;
     for (uint32_t i = 0; i < count; i++) {
         struct fsm_result *r = &f->results[i];
         uint32_t clen = 0;
@@ -659,6 +661,7 @@ int fsm_apply(struct fsm *f,
             off = len;
             continue;
         }
+        size_t rchg_mark = f->n_rchg, keys_mark = f->keys_used;
         rv = mdb_txn_begin(f->env, txn, 0, &a.txn);
         if (rv != 0) {
             mdb_txn_abort(txn);
@@ -674,6 +677,8 @@ int fsm_apply(struct fsm *f,
             mdb_txn_abort(a.txn);
             f->ids_used = a.ids_off;
             r->n_ids = 0;
+            f->n_rchg = rchg_mark; /* Rejected: nothing changed. */
+            f->keys_used = keys_mark;
         } else {
             rv = mdb_txn_commit(a.txn);
             if (rv != 0) {
@@ -692,8 +697,10 @@ int fsm_apply(struct fsm *f,
     }
     rv = finish(f, txn, index);
     if (rv != 0) {
+        f->n_rchg = 0;
         return rv;
     }
+    fsm__rchg_flush(f);
     *results = f->results;
     *n = count;
     return 0;

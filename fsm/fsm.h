@@ -358,6 +358,19 @@ int fsm_open(const struct fsm_options *opts, struct fsm **out);
 void fsm_close(struct fsm *f);
 const char *fsm_errmsg(const struct fsm *f);
 
+/* Jobs entering and leaving RUNNING, for the leader's in-memory counts
+ * (sched/counts.c). @cb is called once per change, after the entry that
+ * made it commits (a rejected command's changes are never reported), with
+ * @delta +1 (the job now runs on @worker under @ckey) or -1 (it no longer
+ * does). @ckey is borrowed for the call. A restore (snapshot install)
+ * reports nothing: fsm_restores() counts them, so a watcher rebuilds. */
+typedef void (*fsm_running_cb)(void *data,
+                               uint64_t worker,
+                               struct fsm_str ckey,
+                               int delta);
+void fsm_watch_running(struct fsm *f, fsm_running_cb cb, void *data);
+uint64_t fsm_restores(struct fsm *f);
+
 /* Index of the last applied entry (stored in the same txn as its effect). */
 uint64_t fsm_applied_index(struct fsm *f);
 

@@ -40,7 +40,28 @@ struct fsm
     uint8_t *existed;
     size_t ids_cap;
     size_t ids_used;
+    /* Running-set changes of the entry being applied (fsm_watch_running):
+     * reported once it commits. Keys are copied into @rchg_keys. */
+    fsm_running_cb rchg_cb;
+    void *rchg_data;
+    struct fsm__rchg *rchg;
+    size_t n_rchg, cap_rchg;
+    char *rchg_keys;
+    size_t keys_used, keys_cap;
+    uint64_t restores;
 };
+
+struct fsm__rchg
+{
+    uint64_t worker;
+    size_t key_off;
+    uint32_t key_len;
+    int delta;
+};
+
+/* store.c: the running-set change log of the entry being applied. */
+void fsm__rchg_note(struct fsm *f, const struct fsm_job *job, int delta);
+void fsm__rchg_flush(struct fsm *f);
 
 struct fsm_reader
 {

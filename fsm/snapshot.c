@@ -241,6 +241,7 @@ int fsm_restore(struct fsm *f, const void *buf, size_t len)
         return rv;
     }
     rv = mdb_txn_commit(txn);
+    f->restores++;
     return rv == 0 ? 0 : fsm__lmdb_error(f, rv, "restore: commit");
 }
 

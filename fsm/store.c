@@ -110,6 +110,8 @@ void fsm_close(struct fsm *f)
     }
     free(f->results);
     free(f->ids);
+    free(f->rchg);
+    free(f->rchg_keys);
     free(f->existed);
     free(f);
 }
@@ -318,6 +320,9 @@ int fsm__del_job(struct fsm *f, MDB_txn *txn, const struct fsm_job *old)
     int rv;
 
     keys_of(old, &keys);
+    if (status == FSM_RUNNING) {
+        fsm__rchg_note(f, old, -1);
+    }
     if (qlen > 0) {
         memcpy(qname, old->queue.p, qlen);
     }
@@ -388,6 +393,18 @@ int fsm__put_job(struct fsm *f,
     }
     bool moved = old == NULL || old_status != job->status || oql != nql ||
                  memcmp(oq, nq, nql) != 0;
+    bool was = old != NULL && old_status == FSM_RUNNING;
+    bool is = job->status == FSM_RUNNING;
+    bool same = was && is && old->worker_id == job->worker_id &&
+                old->ckey.len == job->ckey.len &&
+                (job->ckey.len == 0 ||
+                 memcmp(old->ckey.p, job->ckey.p, job->ckey.len) == 0);
+    if (was && !same) {
+        fsm__rchg_note(f, old, -1);
+    }
+    if (is && !same) {
+        fsm__rchg_note(f, job, +1);
+    }
 
     if (old != NULL) {
         rv = index_apply(f, txn, &old_keys, false);
@@ -418,6 +435,69 @@ int fsm__put_job(struct fsm *f,
         rv = qcount_add(f, txn, nq, nql, new_keys.key[0][0], +1);
     }
     return rv;
+}
+
+/* ---- running-set changes (fsm_watch_running) ------------------------- */
+
+void fsm_watch_running(struct fsm *f, fsm_running_cb cb, void *data)
+{
+    f->rchg_cb = cb;
+    f->rchg_data = data;
+}
+
+uint64_t fsm_restores(struct fsm *f)
+{
+    return f->restores;
+}
+
+/* Out of memory here loses a change: the watcher's counts drift until it
+ * rebuilds (a new leader rebuilds them), never the state. */
+void fsm__rchg_note(struct fsm *f, const struct fsm_job *job, int delta)
+{
+    if (f->rchg_cb == NULL) {
+        return;
+    }
+    if (f->n_rchg == f->cap_rchg) {
+        size_t cap = f->cap_rchg > 0 ? f->cap_rchg * 2 : 64;
+        struct fsm__rchg *r = realloc(f->rchg, cap * sizeof *r);
+        if (r == NULL) {
+            return;
+        }
+        f->rchg = r;
+        f->cap_rchg = cap;
+    }
+    if (f->keys_used + job->ckey.len > f->keys_cap) {
+        size_t cap = f->keys_cap > 0 ? f->keys_cap : 1024;
+        while (cap < f->keys_used + job->ckey.len) {
+            cap *= 2;
+        }
+        char *k = realloc(f->rchg_keys, cap);
+        if (k == NULL) {
+            return;
+        }
+        f->rchg_keys = k;
+        f->keys_cap = cap;
+    }
+    struct fsm__rchg *c = &f->rchg[f->n_rchg++];
+    c->worker = job->worker_id;
+    c->key_off = f->keys_used;
+    c->key_len = job->ckey.len;
+    c->delta = delta;
+    if (job->ckey.len > 0) {
+        memcpy(f->rchg_keys + f->keys_used, job->ckey.p, job->ckey.len);
+        f->keys_used += job->ckey.len;
+    }
+}
+
+void fsm__rchg_flush(struct fsm *f)
+{
+    for (size_t i = 0; i < f->n_rchg && f->rchg_cb != NULL; i++) {
+        const struct fsm__rchg *c = &f->rchg[i];
+        struct fsm_str key = {f->rchg_keys + c->key_off, c->key_len};
+        f->rchg_cb(f->rchg_data, c->worker, key, c->delta);
+    }
+    f->n_rchg = 0;
+    f->keys_used = 0;
 }
 
 /* ---- readers ------------------------------------------------------------ */

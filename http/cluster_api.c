@@ -67,7 +67,9 @@ static void member_cb(void *data, const struct cluster_member *m)
     json_array_append_new(v->nodes, n);
 }
 
-void http__cluster_get(struct http_server *s, h2o_req_t *req)
+void http__cluster_get(struct http_server *s,
+                       h2o_req_t *req,
+                       const struct http_args *a)
 {
     struct view v;
     struct fsm_reader *rd;
@@ -119,7 +121,7 @@ static void change_done_cb(void *data, int status, const char *msg)
         http__send_err(req, status, NULL, msg);
         return;
     }
-    http__cluster_get(s, req);
+    http__cluster_get(s, req, NULL);
 }
 
 static void start_change(struct http_server *s,
@@ -137,7 +139,9 @@ static void start_change(struct http_server *s,
     }
 }
 
-void http__cluster_add(struct http_server *s, h2o_req_t *req)
+void http__cluster_add(struct http_server *s,
+                       h2o_req_t *req,
+                       const struct http_args *a)
 {
     json_error_t jerr;
     json_t *body = json_loadb(req->entity.base, req->entity.len, 0, &jerr);
@@ -189,9 +193,10 @@ void http__cluster_add(struct http_server *s, h2o_req_t *req)
 
 void http__cluster_remove(struct http_server *s,
                           h2o_req_t *req,
-                          const char *ids,
-                          size_t len)
+                          const struct http_args *a)
 {
+    const char *ids = a->id.base;
+    size_t len = a->id.len;
     char buf[24];
     char *end;
     unsigned long long id;
@@ -210,7 +215,9 @@ void http__cluster_remove(struct http_server *s,
                  call);
 }
 
-void http__cluster_transfer(struct http_server *s, h2o_req_t *req)
+void http__cluster_transfer(struct http_server *s,
+                            h2o_req_t *req,
+                            const struct http_args *a)
 {
     uint64_t id = 0;
     struct call *call;
@@ -235,13 +242,17 @@ void http__cluster_transfer(struct http_server *s, h2o_req_t *req)
 
 /* ---- Health ------------------------------------------------------------- */
 
-void http__healthz(struct http_server *s, h2o_req_t *req)
+void http__healthz(struct http_server *s,
+                   h2o_req_t *req,
+                   const struct http_args *a)
 {
     (void)s;
     http__send_json(req, 200, json_pack("{s:s}", "status", "ok"), 0);
 }
 
-void http__readyz(struct http_server *s, h2o_req_t *req)
+void http__readyz(struct http_server *s,
+                  h2o_req_t *req,
+                  const struct http_args *a)
 {
     const char *reason;
     if (cluster_ready(s->cluster, &reason)) {
@@ -254,7 +265,9 @@ void http__readyz(struct http_server *s, h2o_req_t *req)
     }
 }
 
-void http__digest(struct http_server *s, h2o_req_t *req)
+void http__digest(struct http_server *s,
+                  h2o_req_t *req,
+                  const struct http_args *a)
 {
     uint64_t digest;
     char hex[20];

@@ -9,25 +9,23 @@
 #include <uv.h>
 
 #include "cluster/cluster.h"
+#include "sched/sched.h"
 
 struct http_config
 {
-    const char *addr;    /* "127.0.0.1:8001" */
-    size_t max_body;     /* Request body limit (413 above). */
-    size_t max_payload;  /* Encoded job payload limit. */
-    unsigned worker_ttl; /* ms without a heartbeat: the worker is down. */
-    /* Seconds finished jobs are kept: completed, failed, cancelled (0 =
-     * forever). The leader removes older ones in bounded batches. */
-    unsigned retention_s[3];
-    unsigned aging_s; /* A pending job gains a priority level per aging_s
-                       * seconds waited (0: no aging). */
+    const char *addr;   /* "127.0.0.1:8001" */
+    size_t max_body;    /* Request body limit (413 above). */
+    size_t max_payload; /* Encoded job payload limit. */
 };
 
 struct http_server; /* Opaque. */
 
-/* Listen on cfg->addr and serve. Returns 0 or an ERR_* code with @errmsg. */
+/* Listen on cfg->addr and serve, with the leader's services @sc (owned by
+ * the caller: sched_stop() it before http_server_close()). Returns 0 or an
+ * ERR_* code with @errmsg. */
 int http_server_start(uv_loop_t *loop,
                       struct cluster *c,
+                      struct sched *sc,
                       const struct http_config *cfg,
                       struct http_server **out,
                       char *errmsg,

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "http/http.h"
+#include "sched/sched.h"
 
 struct http_server
 {
@@ -23,7 +24,7 @@ struct http_server
     unsigned long long requests[6]; /* By status class 1xx..5xx. */
     unsigned long long submitted;   /* Jobs created through this node. */
     unsigned long long forwarded;
-    struct sched *sched; /* workers.c: the leader's services. */
+    struct sched *sched; /* The leader's services (sched/sched.h). */
 };
 
 /* A request waiting for an async answer (submit, forward, barrier...).
@@ -139,72 +140,191 @@ void http__sb_json_str(struct sb *b, struct fsm_str s);
 void http__job_write(struct sb *b, const struct fsm_job *job);
 void http__send_sb(h2o_req_t *req, int status, struct sb *b, uint64_t index);
 
+/* reply.c: requests and submits shared by the handlers. */
+/* The one body parser: a JSON object, duplicate keys refused; an empty
+ * body is {} unless @required. Answers 400 itself and returns NULL. */
+json_t *http__body_object(h2o_req_t *req, bool required);
+/* Parse a job id from @s; answers 404 itself and returns false. */
+bool http__id_or_404(h2o_req_t *req, const char *s, size_t len, uint64_t *id);
+/* The one "encode + submit + free" path. */
+int http__submit_cmd(struct http_server *s,
+                     const struct fsm_cmd *cmd,
+                     cluster_submit_cb cb,
+                     void *data);
+/* Submit @cmd for @req (call->kind = @kind); the answer comes from @cb. */
+void http__submit_for(struct http_server *s,
+                      h2o_req_t *req,
+                      const struct fsm_cmd *cmd,
+                      cluster_submit_cb cb,
+                      int kind);
+/* The common failure answers of a submit callback; true if answered. */
+bool http__failed(h2o_req_t *req, int status, const struct fsm_result *res);
+/* Answer with job @id as the local fsm has it. */
+void http__send_job(struct http_server *s,
+                    h2o_req_t *req,
+                    uint64_t id,
+                    int status);
+
+/* ---- The route table (routes.c) ----------------------------------------- */
+
+/* What a route's pattern captured: {id} (or {name}), the one variable
+ * segment of every pattern. */
+struct http_args
+{
+    h2o_iovec_t id;
+};
+
+typedef void (*http_handler)(struct http_server *s,
+                             h2o_req_t *req,
+                             const struct http_args *a);
+
+enum {
+    ROUTE_LEADER = 1 << 0,       /* Followers forward it to the leader. */
+    ROUTE_LINEARIZABLE = 1 << 1, /* Leader too with ?consistency=... */
+};
+
+struct http_route
+{
+    const char *method;
+    const char *pattern; /* "/v1/jobs/{id}/runs": {x} is one segment. */
+    http_handler handler;
+    unsigned flags;
+    const char *role; /* Needed to call it (NULL: anyone). */
+};
+
+extern const struct http_route http__routes[];
+extern const size_t http__n_routes;
+
+/* Route @req: the handler, a forward to the leader, 404 or 405. */
+void http__route(struct http_server *s, h2o_req_t *req);
+
 /* jobs.c */
-void http__jobs_submit(struct http_server *s, h2o_req_t *req);
+void http__jobs_submit(struct http_server *s,
+                       h2o_req_t *req,
+                       const struct http_args *a);
 void http__jobs_get(struct http_server *s,
                     h2o_req_t *req,
-                    const char *id,
-                    size_t id_len);
-void http__jobs_list(struct http_server *s, h2o_req_t *req);
+                    const struct http_args *a);
+void http__jobs_list(struct http_server *s,
+                     h2o_req_t *req,
+                     const struct http_args *a);
 void http__jobs_patch(struct http_server *s,
                       h2o_req_t *req,
-                      const char *id,
-                      size_t id_len);
-/* GET /v1/dlq: the job listing with the status fixed (0 = from ?status). */
+                      const struct http_args *a);
+void http__jobs_cancel(struct http_server *s,
+                       h2o_req_t *req,
+                       const struct http_args *a);
+/* The job listing with the status fixed (0 = from ?status). */
 void http__jobs_list_status(struct http_server *s,
                             h2o_req_t *req,
                             uint8_t status);
-void http__jobs_cancel(struct http_server *s,
-                       h2o_req_t *req,
-                       const char *id,
-                       size_t id_len);
 
-/* sched.c */
-#define HTTP_REASON_SIZE 200
-/* FIRE items for the due schedule @s (at most @cap, with their reasons in
- * @reasons): the catch-up and overlap decisions. Returns the count. */
-unsigned http__sched_plan(struct fsm_reader *rd,
-                          const struct fsm_job *s,
-                          int64_t now,
-                          struct fsm_item *items,
-                          char (*reasons)[HTTP_REASON_SIZE],
-                          unsigned cap);
-/* /v1/schedule/preview, /v1/dlq*, /v1/workflows*, /v1/queues*: true if
- * the path was one of them (and answered). */
-bool http__sched_route(struct http_server *s, h2o_req_t *req);
-/* /v1/jobs/{id}/{runs,pause,resume,trigger,retry}; @rest is after
- * "/v1/jobs/". */
-bool http__sched_route_job(struct http_server *s,
+/* schedules.c */
+void http__schedule_runs(struct http_server *s,
+                         h2o_req_t *req,
+                         const struct http_args *a);
+void http__schedule_pause(struct http_server *s,
+                          h2o_req_t *req,
+                          const struct http_args *a);
+void http__schedule_resume(struct http_server *s,
                            h2o_req_t *req,
-                           const char *rest,
-                           size_t len);
+                           const struct http_args *a);
+void http__schedule_trigger(struct http_server *s,
+                            h2o_req_t *req,
+                            const struct http_args *a);
+void http__schedule_preview(struct http_server *s,
+                            h2o_req_t *req,
+                            const struct http_args *a);
+
+/* dlq.c */
+void http__dlq_list(struct http_server *s,
+                    h2o_req_t *req,
+                    const struct http_args *a);
+void http__dlq_retry(struct http_server *s,
+                     h2o_req_t *req,
+                     const struct http_args *a);
+void http__dlq_delete(struct http_server *s,
+                      h2o_req_t *req,
+                      const struct http_args *a);
+void http__job_retry(struct http_server *s,
+                     h2o_req_t *req,
+                     const struct http_args *a);
+
+/* workflows.c */
+void http__workflow_submit(struct http_server *s,
+                           h2o_req_t *req,
+                           const struct http_args *a);
+void http__workflow_get(struct http_server *s,
+                        h2o_req_t *req,
+                        const struct http_args *a);
+void http__workflow_cancel(struct http_server *s,
+                           h2o_req_t *req,
+                           const struct http_args *a);
 void http__workflow_send(struct http_server *s,
                          h2o_req_t *req,
                          uint64_t id,
                          int status);
 
+/* queues.c */
+void http__queues_list(struct http_server *s,
+                       h2o_req_t *req,
+                       const struct http_args *a);
+void http__queue_get(struct http_server *s,
+                     h2o_req_t *req,
+                     const struct http_args *a);
+void http__queue_put(struct http_server *s,
+                     h2o_req_t *req,
+                     const struct http_args *a);
+
 /* workers.c */
-int http__workers_start(struct http_server *s);
-void http__workers_stop(struct http_server *s);
-void http__workers_route(struct http_server *s,
+void http__workers_register(struct http_server *s,
+                            h2o_req_t *req,
+                            const struct http_args *a);
+void http__workers_list(struct http_server *s,
+                        h2o_req_t *req,
+                        const struct http_args *a);
+void http__workers_delete(struct http_server *s,
+                          h2o_req_t *req,
+                          const struct http_args *a);
+void http__workers_lease(struct http_server *s,
                          h2o_req_t *req,
-                         h2o_iovec_t path,
-                         bool is_post,
-                         bool is_delete);
-void http__workers_metrics(struct http_server *s, struct sb *b);
+                         const struct http_args *a);
+void http__workers_heartbeat(struct http_server *s,
+                             h2o_req_t *req,
+                             const struct http_args *a);
+void http__workers_complete(struct http_server *s,
+                            h2o_req_t *req,
+                            const struct http_args *a);
 
 /* cluster_api.c */
-void http__cluster_get(struct http_server *s, h2o_req_t *req);
-void http__cluster_add(struct http_server *s, h2o_req_t *req);
+void http__cluster_get(struct http_server *s,
+                       h2o_req_t *req,
+                       const struct http_args *a);
+void http__cluster_add(struct http_server *s,
+                       h2o_req_t *req,
+                       const struct http_args *a);
 void http__cluster_remove(struct http_server *s,
                           h2o_req_t *req,
-                          const char *id,
-                          size_t id_len);
-void http__cluster_transfer(struct http_server *s, h2o_req_t *req);
-void http__healthz(struct http_server *s, h2o_req_t *req);
-void http__readyz(struct http_server *s, h2o_req_t *req);
-void http__digest(struct http_server *s, h2o_req_t *req);
-void http__metrics(struct http_server *s, h2o_req_t *req);
-void http__dashboard(struct http_server *s, h2o_req_t *req);
+                          const struct http_args *a);
+void http__cluster_transfer(struct http_server *s,
+                            h2o_req_t *req,
+                            const struct http_args *a);
+void http__healthz(struct http_server *s,
+                   h2o_req_t *req,
+                   const struct http_args *a);
+void http__readyz(struct http_server *s,
+                  h2o_req_t *req,
+                  const struct http_args *a);
+void http__digest(struct http_server *s,
+                  h2o_req_t *req,
+                  const struct http_args *a);
+
+/* metrics.c */
+void http__metrics(struct http_server *s,
+                   h2o_req_t *req,
+                   const struct http_args *a);
+void http__dashboard(struct http_server *s,
+                     h2o_req_t *req,
+                     const struct http_args *a);
 
 #endif /* HTTP_INTERNAL_H_ */

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/cron.h"
+#include "sched/cron.h"
 #include "common/err.h"
 #include "http/internal.h"
 

@@ -17,13 +17,6 @@
 
 enum { CALL_SUBMIT, CALL_ONE };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static json_t *parse_body(h2o_req_t *req)
 {
     json_error_t jerr;
@@ -152,7 +145,9 @@ static void submit_encoded(struct http_server *s,
     }
 }
 
-void http__jobs_submit(struct http_server *s, h2o_req_t *req)
+void http__jobs_submit(struct http_server *s,
+                       h2o_req_t *req,
+                       const struct http_args *a)
 {
     json_t *body = parse_body(req);
     json_t *list;
@@ -162,7 +157,7 @@ void http__jobs_submit(struct http_server *s, h2o_req_t *req)
     struct fsm_cmd cmd;
     bool batch;
     size_t n;
-    int64_t now = now_ms();
+    int64_t now = sched_now(s->sched);
     int rv = 0;
 
     if (body == NULL) {
@@ -304,9 +299,10 @@ static void barrier_done_cb(void *data, int status, const char *msg)
 
 void http__jobs_get(struct http_server *s,
                     h2o_req_t *req,
-                    const char *ids,
-                    size_t len)
+                    const struct http_args *a)
 {
+    const char *ids = a->id.base;
+    size_t len = a->id.len;
     char buf[32];
     uint64_t id;
 
@@ -360,7 +356,9 @@ bool http__query_str(h2o_req_t *req,
     return true;
 }
 
-void http__jobs_list(struct http_server *s, h2o_req_t *req)
+void http__jobs_list(struct http_server *s,
+                     h2o_req_t *req,
+                     const struct http_args *a)
 {
     http__jobs_list_status(s, req, 0);
 }
@@ -433,9 +431,10 @@ void http__jobs_list_status(struct http_server *s,
 
 void http__jobs_patch(struct http_server *s,
                       h2o_req_t *req,
-                      const char *ids,
-                      size_t len)
+                      const struct http_args *a)
 {
+    const char *ids = a->id.base;
+    size_t len = a->id.len;
     struct job_input in;
     struct fsm_cmd cmd;
     char field[64], msg[400];
@@ -448,8 +447,8 @@ void http__jobs_patch(struct http_server *s,
         return;
     }
     memset(&cmd, 0, sizeof cmd);
-    rv = http__job_patch_parse(s, body, now_ms(), &in, &cmd.mask, field,
-                               sizeof field, msg, sizeof msg);
+    rv = http__job_patch_parse(s, body, sched_now(s->sched), &in, &cmd.mask,
+                               field, sizeof field, msg, sizeof msg);
     if (rv != 0) {
         http__send_err(req, rv, field, msg);
         json_decref(body);
@@ -494,9 +493,10 @@ void http__jobs_patch(struct http_server *s,
 
 void http__jobs_cancel(struct http_server *s,
                        h2o_req_t *req,
-                       const char *ids,
-                       size_t len)
+                       const struct http_args *a)
 {
+    const char *ids = a->id.base;
+    size_t len = a->id.len;
     struct fsm_cmd cmd;
     uint64_t id;
 

@@ -47,7 +47,42 @@ static void metric(struct out *o,
         name, value);
 }
 
-void http__metrics(struct http_server *s, h2o_req_t *req)
+/* The leader's services (this node, while leader). */
+static void sched_metrics(struct out *o, struct sched *sc)
+{
+    struct sched_stats st;
+    sched_stats(sc, &st);
+    metric(o, "jobs_started", "counter",
+           "Jobs leased to workers (this node, while leader).", st.started);
+    metric(o, "jobs_completed", "counter", "Jobs completed successfully.",
+           st.completed);
+    metric(o, "jobs_failed", "counter", "Jobs that ended failed (dead letter).",
+           st.failed);
+    metric(o, "rota_leases_lost_total", "counter",
+           "Leases ended by a worker declared down.", st.lost);
+    metric(o, "rota_schedule_fires_total", "counter",
+           "Cron occurrences recorded (run or skipped).", st.fired);
+    metric(o, "rota_leases_unreceived_total", "counter",
+           "Leases ended because the worker never received them.",
+           st.unreceived);
+    metric(o, "rota_jobs_expired_total", "counter",
+           "Finished jobs removed by retention.", st.expired);
+    put(o,
+        "# HELP job_duration_seconds Run time of accepted results.\n"
+        "# TYPE job_duration_seconds histogram\n");
+    for (int k = 0; k < SCHED_DURATION_BUCKETS; k++) {
+        put(o, "job_duration_seconds_bucket{le=\"%g\"} %llu\n",
+            sched_duration_bounds_s[k], st.duration_buckets[k]);
+    }
+    put(o,
+        "job_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+        "job_duration_seconds_sum %.3f\njob_duration_seconds_count %llu\n",
+        st.duration_count, st.duration_sum, st.duration_count);
+}
+
+void http__metrics(struct http_server *s,
+                   h2o_req_t *req,
+                   const struct http_args *a)
 {
     struct out o = {NULL, 0, 8192, req};
     struct cluster_stats cs;
@@ -98,10 +133,7 @@ void http__metrics(struct http_server *s, h2o_req_t *req)
            "Requests forwarded to the leader.", s->forwarded);
     metric(&o, "rota_http_client_errors_total", "counter",
            "Failed forwards and joins.", cs.forward_errors);
-    struct sb wb;
-    http__sb_init(&wb, &req->pool);
-    http__workers_metrics(s, &wb);
-    put(&o, "%.*s", (int)wb.len, wb.p);
+    sched_metrics(&o, s->sched);
     http__send_text(req, 200, "text/plain; version=0.0.4", o.buf, o.len);
 }
 
@@ -151,7 +183,9 @@ static const char dashboard_html[] =
     "tick();setInterval(tick,2000);\n"
     "</script></body></html>\n";
 
-void http__dashboard(struct http_server *s, h2o_req_t *req)
+void http__dashboard(struct http_server *s,
+                     h2o_req_t *req,
+                     const struct http_args *a)
 {
     (void)s;
     http__send_text(req, 200, "text/html; charset=utf-8", dashboard_html,

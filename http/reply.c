@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define LOG_MODULE "http"
@@ -147,4 +148,104 @@ const char *http__query(h2o_req_t *req,
         q = stop + 1;
     }
     return NULL;
+}
+
+/* ---- Requests and submits shared by the handlers ----------------------- */
+
+/* The one body parser: a JSON object, duplicate keys refused; an empty
+ * body is {} unless @required. Answers 400 itself and returns NULL. */
+json_t *http__body_object(h2o_req_t *req, bool required)
+{
+    json_error_t jerr;
+    json_t *o;
+    if (req->entity.len == 0 && !required) {
+        return json_object();
+    }
+    o = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES,
+                   &jerr);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        http__send_error(req, 400, "invalid_argument", "",
+                         "want a JSON object (%s)",
+                         req->entity.len == 0 ? "empty body" : jerr.text);
+        return NULL;
+    }
+    return o;
+}
+
+bool http__id_or_404(h2o_req_t *req, const char *s, size_t len, uint64_t *id)
+{
+    if (http__parse_id(s, len, id) != 0) {
+        http__send_error(req, 404, "not_found", "id", "no job %.*s", (int)len,
+                         s);
+        return false;
+    }
+    return true;
+}
+
+int http__submit_cmd(struct http_server *s,
+                     const struct fsm_cmd *cmd,
+                     cluster_submit_cb cb,
+                     void *data)
+{
+    void *buf;
+    size_t len;
+    int rv = fsm_cmd_encode(cmd, &buf, &len);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = cluster_submit(s->cluster, buf, len, cb, data);
+    free(buf);
+    return rv;
+}
+
+void http__submit_for(struct http_server *s,
+                      h2o_req_t *req,
+                      const struct fsm_cmd *cmd,
+                      cluster_submit_cb cb,
+                      int kind)
+{
+    struct call *call = http__call_new(s, req);
+    call->kind = kind;
+    int rv = http__submit_cmd(s, cmd, cb, call);
+    if (rv != 0) {
+        http__call_unref(call);
+        http__send_err(req, rv, NULL, NULL);
+    }
+}
+
+bool http__failed(h2o_req_t *req, int status, const struct fsm_result *res)
+{
+    if (status != 0) {
+        http__send_err(req, status, NULL, NULL);
+        return true;
+    }
+    if (res->code != 0) {
+        http__send_err(req, res->code, res->field, res->msg);
+        return true;
+    }
+    return false;
+}
+
+void http__send_job(struct http_server *s,
+                    h2o_req_t *req,
+                    uint64_t id,
+                    int status)
+{
+    struct fsm_reader *rd;
+    struct fsm_job job;
+    struct sb b;
+    if (fsm_read_begin(cluster_fsm(s->cluster), &rd) != 0) {
+        http__send_err(req, ERR_STORAGE, NULL, NULL);
+        return;
+    }
+    if (fsm_get_job(rd, id, &job) != 0) {
+        fsm_read_end(rd);
+        http__send_err(req, ERR_NOTFOUND, "id", "job vanished");
+        return;
+    }
+    http__sb_init(&b, &req->pool);
+    http__job_write(&b, &job);
+    fsm_read_end(rd);
+    http__send_sb(req, status, &b, cluster_applied_index(s->cluster));
 }

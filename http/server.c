@@ -1,9 +1,9 @@
 /* h2o on the node's libuv loop: listener, routing, forwarding to the leader.
  *
- * Routing is a flat table on (method, path) with the seeds' aliases. Writes
- * on a follower are forwarded to the leader's HTTP address, one hop at most
- * (the leader refuses a forwarded request with 503 if it is no longer the
- * leader). With no known leader a write gets 503 + Retry-After. */
+ * Routes are in routes.c. Writes on a follower are forwarded to the
+ * leader's HTTP address, one hop at most (the leader refuses a forwarded
+ * request with 503 if it is no longer the leader). With no known leader a
+ * write gets 503 + Retry-After. */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,186 +147,6 @@ void http__forward(struct http_server *s, h2o_req_t *req)
     s->forwarded++;
 }
 
-/* ---- Routing ------------------------------------------------------------ */
-
-static bool method_is(h2o_req_t *req, const char *m)
-{
-    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
-}
-
-/* If @path starts with @prefix and has one more segment, set *rest. */
-static bool match_id(h2o_iovec_t path,
-                     const char *prefix,
-                     const char **rest,
-                     size_t *rest_len)
-{
-    size_t n = strlen(prefix);
-    if (path.len <= n || memcmp(path.base, prefix, n) != 0) {
-        return false;
-    }
-    if (memchr(path.base + n, '/', path.len - n) != NULL) {
-        return false;
-    }
-    *rest = path.base + n;
-    *rest_len = path.len - n;
-    return true;
-}
-
-static bool path_is(h2o_iovec_t path, const char *p)
-{
-    return h2o_memis(path.base, path.len, p, strlen(p));
-}
-
-static void method_not_allowed(h2o_req_t *req)
-{
-    http__send_error(req, 405, "method_not_allowed", NULL,
-                     "%.*s is not allowed on %.*s", (int)req->method.len,
-                     req->method.base, (int)req->path_normalized.len,
-                     req->path_normalized.base);
-}
-
-/* Writes and linearizable reads go to the leader. */
-static bool must_forward(struct http_server *s, h2o_req_t *req)
-{
-    return !cluster_is_leader(s->cluster);
-}
-
-static void route_jobs(struct http_server *s, h2o_req_t *req)
-{
-    if (method_is(req, "POST")) {
-        if (must_forward(s, req)) {
-            http__forward(s, req);
-        } else {
-            http__jobs_submit(s, req);
-        }
-    } else if (method_is(req, "GET")) {
-        http__jobs_list(s, req);
-    } else {
-        method_not_allowed(req);
-    }
-}
-
-static void route_job(struct http_server *s,
-                      h2o_req_t *req,
-                      const char *id,
-                      size_t len)
-{
-    char buf[32];
-    bool linearizable = http__query(req, "consistency", buf, sizeof buf) &&
-                        strcmp(buf, "linearizable") == 0;
-
-    if (method_is(req, "GET")) {
-        if (linearizable && must_forward(s, req)) {
-            http__forward(s, req);
-        } else {
-            http__jobs_get(s, req, id, len);
-        }
-    } else if (method_is(req, "PATCH") || method_is(req, "DELETE")) {
-        if (must_forward(s, req)) {
-            http__forward(s, req);
-        } else if (method_is(req, "PATCH")) {
-            http__jobs_patch(s, req, id, len);
-        } else {
-            http__jobs_cancel(s, req, id, len);
-        }
-    } else {
-        method_not_allowed(req);
-    }
-}
-
-static void route_cluster(struct http_server *s,
-                          h2o_req_t *req,
-                          h2o_iovec_t path)
-{
-    const char *id;
-    size_t len;
-
-    if (path_is(path, "/v1/cluster")) {
-        if (method_is(req, "GET")) {
-            http__cluster_get(s, req);
-        } else {
-            method_not_allowed(req);
-        }
-    } else if (path_is(path, "/v1/cluster/nodes")) {
-        if (!method_is(req, "POST")) {
-            method_not_allowed(req);
-        } else if (must_forward(s, req)) {
-            http__forward(s, req);
-        } else {
-            http__cluster_add(s, req);
-        }
-    } else if (match_id(path, "/v1/cluster/nodes/", &id, &len)) {
-        if (!method_is(req, "DELETE")) {
-            method_not_allowed(req);
-        } else if (must_forward(s, req)) {
-            http__forward(s, req);
-        } else {
-            http__cluster_remove(s, req, id, len);
-        }
-    } else if (path_is(path, "/v1/cluster/transfer")) {
-        if (!method_is(req, "POST")) {
-            method_not_allowed(req);
-        } else if (must_forward(s, req)) {
-            http__forward(s, req);
-        } else {
-            http__cluster_transfer(s, req);
-        }
-    } else {
-        http__send_error(req, 404, "not_found", NULL, "no route %.*s",
-                         (int)path.len, path.base);
-    }
-}
-
-static void route(struct http_server *s, h2o_req_t *req)
-{
-    h2o_iovec_t path = req->path_normalized;
-    const char *id;
-    size_t len;
-
-    if (path_is(path, "/v1/jobs") || path_is(path, "/jobs") ||
-        path_is(path, "/api/jobs")) {
-        route_jobs(s, req);
-    } else if (match_id(path, "/v1/jobs/", &id, &len) ||
-               match_id(path, "/jobs/", &id, &len)) {
-        route_job(s, req, id, len);
-    } else if (path.len > 9 && memcmp(path.base, "/v1/jobs/", 9) == 0 &&
-               http__sched_route_job(s, req, path.base + 9, path.len - 9)) {
-        /* Answered: runs, pause, resume, trigger, retry. */
-    } else if (http__sched_route(s, req)) {
-        /* Answered: preview, dlq, workflows, queues. */
-    } else if (match_id(path, "/api/job-status/", &id, &len)) {
-        if (method_is(req, "GET")) {
-            http__jobs_get(s, req, id, len);
-        } else {
-            method_not_allowed(req);
-        }
-    } else if (path_is(path, "/v1/workers") ||
-               (path.len > 12 && memcmp(path.base, "/v1/workers/", 12) == 0)) {
-        bool is_get = method_is(req, "GET");
-        if (!is_get && must_forward(s, req)) {
-            http__forward(s, req);
-        } else {
-            http__workers_route(s, req, path, method_is(req, "POST"),
-                                method_is(req, "DELETE"));
-        }
-    } else if (path.len >= 11 && memcmp(path.base, "/v1/cluster", 11) == 0) {
-        route_cluster(s, req, path);
-    } else if (path_is(path, "/healthz")) {
-        http__healthz(s, req);
-    } else if (path_is(path, "/readyz")) {
-        http__readyz(s, req);
-    } else if (path_is(path, "/metrics")) {
-        http__metrics(s, req);
-    } else if (path_is(path, "/v1/debug/digest")) {
-        http__digest(s, req);
-    } else if (path_is(path, "/") || path_is(path, "/dashboard")) {
-        http__dashboard(s, req);
-    } else {
-        http__send_error(req, 404, "not_found", NULL, "no route %.*s",
-                         (int)path.len, path.base);
-    }
-}
-
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct handler *h = (struct handler *)self;
@@ -338,7 +158,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
                          req->entity.len, s->cfg.max_body);
         return 0;
     }
-    route(s, req);
+    http__route(s, req);
     return 0;
 }
 
@@ -382,6 +202,7 @@ static int parse_addr(const char *addr, struct sockaddr_in *sa)
 
 int http_server_start(uv_loop_t *loop,
                       struct cluster *c,
+                      struct sched *sc,
                       const struct http_config *cfg,
                       struct http_server **out,
                       char *errmsg,
@@ -400,6 +221,7 @@ int http_server_start(uv_loop_t *loop,
     }
     s->loop = loop;
     s->cluster = c;
+    s->sched = sc;
     s->cfg = *cfg;
     s->addr = strdup(cfg->addr);
     s->cfg.addr = s->addr;
@@ -431,11 +253,6 @@ int http_server_start(uv_loop_t *loop,
         snprintf(errmsg, size, "listen %s: %s", cfg->addr, uv_strerror(rv));
         return ERR_IO;
     }
-    rv = http__workers_start(s);
-    if (rv != 0) {
-        snprintf(errmsg, size, "worker services: %s", err_strerror(rv));
-        return rv;
-    }
     *out = s;
     return 0;
 }
@@ -457,6 +274,5 @@ void http_server_close(struct http_server *s,
 {
     s->close_cb = cb;
     s->close_data = data;
-    http__workers_stop(s);
     uv_close((uv_handle_t *)&s->listener, listener_closed_cb);
 }

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "http/policy.h"
+#include "sched/policy.h"
 
 static void test_backoff(void **state)
 {

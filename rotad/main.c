@@ -1,27 +1,109 @@
-/* rotad: one scheduler node. Raft, the fsm and the HTTP API share one libuv
- * loop (DESIGN.md). SIGTERM/SIGINT stop it cleanly. */
+/* rotad: one scheduler node, and the composition root: it builds the
+ * cluster (raft + fsm), the leader's services on it (sched/, given the
+ * cluster, the wall clock and a random source through sched_io), then the
+ * HTTP API on both. Everything shares one libuv loop (docs/architecture.md).
+ * SIGTERM/SIGINT stop it in the reverse order: the services answer their
+ * waiting requests, the HTTP server closes, the cluster closes, then every
+ * remaining handle. */
 
 #include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <uv.h>
 
 #define LOG_MODULE "main"
 #include "cluster/cluster.h"
-#include "cluster/config.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "http/http.h"
+#include "rotad/config.h"
+#include "sched/sched.h"
 
 struct node
 {
     uv_loop_t loop;
     uv_signal_t sigterm, sigint;
+    uv_timer_t tick;
     struct cluster *cluster;
+    struct sched *sched;
     struct http_server *http;
+    uint64_t rng; /* xorshift64* state, seeded from getrandom(). */
     bool stopping;
 };
+
+/* ---- sched_io: what the leader's services get from outside ------------- */
+
+static int io_submit(void *data,
+                     const void *cmd,
+                     size_t len,
+                     sched_submit_cb cb,
+                     void *cb_data)
+{
+    struct node *n = data;
+    return cluster_submit(n->cluster, cmd, len, cb, cb_data);
+}
+
+static bool io_is_leader(void *data)
+{
+    struct node *n = data;
+    return cluster_is_leader(n->cluster);
+}
+
+static struct fsm *io_fsm(void *data)
+{
+    struct node *n = data;
+    return cluster_fsm(n->cluster);
+}
+
+static int64_t io_now(void *data)
+{
+    (void)data;
+    return clock_now_ms();
+}
+
+static uint64_t io_random(void *data)
+{
+    struct node *n = data;
+    n->rng ^= n->rng >> 12;
+    n->rng ^= n->rng << 25;
+    n->rng ^= n->rng >> 27;
+    return n->rng * 0x2545F4914F6CDD1DULL;
+}
+
+static void tick_cb(uv_timer_t *timer)
+{
+    struct node *n = timer->data;
+    sched_tick(n->sched);
+}
+
+static int start_sched(struct node *n, const struct rotad_config *cfg)
+{
+    struct sched_io io = {n,      io_submit, io_is_leader,
+                          io_fsm, io_now,    io_random};
+    struct sched_config sc;
+    int rv;
+
+    if (getrandom(&n->rng, sizeof n->rng, 0) != sizeof n->rng) {
+        n->rng = (uint64_t)clock_now_ms();
+    }
+    n->rng |= 1; /* xorshift needs a non-zero state. */
+    memset(&sc, 0, sizeof sc);
+    sc.worker_ttl_ms = cfg->worker_ttl;
+    sc.aging_s = cfg->priority_aging;
+    sc.retention_s[0] = cfg->retention_completed;
+    sc.retention_s[1] = cfg->retention_failed;
+    sc.retention_s[2] = cfg->retention_cancelled;
+    rv = sched_create(&io, &sc, &n->sched);
+    if (rv != 0) {
+        return rv;
+    }
+    uv_timer_init(&n->loop, &n->tick);
+    n->tick.data = n;
+    return uv_timer_start(&n->tick, tick_cb, SCHED_TICK_MS, SCHED_TICK_MS);
+}
 
 static void cluster_closed_cb(void *data)
 {
@@ -47,6 +129,9 @@ static void signal_cb(uv_signal_t *handle, int signum)
     uv_signal_stop(&n->sigint);
     uv_close((uv_handle_t *)&n->sigterm, NULL);
     uv_close((uv_handle_t *)&n->sigint, NULL);
+    uv_timer_stop(&n->tick);
+    uv_close((uv_handle_t *)&n->tick, NULL);
+    sched_stop(n->sched); /* Answers waiting polls while HTTP still runs. */
     if (n->http != NULL) {
         http_server_close(n->http, http_closed_cb, n);
     } else {
@@ -100,15 +185,17 @@ int main(int argc, char **argv)
         LOG(LOG_ERROR, "start failed", "err=\"%s\"", err);
         return 1;
     }
+    rv = start_sched(&n, &cfg);
+    if (rv != 0) {
+        LOG(LOG_ERROR, "start failed", "err=\"leader services: %d\"", rv);
+        return 1;
+    }
+    memset(&hc, 0, sizeof hc);
     hc.addr = cfg.http_addr;
     hc.max_body = cfg.max_body;
     hc.max_payload = cfg.max_payload;
-    hc.worker_ttl = cfg.worker_ttl;
-    hc.retention_s[0] = cfg.retention_completed;
-    hc.retention_s[1] = cfg.retention_failed;
-    hc.retention_s[2] = cfg.retention_cancelled;
-    hc.aging_s = cfg.priority_aging;
-    rv = http_server_start(&n.loop, n.cluster, &hc, &n.http, err, sizeof err);
+    rv = http_server_start(&n.loop, n.cluster, n.sched, &hc, &n.http, err,
+                           sizeof err);
     if (rv != 0) {
         LOG(LOG_ERROR, "start failed", "err=\"%s\"", err);
         return 1;
@@ -123,6 +210,7 @@ int main(int argc, char **argv)
         cfg.raft_addr, cfg.data_dir, cfg.join != NULL ? "join" : "cluster",
         cfg.join != NULL ? cfg.join : cfg.cluster);
     uv_run(&n.loop, UV_RUN_DEFAULT);
+    sched_destroy(n.sched);
     cluster_destroy(n.cluster);
     rotad_config_close(&cfg);
     curl_global_cleanup();

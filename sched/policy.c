@@ -3,7 +3,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#include "http/policy.h"
+#include "sched/policy.h"
 
 int64_t policy_backoff_ms(uint32_t attempts,
                           double initial_ms,

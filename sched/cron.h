@@ -1,5 +1,5 @@
-#ifndef COMMON_CRON_H_
-#define COMMON_CRON_H_
+#ifndef SCHED_CRON_H_
+#define SCHED_CRON_H_
 
 /* Cron expressions for recurring jobs: parsing, and "when is the next run".
  *
@@ -101,4 +101,4 @@ int cron_next(const struct cron *c,
               int64_t after_ms,
               int64_t *next_ms);
 
-#endif /* COMMON_CRON_H_ */
+#endif /* SCHED_CRON_H_ */

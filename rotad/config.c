@@ -1,7 +1,7 @@
 /* rotad configuration: defaults < YAML file < ROTA_* environment < flags.
  * Every option has the same name in all three (docs/cli.md). */
 
-#include "cluster/config.h"
+#include "rotad/config.h"
 
 #include <errno.h>
 #include <getopt.h>

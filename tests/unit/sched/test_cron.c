@@ -14,7 +14,7 @@
 
 #include <string.h>
 
-#include "common/cron.h"
+#include "sched/cron.h"
 
 #define S(sec) ((int64_t)(sec)*1000)
 

@@ -1,8 +1,8 @@
-#ifndef HTTP_POLICY_H_
-#define HTTP_POLICY_H_
+#ifndef SCHED_POLICY_H_
+#define SCHED_POLICY_H_
 
 /* Pure scheduling policies of the leader, kept apart so that they are unit
- * tested (tests/unit/http/test_policy.c): retry backoff, priority aging,
+ * tested (tests/unit/sched/test_policy.c): retry backoff, priority aging,
  * and the parents-first order of a workflow. */
 
 #include <stdint.h>
@@ -33,4 +33,4 @@ int policy_topo_order(unsigned n,
                       unsigned *order,
                       unsigned *cycle);
 
-#endif /* HTTP_POLICY_H_ */
+#endif /* SCHED_POLICY_H_ */

@@ -1,5 +1,5 @@
-#ifndef CLUSTER_CONFIG_H_
-#define CLUSTER_CONFIG_H_
+#ifndef ROTAD_CONFIG_H_
+#define ROTAD_CONFIG_H_
 
 /* rotad's configuration (docs/cli.md). */
 
@@ -40,4 +40,4 @@ int rotad_config_load(struct rotad_config *cfg,
 void rotad_config_usage(FILE *out);
 void rotad_config_close(struct rotad_config *cfg);
 
-#endif /* CLUSTER_CONFIG_H_ */
+#endif /* ROTAD_CONFIG_H_ */

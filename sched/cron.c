@@ -1,4 +1,4 @@
-#include "common/cron.h"
+#include "sched/cron.h"
 
 #include <stdarg.h>
 #include <stdio.h>

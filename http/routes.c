@@ -1,0 +1,155 @@
+/* The route table: every route of the API in one place, with its handler,
+ * whether it must run on the leader, and the role it needs. Routing,
+ * forwarding decisions, the 404/405 answers and the tests that walk every
+ * route (tests/integration/test_routes.py) all read this table.
+ *
+ * A pattern is literal segments and at most one {variable} segment, which
+ * the handler gets in http_args. A path that matches a pattern but not its
+ * method gets 405; no pattern at all, 404. */
+
+#include <string.h>
+
+#include "http/internal.h"
+
+#define LEADER ROUTE_LEADER
+#define LINEAR ROUTE_LINEARIZABLE
+
+/* Roles (enforced by the next issue's ACL): read the state, write jobs,
+ * act as a worker, administer the cluster. */
+#define READ "read"
+#define WRITE "write"
+#define WORKER "worker"
+#define ADMIN "admin"
+
+const struct http_route http__routes[] = {
+    {"POST", "/v1/jobs", http__jobs_submit, LEADER, WRITE},
+    {"GET", "/v1/jobs", http__jobs_list, 0, READ},
+    {"GET", "/v1/jobs/{id}", http__jobs_get, LINEAR, READ},
+    {"PATCH", "/v1/jobs/{id}", http__jobs_patch, LEADER, WRITE},
+    {"DELETE", "/v1/jobs/{id}", http__jobs_cancel, LEADER, WRITE},
+    {"GET", "/v1/jobs/{id}/runs", http__schedule_runs, 0, READ},
+    {"POST", "/v1/jobs/{id}/pause", http__schedule_pause, LEADER, WRITE},
+    {"POST", "/v1/jobs/{id}/resume", http__schedule_resume, LEADER, WRITE},
+    {"POST", "/v1/jobs/{id}/trigger", http__schedule_trigger, LEADER, WRITE},
+    {"POST", "/v1/jobs/{id}/retry", http__job_retry, LEADER, WRITE},
+    {"GET", "/v1/schedule/preview", http__schedule_preview, 0, READ},
+    {"GET", "/v1/dlq", http__dlq_list, 0, READ},
+    {"DELETE", "/v1/dlq", http__dlq_delete, LEADER, WRITE},
+    {"POST", "/v1/dlq/retry", http__dlq_retry, LEADER, WRITE},
+    {"POST", "/v1/workflows", http__workflow_submit, LEADER, WRITE},
+    {"GET", "/v1/workflows/{id}", http__workflow_get, 0, READ},
+    {"DELETE", "/v1/workflows/{id}", http__workflow_cancel, LEADER, WRITE},
+    {"GET", "/v1/queues", http__queues_list, 0, READ},
+    {"GET", "/v1/queues/{name}", http__queue_get, 0, READ},
+    {"PUT", "/v1/queues/{name}", http__queue_put, LEADER, WRITE},
+    {"POST", "/v1/workers", http__workers_register, LEADER, WORKER},
+    {"GET", "/v1/workers", http__workers_list, 0, READ},
+    {"DELETE", "/v1/workers/{id}", http__workers_delete, LEADER, WORKER},
+    {"POST", "/v1/workers/{id}/lease", http__workers_lease, LEADER, WORKER},
+    {"POST", "/v1/workers/{id}/heartbeat", http__workers_heartbeat, LEADER,
+     WORKER},
+    {"POST", "/v1/workers/{id}/complete", http__workers_complete, LEADER,
+     WORKER},
+    {"GET", "/v1/cluster", http__cluster_get, 0, READ},
+    {"POST", "/v1/cluster/nodes", http__cluster_add, LEADER, ADMIN},
+    {"DELETE", "/v1/cluster/nodes/{id}", http__cluster_remove, LEADER, ADMIN},
+    {"POST", "/v1/cluster/transfer", http__cluster_transfer, LEADER, ADMIN},
+    {"GET", "/v1/debug/digest", http__digest, 0, READ},
+    {"GET", "/healthz", http__healthz, 0, NULL},
+    {"GET", "/readyz", http__readyz, 0, NULL},
+    {"GET", "/metrics", http__metrics, 0, NULL},
+    {"GET", "/", http__dashboard, 0, NULL},
+    {"GET", "/dashboard", http__dashboard, 0, NULL},
+    /* The seeds' aliases. */
+    {"POST", "/jobs", http__jobs_submit, LEADER, WRITE},
+    {"GET", "/jobs", http__jobs_list, 0, READ},
+    {"POST", "/api/jobs", http__jobs_submit, LEADER, WRITE},
+    {"GET", "/api/jobs", http__jobs_list, 0, READ},
+    {"GET", "/jobs/{id}", http__jobs_get, LINEAR, READ},
+    {"PATCH", "/jobs/{id}", http__jobs_patch, LEADER, WRITE},
+    {"DELETE", "/jobs/{id}", http__jobs_cancel, LEADER, WRITE},
+    {"GET", "/api/job-status/{id}", http__jobs_get, 0, READ},
+};
+
+const size_t http__n_routes = sizeof http__routes / sizeof http__routes[0];
+
+/* Does @path match @pattern? Sets a->id to the variable segment. */
+static bool match(const char *pattern, h2o_iovec_t path, struct http_args *a)
+{
+    const char *p = pattern, *s = path.base, *end = path.base + path.len;
+
+    while (*p != '\0') {
+        if (*p == '{') {
+            const char *close = strchr(p, '}');
+            const char *seg = s;
+            while (s < end && *s != '/') {
+                s++;
+            }
+            if (s == seg) {
+                return false; /* An empty segment is no id. */
+            }
+            a->id = h2o_iovec_init(seg, (size_t)(s - seg));
+            p = close + 1;
+        } else if (s < end && *p == *s) {
+            p++;
+            s++;
+        } else {
+            return false;
+        }
+    }
+    return s == end;
+}
+
+static bool method_is(h2o_req_t *req, const char *m)
+{
+    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
+}
+
+/* Must @r run here, or be forwarded to the leader? */
+static bool must_forward(struct http_server *s,
+                         h2o_req_t *req,
+                         const struct http_route *r)
+{
+    char buf[32];
+    if (cluster_is_leader(s->cluster)) {
+        return false;
+    }
+    if (r->flags & ROUTE_LEADER) {
+        return true;
+    }
+    return (r->flags & ROUTE_LINEARIZABLE) &&
+           http__query(req, "consistency", buf, sizeof buf) != NULL &&
+           strcmp(buf, "linearizable") == 0;
+}
+
+void http__route(struct http_server *s, h2o_req_t *req)
+{
+    h2o_iovec_t path = req->path_normalized;
+    bool path_known = false;
+
+    for (size_t i = 0; i < http__n_routes; i++) {
+        const struct http_route *r = &http__routes[i];
+        struct http_args a = {{NULL, 0}};
+        if (!match(r->pattern, path, &a)) {
+            continue;
+        }
+        path_known = true;
+        if (!method_is(req, r->method)) {
+            continue;
+        }
+        if (must_forward(s, req, r)) {
+            http__forward(s, req);
+        } else {
+            r->handler(s, req, &a);
+        }
+        return;
+    }
+    if (path_known) {
+        http__send_error(req, 405, "method_not_allowed", NULL,
+                         "%.*s is not allowed on %.*s", (int)req->method.len,
+                         req->method.base, (int)path.len, path.base);
+    } else {
+        http__send_error(req, 404, "not_found", NULL, "no route %.*s",
+                         (int)path.len, path.base);
+    }
+}
