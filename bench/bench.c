@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "common/buf.h"
 
 struct shared
 {
@@ -315,34 +316,15 @@ int bench_submit_ok(const struct options *o, long *ok_jobs)
 
 /* ---- Shared by the modes that read jobs back and start workers. ---- */
 
-struct body_buf
-{
-    char *p;
-    size_t len;
-};
-
-static size_t collect_body(char *p, size_t s, size_t n, void *data)
-{
-    struct body_buf *b = data;
-    char *q = realloc(b->p, b->len + s * n + 1);
-    if (q == NULL) {
-        return 0;
-    }
-    memcpy(q + b->len, p, s * n);
-    b->p = q;
-    b->len += s * n;
-    b->p[b->len] = '\0';
-    return s * n;
-}
-
 json_t *bench_get_json(CURL *c, const char *url)
 {
-    struct body_buf b = {NULL, 0};
+    struct buf b;
     long status = 0;
     json_t *out = NULL;
+    buf_init(&b, 0);
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_curl_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
     if (curl_easy_perform(c) == CURLE_OK && b.p != NULL &&
@@ -350,7 +332,7 @@ json_t *bench_get_json(CURL *c, const char *url)
         status == 200) {
         out = json_loads(b.p, 0, NULL);
     }
-    free(b.p);
+    buf_free(&b);
     return out;
 }
 

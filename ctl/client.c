@@ -7,26 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct body
-{
-    char *p;
-    size_t len;
-};
-
-static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *data)
-{
-    struct body *b = data;
-    size_t n = size * nmemb;
-    char *p = realloc(b->p, b->len + n + 1);
-    if (p == NULL) {
-        return 0;
-    }
-    memcpy(p + b->len, ptr, n);
-    b->p = p;
-    b->len += n;
-    b->p[b->len] = '\0';
-    return n;
-}
+#include "common/buf.h"
 
 int ctl_request(struct ctl *ctl,
                 const char *method,
@@ -46,18 +27,19 @@ int ctl_request(struct ctl *ctl,
     for (char *s = strtok_r(servers, ",", &save); s != NULL;
          s = strtok_r(NULL, ",", &save)) {
         char url[2048];
-        struct body b = {NULL, 0};
+        struct buf b;
         struct curl_slist *h = NULL;
         CURLcode cc;
 
         snprintf(url, sizeof url, "%s%s%s",
                  strncmp(s, "http", 4) == 0 ? "" : "http://", s, path);
+        buf_init(&b, 0);
         curl_easy_reset(ctl->curl);
         h = curl_slist_append(h, "Content-Type: application/json");
         curl_easy_setopt(ctl->curl, CURLOPT_URL, url);
         curl_easy_setopt(ctl->curl, CURLOPT_CUSTOMREQUEST, method);
         curl_easy_setopt(ctl->curl, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(ctl->curl, CURLOPT_WRITEFUNCTION, write_cb);
+        curl_easy_setopt(ctl->curl, CURLOPT_WRITEFUNCTION, buf_curl_write);
         curl_easy_setopt(ctl->curl, CURLOPT_WRITEDATA, &b);
         curl_easy_setopt(ctl->curl, CURLOPT_TIMEOUT, ctl->timeout);
         if (body != NULL) {
@@ -67,7 +49,7 @@ int ctl_request(struct ctl *ctl,
         curl_slist_free_all(h);
         if (cc != CURLE_OK) {
             fprintf(stderr, "rotactl: %s: %s\n", url, curl_easy_strerror(cc));
-            free(b.p);
+            buf_free(&b);
             continue; /* Try the next server. */
         }
         curl_easy_getinfo(ctl->curl, CURLINFO_RESPONSE_CODE, status);
@@ -75,7 +57,7 @@ int ctl_request(struct ctl *ctl,
         if (*out == NULL && b.p != NULL) {
             *out = json_string(b.p);
         }
-        free(b.p);
+        buf_free(&b);
         return 0;
     }
     return rv;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "ctl/ctl.h"
 
 struct command
@@ -70,7 +71,6 @@ static bool wants_help(int argc, char **argv)
     return false;
 }
 
-/* Append "&key=value" (URL-escaped) to @q. */
 /* ---- submit ------------------------------------------------------------- */
 
 static int set_json(json_t *obj, const char *key, const char *text)
@@ -86,27 +86,98 @@ static int set_json(json_t *obj, const char *key, const char *text)
 static char *read_file(const char *path)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-    char *buf = NULL;
-    size_t len = 0, cap = 0, n;
+    struct buf b;
+    char chunk[4096];
+    size_t n;
+    int rc = 0;
+
     if (f == NULL) {
         return NULL;
     }
-    do {
-        if (len + 4096 + 1 > cap) {
-            cap = cap == 0 ? 8192 : cap * 2;
-            buf = realloc(buf, cap);
-        }
-        n = fread(buf + len, 1, 4096, f);
-        len += n;
-    } while (n > 0);
-    buf[len] = '\0';
+    buf_init(&b, 0);
+    while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        rc = buf_append(&b, chunk, n);
+    }
     if (f != stdin) {
         fclose(f);
     }
-    return buf;
+    if (rc != 0) {
+        buf_free(&b);
+        return NULL;
+    }
+    return buf_take(&b);
 }
 
-static int cmd_submit(struct ctl *ctl, int argc, char **argv)
+/* submit's options that set one field of the job to their argument. */
+static const struct
+{
+    int opt;
+    const char *key;
+    bool integer;
+} submit_fields[] = {
+    {'t', "type", false},     {'q', "queue", false},
+    {'u', "user_id", false},  {'d', "delay", false},
+    {'r', "run_at", false},   {'s', "schedule", false},
+    {'z', "timezone", false}, {'T', "timeout", false},
+    {'n', "name", false},     {'k', "idempotency_key", false},
+    {'P', "priority", true},  {'m', "max_attempts", true},
+};
+
+/* What submit's options say. */
+struct submit_args
+{
+    json_t *job;      /* The job built from the options (owned). */
+    const char *file; /* --file: send this file (or stdin) instead. */
+};
+
+static bool submit_field(json_t *job, int opt, const char *arg)
+{
+    for (size_t i = 0; i < sizeof submit_fields / sizeof submit_fields[0];
+         i++) {
+        if (submit_fields[i].opt == opt) {
+            json_object_set_new(job, submit_fields[i].key,
+                                submit_fields[i].integer
+                                    ? json_integer(atoll(arg))
+                                    : json_string(arg));
+            return true;
+        }
+    }
+    return false;
+}
+
+/* --tag key=value; -1 without '='. */
+static int submit_tag(json_t *job, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    json_t *tags = json_object_get(job, "tags");
+    char key[256];
+
+    if (eq == NULL) {
+        return -1;
+    }
+    if (tags == NULL) {
+        tags = json_object();
+        json_object_set_new(job, "tags", tags);
+    }
+    snprintf(key, sizeof key, "%.*s", (int)(eq - arg), arg);
+    json_object_set_new(tags, key, json_string(eq + 1));
+    return 0;
+}
+
+/* --depends-on ID, repeatable. */
+static void submit_dep(json_t *job, const char *arg)
+{
+    json_t *deps = json_object_get(job, "depends_on");
+    if (deps == NULL) {
+        deps = json_array();
+        json_object_set_new(job, "depends_on", deps);
+    }
+    json_array_append_new(deps, json_string(arg));
+}
+
+/* Parse submit's options into @a. 0, or the exit code of the usage error
+ * it printed (a->job is then NULL). */
+static int submit_parse(int argc, char **argv, struct submit_args *a)
 {
     static const struct option opts[] = {{"type", 1, 0, 't'},
                                          {"payload", 1, 0, 'p'},
@@ -125,119 +196,68 @@ static int cmd_submit(struct ctl *ctl, int argc, char **argv)
                                          {"name", 1, 0, 'n'},
                                          {"file", 1, 0, 'f'},
                                          {0, 0, 0, 0}};
-    json_t *job = json_object(), *out = NULL;
-    char *body = NULL;
-    const char *file = NULL;
-    int c, rv;
+    const char *err = NULL;
+    int c;
 
+    a->job = json_object();
+    a->file = NULL;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-            case 't':
-                json_object_set_new(job, "type", json_string(optarg));
-                break;
-            case 'q':
-                json_object_set_new(job, "queue", json_string(optarg));
-                break;
-            case 'u':
-                json_object_set_new(job, "user_id", json_string(optarg));
-                break;
-            case 'd':
-                json_object_set_new(job, "delay", json_string(optarg));
-                break;
-            case 'r':
-                json_object_set_new(job, "run_at", json_string(optarg));
-                break;
-            case 's':
-                json_object_set_new(job, "schedule", json_string(optarg));
-                break;
-            case 'z':
-                json_object_set_new(job, "timezone", json_string(optarg));
-                break;
-            case 'T':
-                json_object_set_new(job, "timeout", json_string(optarg));
-                break;
-            case 'n':
-                json_object_set_new(job, "name", json_string(optarg));
-                break;
-            case 'k':
-                json_object_set_new(job, "idempotency_key",
-                                    json_string(optarg));
-                break;
-            case 'P':
-                json_object_set_new(job, "priority",
-                                    json_integer(atoll(optarg)));
-                break;
-            case 'm':
-                json_object_set_new(job, "max_attempts",
-                                    json_integer(atoll(optarg)));
-                break;
-            case 'f':
-                file = optarg;
-                break;
-            case 'p':
-                if (set_json(job, "payload", optarg) != 0) {
-                    json_decref(job);
-                    return usage_error("submit", "--payload is not JSON");
-                }
-                break;
-            case 'g': {
-                const char *eq = strchr(optarg, '=');
-                json_t *tags = json_object_get(job, "tags");
-                if (eq == NULL) {
-                    json_decref(job);
-                    return usage_error("submit", "--tag wants key=value");
-                }
-                if (tags == NULL) {
-                    tags = json_object();
-                    json_object_set_new(job, "tags", tags);
-                }
-                char key[256];
-                snprintf(key, sizeof key, "%.*s", (int)(eq - optarg), optarg);
-                json_object_set_new(tags, key, json_string(eq + 1));
-                break;
+    while (err == NULL && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'f') {
+            a->file = optarg;
+        } else if (c == 'p') {
+            if (set_json(a->job, "payload", optarg) != 0) {
+                err = "--payload is not JSON";
             }
-            case 'D': {
-                json_t *deps = json_object_get(job, "depends_on");
-                if (deps == NULL) {
-                    deps = json_array();
-                    json_object_set_new(job, "depends_on", deps);
-                }
-                json_array_append_new(deps, json_string(optarg));
-                break;
+        } else if (c == 'g') {
+            if (submit_tag(a->job, optarg) != 0) {
+                err = "--tag wants key=value";
             }
-            default:
-                json_decref(job);
-                return usage_error("submit", "unknown option");
+        } else if (c == 'D') {
+            submit_dep(a->job, optarg);
+        } else if (!submit_field(a->job, c, optarg)) {
+            err = "unknown option";
         }
     }
-    if (file != NULL) {
-        body = read_file(file);
-        if (body == NULL) {
-            json_decref(job);
-            return usage_error("submit", "cannot read --file");
-        }
-    } else {
-        if (json_object_get(job, "type") == NULL) {
-            json_decref(job);
-            return usage_error("submit", "--type is required");
-        }
-        body = json_dumps(job, JSON_COMPACT);
+    if (err != NULL) {
+        json_decref(a->job);
+        a->job = NULL;
+        return usage_error("submit", err);
     }
-    json_decref(job);
-    rv = ctl_call(ctl, "POST", "/v1/jobs", body, &out);
-    free(body);
+    return 0;
+}
+
+/* The request body into *body: --file's text, else the job as JSON. 0, or
+ * the exit code of the usage error it printed. */
+static int submit_body(const struct submit_args *a, char **body)
+{
+    if (a->file != NULL) {
+        *body = read_file(a->file);
+        return *body != NULL ? 0 : usage_error("submit", "cannot read --file");
+    }
+    if (json_object_get(a->job, "type") == NULL) {
+        return usage_error("submit", "--type is required");
+    }
+    *body = json_dumps(a->job, JSON_COMPACT);
+    return 0;
+}
+
+/* POST @body and print the job(s) the server answers with. */
+static int submit_send(struct ctl *ctl, const char *body)
+{
+    json_t *out = NULL, *jobs, *j;
+    size_t i;
+    int rv = ctl_call(ctl, "POST", "/v1/jobs", body, &out);
+
     if (rv != 0) {
         return rv;
     }
     if (ctl->json) {
         print_json(out);
     } else {
-        json_t *jobs = json_object_get(out, "jobs");
+        jobs = json_object_get(out, "jobs");
         job_header();
         if (jobs != NULL) {
-            size_t i;
-            json_t *j;
             json_array_foreach(jobs, i, j)
             {
                 job_row(j);
@@ -248,6 +268,23 @@ static int cmd_submit(struct ctl *ctl, int argc, char **argv)
     }
     json_decref(out);
     return 0;
+}
+
+static int cmd_submit(struct ctl *ctl, int argc, char **argv)
+{
+    struct submit_args a;
+    char *body = NULL;
+    int rv = submit_parse(argc, argv, &a);
+
+    if (rv == 0) {
+        rv = submit_body(&a, &body);
+    }
+    json_decref(a.job);
+    if (rv == 0) {
+        rv = submit_send(ctl, body);
+    }
+    free(body);
+    return rv;
 }
 
 /* ---- get, cancel, patch ---------------------------------------------------

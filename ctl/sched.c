@@ -51,7 +51,6 @@ int ctl_cmd_job_action(struct ctl *ctl, int argc, char **argv)
                       NULL);
 }
 
-/* Append "?k=v" / "&k=v" (URL-escaped). */
 /* dlq [--queue Q] [--type T] [--user U] [--retry | --delete] */
 int ctl_cmd_dlq(struct ctl *ctl, int argc, char **argv)
 {

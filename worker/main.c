@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #define LOG_MODULE "worker"
 #include "common/log.h"
 #include "worker/worker.h"
@@ -52,26 +53,6 @@ static void sleep_ms(long ms)
 /* ---- HTTP -----------------------------------------------------------------
  */
 
-struct buf
-{
-    char *p;
-    size_t len;
-};
-
-static size_t collect(char *p, size_t s, size_t n, void *data)
-{
-    struct buf *b = data;
-    char *q = realloc(b->p, b->len + s * n + 1);
-    if (q == NULL) {
-        return 0;
-    }
-    memcpy(q + b->len, p, s * n);
-    b->p = q;
-    b->len += s * n;
-    b->p[b->len] = '\0';
-    return s * n;
-}
-
 /* One request to the current server; rotates on failure. Returns the HTTP
  * status (0 when no answer) and the parsed body in *out (may be NULL). */
 static long call(CURL *c,
@@ -81,7 +62,7 @@ static long call(CURL *c,
                  long timeout_ms,
                  json_t **out)
 {
-    struct buf b = {NULL, 0};
+    struct buf b;
     struct curl_slist *h = curl_slist_append(NULL,
                                              "Content-Type: "
                                              "application/json");
@@ -89,6 +70,7 @@ static long call(CURL *c,
     long status = 0;
     int cur;
 
+    buf_init(&b, 0);
     pthread_mutex_lock(&W.lock);
     cur = W.cur;
     snprintf(url, sizeof url, "%s%s", W.servers[cur], path);
@@ -97,7 +79,7 @@ static long call(CURL *c,
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_curl_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -118,7 +100,7 @@ static long call(CURL *c,
         *out = b.p != NULL ? json_loads(b.p, 0, NULL) : NULL;
     }
     curl_slist_free_all(h);
-    free(b.p);
+    buf_free(&b);
     free(text);
     return status;
 }
