@@ -95,28 +95,34 @@ struct job_input
     uint64_t *deps;
     uint64_t hash;
 };
-/* Parse and validate one job object. On error writes @field (prefixed with
- * @prefix) and @msg and returns ERR_INVALID or ERR_TOOLARGE. */
-int http__job_parse(struct http_server *s,
+/* What a job is parsed against. */
+struct job_parse_ctx
+{
+    int64_t now_ms;     /* For "delay" and the first run of a schedule. */
+    size_t max_payload; /* Encoded payload limit (ERR_TOOLARGE above). */
+    const char *prefix; /* Put before field names, e.g. "jobs[2]."; "" none. */
+};
+/* Where a parse error goes: the field it names and the message. */
+struct job_parse_err
+{
+    char *field;
+    size_t field_size;
+    char *msg;
+    size_t msg_size;
+};
+/* Parse and validate one job object. On error writes @err's field (prefixed
+ * with @ctx's prefix) and message and returns ERR_INVALID or ERR_TOOLARGE. */
+int http__job_parse(const struct job_parse_ctx *ctx,
                     json_t *obj,
-                    int64_t now_ms,
-                    const char *prefix,
                     struct job_input *in,
-                    char *field,
-                    size_t field_size,
-                    char *msg,
-                    size_t msg_size);
+                    struct job_parse_err *err);
 void http__job_input_free(struct job_input *in);
-/* Parse a PATCH body into @cmd fields (mask + patch). */
-int http__job_patch_parse(struct http_server *s,
+/* Parse a PATCH body into @in and @mask (FSM_PATCH_* of the fields given). */
+int http__job_patch_parse(const struct job_parse_ctx *ctx,
                           json_t *obj,
-                          int64_t now_ms,
                           struct job_input *in,
                           uint32_t *mask,
-                          char *field,
-                          size_t field_size,
-                          char *msg,
-                          size_t msg_size);
+                          struct job_parse_err *err);
 int http__parse_id(const char *s, size_t len, uint64_t *id);
 void http__format_time(int64_t ms, char *buf, size_t size);
 int http__parse_time(const char *s, int64_t *ms);

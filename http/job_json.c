@@ -22,9 +22,6 @@
 #define MAX_CATCHUP 1000
 #define MAX_CKEY_LIMIT 10000
 
-/* Fields that only make sense on a recurring job. */
-static const char *const sched_only[] = {"timezone", "overlap", "catchup",
-                                         "catchup_max", NULL};
 #define MAX_DELAY_MS (10LL * 366 * 24 * 3600 * 1000)
 
 /* ---- Times and durations ------------------------------------------------ */
@@ -167,30 +164,37 @@ int http__parse_duration(json_t *v, int64_t *ms)
 
 /* ---- Parsing ------------------------------------------------------------ */
 
-struct perr
+/* One parse in progress: what the field parsers fill in. */
+struct pstate
 {
-    char *field;
-    size_t field_size;
-    char *msg;
-    size_t msg_size;
-    const char *prefix;
+    const struct job_parse_ctx *ctx;
+    struct job_parse_err *err;
+    struct job_input *in;
+    json_t *spec;    /* Create: the fields kept in the stored spec. */
+    json_t *payload; /* Create: checked against the limit at the end. */
+    const char *type, *queue, *user, *key, *schedule, *tz, *ckey;
+    struct cron cron;
+    bool has_run_at, has_delay;
+    uint32_t mask; /* Patch: FSM_PATCH_* of the fields seen so far. */
 };
 
-static int fail(struct perr *e,
+static int fail(struct pstate *p,
                 int code,
                 const char *field,
                 const char *fmt,
                 ...) __attribute__((format(printf, 4, 5)));
 
-static int fail(struct perr *e,
+static int fail(struct pstate *p,
                 int code,
                 const char *field,
                 const char *fmt,
                 ...)
 {
+    struct job_parse_err *e = p->err;
+    const char *prefix = p->ctx->prefix != NULL ? p->ctx->prefix : "";
     va_list ap;
     int n;
-    snprintf(e->field, e->field_size, "%s%s", e->prefix, field);
+    snprintf(e->field, e->field_size, "%s%s", prefix, field);
     n = snprintf(e->msg, e->msg_size, "%s: ", e->field);
     va_start(ap, fmt);
     vsnprintf(e->msg + n, e->msg_size - (size_t)n, fmt, ap);
@@ -198,7 +202,7 @@ static int fail(struct perr *e,
     return code;
 }
 
-static int get_string(struct perr *e,
+static int get_string(struct pstate *p,
                       json_t *v,
                       const char *field,
                       size_t max,
@@ -206,22 +210,22 @@ static int get_string(struct perr *e,
                       const char **out)
 {
     if (!json_is_string(v)) {
-        return fail(e, ERR_INVALID, field, "must be a string");
+        return fail(p, ERR_INVALID, field, "must be a string");
     }
     if (json_string_length(v) > max) {
-        return fail(e, ERR_INVALID, field, "longer than %zu bytes", max);
+        return fail(p, ERR_INVALID, field, "longer than %zu bytes", max);
     }
     if (!allow_empty && json_string_length(v) == 0) {
-        return fail(e, ERR_INVALID, field, "must not be empty");
+        return fail(p, ERR_INVALID, field, "must not be empty");
     }
     if (strlen(json_string_value(v)) != json_string_length(v)) {
-        return fail(e, ERR_INVALID, field, "must not contain NUL");
+        return fail(p, ERR_INVALID, field, "must not contain NUL");
     }
     *out = json_string_value(v);
     return 0;
 }
 
-static int get_int(struct perr *e,
+static int get_int(struct pstate *p,
                    json_t *v,
                    const char *field,
                    long long lo,
@@ -229,73 +233,32 @@ static int get_int(struct perr *e,
                    long long *out)
 {
     if (!json_is_integer(v)) {
-        return fail(e, ERR_INVALID, field, "must be an integer");
+        return fail(p, ERR_INVALID, field, "must be an integer");
     }
     if (json_integer_value(v) < lo || json_integer_value(v) > hi) {
-        return fail(e, ERR_INVALID, field, "must be between %lld and %lld", lo,
+        return fail(p, ERR_INVALID, field, "must be between %lld and %lld", lo,
                     hi);
     }
     *out = json_integer_value(v);
     return 0;
 }
 
-static int check_tags(struct perr *e, json_t *tags)
+/* @v must be one of the NULL-terminated @ok; @list is them for the message. */
+static int get_choice(struct pstate *p,
+                      json_t *v,
+                      const char *field,
+                      const char *const *ok,
+                      const char *list)
 {
-    const char *key;
-    json_t *val;
-    if (!json_is_object(tags)) {
-        return fail(e, ERR_INVALID, "tags", "must be an object of strings");
+    const char *str;
+    int rv = get_string(p, v, field, MAX_NAME, false, &str);
+    while (rv == 0 && *ok != NULL && strcmp(*ok, str) != 0) {
+        ok++;
     }
-    if (json_object_size(tags) > MAX_TAGS) {
-        return fail(e, ERR_INVALID, "tags", "more than %d entries", MAX_TAGS);
+    if (rv == 0 && *ok == NULL) {
+        rv = fail(p, ERR_INVALID, field, "must be one of %s", list);
     }
-    json_object_foreach(tags, key, val)
-    {
-        if (strlen(key) > MAX_TAG_KEY || strlen(key) == 0) {
-            return fail(e, ERR_INVALID, "tags", "keys must be 1..%d bytes",
-                        MAX_TAG_KEY);
-        }
-        if (!json_is_string(val) || json_string_length(val) > MAX_TAG_VALUE) {
-            return fail(e, ERR_INVALID, "tags",
-                        "value of \"%s\" must be a string of at most %d "
-                        "bytes",
-                        key, MAX_TAG_VALUE);
-        }
-    }
-    return 0;
-}
-
-static int check_backoff(struct perr *e, json_t *b)
-{
-    const char *key;
-    json_t *val;
-    int64_t ms;
-    if (!json_is_object(b)) {
-        return fail(e, ERR_INVALID, "backoff", "must be an object");
-    }
-    json_object_foreach(b, key, val)
-    {
-        if (strcmp(key, "initial") == 0 || strcmp(key, "max") == 0) {
-            if (http__parse_duration(val, &ms) != 0) {
-                return fail(e, ERR_INVALID, "backoff", "%s: bad duration", key);
-            }
-        } else if (strcmp(key, "multiplier") == 0) {
-            if (!json_is_number(val) || json_number_value(val) < 1 ||
-                json_number_value(val) > 100) {
-                return fail(e, ERR_INVALID, "backoff",
-                            "multiplier must be a number in 1..100");
-            }
-        } else if (strcmp(key, "jitter") == 0) {
-            if (!json_is_number(val) || json_number_value(val) < 0 ||
-                json_number_value(val) > 1) {
-                return fail(e, ERR_INVALID, "backoff",
-                            "jitter must be a number in 0..1");
-            }
-        } else {
-            return fail(e, ERR_INVALID, "backoff", "unknown field \"%s\"", key);
-        }
-    }
-    return 0;
+    return rv;
 }
 
 int http__parse_id(const char *s, size_t len, uint64_t *id)
@@ -318,15 +281,261 @@ int http__parse_id(const char *s, size_t len, uint64_t *id)
     return v == 0 ? -1 : 0;
 }
 
-static int check_deps(struct perr *e, json_t *deps, struct job_input *in)
+static bool queue_name_valid(const char *q)
 {
+    for (; *q != '\0'; q++) {
+        if (!isalnum((unsigned char)*q) && strchr("_.:-", *q) == NULL) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- Field parsers: one per JSON key (see the table below) ------------- */
+
+static int parse_type(struct pstate *p, json_t *v)
+{
+    return get_string(p, v, "type", MAX_NAME, false, &p->type);
+}
+
+static int parse_name(struct pstate *p, json_t *v)
+{
+    const char *str;
+    return get_string(p, v, "name", MAX_NAME, true, &str);
+}
+
+static int parse_payload(struct pstate *p, json_t *v)
+{
+    p->payload = v;
+    return 0;
+}
+
+static int parse_queue(struct pstate *p, json_t *v)
+{
+    int rv = get_string(p, v, "queue", MAX_QUEUE, false, &p->queue);
+    if (rv == 0 && !queue_name_valid(p->queue)) {
+        rv = fail(p, ERR_INVALID, "queue",
+                  "only letters, digits and _.:- are allowed");
+    }
+    return rv;
+}
+
+static int parse_priority(struct pstate *p, json_t *v)
+{
+    long long n = 0;
+    int rv = get_int(p, v, "priority", -MAX_PRIORITY, MAX_PRIORITY, &n);
+    if (rv == 0) {
+        p->in->job.priority = (int32_t)n;
+    }
+    return rv;
+}
+
+static int parse_user_id(struct pstate *p, json_t *v)
+{
+    return get_string(p, v, "user_id", MAX_NAME, false, &p->user);
+}
+
+static int parse_tags(struct pstate *p, json_t *tags)
+{
+    const char *key;
+    json_t *val;
+    if (!json_is_object(tags)) {
+        return fail(p, ERR_INVALID, "tags", "must be an object of strings");
+    }
+    if (json_object_size(tags) > MAX_TAGS) {
+        return fail(p, ERR_INVALID, "tags", "more than %d entries", MAX_TAGS);
+    }
+    json_object_foreach(tags, key, val)
+    {
+        if (strlen(key) > MAX_TAG_KEY || strlen(key) == 0) {
+            return fail(p, ERR_INVALID, "tags", "keys must be 1..%d bytes",
+                        MAX_TAG_KEY);
+        }
+        if (!json_is_string(val) || json_string_length(val) > MAX_TAG_VALUE) {
+            return fail(p, ERR_INVALID, "tags",
+                        "value of \"%s\" must be a string of at most %d "
+                        "bytes",
+                        key, MAX_TAG_VALUE);
+        }
+    }
+    return 0;
+}
+
+static int parse_run_at(struct pstate *p, json_t *v)
+{
+    p->has_run_at = true;
+    if (!json_is_string(v) ||
+        http__parse_time(json_string_value(v), &p->in->job.run_at)) {
+        return fail(p, ERR_INVALID, "run_at",
+                    "must be an RFC 3339 time, e.g. "
+                    "2026-11-22T10:00:00Z");
+    }
+    return 0;
+}
+
+static int parse_delay(struct pstate *p, json_t *v)
+{
+    int64_t ms;
+    p->has_delay = true;
+    if (http__parse_duration(v, &ms) != 0) {
+        return fail(p, ERR_INVALID, "delay",
+                    "must be a duration such as \"30s\" or \"5m\"");
+    }
+    p->in->job.run_at = p->ctx->now_ms + ms;
+    return 0;
+}
+
+static int parse_schedule(struct pstate *p, json_t *v)
+{
+    char part[32], why[160];
+    int rv =
+        get_string(p, v, "schedule", CRON_MAX_EXPR - 1, false, &p->schedule);
+    if (rv == 0 && cron_parse(p->schedule, &p->cron, part, sizeof part, why,
+                              sizeof why) != 0) {
+        rv = fail(p, ERR_INVALID, "schedule", "%s: %s", part, why);
+    }
+    return rv;
+}
+
+static int parse_timezone(struct pstate *p, json_t *v)
+{
+    int rv = get_string(p, v, "timezone", MAX_NAME, false, &p->tz);
+    if (rv == 0 && !cron_tz_valid(p->tz)) {
+        rv = fail(p, ERR_INVALID, "timezone",
+                  "unknown time zone \"%s\" (want an IANA name "
+                  "such as Europe/Berlin)",
+                  p->tz);
+    }
+    return rv;
+}
+
+static int parse_overlap(struct pstate *p, json_t *v)
+{
+    static const char *const ok[] = {"forbid", "allow", "replace", NULL};
+    return get_choice(p, v, "overlap", ok, "forbid, allow, replace");
+}
+
+static int parse_catchup(struct pstate *p, json_t *v)
+{
+    static const char *const ok[] = {"skip", "latest", "all", NULL};
+    return get_choice(p, v, "catchup", ok, "skip, latest, all");
+}
+
+static int parse_catchup_max(struct pstate *p, json_t *v)
+{
+    long long n = 0;
+    return get_int(p, v, "catchup_max", 1, MAX_CATCHUP, &n);
+}
+
+static int parse_trigger(struct pstate *p, json_t *v)
+{
+    const char *str;
+    int rv = get_string(p, v, "trigger", MAX_NAME, false, &str);
+    if (rv == 0 && strcmp(str, "all_done") == 0) {
+        p->in->job.flags |= FSM_JOB_ALL_DONE;
+    } else if (rv == 0 && strcmp(str, "all_success") != 0) {
+        rv = fail(p, ERR_INVALID, "trigger", "must be all_success or all_done");
+    }
+    return rv;
+}
+
+static int parse_concurrency_key(struct pstate *p, json_t *v)
+{
+    return get_string(p, v, "concurrency_key", MAX_NAME, false, &p->ckey);
+}
+
+static int parse_concurrency_limit(struct pstate *p, json_t *v)
+{
+    long long n = 0;
+    int rv = get_int(p, v, "concurrency_limit", 1, MAX_CKEY_LIMIT, &n);
+    if (rv == 0) {
+        p->in->job.ckey_limit = (uint32_t)n;
+    }
+    return rv;
+}
+
+static int parse_no_retry_exit_codes(struct pstate *p, json_t *v)
+{
+    size_t i;
+    json_t *c;
+    if (!json_is_array(v) || json_array_size(v) > 64) {
+        return fail(p, ERR_INVALID, "no_retry_exit_codes",
+                    "must be an array of at most "
+                    "64 exit codes");
+    }
+    json_array_foreach(v, i, c)
+    {
+        if (!json_is_integer(c) || json_integer_value(c) < -255 ||
+            json_integer_value(c) > 1000) {
+            return fail(p, ERR_INVALID, "no_retry_exit_codes",
+                        "element %zu is not an exit code", i);
+        }
+    }
+    return 0;
+}
+
+static int parse_max_attempts(struct pstate *p, json_t *v)
+{
+    long long n = 0;
+    int rv = get_int(p, v, "max_attempts", 1, MAX_ATTEMPTS, &n);
+    if (rv == 0) {
+        p->in->job.max_attempts = (uint32_t)n;
+    }
+    return rv;
+}
+
+static int parse_backoff(struct pstate *p, json_t *b)
+{
+    const char *key;
+    json_t *val;
+    int64_t ms;
+    if (!json_is_object(b)) {
+        return fail(p, ERR_INVALID, "backoff", "must be an object");
+    }
+    json_object_foreach(b, key, val)
+    {
+        if (strcmp(key, "initial") == 0 || strcmp(key, "max") == 0) {
+            if (http__parse_duration(val, &ms) != 0) {
+                return fail(p, ERR_INVALID, "backoff", "%s: bad duration", key);
+            }
+        } else if (strcmp(key, "multiplier") == 0) {
+            if (!json_is_number(val) || json_number_value(val) < 1 ||
+                json_number_value(val) > 100) {
+                return fail(p, ERR_INVALID, "backoff",
+                            "multiplier must be a number in 1..100");
+            }
+        } else if (strcmp(key, "jitter") == 0) {
+            if (!json_is_number(val) || json_number_value(val) < 0 ||
+                json_number_value(val) > 1) {
+                return fail(p, ERR_INVALID, "backoff",
+                            "jitter must be a number in 0..1");
+            }
+        } else {
+            return fail(p, ERR_INVALID, "backoff", "unknown field \"%s\"", key);
+        }
+    }
+    return 0;
+}
+
+static int parse_timeout(struct pstate *p, json_t *v)
+{
+    if (http__parse_duration(v, &p->in->job.timeout_ms) != 0) {
+        return fail(p, ERR_INVALID, "timeout",
+                    "must be a duration such as \"30s\"");
+    }
+    return 0;
+}
+
+static int parse_depends_on(struct pstate *p, json_t *deps)
+{
+    struct job_input *in = p->in;
     size_t i;
     json_t *v;
     if (!json_is_array(deps)) {
-        return fail(e, ERR_INVALID, "depends_on", "must be an array of ids");
+        return fail(p, ERR_INVALID, "depends_on", "must be an array of ids");
     }
     if (json_array_size(deps) > FSM_MAX_DEPS) {
-        return fail(e, ERR_INVALID, "depends_on", "more than %d ids",
+        return fail(p, ERR_INVALID, "depends_on", "more than %d ids",
                     FSM_MAX_DEPS);
     }
     if (json_array_size(deps) == 0) {
@@ -341,12 +550,202 @@ static int check_deps(struct perr *e, json_t *deps, struct job_input *in)
         if (!json_is_string(v) ||
             http__parse_id(json_string_value(v), json_string_length(v),
                            &in->deps[i]) != 0) {
-            return fail(e, ERR_INVALID, "depends_on",
+            return fail(p, ERR_INVALID, "depends_on",
                         "element %zu is not a job id", i);
         }
     }
     in->job.deps = in->deps;
     in->job.n_deps = (uint32_t)json_array_size(deps);
+    return 0;
+}
+
+static int parse_idempotency_key(struct pstate *p, json_t *v)
+{
+    return get_string(p, v, "idempotency_key", MAX_NAME, false, &p->key);
+}
+
+/* PATCH has its own wording for times and durations, and checks the
+ * payload at once. */
+
+static int patch_payload(struct pstate *p, json_t *v)
+{
+    size_t len = json_dumpb(v, NULL, 0, JSON_COMPACT);
+    if (len > p->ctx->max_payload) {
+        return fail(p, ERR_TOOLARGE, "payload",
+                    "%zu bytes encoded, over the limit of %zu", len,
+                    p->ctx->max_payload);
+    }
+    return 0;
+}
+
+static int patch_run_at(struct pstate *p, json_t *v)
+{
+    if (p->mask & FSM_PATCH_RUN_AT) {
+        return fail(p, ERR_INVALID, "delay", "give run_at or delay, not both");
+    }
+    if (!json_is_string(v) ||
+        http__parse_time(json_string_value(v), &p->in->job.run_at)) {
+        return fail(p, ERR_INVALID, "run_at", "must be an RFC 3339 time");
+    }
+    return 0;
+}
+
+static int patch_delay(struct pstate *p, json_t *v)
+{
+    int64_t ms;
+    if (p->mask & FSM_PATCH_RUN_AT) {
+        return fail(p, ERR_INVALID, "delay", "give run_at or delay, not both");
+    }
+    if (http__parse_duration(v, &ms) != 0) {
+        return fail(p, ERR_INVALID, "delay", "bad duration");
+    }
+    p->in->job.run_at = p->ctx->now_ms + ms;
+    return 0;
+}
+
+static int patch_timeout(struct pstate *p, json_t *v)
+{
+    if (http__parse_duration(v, &p->in->job.timeout_ms) != 0) {
+        return fail(p, ERR_INVALID, "timeout", "bad duration");
+    }
+    return 0;
+}
+
+/* ---- The field table ---------------------------------------------------- */
+
+typedef int field_fn(struct pstate *p, json_t *v);
+
+enum {
+    F_SPEC = 1 << 0,  /* Create: copied as-is into the stored spec. */
+    F_SCHED = 1 << 1, /* Only makes sense on a recurring job. */
+};
+
+struct field
+{
+    const char *key;
+    field_fn *create; /* POST /v1/jobs (and workflow members). */
+    field_fn *patch;  /* PATCH /v1/jobs/{id}; NULL: not changeable. */
+    uint32_t patch_bit;
+    unsigned flags;
+};
+
+/* Keys not listed are rejected. The order only matters for F_SCHED: the
+ * first such field present names the "needs a schedule" error. */
+static const struct field fields[] = {
+    {"type", parse_type, NULL, 0, 0},
+    {"name", parse_name, NULL, 0, F_SPEC},
+    {"payload", parse_payload, patch_payload, FSM_PATCH_SPEC, 0},
+    {"queue", parse_queue, parse_queue, FSM_PATCH_QUEUE, 0},
+    {"priority", parse_priority, parse_priority, FSM_PATCH_PRIORITY, 0},
+    {"user_id", parse_user_id, NULL, 0, 0},
+    {"tags", parse_tags, NULL, 0, F_SPEC},
+    {"run_at", parse_run_at, patch_run_at, FSM_PATCH_RUN_AT, 0},
+    {"delay", parse_delay, patch_delay, FSM_PATCH_RUN_AT, 0},
+    {"schedule", parse_schedule, NULL, 0, F_SPEC},
+    {"timezone", parse_timezone, NULL, 0, F_SPEC | F_SCHED},
+    {"overlap", parse_overlap, NULL, 0, F_SPEC | F_SCHED},
+    {"catchup", parse_catchup, NULL, 0, F_SPEC | F_SCHED},
+    {"catchup_max", parse_catchup_max, NULL, 0, F_SPEC | F_SCHED},
+    {"trigger", parse_trigger, NULL, 0, 0},
+    {"concurrency_key", parse_concurrency_key, NULL, 0, 0},
+    {"concurrency_limit", parse_concurrency_limit, NULL, 0, 0},
+    {"no_retry_exit_codes", parse_no_retry_exit_codes, NULL, 0, F_SPEC},
+    {"max_attempts", parse_max_attempts, parse_max_attempts,
+     FSM_PATCH_MAX_ATTEMPTS, 0},
+    {"backoff", parse_backoff, NULL, 0, F_SPEC},
+    {"timeout", parse_timeout, patch_timeout, FSM_PATCH_TIMEOUT, 0},
+    {"depends_on", parse_depends_on, NULL, 0, 0},
+    {"idempotency_key", parse_idempotency_key, NULL, 0, 0},
+};
+#define N_FIELDS (sizeof fields / sizeof fields[0])
+
+static const struct field *find_field(const char *key)
+{
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        if (strcmp(fields[i].key, key) == 0) {
+            return &fields[i];
+        }
+    }
+    return NULL;
+}
+
+/* Each key of @obj through its parser, in the object's order; the first
+ * error wins. */
+static int parse_fields(struct pstate *p, json_t *obj, bool patch)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v)
+    {
+        const struct field *f = find_field(k);
+        field_fn *fn = f == NULL ? NULL : patch ? f->patch : f->create;
+        int rv;
+        if (fn == NULL) {
+            return fail(
+                p, ERR_INVALID, k,
+                patch ? "unknown field or not changeable" : "unknown field");
+        }
+        rv = fn(p, v);
+        if (rv != 0) {
+            return rv;
+        }
+        if (patch) {
+            p->mask |= f->patch_bit;
+        } else if (f->flags & F_SPEC) {
+            json_object_set(p->spec, k, v);
+        }
+    }
+    return 0;
+}
+
+/* ---- Create ------------------------------------------------------------- */
+
+/* Checks across fields, once each one is valid on its own. Settles run_at
+ * of a recurring job and the default concurrency limit. */
+static int check_job(struct pstate *p)
+{
+    struct fsm_job *job = &p->in->job;
+    int64_t now_ms = p->ctx->now_ms;
+    if (p->type == NULL) {
+        return fail(p, ERR_INVALID, "type", "is required");
+    }
+    if (p->has_delay && p->has_run_at) {
+        return fail(p, ERR_INVALID, "delay", "give run_at or delay, not both");
+    }
+    for (size_t i = 0; i < N_FIELDS && p->schedule == NULL; i++) {
+        if ((fields[i].flags & F_SCHED) &&
+            json_object_get(p->spec, fields[i].key) != NULL) {
+            return fail(p, ERR_INVALID, fields[i].key, "needs a schedule");
+        }
+    }
+    if (p->schedule != NULL) {
+        /* The first occurrence: after now, or after run_at/delay ("not
+         * before"). Later ones are computed by the leader as it fires. */
+        int64_t after = job->run_at > now_ms ? job->run_at - 1 : now_ms;
+        if (job->n_deps > 0) {
+            return fail(p, ERR_INVALID, "depends_on",
+                        "a recurring job cannot depend on other jobs");
+        }
+        if (cron_next(&p->cron, p->tz, after, &job->run_at) != 0) {
+            return fail(p, ERR_INVALID, "schedule",
+                        "the expression never matches (within 5 years)");
+        }
+        job->flags |= FSM_JOB_RECURRING;
+    }
+    if (p->ckey != NULL && p->ckey[0] != '\0') {
+        job->ckey_limit = job->ckey_limit > 0 ? job->ckey_limit : 1;
+    } else if (job->ckey_limit > 0) {
+        return fail(p, ERR_INVALID, "concurrency_limit",
+                    "needs a concurrency_key");
+    }
+    if (p->payload != NULL) {
+        size_t len = json_dumpb(p->payload, NULL, 0, JSON_COMPACT);
+        if (len > p->ctx->max_payload) {
+            return fail(p, ERR_TOOLARGE, "payload",
+                        "%zu bytes encoded, over the limit of %zu", len,
+                        p->ctx->max_payload);
+        }
+    }
     return 0;
 }
 
@@ -367,271 +766,53 @@ static void set_str(struct fsm_str *dst, const char *s)
 }
 
 /* Copies of the strings we keep, in one allocation. */
-static int keep_strings(struct job_input *in,
-                        const char *type,
-                        const char *queue,
-                        const char *user,
-                        const char *key,
-                        const char *ckey)
+static int keep_strings(struct pstate *ps)
 {
-    size_t lt = strlen(type) + 1, lq = strlen(queue) + 1;
-    size_t lu = user != NULL ? strlen(user) + 1 : 1;
-    size_t lk = key != NULL ? strlen(key) + 1 : 1;
-    size_t lc = ckey != NULL ? strlen(ckey) + 1 : 1;
-    char *p = malloc(lt + lq + lu + lk + lc);
+    const char *src[] = {ps->type, ps->queue, ps->user, ps->key, ps->ckey};
+    struct fsm_job *job = &ps->in->job;
+    struct fsm_str *dst[] = {&job->type, &job->queue, &job->user_id,
+                             &job->idem_key, &job->ckey};
+    size_t len[5], total = 0;
+    char *p;
+    for (size_t i = 0; i < 5; i++) {
+        len[i] = src[i] != NULL ? strlen(src[i]) + 1 : 1;
+        total += len[i];
+    }
+    p = malloc(total);
     if (p == NULL) {
         return ERR_NOMEM;
     }
-    in->strs = p;
-    memcpy(p, type, lt);
-    set_str(&in->job.type, p);
-    p += lt;
-    memcpy(p, queue, lq);
-    set_str(&in->job.queue, p);
-    p += lq;
-    memcpy(p, user != NULL ? user : "", lu);
-    set_str(&in->job.user_id, p);
-    p += lu;
-    memcpy(p, key != NULL ? key : "", lk);
-    set_str(&in->job.idem_key, p);
-    p += lk;
-    memcpy(p, ckey != NULL ? ckey : "", lc);
-    set_str(&in->job.ckey, p);
+    ps->in->strs = p;
+    for (size_t i = 0; i < 5; i++) {
+        memcpy(p, src[i] != NULL ? src[i] : "", len[i]);
+        set_str(dst[i], p);
+        p += len[i];
+    }
     return 0;
 }
 
-static bool queue_name_valid(const char *q)
+/* The stored spec, the kept strings and the idempotency hash. */
+static int build_job(struct pstate *p, json_t *obj)
 {
-    for (; *q != '\0'; q++) {
-        if (!isalnum((unsigned char)*q) && strchr("_.:-", *q) == NULL) {
-            return false;
-        }
-    }
-    return true;
-}
-
-int http__job_parse(struct http_server *s,
-                    json_t *obj,
-                    int64_t now_ms,
-                    const char *prefix,
-                    struct job_input *in,
-                    char *field,
-                    size_t field_size,
-                    char *msg,
-                    size_t msg_size)
-{
-    struct perr e = {field, field_size, msg, msg_size, prefix};
-    const char *type = NULL, *queue = "default", *user = NULL, *key = NULL;
-    const char *str, *schedule = NULL, *tz = NULL, *ckey = NULL;
-    struct cron cron;
-    json_t *spec, *payload = NULL;
-    const char *k;
-    json_t *v;
-    long long n;
-    int64_t ms;
-    bool has_delay = false, has_run_at = false;
+    struct job_input *in = p->in;
     int rv;
-
-    memset(in, 0, sizeof *in);
-    in->job.max_attempts = DEFAULT_ATTEMPTS;
-    if (!json_is_object(obj)) {
-        return fail(&e, ERR_INVALID, "", "a job must be a JSON object");
-    }
-    spec = json_object();
-    json_object_foreach(obj, k, v)
-    {
-        rv = 0;
-        if (strcmp(k, "type") == 0) {
-            rv = get_string(&e, v, "type", MAX_NAME, false, &type);
-        } else if (strcmp(k, "name") == 0) {
-            rv = get_string(&e, v, "name", MAX_NAME, true, &str);
-            json_object_set(spec, "name", v);
-        } else if (strcmp(k, "payload") == 0) {
-            payload = v;
-        } else if (strcmp(k, "queue") == 0) {
-            rv = get_string(&e, v, "queue", MAX_QUEUE, false, &queue);
-            if (rv == 0 && !queue_name_valid(queue)) {
-                rv = fail(&e, ERR_INVALID, "queue",
-                          "only letters, digits and _.:- are allowed");
-            }
-        } else if (strcmp(k, "priority") == 0) {
-            rv = get_int(&e, v, "priority", -MAX_PRIORITY, MAX_PRIORITY, &n);
-            in->job.priority = (int32_t)n;
-        } else if (strcmp(k, "user_id") == 0) {
-            rv = get_string(&e, v, "user_id", MAX_NAME, false, &user);
-        } else if (strcmp(k, "tags") == 0) {
-            rv = check_tags(&e, v);
-            json_object_set(spec, "tags", v);
-        } else if (strcmp(k, "run_at") == 0) {
-            has_run_at = true;
-            if (!json_is_string(v) ||
-                http__parse_time(json_string_value(v), &in->job.run_at)) {
-                rv = fail(&e, ERR_INVALID, "run_at",
-                          "must be an RFC 3339 time, e.g. "
-                          "2026-11-22T10:00:00Z");
-            }
-        } else if (strcmp(k, "delay") == 0) {
-            has_delay = true;
-            if (http__parse_duration(v, &ms) != 0) {
-                rv = fail(&e, ERR_INVALID, "delay",
-                          "must be a duration such as \"30s\" or \"5m\"");
-            }
-            in->job.run_at = now_ms + ms;
-        } else if (strcmp(k, "schedule") == 0) {
-            char part[32], why[160];
-            rv = get_string(&e, v, "schedule", CRON_MAX_EXPR - 1, false,
-                            &schedule);
-            if (rv == 0 && cron_parse(schedule, &cron, part, sizeof part, why,
-                                      sizeof why) != 0) {
-                rv = fail(&e, ERR_INVALID, "schedule", "%s: %s", part, why);
-            }
-            json_object_set(spec, "schedule", v);
-        } else if (strcmp(k, "timezone") == 0) {
-            rv = get_string(&e, v, "timezone", MAX_NAME, false, &tz);
-            if (rv == 0 && !cron_tz_valid(tz)) {
-                rv = fail(&e, ERR_INVALID, "timezone",
-                          "unknown time zone \"%s\" (want an IANA name "
-                          "such as Europe/Berlin)",
-                          tz);
-            }
-            json_object_set(spec, "timezone", v);
-        } else if (strcmp(k, "overlap") == 0 || strcmp(k, "catchup") == 0) {
-            static const char *const overlap[] = {"forbid", "allow", "replace",
-                                                  NULL};
-            static const char *const catchup[] = {"skip", "latest", "all",
-                                                  NULL};
-            const char *const *ok = k[0] == 'o' ? overlap : catchup;
-            rv = get_string(&e, v, k, MAX_NAME, false, &str);
-            while (rv == 0 && *ok != NULL && strcmp(*ok, str) != 0) {
-                ok++;
-            }
-            if (rv == 0 && *ok == NULL) {
-                rv = fail(&e, ERR_INVALID, k, "must be one of %s",
-                          k[0] == 'o' ? "forbid, allow, replace"
-                                      : "skip, latest, all");
-            }
-            json_object_set(spec, k, v);
-        } else if (strcmp(k, "catchup_max") == 0) {
-            rv = get_int(&e, v, "catchup_max", 1, MAX_CATCHUP, &n);
-            json_object_set(spec, k, v);
-        } else if (strcmp(k, "trigger") == 0) {
-            rv = get_string(&e, v, "trigger", MAX_NAME, false, &str);
-            if (rv == 0 && strcmp(str, "all_done") == 0) {
-                in->job.flags |= FSM_JOB_ALL_DONE;
-            } else if (rv == 0 && strcmp(str, "all_success") != 0) {
-                rv = fail(&e, ERR_INVALID, "trigger",
-                          "must be all_success or all_done");
-            }
-        } else if (strcmp(k, "concurrency_key") == 0) {
-            rv = get_string(&e, v, "concurrency_key", MAX_NAME, false, &ckey);
-        } else if (strcmp(k, "concurrency_limit") == 0) {
-            rv = get_int(&e, v, "concurrency_limit", 1, MAX_CKEY_LIMIT, &n);
-            in->job.ckey_limit = (uint32_t)n;
-        } else if (strcmp(k, "no_retry_exit_codes") == 0) {
-            size_t i;
-            json_t *c;
-            if (!json_is_array(v) || json_array_size(v) > 64) {
-                rv = fail(&e, ERR_INVALID, k,
-                          "must be an array of at most "
-                          "64 exit codes");
-            }
-            json_array_foreach(v, i, c)
-            {
-                if (rv == 0 &&
-                    (!json_is_integer(c) || json_integer_value(c) < -255 ||
-                     json_integer_value(c) > 1000)) {
-                    rv = fail(&e, ERR_INVALID, k,
-                              "element %zu is not an exit code", i);
-                }
-            }
-            json_object_set(spec, k, v);
-        } else if (strcmp(k, "max_attempts") == 0) {
-            rv = get_int(&e, v, "max_attempts", 1, MAX_ATTEMPTS, &n);
-            in->job.max_attempts = (uint32_t)n;
-        } else if (strcmp(k, "backoff") == 0) {
-            rv = check_backoff(&e, v);
-            json_object_set(spec, "backoff", v);
-        } else if (strcmp(k, "timeout") == 0) {
-            if (http__parse_duration(v, &in->job.timeout_ms) != 0) {
-                rv = fail(&e, ERR_INVALID, "timeout",
-                          "must be a duration such as \"30s\"");
-            }
-        } else if (strcmp(k, "depends_on") == 0) {
-            rv = check_deps(&e, v, in);
-        } else if (strcmp(k, "idempotency_key") == 0) {
-            rv = get_string(&e, v, "idempotency_key", MAX_NAME, false, &key);
-        } else {
-            rv = fail(&e, ERR_INVALID, k, "unknown field");
-        }
-        if (rv != 0) {
-            json_decref(spec);
-            return rv;
-        }
-    }
-    if (type == NULL) {
-        json_decref(spec);
-        return fail(&e, ERR_INVALID, "type", "is required");
-    }
-    if (has_delay && has_run_at) {
-        json_decref(spec);
-        return fail(&e, ERR_INVALID, "delay",
-                    "give run_at or delay, not "
-                    "both");
-    }
-    for (const char *const *f = sched_only; *f != NULL; f++) {
-        if (schedule == NULL && json_object_get(spec, *f) != NULL) {
-            json_decref(spec);
-            return fail(&e, ERR_INVALID, *f, "needs a schedule");
-        }
-    }
-    if (schedule != NULL) {
-        /* The first occurrence: after now, or after run_at/delay ("not
-         * before"). Later ones are computed by the leader as it fires. */
-        int64_t after = in->job.run_at > now_ms ? in->job.run_at - 1 : now_ms;
-        if (in->job.n_deps > 0) {
-            json_decref(spec);
-            return fail(&e, ERR_INVALID, "depends_on",
-                        "a recurring job cannot depend on other jobs");
-        }
-        if (cron_next(&cron, tz, after, &in->job.run_at) != 0) {
-            json_decref(spec);
-            return fail(&e, ERR_INVALID, "schedule",
-                        "the expression never matches (within 5 years)");
-        }
-        in->job.flags |= FSM_JOB_RECURRING;
-    }
-    if (ckey != NULL && ckey[0] != '\0') {
-        in->job.ckey_limit = in->job.ckey_limit > 0 ? in->job.ckey_limit : 1;
-    } else if (in->job.ckey_limit > 0) {
-        json_decref(spec);
-        return fail(&e, ERR_INVALID, "concurrency_limit",
-                    "needs a concurrency_key");
-    }
-    if (payload != NULL) {
-        size_t len = json_dumpb(payload, NULL, 0, JSON_COMPACT);
-        if (len > s->cfg.max_payload) {
-            json_decref(spec);
-            return fail(&e, ERR_TOOLARGE, "payload",
-                        "%zu bytes encoded, over the limit of %zu", len,
-                        s->cfg.max_payload);
-        }
-        json_object_set(spec, "payload", payload);
+    if (p->payload != NULL) {
+        json_object_set(p->spec, "payload", p->payload);
     } else {
-        json_object_set_new(spec, "payload", json_object());
+        json_object_set_new(p->spec, "payload", json_object());
     }
-    in->spec = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(spec);
+    in->spec = json_dumps(p->spec, JSON_COMPACT | JSON_SORT_KEYS);
     if (in->spec == NULL) {
         return ERR_NOMEM;
     }
     set_str(&in->job.spec, in->spec);
-    rv = keep_strings(in, type, queue, user, key, ckey);
+    rv = keep_strings(p);
     if (rv != 0) {
         return rv;
     }
     /* The idempotency hash covers the request as sent (sorted keys); only
      * a job with a key needs it. */
-    if (key != NULL) {
+    if (p->key != NULL) {
         char *canon = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
         if (canon == NULL) {
             return ERR_NOMEM;
@@ -642,85 +823,56 @@ int http__job_parse(struct http_server *s,
     return 0;
 }
 
-int http__job_patch_parse(struct http_server *s,
+int http__job_parse(const struct job_parse_ctx *ctx,
+                    json_t *obj,
+                    struct job_input *in,
+                    struct job_parse_err *err)
+{
+    struct pstate p = {.ctx = ctx, .err = err, .in = in, .queue = "default"};
+    int rv;
+
+    memset(in, 0, sizeof *in);
+    in->job.max_attempts = DEFAULT_ATTEMPTS;
+    if (!json_is_object(obj)) {
+        return fail(&p, ERR_INVALID, "", "a job must be a JSON object");
+    }
+    p.spec = json_object();
+    rv = parse_fields(&p, obj, false);
+    if (rv == 0) {
+        rv = check_job(&p);
+    }
+    if (rv == 0) {
+        rv = build_job(&p, obj);
+    }
+    json_decref(p.spec);
+    return rv;
+}
+
+/* ---- Patch -------------------------------------------------------------- */
+
+int http__job_patch_parse(const struct job_parse_ctx *ctx,
                           json_t *obj,
-                          int64_t now_ms,
                           struct job_input *in,
                           uint32_t *mask,
-                          char *field,
-                          size_t field_size,
-                          char *msg,
-                          size_t msg_size)
+                          struct job_parse_err *err)
 {
-    struct perr e = {field, field_size, msg, msg_size, ""};
-    const char *k, *queue = NULL;
-    json_t *v;
-    long long n;
-    int64_t ms;
-    int rv = 0;
+    struct pstate p = {.ctx = ctx, .err = err, .in = in};
+    int rv;
 
     memset(in, 0, sizeof *in);
     *mask = 0;
     if (!json_is_object(obj) || json_object_size(obj) == 0) {
-        return fail(&e, ERR_INVALID, "",
+        return fail(&p, ERR_INVALID, "",
                     "want a JSON object with at least "
                     "one field to change");
     }
-    json_object_foreach(obj, k, v)
-    {
-        if (strcmp(k, "priority") == 0) {
-            rv = get_int(&e, v, "priority", -MAX_PRIORITY, MAX_PRIORITY, &n);
-            in->job.priority = (int32_t)n;
-            *mask |= FSM_PATCH_PRIORITY;
-        } else if (strcmp(k, "payload") == 0) {
-            size_t len = json_dumpb(v, NULL, 0, JSON_COMPACT);
-            if (len > s->cfg.max_payload) {
-                rv = fail(&e, ERR_TOOLARGE, "payload",
-                          "%zu bytes encoded, over the limit of %zu", len,
-                          s->cfg.max_payload);
-            }
-            *mask |= FSM_PATCH_SPEC;
-        } else if (strcmp(k, "run_at") == 0 || strcmp(k, "delay") == 0) {
-            if (*mask & FSM_PATCH_RUN_AT) {
-                rv = fail(&e, ERR_INVALID, "delay",
-                          "give run_at or delay, not both");
-            } else if (k[0] == 'r') {
-                if (!json_is_string(v) ||
-                    http__parse_time(json_string_value(v), &in->job.run_at)) {
-                    rv = fail(&e, ERR_INVALID, "run_at",
-                              "must be an RFC 3339 time");
-                }
-            } else if (http__parse_duration(v, &ms) != 0) {
-                rv = fail(&e, ERR_INVALID, "delay", "bad duration");
-            } else {
-                in->job.run_at = now_ms + ms;
-            }
-            *mask |= FSM_PATCH_RUN_AT;
-        } else if (strcmp(k, "queue") == 0) {
-            rv = get_string(&e, v, "queue", MAX_QUEUE, false, &queue);
-            if (rv == 0 && !queue_name_valid(queue)) {
-                rv = fail(&e, ERR_INVALID, "queue",
-                          "only letters, digits and _.:- are allowed");
-            }
-            *mask |= FSM_PATCH_QUEUE;
-        } else if (strcmp(k, "max_attempts") == 0) {
-            rv = get_int(&e, v, "max_attempts", 1, MAX_ATTEMPTS, &n);
-            in->job.max_attempts = (uint32_t)n;
-            *mask |= FSM_PATCH_MAX_ATTEMPTS;
-        } else if (strcmp(k, "timeout") == 0) {
-            if (http__parse_duration(v, &in->job.timeout_ms) != 0) {
-                rv = fail(&e, ERR_INVALID, "timeout", "bad duration");
-            }
-            *mask |= FSM_PATCH_TIMEOUT;
-        } else {
-            rv = fail(&e, ERR_INVALID, k, "unknown field or not changeable");
-        }
-        if (rv != 0) {
-            return rv;
-        }
+    rv = parse_fields(&p, obj, true);
+    if (rv != 0) {
+        return rv;
     }
-    if (queue != NULL) {
-        in->strs = strdup(queue);
+    *mask = p.mask;
+    if (p.queue != NULL) {
+        in->strs = strdup(p.queue);
         set_str(&in->job.queue, in->strs);
     }
     return 0;

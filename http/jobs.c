@@ -189,9 +189,10 @@ void http__jobs_submit(struct http_server *s,
         if (batch) {
             snprintf(prefix, sizeof prefix, "jobs[%zu].", i);
         }
-        rv = http__job_parse(s, batch ? json_array_get(list, i) : body, now,
-                             prefix, &ins[i], field, sizeof field, msg,
-                             sizeof msg);
+        rv = http__job_parse(
+            &(struct job_parse_ctx){now, s->cfg.max_payload, prefix},
+            batch ? json_array_get(list, i) : body, &ins[i],
+            &(struct job_parse_err){field, sizeof field, msg, sizeof msg});
         if (rv != 0) {
             /* Trim "field." of an empty field name: "jobs[2]." → "jobs[2]". */
             size_t fl = strlen(field);
@@ -447,8 +448,10 @@ void http__jobs_patch(struct http_server *s,
         return;
     }
     memset(&cmd, 0, sizeof cmd);
-    rv = http__job_patch_parse(s, body, sched_now(s->sched), &in, &cmd.mask,
-                               field, sizeof field, msg, sizeof msg);
+    rv = http__job_patch_parse(
+        &(struct job_parse_ctx){sched_now(s->sched), s->cfg.max_payload, ""},
+        body, &in, &cmd.mask,
+        &(struct job_parse_err){field, sizeof field, msg, sizeof msg});
     if (rv != 0) {
         http__send_err(req, rv, field, msg);
         json_decref(body);

@@ -108,8 +108,10 @@ void http__workflow_submit(struct http_server *s,
         json_object_del(copy, "key");
         json_object_del(copy, "depends_on");
         snprintf(prefix, sizeof prefix, "jobs[%zu].", i);
-        rv = http__job_parse(s, copy, now, prefix, &in[i], field, sizeof field,
-                             msg, sizeof msg);
+        rv = http__job_parse(
+            &(struct job_parse_ctx){now, s->cfg.max_payload, prefix}, copy,
+            &in[i],
+            &(struct job_parse_err){field, sizeof field, msg, sizeof msg});
         json_decref(copy);
         if (rv == 0 && (in[i].job.flags & FSM_JOB_RECURRING)) {
             snprintf(field, sizeof field, "jobs[%zu].schedule", i);

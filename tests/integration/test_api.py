@@ -1,11 +1,13 @@
 """The job API on a healthy 3-node cluster (one shared cluster)."""
 
 import json
+import os
+import re
 import uuid
 
 import pytest
 
-from conftest import request, submit, wait_until
+from conftest import ROOT, request, submit, wait_until
 
 
 def uniq(prefix="u"):
@@ -194,6 +196,120 @@ def test_bad_input(shared_cluster, name, body, raw, status, code, field):
         assert resp["error"]["code"] == code
         assert resp["error"].get("field", "") == field
         assert resp["error"]["message"]
+
+
+def _job_table():
+    """(key, patchable) of every row of the field table in http/job_json.c."""
+    with open(os.path.join(ROOT, "http", "job_json.c")) as f:
+        src = f.read()
+    table = src[src.index("static const struct field fields[] = {"):]
+    table = table[:table.index("};")]
+    return [(m.group(1), m.group(2) != "NULL")
+            for m in re.finditer(r'\{"(\w+)",\s*\w+,\s*(\w+),', table)]
+
+
+SCHED = {"schedule": "@daily"}
+# One bad field per body: (field, bad value, other fields it needs, status).
+# Every key of the table must appear (test_bad_fields_cover_the_table).
+BAD_FIELDS = [
+    ("type", 5, {}, 400), ("type", "", {}, 400), ("type", "t" * 257, {}, 400),
+    ("name", 5, {}, 400), ("name", "n" * 257, {}, 400),
+    ("payload", {"s": "x" * 70000}, {}, 413),
+    ("queue", 7, {}, 400), ("queue", "a b", {}, 400), ("queue", "q" * 129, {}, 400),
+    ("priority", "high", {}, 400), ("priority", 1.5, {}, 400), ("priority", 1000001, {}, 400),
+    ("user_id", ["u"], {}, 400), ("user_id", "", {}, 400), ("user_id", "u" * 257, {}, 400),
+    ("tags", "k", {}, 400), ("tags", {"k": 1}, {}, 400), ("tags", {"": "v"}, {}, 400),
+    ("tags", {f"t{i}": "v" for i in range(65)}, {}, 400),
+    ("run_at", "tomorrow", {}, 400), ("run_at", 12345, {}, 400),
+    ("delay", "soon", {}, 400), ("delay", -1, {}, 400),
+    ("schedule", 5, {}, 400), ("schedule", "61 * * * *", {}, 400),
+    ("schedule", "0 0 30 2 *", {}, 400), ("schedule", "s" * 300, {}, 400),
+    ("timezone", "Mars/Olympus", SCHED, 400), ("timezone", "UTC", {}, 400),
+    ("overlap", "sometimes", SCHED, 400), ("overlap", "allow", {}, 400),
+    ("catchup", "never", SCHED, 400), ("catchup", "all", {}, 400),
+    ("catchup_max", 0, SCHED, 400), ("catchup_max", 1001, SCHED, 400),
+    ("catchup_max", 5, {}, 400),
+    ("trigger", "maybe", {}, 400), ("trigger", 1, {}, 400),
+    ("concurrency_key", "", {}, 400), ("concurrency_key", 3, {}, 400),
+    ("concurrency_limit", 0, {"concurrency_key": "ck"}, 400),
+    ("concurrency_limit", "2", {"concurrency_key": "ck"}, 400),
+    ("concurrency_limit", 2, {}, 400),
+    ("no_retry_exit_codes", "1", {}, 400), ("no_retry_exit_codes", [1001], {}, 400),
+    ("no_retry_exit_codes", list(range(65)), {}, 400),
+    ("max_attempts", -1, {}, 400), ("max_attempts", 0, {}, 400),
+    ("max_attempts", 1001, {}, 400), ("max_attempts", "3", {}, 400),
+    ("backoff", "1s", {}, 400), ("backoff", {"initial": "x"}, {}, 400),
+    ("backoff", {"multiplier": 0}, {}, 400), ("backoff", {"jitter": 2}, {}, 400),
+    ("backoff", {"foo": 1}, {}, 400),
+    ("timeout", "forever", {}, 400), ("timeout", -5, {}, 400),
+    ("depends_on", "x", {}, 400), ("depends_on", ["zz"], {}, 400),
+    ("depends_on", ["0000000000100000"], SCHED, 400),
+    ("idempotency_key", 5, {}, 400), ("idempotency_key", "k" * 257, {}, 400),
+    ("colour", "red", {}, 400), ("", 1, {}, 400),
+]
+
+
+def test_bad_fields_cover_the_table():
+    keys = {k for k, _ in _job_table()}
+    assert len(keys) >= 20, keys
+    assert keys == {f for f, _, _, _ in BAD_FIELDS} - {"colour", ""}
+
+
+def _listed(node, field, marker_type, marker_user):
+    """Jobs carrying this case's markers (the bad field may be either)."""
+    q = f"type={marker_type}" if field != "type" else f"user_id={marker_user}"
+    status, _, body = node.req("GET", f"/v1/jobs?{q}&limit=1000")
+    assert status == 200, body
+    return body["jobs"]
+
+
+@pytest.mark.parametrize("field,value,extra,status", BAD_FIELDS,
+                         ids=[f"{b[0] or 'empty-key'}-{i}" for i, b in enumerate(BAD_FIELDS)])
+def test_bad_field_is_rejected_and_nothing_created(shared_cluster, field, value, extra,
+                                                   status):
+    leader = shared_cluster.leader()
+    mtype, muser = uniq("bf"), uniq("bf")
+    good = {"type": mtype, "user_id": muser, **extra}
+    bad = {**good, field: value}
+    code = "too_large" if status == 413 else "invalid_argument"
+    got, _, resp = leader.req("POST", "/v1/jobs", bad)
+    assert got == status, resp
+    # (An empty key is named by an empty field, which the answer leaves out.)
+    assert resp["error"]["code"] == code, resp
+    assert resp["error"].get("field", "") == field, resp
+    assert resp["error"]["message"].startswith(f"{field}: "), resp
+    # In a batch the field is prefixed and the good job is not stored either.
+    got, _, resp = leader.req("POST", "/v1/jobs", [good, bad])
+    assert got == status, resp
+    assert resp["error"]["field"] == f"jobs[1].{field}".rstrip("."), resp
+    assert _listed(leader, field, mtype, muser) == []
+    # A job with these markers is listed: the empty list above means something.
+    submit(leader, {"type": mtype, "user_id": muser})
+    wait_until(lambda: len(_listed(leader, field, mtype, muser)) == 1,
+               what="the good job listed")
+
+
+def test_patch_bad_field_changes_nothing(shared_cluster):
+    leader = shared_cluster.leader()
+    job = submit(leader, {"type": uniq("pf"), "priority": 2, "payload": {"a": 1},
+                          "run_at": "2099-01-01T00:00:00Z"})
+    patchable = {k for k, p in _job_table() if p}
+    assert patchable == {"payload", "queue", "priority", "run_at", "delay",
+                         "max_attempts", "timeout"}
+    cases = [(f, v, s) for f, v, _, s in BAD_FIELDS if f in patchable]
+    cases += [(k, "x", 400) for k, p in _job_table() if not p]
+    cases += [("delay", "5s", 400)]  # run_at and delay: not both
+    for field, value, status in cases:
+        body = {field: value}
+        if (field, value) == ("delay", "5s"):
+            body = {"run_at": "2099-01-01T00:00:00Z", "delay": "5s"}
+        got, _, resp = leader.req("PATCH", f"/v1/jobs/{job['id']}", body)
+        assert got == status, (body, resp)
+        assert resp["error"].get("field", "") == field, (body, resp)
+    status, _, now = leader.req("GET", f"/v1/jobs/{job['id']}")
+    assert status == 200
+    for k in ("priority", "payload", "queue", "max_attempts", "run_at", "status"):
+        assert now.get(k) == job.get(k), (k, now, job)
 
 
 def test_body_limit_and_routes(shared_cluster):
