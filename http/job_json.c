@@ -109,9 +109,6 @@ int http__parse_time(const char *s, int64_t *ms)
 /* "250ms", "30s", "5m", "1h30m", "2d", or a number of seconds. */
 int http__parse_duration(json_t *v, int64_t *ms)
 {
-    const char *p;
-    double total = 0;
-
     if (json_is_number(v)) {
         double secs = json_number_value(v);
         if (secs < 0 || secs * 1000 > (double)MAX_DELAY_MS) {
@@ -120,46 +117,7 @@ int http__parse_duration(json_t *v, int64_t *ms)
         *ms = (int64_t)(secs * 1000);
         return 0;
     }
-    if (!json_is_string(v)) {
-        return -1;
-    }
-    p = json_string_value(v);
-    if (*p == '\0') {
-        return -1;
-    }
-    while (*p != '\0') {
-        char *end;
-        double n = strtod(p, &end);
-        double unit;
-        if (end == p || n < 0) {
-            return -1;
-        }
-        p = end;
-        if (strncmp(p, "ms", 2) == 0) {
-            unit = 1;
-            p += 2;
-        } else if (*p == 's') {
-            unit = 1000;
-            p++;
-        } else if (*p == 'm') {
-            unit = 60000;
-            p++;
-        } else if (*p == 'h') {
-            unit = 3600000;
-            p++;
-        } else if (*p == 'd') {
-            unit = 86400000;
-            p++;
-        } else {
-            return -1;
-        }
-        total += n * unit;
-    }
-    if (total > (double)MAX_DELAY_MS) {
-        return -1;
-    }
-    *ms = (int64_t)total;
-    return 0;
+    return sched_parse_duration(json_string_value(v), MAX_DELAY_MS, ms);
 }
 
 /* ---- Parsing ------------------------------------------------------------ */
