@@ -1,11 +1,26 @@
 /* TLV codec for job records and commands.
  *
  * A record: version u8, then fields as (tag u16, len u32, bytes), all little
- * endian. Zero and empty fields are not written. Tags this version does not
- * know are kept (job->extra) and written back after the known ones, so a
- * newer node's fields survive an older node's update (rolling upgrades).
- * Decoding is bounds-checked everywhere: bad input is ERR_CORRUPT. */
+ * endian. Zero and empty fields are not written. A command: version u8, type
+ * u8, then its fields the same way, nested records (jobs, items, a worker) as
+ * the bytes of a field.
+ *
+ * Each record type is declared once, as a table indexed by tag that gives a
+ * field's kind (fixed-width number, string, or a pair of small functions for
+ * arrays and nested records) and its place in the C struct. One loop encodes
+ * any table (in tag order: that is the wire order) and one loop decodes it.
+ * A command's fields are a table too; which of them a command type writes,
+ * and in which order, is its layout (cmd_layout).
+ *
+ * Tags this version does not know are kept in a job (job->extra: from the
+ * first unknown field to the end of the last one) and written back after the
+ * known ones, so a newer node's fields survive an older node's update
+ * (rolling upgrades). In items, workers, attempts and commands they are
+ * skipped. Decoding is bounds-checked everywhere: bad input is ERR_CORRUPT
+ * (-1 from fsm_attempt_next). */
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -182,120 +197,6 @@ static uint64_t rle(const unsigned char *p, unsigned n)
     return v;
 }
 
-static void write_job(struct wbuf *w, const struct fsm_job *j)
-{
-    wle(w, CODEC_VERSION, 1);
-    wnum(w, T_ID, j->id, 8);
-    wnum(w, T_STATUS, j->status, 1);
-    wnum(w, T_PRIORITY, (uint32_t)j->priority, 4);
-    wnum(w, T_ATTEMPTS, j->attempts, 4);
-    wnum(w, T_MAX_ATTEMPTS, j->max_attempts, 4);
-    wnum(w, T_CREATED, (uint64_t)j->created_at, 8);
-    wnum(w, T_UPDATED, (uint64_t)j->updated_at, 8);
-    wnum(w, T_RUN_AT, (uint64_t)j->run_at, 8);
-    wnum(w, T_STARTED, (uint64_t)j->started_at, 8);
-    wnum(w, T_FINISHED, (uint64_t)j->finished_at, 8);
-    wnum(w, T_TIMEOUT, (uint64_t)j->timeout_ms, 8);
-    wstr(w, T_TYPE, j->type);
-    wstr(w, T_QUEUE, j->queue);
-    wstr(w, T_USER, j->user_id);
-    wstr(w, T_IDEM, j->idem_key);
-    wstr(w, T_SPEC, j->spec);
-    wstr(w, T_LAST_ERROR, j->last_error);
-    wstr(w, T_RESULT, j->result);
-    if (j->n_deps > 0) {
-        wle(w, T_DEPS, 2);
-        wle(w, (uint64_t)j->n_deps * 8, 4);
-        for (uint32_t i = 0; i < j->n_deps; i++) {
-            uint64_t d;
-            memcpy(&d, &j->deps[i], sizeof d);
-            wle(w, d, 8);
-        }
-    }
-    wnum(w, T_WORKER_ID, j->worker_id, 8);
-    wnum(w, T_LEASE_TOKEN, j->lease_token, 8);
-    wnum(w, T_EXIT_CODE, (uint32_t)j->exit_code, 4);
-    wstr(w, T_OUTPUT, j->output);
-    wstr(w, T_HISTORY, j->history);
-    wnum(w, T_FLAGS, j->flags, 4);
-    wnum(w, T_PARENT, j->parent, 8);
-    wnum(w, T_NOMINAL, (uint64_t)j->nominal_at, 8);
-    wnum(w, T_LAST_RUN, j->last_run, 8);
-    wstr(w, T_CKEY, j->ckey);
-    wnum(w, T_CKEY_LIMIT, j->ckey_limit, 4);
-    if (j->extra.len > 0) {
-        wbytes(w, j->extra.p, j->extra.len);
-    }
-}
-
-static void write_item(struct wbuf *w, const struct fsm_item *it)
-{
-    wle(w, CODEC_VERSION, 1);
-    wnum(w, I_JOB, it->job_id, 8);
-    wnum(w, I_WORKER, it->worker_id, 8);
-    wnum(w, I_TOKEN, it->token, 8);
-    wnum(w, I_OK, it->ok, 1);
-    wnum(w, I_RETRYABLE, it->retryable, 1);
-    wnum(w, I_EXIT_CODE, (uint32_t)it->exit_code, 4);
-    wnum(w, I_RETRY_AT, (uint64_t)it->retry_at, 8);
-    wstr(w, I_ERROR, it->error);
-    wstr(w, I_OUTPUT, it->output);
-    wstr(w, I_RESULT, it->result);
-    wnum(w, I_NOMINAL, (uint64_t)it->nominal, 8);
-    wnum(w, I_NEXT_AT, (uint64_t)it->next_at, 8);
-    wnum(w, I_ACTION, it->action, 1);
-    wnum(w, I_SKIPPED, it->skipped, 4);
-}
-
-static void write_worker(struct wbuf *w, const struct fsm_worker *wk)
-{
-    wle(w, CODEC_VERSION, 1);
-    wnum(w, W_ID, wk->id, 8);
-    wstr(w, W_NAME, wk->name);
-    wstr(w, W_QUEUES, wk->queues);
-    wnum(w, W_CONCURRENCY, wk->concurrency, 4);
-    wnum(w, W_REGISTERED, (uint64_t)wk->registered_at, 8);
-    wnum(w, W_DOWN, wk->down, 1);
-}
-
-/* Write @fn(@obj) as one nested TLV. */
-#define WNESTED(w, tag, fn, obj)           \
-    do {                                   \
-        struct wbuf nw_ = {NULL, 0, 0, 0}; \
-        fn(&nw_, obj);                     \
-        if (nw_.err != 0) {                \
-            (w)->err = nw_.err;            \
-        }                                  \
-        wtlv(w, tag, nw_.p, nw_.len);      \
-        free(nw_.p);                       \
-    } while (0)
-
-int fsm_worker_encode(const struct fsm_worker *wk, void **buf, size_t *len)
-{
-    struct wbuf w = {NULL, 0, 0, 0};
-    write_worker(&w, wk);
-    if (w.err != 0) {
-        free(w.p);
-        return w.err;
-    }
-    *buf = w.p;
-    *len = w.len;
-    return 0;
-}
-
-int fsm_job_encode(const struct fsm_job *job, void **buf, size_t *len)
-{
-    struct wbuf w = {NULL, 0, 0, 0};
-    write_job(&w, job);
-    if (w.err != 0) {
-        free(w.p);
-        return w.err;
-    }
-    *buf = w.p;
-    *len = w.len;
-    return 0;
-}
-
 /* Iterate TLVs: returns 1 with tag/data/n set, 0 at the end, -1 if bad. */
 static int next_tlv(const unsigned char **p,
                     const unsigned char *end,
@@ -319,295 +220,608 @@ static int next_tlv(const unsigned char **p,
     return 1;
 }
 
-static int num(const unsigned char *data,
-               size_t n,
-               unsigned want,
-               uint64_t *out)
+/* ---- Field tables ------------------------------------------------------- */
+
+enum kind {
+    K_NONE, /* Not a tag of this version. */
+    K_U8,   /* uint8_t, 1 byte. */
+    K_U32,  /* uint32_t, 4 bytes. */
+    K_I32,  /* int32_t, 4 bytes (two's complement). */
+    K_U64,  /* uint64_t, 8 bytes. */
+    K_I64,  /* int64_t, 8 bytes (two's complement). */
+    K_STR,  /* struct fsm_str, any length; borrows the decoded buffer. */
+    K_FUNC, /* Arrays, nested records: the field's dec and enc. */
+};
+
+/* Decode one field's bytes into @rec (@ctx: the decoder's own state). */
+typedef int (*dec_fn)(void *rec, void *ctx, const unsigned char *d, size_t n);
+/* Write the field @tag of @rec (or nothing). */
+typedef void (*enc_fn)(struct wbuf *w, unsigned tag, const void *rec);
+
+struct field
 {
-    if (n != want) {
-        return -1;
+    enum kind kind;
+    size_t off; /* Of the member in the record's struct (not K_FUNC). */
+    dec_fn dec; /* K_FUNC only. */
+    enc_fn enc;
+};
+
+/* offsetof(T, m), which must be of type @ctype (else: a compile error). */
+#define OFF(T, m, ctype) _Generic(((T *)0)->m, ctype : offsetof(T, m))
+#define U8(T, m)                             \
+    {                                        \
+        K_U8, OFF(T, m, uint8_t), NULL, NULL \
     }
-    *out = rle(data, want);
+#define U32(T, m)                              \
+    {                                          \
+        K_U32, OFF(T, m, uint32_t), NULL, NULL \
+    }
+#define I32(T, m)                             \
+    {                                         \
+        K_I32, OFF(T, m, int32_t), NULL, NULL \
+    }
+#define U64(T, m)                              \
+    {                                          \
+        K_U64, OFF(T, m, uint64_t), NULL, NULL \
+    }
+#define I64(T, m)                             \
+    {                                         \
+        K_I64, OFF(T, m, int64_t), NULL, NULL \
+    }
+#define STR(T, m)                                    \
+    {                                                \
+        K_STR, OFF(T, m, struct fsm_str), NULL, NULL \
+    }
+#define FUNC(dec, enc)      \
+    {                       \
+        K_FUNC, 0, dec, enc \
+    }
+
+struct record
+{
+    const struct field *fields; /* Indexed by tag. */
+    unsigned n_fields;          /* Highest tag + 1. */
+    size_t size;                /* Of the struct: zeroed before decoding. */
+    bool keep_unknown;          /* Unknown tags kept in the fsm_str at... */
+    size_t unknown;             /* ...this offset, and written back. */
+};
+
+#define RECORD(T, table)                                           \
+    {                                                              \
+        table, sizeof table / sizeof table[0], sizeof(T), false, 0 \
+    }
+
+static unsigned kind_width(enum kind k)
+{
+    switch (k) {
+        case K_U8:
+            return 1;
+        case K_U32:
+        case K_I32:
+            return 4;
+        case K_U64:
+        case K_I64:
+            return 8;
+        default:
+            return 0;
+    }
+}
+
+static uint64_t load_num(enum kind k, const void *m)
+{
+    switch (k) {
+        case K_U8:
+            return *(const uint8_t *)m;
+        case K_U32:
+            return *(const uint32_t *)m;
+        case K_I32:
+            return (uint32_t) * (const int32_t *)m;
+        case K_U64:
+            return *(const uint64_t *)m;
+        case K_I64:
+            return (uint64_t) * (const int64_t *)m;
+        default:
+            return 0;
+    }
+}
+
+static int store_num(enum kind k, void *m, const unsigned char *d, size_t n)
+{
+    unsigned width = kind_width(k);
+    if (n != width) {
+        return ERR_CORRUPT;
+    }
+    uint64_t v = rle(d, width);
+    switch (k) {
+        case K_U8:
+            *(uint8_t *)m = (uint8_t)v;
+            break;
+        case K_U32:
+            *(uint32_t *)m = (uint32_t)v;
+            break;
+        case K_I32:
+            *(int32_t *)m = (int32_t)(uint32_t)v;
+            break;
+        case K_U64:
+            *(uint64_t *)m = v;
+            break;
+        case K_I64:
+            *(int64_t *)m = (int64_t)v;
+            break;
+        default:
+            break;
+    }
     return 0;
 }
 
-int fsm_job_decode(const void *buf, size_t len, struct fsm_job *j)
+static void encode_field(struct wbuf *w,
+                         unsigned tag,
+                         const struct field *f,
+                         const void *rec)
 {
-    const unsigned char *p = buf, *end = p + len, *data;
-    const unsigned char *extra_start = NULL, *extra_end = NULL;
+    const char *m = (const char *)rec + f->off;
+    switch (f->kind) {
+        case K_NONE:
+            break;
+        case K_STR:
+            wstr(w, tag, *(const struct fsm_str *)(const void *)m);
+            break;
+        case K_FUNC:
+            f->enc(w, tag, rec);
+            break;
+        default:
+            wnum(w, tag, load_num(f->kind, m), kind_width(f->kind));
+            break;
+    }
+}
+
+/* Every field of @rec in tag order, then the unknown ones kept. */
+static void encode_fields(struct wbuf *w,
+                          const struct record *r,
+                          const void *rec)
+{
+    for (unsigned tag = 1; tag < r->n_fields; tag++) {
+        encode_field(w, tag, &r->fields[tag], rec);
+    }
+    if (r->keep_unknown) {
+        const struct fsm_str *x =
+            (const void *)((const char *)rec + r->unknown);
+        if (x->len > 0) {
+            wbytes(w, x->p, x->len);
+        }
+    }
+}
+
+static void encode_record(struct wbuf *w,
+                          const struct record *r,
+                          const void *rec)
+{
+    wle(w, CODEC_VERSION, 1);
+    encode_fields(w, r, rec);
+}
+
+/* @rec encoded as @r, as the bytes of the field @tag. */
+static void encode_nested(struct wbuf *w,
+                          unsigned tag,
+                          const struct record *r,
+                          const void *rec)
+{
+    struct wbuf nw = {NULL, 0, 0, 0};
+    encode_record(&nw, r, rec);
+    if (nw.err != 0) {
+        w->err = nw.err;
+    }
+    wtlv(w, tag, nw.p, nw.len);
+    free(nw.p);
+}
+
+static int decode_field(const struct field *f,
+                        void *rec,
+                        void *ctx,
+                        const unsigned char *d,
+                        size_t n)
+{
+    char *m = (char *)rec + f->off;
+    switch (f->kind) {
+        case K_STR: {
+            struct fsm_str *s = (void *)m;
+            s->p = (const char *)d;
+            s->len = (uint32_t)n;
+            return 0;
+        }
+        case K_FUNC:
+            return f->dec(rec, ctx, d, n);
+        default:
+            return store_num(f->kind, m, d, n);
+    }
+}
+
+/* Decode the TLVs in [p, end) into @rec. 0, ERR_CORRUPT, or what a K_FUNC
+ * decoder returns. */
+static int decode_fields(const struct record *r,
+                         void *rec,
+                         void *ctx,
+                         const unsigned char *p,
+                         const unsigned char *end)
+{
+    const unsigned char *d, *unknown_start = NULL, *unknown_end = NULL;
     unsigned tag;
     size_t n;
-    uint64_t v = 0;
     int rv;
 
-    memset(j, 0, sizeof *j);
-    if (len < 1 || p[0] != CODEC_VERSION) {
-        return ERR_CORRUPT;
-    }
-    p++;
-    while ((rv = next_tlv(&p, end, &tag, &data, &n)) == 1) {
-        struct fsm_str s = {(const char *)data, (uint32_t)n};
-        int bad = 0;
-        switch (tag) {
-            case T_ID:
-                bad = num(data, n, 8, &v);
-                j->id = v;
-                break;
-            case T_STATUS:
-                bad = num(data, n, 1, &v);
-                j->status = (uint8_t)v;
-                break;
-            case T_PRIORITY:
-                bad = num(data, n, 4, &v);
-                j->priority = (int32_t)(uint32_t)v;
-                break;
-            case T_ATTEMPTS:
-                bad = num(data, n, 4, &v);
-                j->attempts = (uint32_t)v;
-                break;
-            case T_MAX_ATTEMPTS:
-                bad = num(data, n, 4, &v);
-                j->max_attempts = (uint32_t)v;
-                break;
-            case T_CREATED:
-                bad = num(data, n, 8, &v);
-                j->created_at = (int64_t)v;
-                break;
-            case T_UPDATED:
-                bad = num(data, n, 8, &v);
-                j->updated_at = (int64_t)v;
-                break;
-            case T_RUN_AT:
-                bad = num(data, n, 8, &v);
-                j->run_at = (int64_t)v;
-                break;
-            case T_STARTED:
-                bad = num(data, n, 8, &v);
-                j->started_at = (int64_t)v;
-                break;
-            case T_FINISHED:
-                bad = num(data, n, 8, &v);
-                j->finished_at = (int64_t)v;
-                break;
-            case T_TIMEOUT:
-                bad = num(data, n, 8, &v);
-                j->timeout_ms = (int64_t)v;
-                break;
-            case T_TYPE:
-                j->type = s;
-                break;
-            case T_QUEUE:
-                j->queue = s;
-                break;
-            case T_USER:
-                j->user_id = s;
-                break;
-            case T_IDEM:
-                j->idem_key = s;
-                break;
-            case T_SPEC:
-                j->spec = s;
-                break;
-            case T_LAST_ERROR:
-                j->last_error = s;
-                break;
-            case T_RESULT:
-                j->result = s;
-                break;
-            case T_WORKER_ID:
-                bad = num(data, n, 8, &v);
-                j->worker_id = v;
-                break;
-            case T_LEASE_TOKEN:
-                bad = num(data, n, 8, &v);
-                j->lease_token = v;
-                break;
-            case T_EXIT_CODE:
-                bad = num(data, n, 4, &v);
-                j->exit_code = (int32_t)(uint32_t)v;
-                break;
-            case T_OUTPUT:
-                j->output = s;
-                break;
-            case T_HISTORY:
-                j->history = s;
-                break;
-            case T_FLAGS:
-                bad = num(data, n, 4, &v);
-                j->flags = (uint32_t)v;
-                break;
-            case T_PARENT:
-                bad = num(data, n, 8, &j->parent);
-                break;
-            case T_NOMINAL:
-                bad = num(data, n, 8, &v);
-                j->nominal_at = (int64_t)v;
-                break;
-            case T_LAST_RUN:
-                bad = num(data, n, 8, &j->last_run);
-                break;
-            case T_CKEY:
-                j->ckey = s;
-                break;
-            case T_CKEY_LIMIT:
-                bad = num(data, n, 4, &v);
-                j->ckey_limit = (uint32_t)v;
-                break;
-            case T_DEPS:
-                if (n % 8 != 0) {
-                    bad = 1;
-                }
-                j->n_deps = (uint32_t)(n / 8);
-                j->deps = (const uint64_t *)(const void *)data;
-                break;
-            default:
-                if (extra_start == NULL) {
-                    extra_start = data - 6;
-                }
-                extra_end = data + n;
-                break;
+    while ((rv = next_tlv(&p, end, &tag, &d, &n)) == 1) {
+        if (tag >= r->n_fields || r->fields[tag].kind == K_NONE) {
+            if (unknown_start == NULL) {
+                unknown_start = d - 6;
+            }
+            unknown_end = d + n;
+            continue;
         }
-        if (bad) {
-            return ERR_CORRUPT;
+        int err = decode_field(&r->fields[tag], rec, ctx, d, n);
+        if (err != 0) {
+            return err;
         }
     }
     if (rv < 0) {
         return ERR_CORRUPT;
     }
-    if (extra_start != NULL) {
-        j->extra.p = (const char *)extra_start;
-        j->extra.len = (uint32_t)(extra_end - extra_start);
+    if (r->keep_unknown && unknown_start != NULL) {
+        struct fsm_str *x = (void *)((char *)rec + r->unknown);
+        x->p = (const char *)unknown_start;
+        x->len = (uint32_t)(unknown_end - unknown_start);
     }
     return 0;
 }
 
-static int decode_item(const unsigned char *p, size_t len, struct fsm_item *it)
+/* A record: zeroed, then the version byte and the fields. */
+static int decode_record(const struct record *r,
+                         const void *buf,
+                         size_t len,
+                         void *rec,
+                         void *ctx)
 {
-    const unsigned char *end = p + len, *data;
-    unsigned tag;
-    size_t n;
-    uint64_t v = 0;
-    int rv;
+    const unsigned char *p = buf;
 
-    memset(it, 0, sizeof *it);
+    memset(rec, 0, r->size);
     if (len < 1 || p[0] != CODEC_VERSION) {
         return ERR_CORRUPT;
     }
-    p++;
-    while ((rv = next_tlv(&p, end, &tag, &data, &n)) == 1) {
-        struct fsm_str s = {(const char *)data, (uint32_t)n};
-        int bad = 0;
-        switch (tag) {
-            case I_JOB:
-                bad = num(data, n, 8, &it->job_id);
-                break;
-            case I_WORKER:
-                bad = num(data, n, 8, &it->worker_id);
-                break;
-            case I_TOKEN:
-                bad = num(data, n, 8, &it->token);
-                break;
-            case I_OK:
-                bad = num(data, n, 1, &v);
-                it->ok = (uint8_t)v;
-                break;
-            case I_RETRYABLE:
-                bad = num(data, n, 1, &v);
-                it->retryable = (uint8_t)v;
-                break;
-            case I_EXIT_CODE:
-                bad = num(data, n, 4, &v);
-                it->exit_code = (int32_t)(uint32_t)v;
-                break;
-            case I_RETRY_AT:
-                bad = num(data, n, 8, &v);
-                it->retry_at = (int64_t)v;
-                break;
-            case I_ERROR:
-                it->error = s;
-                break;
-            case I_OUTPUT:
-                it->output = s;
-                break;
-            case I_RESULT:
-                it->result = s;
-                break;
-            case I_NOMINAL:
-                bad = num(data, n, 8, &v);
-                it->nominal = (int64_t)v;
-                break;
-            case I_NEXT_AT:
-                bad = num(data, n, 8, &v);
-                it->next_at = (int64_t)v;
-                break;
-            case I_ACTION:
-                bad = num(data, n, 1, &v);
-                it->action = (uint8_t)v;
-                break;
-            case I_SKIPPED:
-                bad = num(data, n, 4, &v);
-                it->skipped = (uint32_t)v;
-                break;
-            default:
-                break;
-        }
-        if (bad) {
-            return ERR_CORRUPT;
-        }
+    return decode_fields(r, rec, ctx, p + 1, p + len);
+}
+
+static int encode_to(const struct record *r,
+                     const void *rec,
+                     void **buf,
+                     size_t *len)
+{
+    struct wbuf w = {NULL, 0, 0, 0};
+    encode_record(&w, r, rec);
+    if (w.err != 0) {
+        free(w.p);
+        return w.err;
     }
-    return rv < 0 ? ERR_CORRUPT : 0;
+    *buf = w.p;
+    *len = w.len;
+    return 0;
+}
+
+/* ---- Records ------------------------------------------------------------ */
+
+/* Deps are stored little endian in records; on this (little-endian) host a
+ * decoded deps pointer can be read with memcpy as a uint64_t. */
+static int dec_deps(void *rec, void *ctx, const unsigned char *d, size_t n)
+{
+    struct fsm_job *j = rec;
+    j->n_deps = (uint32_t)(n / 8);
+    j->deps = (const uint64_t *)(const void *)d;
+    return n % 8 != 0 ? ERR_CORRUPT : 0;
+}
+
+static void enc_deps(struct wbuf *w, unsigned tag, const void *rec)
+{
+    const struct fsm_job *j = rec;
+    if (j->n_deps == 0) {
+        return;
+    }
+    wle(w, tag, 2);
+    wle(w, (uint64_t)j->n_deps * 8, 4);
+    for (uint32_t i = 0; i < j->n_deps; i++) {
+        uint64_t dep;
+        memcpy(&dep, &j->deps[i], sizeof dep);
+        wle(w, dep, 8);
+    }
+}
+
+static const struct field job_fields[] = {
+    [T_ID] = U64(struct fsm_job, id),
+    [T_STATUS] = U8(struct fsm_job, status),
+    [T_PRIORITY] = I32(struct fsm_job, priority),
+    [T_ATTEMPTS] = U32(struct fsm_job, attempts),
+    [T_MAX_ATTEMPTS] = U32(struct fsm_job, max_attempts),
+    [T_CREATED] = I64(struct fsm_job, created_at),
+    [T_UPDATED] = I64(struct fsm_job, updated_at),
+    [T_RUN_AT] = I64(struct fsm_job, run_at),
+    [T_STARTED] = I64(struct fsm_job, started_at),
+    [T_FINISHED] = I64(struct fsm_job, finished_at),
+    [T_TIMEOUT] = I64(struct fsm_job, timeout_ms),
+    [T_TYPE] = STR(struct fsm_job, type),
+    [T_QUEUE] = STR(struct fsm_job, queue),
+    [T_USER] = STR(struct fsm_job, user_id),
+    [T_IDEM] = STR(struct fsm_job, idem_key),
+    [T_SPEC] = STR(struct fsm_job, spec),
+    [T_LAST_ERROR] = STR(struct fsm_job, last_error),
+    [T_RESULT] = STR(struct fsm_job, result),
+    [T_DEPS] = FUNC(dec_deps, enc_deps),
+    [T_WORKER_ID] = U64(struct fsm_job, worker_id),
+    [T_LEASE_TOKEN] = U64(struct fsm_job, lease_token),
+    [T_EXIT_CODE] = I32(struct fsm_job, exit_code),
+    [T_OUTPUT] = STR(struct fsm_job, output),
+    [T_HISTORY] = STR(struct fsm_job, history),
+    [T_FLAGS] = U32(struct fsm_job, flags),
+    [T_PARENT] = U64(struct fsm_job, parent),
+    [T_NOMINAL] = I64(struct fsm_job, nominal_at),
+    [T_LAST_RUN] = U64(struct fsm_job, last_run),
+    [T_CKEY] = STR(struct fsm_job, ckey),
+    [T_CKEY_LIMIT] = U32(struct fsm_job, ckey_limit),
+};
+
+static const struct record job_record = {
+    job_fields, sizeof job_fields / sizeof job_fields[0],
+    sizeof(struct fsm_job), true, OFF(struct fsm_job, extra, struct fsm_str)};
+
+static const struct field item_fields[] = {
+    [I_JOB] = U64(struct fsm_item, job_id),
+    [I_WORKER] = U64(struct fsm_item, worker_id),
+    [I_TOKEN] = U64(struct fsm_item, token),
+    [I_OK] = U8(struct fsm_item, ok),
+    [I_RETRYABLE] = U8(struct fsm_item, retryable),
+    [I_EXIT_CODE] = I32(struct fsm_item, exit_code),
+    [I_RETRY_AT] = I64(struct fsm_item, retry_at),
+    [I_ERROR] = STR(struct fsm_item, error),
+    [I_OUTPUT] = STR(struct fsm_item, output),
+    [I_RESULT] = STR(struct fsm_item, result),
+    [I_NOMINAL] = I64(struct fsm_item, nominal),
+    [I_NEXT_AT] = I64(struct fsm_item, next_at),
+    [I_ACTION] = U8(struct fsm_item, action),
+    [I_SKIPPED] = U32(struct fsm_item, skipped),
+};
+
+static const struct record item_record = RECORD(struct fsm_item, item_fields);
+
+static const struct field worker_fields[] = {
+    [W_ID] = U64(struct fsm_worker, id),
+    [W_NAME] = STR(struct fsm_worker, name),
+    [W_QUEUES] = STR(struct fsm_worker, queues),
+    [W_CONCURRENCY] = U32(struct fsm_worker, concurrency),
+    [W_REGISTERED] = I64(struct fsm_worker, registered_at),
+    [W_DOWN] = U8(struct fsm_worker, down),
+};
+
+static const struct record worker_record =
+    RECORD(struct fsm_worker, worker_fields);
+
+static const struct field attempt_fields[] = {
+    [A_NUMBER] = U32(struct fsm_attempt, number),
+    [A_OUTCOME] = U8(struct fsm_attempt, outcome),
+    [A_WORKER] = U64(struct fsm_attempt, worker_id),
+    [A_TOKEN] = U64(struct fsm_attempt, token),
+    [A_STARTED] = I64(struct fsm_attempt, started_at),
+    [A_FINISHED] = I64(struct fsm_attempt, finished_at),
+    [A_EXIT_CODE] = I32(struct fsm_attempt, exit_code),
+    [A_ERROR] = STR(struct fsm_attempt, error),
+    [A_OUTPUT] = STR(struct fsm_attempt, output),
+};
+
+static const struct record attempt_record =
+    RECORD(struct fsm_attempt, attempt_fields);
+
+int fsm_worker_encode(const struct fsm_worker *wk, void **buf, size_t *len)
+{
+    return encode_to(&worker_record, wk, buf, len);
+}
+
+int fsm_job_encode(const struct fsm_job *job, void **buf, size_t *len)
+{
+    return encode_to(&job_record, job, buf, len);
+}
+
+int fsm_job_decode(const void *buf, size_t len, struct fsm_job *j)
+{
+    return decode_record(&job_record, buf, len, j, NULL);
 }
 
 int fsm_worker_decode(const void *buf, size_t len, struct fsm_worker *wk)
 {
-    const unsigned char *p = buf, *end = p + len, *data;
-    unsigned tag;
-    size_t n;
-    uint64_t v = 0;
-    int rv;
-
-    memset(wk, 0, sizeof *wk);
-    if (len < 1 || p[0] != CODEC_VERSION) {
-        return ERR_CORRUPT;
-    }
-    p++;
-    while ((rv = next_tlv(&p, end, &tag, &data, &n)) == 1) {
-        struct fsm_str s = {(const char *)data, (uint32_t)n};
-        int bad = 0;
-        switch (tag) {
-            case W_ID:
-                bad = num(data, n, 8, &wk->id);
-                break;
-            case W_NAME:
-                wk->name = s;
-                break;
-            case W_QUEUES:
-                wk->queues = s;
-                break;
-            case W_CONCURRENCY:
-                bad = num(data, n, 4, &v);
-                wk->concurrency = (uint32_t)v;
-                break;
-            case W_REGISTERED:
-                bad = num(data, n, 8, &v);
-                wk->registered_at = (int64_t)v;
-                break;
-            case W_DOWN:
-                bad = num(data, n, 1, &v);
-                wk->down = (uint8_t)v;
-                break;
-            default:
-                break;
-        }
-        if (bad) {
-            return ERR_CORRUPT;
-        }
-    }
-    return rv < 0 ? ERR_CORRUPT : 0;
+    return decode_record(&worker_record, buf, len, wk, NULL);
 }
 
-/* Deps are stored little endian in records; on this (little-endian) host a
- * decoded deps pointer can be read with memcpy as a uint64_t. */
+/* ---- Commands ----------------------------------------------------------- */
+
+/* fsm_cmd_decode's state: the count (C_N_JOBS, also of items) comes first,
+ * then as many jobs or items. */
+struct cmd_dec
+{
+    struct fsm_job *jobs;
+    struct fsm_item *items;
+    const uint64_t *hashes;
+    uint32_t n, got;
+    bool have_n, is_items;
+};
+
+static int dec_count(void *rec, void *ctx, const unsigned char *d, size_t n)
+{
+    struct cmd_dec *s = ctx;
+
+    if (s->have_n || n != 4 || rle(d, 4) > FSM_MAX_BATCH_JOBS * 16ULL) {
+        return ERR_CORRUPT;
+    }
+    s->have_n = true;
+    s->n = (uint32_t)rle(d, 4);
+    if (s->n > 0 && s->is_items) {
+        s->items = calloc(s->n, sizeof *s->items);
+        return s->items == NULL ? ERR_NOMEM : 0;
+    }
+    if (s->n > 0) {
+        s->jobs = calloc(s->n, sizeof *s->jobs);
+        return s->jobs == NULL ? ERR_NOMEM : 0;
+    }
+    return 0;
+}
+
+/* Always written: the count of jobs, or of items. */
+static void enc_count(struct wbuf *w, unsigned tag, const void *rec)
+{
+    const struct fsm_cmd *c = rec;
+    wle(w, tag, 2);
+    wle(w, 4, 4);
+    wle(w, FSM_CMD_HAS_ITEMS(c->type) ? c->n_items : c->n_jobs, 4);
+}
+
+static int dec_job(void *rec, void *ctx, const unsigned char *d, size_t n)
+{
+    struct cmd_dec *s = ctx;
+
+    if (!s->have_n || s->is_items || s->got >= s->n ||
+        fsm_job_decode(d, n, &s->jobs[s->got]) != 0) {
+        return ERR_CORRUPT;
+    }
+    s->got++;
+    return 0;
+}
+
+static void enc_jobs(struct wbuf *w, unsigned tag, const void *rec)
+{
+    const struct fsm_cmd *c = rec;
+    for (uint32_t i = 0; i < c->n_jobs; i++) {
+        encode_nested(w, tag, &job_record, &c->jobs[i]);
+    }
+}
+
+static int dec_item(void *rec, void *ctx, const unsigned char *d, size_t n)
+{
+    struct cmd_dec *s = ctx;
+
+    if (!s->have_n || !s->is_items || s->got >= s->n ||
+        decode_record(&item_record, d, n, &s->items[s->got], NULL) != 0) {
+        return ERR_CORRUPT;
+    }
+    s->got++;
+    return 0;
+}
+
+static void enc_items(struct wbuf *w, unsigned tag, const void *rec)
+{
+    const struct fsm_cmd *c = rec;
+    for (uint32_t i = 0; i < c->n_items; i++) {
+        encode_nested(w, tag, &item_record, &c->items[i]);
+    }
+}
+
+/* One u64 per job, in the jobs' order. */
+static int dec_hashes(void *rec, void *ctx, const unsigned char *d, size_t n)
+{
+    struct cmd_dec *s = ctx;
+
+    if (!s->have_n || n != (size_t)s->n * 8) {
+        return ERR_CORRUPT;
+    }
+    s->hashes = (const uint64_t *)(const void *)d;
+    return 0;
+}
+
+static void enc_hashes(struct wbuf *w, unsigned tag, const void *rec)
+{
+    const struct fsm_cmd *c = rec;
+    if (c->hashes == NULL) {
+        return;
+    }
+    wle(w, tag, 2);
+    wle(w, (uint64_t)c->n_jobs * 8, 4);
+    for (uint32_t i = 0; i < c->n_jobs; i++) {
+        wle(w, c->hashes[i], 8);
+    }
+}
+
+static int dec_patch(void *rec, void *ctx, const unsigned char *d, size_t n)
+{
+    struct fsm_cmd *c = rec;
+    return fsm_job_decode(d, n, &c->patch) != 0 ? ERR_CORRUPT : 0;
+}
+
+/* Always written; RESUME carries patch.run_at alone. */
+static void enc_patch(struct wbuf *w, unsigned tag, const void *rec)
+{
+    const struct fsm_cmd *c = rec;
+    struct fsm_job pj;
+
+    if (c->type != FSM_CMD_RESUME) {
+        encode_nested(w, tag, &job_record, &c->patch);
+        return;
+    }
+    memset(&pj, 0, sizeof pj);
+    pj.run_at = c->patch.run_at;
+    encode_nested(w, tag, &job_record, &pj);
+}
+
+static int dec_worker(void *rec, void *ctx, const unsigned char *d, size_t n)
+{
+    struct fsm_cmd *c = rec;
+    return fsm_worker_decode(d, n, &c->worker) != 0 ? ERR_CORRUPT : 0;
+}
+
+static void enc_worker(struct wbuf *w, unsigned tag, const void *rec)
+{
+    const struct fsm_cmd *c = rec;
+    encode_nested(w, tag, &worker_record, &c->worker);
+}
+
+/* Any command type decodes any of these (a newer tag is skipped); which of
+ * them a type writes is its layout. */
+static const struct field cmd_fields[] = {
+    [C_N_JOBS] = FUNC(dec_count, enc_count),
+    [C_JOB] = FUNC(dec_job, enc_jobs),
+    [C_HASHES] = FUNC(dec_hashes, enc_hashes),
+    [C_ID] = U64(struct fsm_cmd, id),
+    [C_MASK] = U32(struct fsm_cmd, mask),
+    [C_PATCH] = FUNC(dec_patch, enc_patch),
+    [C_NODE_ID] = U64(struct fsm_cmd, node_id),
+    [C_RAFT_ADDR] = STR(struct fsm_cmd, raft_addr),
+    [C_HTTP_ADDR] = STR(struct fsm_cmd, http_addr),
+    [C_ITEM] = FUNC(dec_item, enc_items),
+    [C_WORKER] = FUNC(dec_worker, enc_worker),
+    [C_QUEUE_NAME] = STR(struct fsm_cmd, queue.name),
+    [C_QUEUE_PAUSED] = U8(struct fsm_cmd, queue.paused),
+    [C_QUEUE_CONC] = U32(struct fsm_cmd, queue.concurrency),
+    [C_WORKFLOW] = STR(struct fsm_cmd, workflow),
+};
+
+static const struct record cmd_record = RECORD(struct fsm_cmd, cmd_fields);
+
+/* The fields a command of @type writes, in wire order (0-terminated). */
+static const uint8_t *cmd_layout(uint8_t type)
+{
+    static const uint8_t items[] = {C_ID, C_N_JOBS, C_ITEM, 0};
+    static const uint8_t layouts[][5] = {
+        [FSM_CMD_SUBMIT] = {C_N_JOBS, C_JOB, C_WORKFLOW, C_HASHES},
+        [FSM_CMD_PATCH] = {C_ID, C_MASK, C_PATCH},
+        [FSM_CMD_CANCEL] = {C_ID},
+        [FSM_CMD_PAUSE] = {C_ID},
+        [FSM_CMD_CANCEL_WF] = {C_ID},
+        [FSM_CMD_RESUME] = {C_ID, C_PATCH},
+        [FSM_CMD_QUEUE_SET] = {C_QUEUE_NAME, C_QUEUE_PAUSED, C_QUEUE_CONC},
+        [FSM_CMD_WORKER_REG] = {C_WORKER},
+        [FSM_CMD_NODE_SET] = {C_NODE_ID, C_RAFT_ADDR, C_HTTP_ADDR},
+        [FSM_CMD_NODE_DEL] = {C_NODE_ID, C_RAFT_ADDR, C_HTTP_ADDR},
+    };
+
+    if (FSM_CMD_HAS_ITEMS(type)) {
+        return items;
+    }
+    if (type >= sizeof layouts / sizeof layouts[0]) {
+        return layouts[0]; /* Empty (NOOP, unknown types). */
+    }
+    return layouts[type];
+}
 
 int fsm_cmd_encode(const struct fsm_cmd *cmd, void **buf, size_t *len)
 {
@@ -615,87 +829,8 @@ int fsm_cmd_encode(const struct fsm_cmd *cmd, void **buf, size_t *len)
 
     wle(&w, CODEC_VERSION, 1);
     wle(&w, cmd->type, 1);
-    switch (cmd->type) {
-        case FSM_CMD_SUBMIT:
-            wle(&w, C_N_JOBS, 2);
-            wle(&w, 4, 4);
-            wle(&w, cmd->n_jobs, 4);
-            for (uint32_t i = 0; i < cmd->n_jobs; i++) {
-                struct wbuf jw = {NULL, 0, 0, 0};
-                write_job(&jw, &cmd->jobs[i]);
-                if (jw.err != 0) {
-                    w.err = jw.err;
-                }
-                wtlv(&w, C_JOB, jw.p, jw.len);
-                free(jw.p);
-            }
-            wstr(&w, C_WORKFLOW, cmd->workflow);
-            if (cmd->hashes != NULL) {
-                wle(&w, C_HASHES, 2);
-                wle(&w, (uint64_t)cmd->n_jobs * 8, 4);
-                for (uint32_t i = 0; i < cmd->n_jobs; i++) {
-                    wle(&w, cmd->hashes[i], 8);
-                }
-            }
-            break;
-        case FSM_CMD_PATCH: {
-            struct wbuf jw = {NULL, 0, 0, 0};
-            wnum(&w, C_ID, cmd->id, 8);
-            wnum(&w, C_MASK, cmd->mask, 4);
-            write_job(&jw, &cmd->patch);
-            if (jw.err != 0) {
-                w.err = jw.err;
-            }
-            wtlv(&w, C_PATCH, jw.p, jw.len);
-            free(jw.p);
-            break;
-        }
-        case FSM_CMD_CANCEL:
-        case FSM_CMD_PAUSE:
-        case FSM_CMD_CANCEL_WF:
-            wnum(&w, C_ID, cmd->id, 8);
-            break;
-        case FSM_CMD_RESUME: {
-            struct fsm_job pj;
-            memset(&pj, 0, sizeof pj);
-            pj.run_at = cmd->patch.run_at;
-            wnum(&w, C_ID, cmd->id, 8);
-            WNESTED(&w, C_PATCH, write_job, &pj);
-            break;
-        }
-        case FSM_CMD_QUEUE_SET:
-            wstr(&w, C_QUEUE_NAME, cmd->queue.name);
-            wnum(&w, C_QUEUE_PAUSED, cmd->queue.paused, 1);
-            wnum(&w, C_QUEUE_CONC, cmd->queue.concurrency, 4);
-            break;
-        case FSM_CMD_WORKER_REG:
-            WNESTED(&w, C_WORKER, write_worker, &cmd->worker);
-            break;
-        case FSM_CMD_WORKER_DEL:
-        case FSM_CMD_WORKER_DOWN:
-        case FSM_CMD_ASSIGN:
-        case FSM_CMD_COMPLETE:
-        case FSM_CMD_PROMOTE:
-        case FSM_CMD_FIRE:
-        case FSM_CMD_RETRY:
-        case FSM_CMD_DELETE:
-        case FSM_CMD_RELEASE:
-            wnum(&w, C_ID, cmd->id, 8);
-            wle(&w, C_N_JOBS, 2); /* The item count. */
-            wle(&w, 4, 4);
-            wle(&w, cmd->n_items, 4);
-            for (uint32_t i = 0; i < cmd->n_items; i++) {
-                WNESTED(&w, C_ITEM, write_item, &cmd->items[i]);
-            }
-            break;
-        case FSM_CMD_NODE_SET:
-        case FSM_CMD_NODE_DEL:
-            wnum(&w, C_NODE_ID, cmd->node_id, 8);
-            wstr(&w, C_RAFT_ADDR, cmd->raft_addr);
-            wstr(&w, C_HTTP_ADDR, cmd->http_addr);
-            break;
-        default:
-            break;
+    for (const uint8_t *t = cmd_layout(cmd->type); *t != 0; t++) {
+        encode_field(&w, *t, &cmd_record.fields[*t], cmd);
     }
     if (w.err != 0) {
         free(w.p);
@@ -711,15 +846,8 @@ int fsm_cmd_decode(const void *buf,
                    struct fsm_cmd *cmd,
                    struct fsm_job **jobs_store)
 {
-    const unsigned char *p = buf, *end = p + len, *data;
-    struct fsm_job *jobs = NULL;
-    const uint64_t *hashes = NULL;
-    struct fsm_item *items = NULL;
-    uint32_t n_jobs = 0, got = 0;
-    bool have_n = false, is_items;
-    unsigned tag;
-    size_t n;
-    uint64_t v;
+    const unsigned char *p = buf;
+    struct cmd_dec s = {NULL, NULL, NULL, 0, 0, false, false};
     int rv;
 
     memset(cmd, 0, sizeof *cmd);
@@ -728,126 +856,28 @@ int fsm_cmd_decode(const void *buf,
         return ERR_CORRUPT;
     }
     cmd->type = p[1];
-    p += 2;
-    is_items = FSM_CMD_HAS_ITEMS(cmd->type);
-    while ((rv = next_tlv(&p, end, &tag, &data, &n)) == 1) {
-        switch (tag) {
-            case C_N_JOBS:
-                if (have_n || num(data, n, 4, &v) != 0 ||
-                    v > FSM_MAX_BATCH_JOBS * 16ULL) {
-                    goto corrupt;
-                }
-                have_n = true;
-                n_jobs = (uint32_t)v;
-                if (n_jobs > 0 && is_items) {
-                    items = calloc(n_jobs, sizeof *items);
-                    if (items == NULL) {
-                        return ERR_NOMEM;
-                    }
-                } else if (n_jobs > 0) {
-                    jobs = calloc(n_jobs, sizeof *jobs);
-                    if (jobs == NULL) {
-                        return ERR_NOMEM;
-                    }
-                }
-                break;
-            case C_ITEM:
-                if (!have_n || !is_items || got >= n_jobs ||
-                    decode_item(data, n, &items[got]) != 0) {
-                    goto corrupt;
-                }
-                got++;
-                break;
-            case C_WORKER:
-                if (fsm_worker_decode(data, n, &cmd->worker) != 0) {
-                    goto corrupt;
-                }
-                break;
-            case C_JOB:
-                if (!have_n || is_items || got >= n_jobs ||
-                    fsm_job_decode(data, n, &jobs[got]) != 0) {
-                    goto corrupt;
-                }
-                got++;
-                break;
-            case C_HASHES:
-                if (!have_n || n != (size_t)n_jobs * 8) {
-                    goto corrupt;
-                }
-                hashes = (const uint64_t *)(const void *)data;
-                break;
-            case C_ID:
-                if (num(data, n, 8, &cmd->id) != 0) {
-                    goto corrupt;
-                }
-                break;
-            case C_MASK:
-                if (num(data, n, 4, &v) != 0) {
-                    goto corrupt;
-                }
-                cmd->mask = (uint32_t)v;
-                break;
-            case C_PATCH:
-                if (fsm_job_decode(data, n, &cmd->patch) != 0) {
-                    goto corrupt;
-                }
-                break;
-            case C_NODE_ID:
-                if (num(data, n, 8, &cmd->node_id) != 0) {
-                    goto corrupt;
-                }
-                break;
-            case C_RAFT_ADDR:
-                cmd->raft_addr.p = (const char *)data;
-                cmd->raft_addr.len = (uint32_t)n;
-                break;
-            case C_HTTP_ADDR:
-                cmd->http_addr.p = (const char *)data;
-                cmd->http_addr.len = (uint32_t)n;
-                break;
-            case C_QUEUE_NAME:
-                cmd->queue.name.p = (const char *)data;
-                cmd->queue.name.len = (uint32_t)n;
-                break;
-            case C_QUEUE_PAUSED:
-                if (num(data, n, 1, &v) != 0) {
-                    goto corrupt;
-                }
-                cmd->queue.paused = (uint8_t)v;
-                break;
-            case C_QUEUE_CONC:
-                if (num(data, n, 4, &v) != 0) {
-                    goto corrupt;
-                }
-                cmd->queue.concurrency = (uint32_t)v;
-                break;
-            case C_WORKFLOW:
-                cmd->workflow.p = (const char *)data;
-                cmd->workflow.len = (uint32_t)n;
-                break;
-            default:
-                break; /* A newer command field: ignored. */
-        }
+    s.is_items = FSM_CMD_HAS_ITEMS(cmd->type);
+    rv = decode_fields(&cmd_record, cmd, &s, p + 2, p + len);
+    if (rv == 0 &&
+        (s.got != s.n ||
+         ((cmd->type == FSM_CMD_SUBMIT || s.is_items) && !s.have_n))) {
+        rv = ERR_CORRUPT;
     }
-    if (rv < 0 || got != n_jobs ||
-        ((cmd->type == FSM_CMD_SUBMIT || is_items) && !have_n)) {
-        goto corrupt;
+    if (rv != 0) {
+        free(s.jobs);
+        free(s.items);
+        return rv;
     }
-    if (is_items) {
-        cmd->n_items = n_jobs;
-        cmd->items = items;
+    if (s.is_items) {
+        cmd->n_items = s.n;
+        cmd->items = s.items;
     } else {
-        cmd->n_jobs = n_jobs;
-        cmd->jobs = jobs;
+        cmd->n_jobs = s.n;
+        cmd->jobs = s.jobs;
     }
-    cmd->hashes = hashes; /* May be unaligned: read with memcpy. */
-    *jobs_store = jobs;
+    cmd->hashes = s.hashes; /* May be unaligned: read with memcpy. */
+    *jobs_store = s.jobs;
     return 0;
-
-corrupt:
-    free(jobs);
-    free(items);
-    return ERR_CORRUPT;
 }
 
 void fsm_cmd_free(struct fsm_cmd *cmd, struct fsm_job *jobs_store)
@@ -862,12 +892,8 @@ void fsm_cmd_free(struct fsm_cmd *cmd, struct fsm_job *jobs_store)
 
 int fsm_attempt_next(struct fsm_str *h, struct fsm_attempt *a)
 {
-    const unsigned char *p = (const unsigned char *)h->p, *end, *data;
+    const unsigned char *p = (const unsigned char *)h->p;
     uint32_t len;
-    unsigned tag;
-    size_t n;
-    uint64_t v = 0;
-    int rv;
 
     if (h->len == 0) {
         return 0;
@@ -879,53 +905,8 @@ int fsm_attempt_next(struct fsm_str *h, struct fsm_attempt *a)
     if (len > h->len - 4 || len < 1 || p[4] != CODEC_VERSION) {
         return -1;
     }
-    end = p + 4 + len;
-    p += 5;
     memset(a, 0, sizeof *a);
-    while ((rv = next_tlv(&p, end, &tag, &data, &n)) == 1) {
-        struct fsm_str s = {(const char *)data, (uint32_t)n};
-        int bad = 0;
-        switch (tag) {
-            case A_NUMBER:
-                bad = num(data, n, 4, &v);
-                a->number = (uint32_t)v;
-                break;
-            case A_OUTCOME:
-                bad = num(data, n, 1, &v);
-                a->outcome = (uint8_t)v;
-                break;
-            case A_WORKER:
-                bad = num(data, n, 8, &a->worker_id);
-                break;
-            case A_TOKEN:
-                bad = num(data, n, 8, &a->token);
-                break;
-            case A_STARTED:
-                bad = num(data, n, 8, &v);
-                a->started_at = (int64_t)v;
-                break;
-            case A_FINISHED:
-                bad = num(data, n, 8, &v);
-                a->finished_at = (int64_t)v;
-                break;
-            case A_EXIT_CODE:
-                bad = num(data, n, 4, &v);
-                a->exit_code = (int32_t)(uint32_t)v;
-                break;
-            case A_ERROR:
-                a->error = s;
-                break;
-            case A_OUTPUT:
-                a->output = s;
-                break;
-            default:
-                break;
-        }
-        if (bad) {
-            return -1;
-        }
-    }
-    if (rv < 0) {
+    if (decode_fields(&attempt_record, a, NULL, p + 5, p + 4 + len) != 0) {
         return -1;
     }
     h->p += 4 + len;
@@ -940,9 +921,8 @@ int fsm_attempt_append(struct fsm_str history,
 {
     struct wbuf w = {NULL, 0, 0, 0};
     struct fsm_str it = history, skip = history;
-    struct fsm_attempt tmp;
+    struct fsm_attempt tmp, rec = *a;
     unsigned count = 0;
-    struct fsm_str output = a->output;
 
     while (fsm_attempt_next(&it, &tmp) == 1) {
         count++;
@@ -951,23 +931,14 @@ int fsm_attempt_append(struct fsm_str history,
     while (count >= FSM_MAX_HISTORY && fsm_attempt_next(&skip, &tmp) == 1) {
         count--;
     }
-    if (output.len > FSM_MAX_HISTORY_OUTPUT) { /* Keep the tail. */
-        output.p += output.len - FSM_MAX_HISTORY_OUTPUT;
-        output.len = FSM_MAX_HISTORY_OUTPUT;
+    if (rec.output.len > FSM_MAX_HISTORY_OUTPUT) { /* Keep the tail. */
+        rec.output.p += rec.output.len - FSM_MAX_HISTORY_OUTPUT;
+        rec.output.len = FSM_MAX_HISTORY_OUTPUT;
     }
     wbytes(&w, skip.p, skip.len);
     size_t at = w.len;
     wle(&w, 0, 4); /* Length, patched below. */
-    wle(&w, CODEC_VERSION, 1);
-    wnum(&w, A_NUMBER, a->number, 4);
-    wnum(&w, A_OUTCOME, a->outcome, 1);
-    wnum(&w, A_WORKER, a->worker_id, 8);
-    wnum(&w, A_TOKEN, a->token, 8);
-    wnum(&w, A_STARTED, (uint64_t)a->started_at, 8);
-    wnum(&w, A_FINISHED, (uint64_t)a->finished_at, 8);
-    wnum(&w, A_EXIT_CODE, (uint32_t)a->exit_code, 4);
-    wstr(&w, A_ERROR, a->error);
-    wstr(&w, A_OUTPUT, output);
+    encode_record(&w, &attempt_record, &rec);
     if (w.err != 0) {
         free(w.p);
         return w.err;

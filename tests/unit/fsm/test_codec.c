@@ -167,6 +167,379 @@ static void test_codec_status_names(void **state)
     assert_false(fsm_status_is_final(FSM_RUNNING));
 }
 
+/* ---- Every field, unknown tags, the bytes themselves ----------------------
+ */
+
+static void assert_str_equal(struct fsm_str a, struct fsm_str b)
+{
+    assert_int_equal(a.len, b.len);
+    if (a.len > 0) {
+        assert_memory_equal(a.p, b.p, a.len);
+    }
+}
+
+/* A job with every field set (none zero or empty). */
+static struct fsm_job full_job(const uint64_t *deps, uint32_t n_deps)
+{
+    /* A newer node's field (tag 900) kept from an earlier decode. */
+    static const unsigned char extra[] = {0x84, 0x03, 2, 0, 0, 0, 'x', 'y'};
+    struct fsm_job j;
+
+    memset(&j, 0, sizeof j);
+    j.id = 0x500003;
+    j.status = FSM_RUNNING;
+    j.priority = -7;
+    j.attempts = 2;
+    j.max_attempts = 5;
+    j.created_at = 1700000000001;
+    j.updated_at = 1700000000002;
+    j.run_at = 1700000000003;
+    j.started_at = 1700000000004;
+    j.finished_at = -5; /* Signed fields keep their sign. */
+    j.timeout_ms = 1500;
+    j.type = tstr("shell");
+    j.queue = tstr("q1");
+    j.user_id = tstr("u1");
+    j.idem_key = tstr("idem");
+    j.spec = tstr("{\"payload\":{}}");
+    j.last_error = tstr("boom");
+    j.result = tstr("{\"ok\":1}");
+    j.deps = deps;
+    j.n_deps = n_deps;
+    j.worker_id = 0x700001;
+    j.lease_token = 99;
+    j.exit_code = -2;
+    j.output = tstr("out");
+    j.history = tstr("hist");
+    j.flags = FSM_JOB_RUN | FSM_JOB_WORKFLOW;
+    j.parent = 0x600001;
+    j.nominal_at = 1700000000005;
+    j.last_run = 0x800001;
+    j.ckey = tstr("ck");
+    j.ckey_limit = 3;
+    j.extra.p = (const char *)extra;
+    j.extra.len = sizeof extra;
+    return j;
+}
+
+static void assert_job_equal(const struct fsm_job *a, const struct fsm_job *b)
+{
+    assert_int_equal(a->id, b->id);
+    assert_int_equal(a->status, b->status);
+    assert_int_equal(a->priority, b->priority);
+    assert_int_equal(a->attempts, b->attempts);
+    assert_int_equal(a->max_attempts, b->max_attempts);
+    assert_int_equal(a->created_at, b->created_at);
+    assert_int_equal(a->updated_at, b->updated_at);
+    assert_int_equal(a->run_at, b->run_at);
+    assert_int_equal(a->started_at, b->started_at);
+    assert_int_equal(a->finished_at, b->finished_at);
+    assert_int_equal(a->timeout_ms, b->timeout_ms);
+    assert_str_equal(a->type, b->type);
+    assert_str_equal(a->queue, b->queue);
+    assert_str_equal(a->user_id, b->user_id);
+    assert_str_equal(a->idem_key, b->idem_key);
+    assert_str_equal(a->spec, b->spec);
+    assert_str_equal(a->last_error, b->last_error);
+    assert_str_equal(a->result, b->result);
+    assert_int_equal(a->n_deps, b->n_deps);
+    if (a->n_deps > 0) {
+        assert_memory_equal(a->deps, b->deps, a->n_deps * sizeof(uint64_t));
+    }
+    assert_int_equal(a->worker_id, b->worker_id);
+    assert_int_equal(a->lease_token, b->lease_token);
+    assert_int_equal(a->exit_code, b->exit_code);
+    assert_str_equal(a->output, b->output);
+    assert_str_equal(a->history, b->history);
+    assert_int_equal(a->flags, b->flags);
+    assert_int_equal(a->parent, b->parent);
+    assert_int_equal(a->nominal_at, b->nominal_at);
+    assert_int_equal(a->last_run, b->last_run);
+    assert_str_equal(a->ckey, b->ckey);
+    assert_int_equal(a->ckey_limit, b->ckey_limit);
+    assert_str_equal(a->extra, b->extra);
+}
+
+static void test_codec_job_round_trip_all_fields(void **state)
+{
+    uint64_t deps[3] = {0x100000, 0x200001, FSM_DEP_LOCAL | 1};
+    struct fsm_job j = full_job(deps, 3), d;
+    void *buf, *buf2;
+    size_t len, len2;
+    (void)state;
+
+    assert_int_equal(fsm_job_encode(&j, &buf, &len), 0);
+    assert_int_equal(fsm_job_decode(buf, len, &d), 0);
+    assert_job_equal(&j, &d);
+    /* Encoding the decoded job gives the same bytes. */
+    assert_int_equal(fsm_job_encode(&d, &buf2, &len2), 0);
+    assert_int_equal(len2, len);
+    assert_memory_equal(buf2, buf, len);
+    free(buf);
+    free(buf2);
+}
+
+static struct fsm_item full_item(uint64_t job_id)
+{
+    struct fsm_item it;
+
+    memset(&it, 0, sizeof it);
+    it.job_id = job_id;
+    it.worker_id = 0x700002;
+    it.token = 77;
+    it.ok = 1;
+    it.retryable = 1;
+    it.exit_code = -9;
+    it.retry_at = 1700000000006;
+    it.error = tstr("err");
+    it.output = tstr("output");
+    it.result = tstr("{}");
+    it.nominal = 1700000000007;
+    it.next_at = 1700000000008;
+    it.action = FSM_FIRE_REPLACE;
+    it.skipped = 4;
+    return it;
+}
+
+static void assert_item_equal(const struct fsm_item *a,
+                              const struct fsm_item *b)
+{
+    assert_int_equal(a->job_id, b->job_id);
+    assert_int_equal(a->worker_id, b->worker_id);
+    assert_int_equal(a->token, b->token);
+    assert_int_equal(a->ok, b->ok);
+    assert_int_equal(a->retryable, b->retryable);
+    assert_int_equal(a->exit_code, b->exit_code);
+    assert_int_equal(a->retry_at, b->retry_at);
+    assert_str_equal(a->error, b->error);
+    assert_str_equal(a->output, b->output);
+    assert_str_equal(a->result, b->result);
+    assert_int_equal(a->nominal, b->nominal);
+    assert_int_equal(a->next_at, b->next_at);
+    assert_int_equal(a->action, b->action);
+    assert_int_equal(a->skipped, b->skipped);
+}
+
+/* What a command of @c's type carries arrived in @d; the rest is zero. */
+static void assert_cmd_carried(const struct fsm_cmd *c, const struct fsm_cmd *d)
+{
+    bool items = FSM_CMD_HAS_ITEMS(c->type), submit = c->type == FSM_CMD_SUBMIT;
+    bool with_id = items || c->type == FSM_CMD_PATCH ||
+                   c->type == FSM_CMD_CANCEL || c->type == FSM_CMD_PAUSE ||
+                   c->type == FSM_CMD_CANCEL_WF || c->type == FSM_CMD_RESUME;
+    bool node = c->type == FSM_CMD_NODE_SET || c->type == FSM_CMD_NODE_DEL;
+    struct fsm_job zero;
+
+    memset(&zero, 0, sizeof zero);
+    assert_int_equal(d->type, c->type);
+    assert_int_equal(d->n_jobs, submit ? c->n_jobs : 0);
+    for (uint32_t i = 0; i < d->n_jobs; i++) {
+        assert_job_equal(&c->jobs[i], &d->jobs[i]);
+    }
+    if (submit) {
+        assert_memory_equal(d->hashes, c->hashes, c->n_jobs * 8);
+    } else {
+        assert_null(d->hashes);
+    }
+    assert_str_equal(d->workflow, submit ? c->workflow : zero.type);
+    assert_int_equal(d->id, with_id ? c->id : 0);
+    assert_int_equal(d->mask, c->type == FSM_CMD_PATCH ? c->mask : 0);
+    if (c->type == FSM_CMD_PATCH) {
+        assert_job_equal(&c->patch, &d->patch);
+    } else {
+        zero.run_at = c->type == FSM_CMD_RESUME ? c->patch.run_at : 0;
+        assert_job_equal(&zero, &d->patch); /* RESUME: run_at alone. */
+    }
+    assert_int_equal(d->n_items, items ? c->n_items : 0);
+    for (uint32_t i = 0; i < d->n_items; i++) {
+        assert_item_equal(&c->items[i], &d->items[i]);
+    }
+    bool reg = c->type == FSM_CMD_WORKER_REG, qs = c->type == FSM_CMD_QUEUE_SET;
+    assert_int_equal(d->worker.id, reg ? c->worker.id : 0);
+    assert_str_equal(d->worker.name, reg ? c->worker.name : zero.type);
+    assert_str_equal(d->worker.queues, reg ? c->worker.queues : zero.type);
+    assert_int_equal(d->worker.concurrency, reg ? c->worker.concurrency : 0);
+    assert_int_equal(d->worker.registered_at,
+                     reg ? c->worker.registered_at : 0);
+    assert_int_equal(d->worker.down, reg ? c->worker.down : 0);
+    assert_str_equal(d->queue.name, qs ? c->queue.name : zero.type);
+    assert_int_equal(d->queue.paused, qs ? c->queue.paused : 0);
+    assert_int_equal(d->queue.concurrency, qs ? c->queue.concurrency : 0);
+    assert_int_equal(d->node_id, node ? c->node_id : 0);
+    assert_str_equal(d->raft_addr, node ? c->raft_addr : zero.type);
+    assert_str_equal(d->http_addr, node ? c->http_addr : zero.type);
+}
+
+static void test_codec_cmd_round_trip_all_fields(void **state)
+{
+    uint64_t deps[2] = {0x100000, 0x200001};
+    struct fsm_job jobs[2] = {full_job(deps, 2), full_job(NULL, 0)};
+    struct fsm_item items[2] = {full_item(0x500001), full_item(0x500002)};
+    uint64_t hashes[2] = {0xdeadbeef, 0xfeedface};
+    struct fsm_cmd c, d;
+    struct fsm_job *store;
+    void *buf;
+    size_t len;
+    (void)state;
+
+    memset(&c, 0, sizeof c);
+    c.n_jobs = 2;
+    c.jobs = jobs;
+    c.hashes = hashes;
+    c.id = 0x500009;
+    c.mask = FSM_PATCH_PRIORITY | FSM_PATCH_TIMEOUT;
+    c.patch = full_job(deps, 1);
+    c.n_items = 2;
+    c.items = items;
+    c.worker.id = 0x700003;
+    c.worker.name = tstr("w1");
+    c.worker.queues = tstr("a,b");
+    c.worker.concurrency = 8;
+    c.worker.registered_at = 1700000000009;
+    c.worker.down = 1;
+    c.queue.name = tstr("q2");
+    c.queue.paused = 1;
+    c.queue.concurrency = 6;
+    c.workflow = tstr("wf");
+    c.node_id = 3;
+    c.raft_addr = tstr("10.0.0.3:9000");
+    c.http_addr = tstr("10.0.0.3:8080");
+    for (uint8_t type = FSM_CMD_SUBMIT; type <= FSM_CMD_RELEASE; type++) {
+        c.type = type;
+        assert_int_equal(fsm_cmd_encode(&c, &buf, &len), 0);
+        assert_int_equal(fsm_cmd_decode(buf, len, &d, &store), 0);
+        assert_cmd_carried(&c, &d);
+        fsm_cmd_free(&d, store);
+        free(buf);
+    }
+}
+
+struct tbuf
+{
+    unsigned char b[256];
+    size_t n;
+};
+
+static void tb_le(struct tbuf *t, uint64_t v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        t->b[t->n++] = (unsigned char)(v >> (8 * i));
+    }
+}
+
+static void tb_tlv(struct tbuf *t, unsigned tag, const void *data, size_t n)
+{
+    tb_le(t, tag, 2);
+    tb_le(t, n, 4);
+    memcpy(t->b + t->n, data, n);
+    t->n += n;
+}
+
+static void tb_num(struct tbuf *t, unsigned tag, uint64_t v, unsigned n)
+{
+    tb_le(t, tag, 2);
+    tb_le(t, n, 4);
+    tb_le(t, v, n);
+}
+
+/* Tags this version does not know: a job keeps them (extra), the other
+ * records and the commands skip them; the known fields around still decode.
+ * Tag numbers below are the wire format's. */
+static void test_codec_unknown_tag_decodes(void **state)
+{
+    struct tbuf t = {{0}, 0}, nested = {{0}, 0};
+    struct fsm_job j;
+    struct fsm_cmd d;
+    struct fsm_job *store;
+    (void)state;
+
+    /* A job whose first field is unknown. */
+    tb_le(&t, 1, 1);
+    tb_tlv(&t, 900, "new", 3);
+    tb_tlv(&t, 12, "shell", 5); /* type */
+    tb_num(&t, 3, 7, 4);        /* priority */
+    assert_int_equal(fsm_job_decode(t.b, t.n, &j), 0);
+    assert_memory_equal(j.type.p, "shell", 5);
+    assert_int_equal(j.priority, 7);
+    assert_int_equal(j.extra.len, 9);
+    assert_ptr_equal(j.extra.p, t.b + 1);
+    /* A CANCEL with a field of a newer version. */
+    t.n = 0;
+    tb_le(&t, 1, 1);
+    tb_le(&t, FSM_CMD_CANCEL, 1);
+    tb_tlv(&t, 900, "xy", 2);
+    tb_num(&t, 4, 42, 8); /* id */
+    assert_int_equal(fsm_cmd_decode(t.b, t.n, &d, &store), 0);
+    assert_int_equal(d.id, 42);
+    fsm_cmd_free(&d, store);
+    /* An ASSIGN whose item has an unknown field. */
+    tb_le(&nested, 1, 1);
+    tb_num(&nested, 1, 5, 8); /* job */
+    tb_tlv(&nested, 901, "z", 1);
+    tb_num(&nested, 2, 6, 8); /* worker */
+    t.n = 0;
+    tb_le(&t, 1, 1);
+    tb_le(&t, FSM_CMD_ASSIGN, 1);
+    tb_num(&t, 1, 1, 4); /* count */
+    tb_tlv(&t, 10, nested.b, nested.n);
+    assert_int_equal(fsm_cmd_decode(t.b, t.n, &d, &store), 0);
+    assert_int_equal(d.n_items, 1);
+    assert_int_equal(d.items[0].job_id, 5);
+    assert_int_equal(d.items[0].worker_id, 6);
+    fsm_cmd_free(&d, store);
+    /* A WORKER_REG whose worker has an unknown field. */
+    nested.n = 0;
+    tb_le(&nested, 1, 1);
+    tb_num(&nested, 1, 9, 8); /* id */
+    tb_tlv(&nested, 77, "", 0);
+    tb_tlv(&nested, 2, "w", 1); /* name */
+    t.n = 0;
+    tb_le(&t, 1, 1);
+    tb_le(&t, FSM_CMD_WORKER_REG, 1);
+    tb_tlv(&t, 11, nested.b, nested.n);
+    assert_int_equal(fsm_cmd_decode(t.b, t.n, &d, &store), 0);
+    assert_int_equal(d.worker.id, 9);
+    assert_memory_equal(d.worker.name.p, "w", 1);
+    fsm_cmd_free(&d, store);
+}
+
+/* The bytes of a small job and command: the wire format is pinned. */
+static void test_codec_wire_bytes(void **state)
+{
+    static const unsigned char job[] = {
+        1,                                                     /* version */
+        1,  0, 8, 0, 0, 0, 3,    0,    0,    0,    0, 0, 5, 0, /* id */
+        2,  0, 1, 0, 0, 0, 2,                                  /* status */
+        3,  0, 4, 0, 0, 0, 0xff, 0xff, 0xff, 0xff,             /* priority -1 */
+        12, 0, 1, 0, 0, 0, 't',                                /* type */
+    };
+    static const unsigned char cancel[] = {
+        1, FSM_CMD_CANCEL, 4, 0, 8, 0, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0,
+    };
+    struct fsm_job j;
+    struct fsm_cmd c;
+    void *buf;
+    size_t len;
+    (void)state;
+
+    memset(&j, 0, sizeof j);
+    j.id = 0x5000000000003;
+    j.status = 2;
+    j.priority = -1;
+    j.type = tstr("t");
+    assert_int_equal(fsm_job_encode(&j, &buf, &len), 0);
+    assert_int_equal(len, sizeof job);
+    assert_memory_equal(buf, job, sizeof job);
+    free(buf);
+    memset(&c, 0, sizeof c);
+    c.type = FSM_CMD_CANCEL;
+    c.id = 42;
+    assert_int_equal(fsm_cmd_encode(&c, &buf, &len), 0);
+    assert_int_equal(len, sizeof cancel);
+    assert_memory_equal(buf, cancel, sizeof cancel);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +548,10 @@ int main(void)
         cmocka_unit_test(test_codec_garbage_is_corrupt),
         cmocka_unit_test(test_codec_batch_padded),
         cmocka_unit_test(test_codec_status_names),
+        cmocka_unit_test(test_codec_job_round_trip_all_fields),
+        cmocka_unit_test(test_codec_cmd_round_trip_all_fields),
+        cmocka_unit_test(test_codec_unknown_tag_decodes),
+        cmocka_unit_test(test_codec_wire_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
