@@ -148,6 +148,34 @@ def test_schedule_api_pause_resume_trigger_overlap(shared_cluster):
     assert st == 409
 
 
+def test_schedule_triggers_at_once_all_run(shared_cluster):
+    """20 triggers sent at once (half through a follower) on an
+    overlap=allow schedule: each is its own decision on the leader, made
+    after the previous one applied, so all 20 answer 201 with 20 runs; a
+    409 is only for a conflict the caller caused. Resumes sent at once all
+    succeed too."""
+    from concurrent.futures import ThreadPoolExecutor
+    c = shared_cluster
+    leader, follower = c.leader(), c.followers()[0]
+    a = submit(leader, {"type": "noop", "schedule": "0 0 1 1 *", "overlap": "allow",
+                        "queue": "nobody-sched"})
+    nodes = [leader if i % 2 else follower for i in range(20)]
+    with ThreadPoolExecutor(max_workers=20) as ex:
+        answers = list(ex.map(lambda n: n.req("POST", f"/v1/jobs/{a['id']}/trigger"), nodes))
+    assert [st for st, _, _ in answers] == [201] * 20, answers
+    run_ids = {body["id"] for _, _, body in answers}
+    assert len(run_ids) == 20
+    runs = all_runs(leader, a["id"])
+    assert {r["job_id"] for r in runs} == run_ids
+    assert len({r["nominal_at"] for r in runs}) == 20
+    post(leader, f"/v1/jobs/{a['id']}/pause")
+    with ThreadPoolExecutor(max_workers=10) as ex:
+        answers = list(ex.map(lambda n: n.req("POST", f"/v1/jobs/{a['id']}/resume"),
+                              nodes[:10]))
+    assert [st for st, _, _ in answers] == [200] * 10, answers
+    assert get(leader, f"/v1/jobs/{a['id']}")["paused"] is False
+
+
 def test_bad_schedules_are_400_naming_the_part(shared_cluster):
     n = shared_cluster.followers()[0]
     cases = [({"schedule": "61 * * * *"}, "schedule", "minutes"),

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Run one rota-bench mode against a fresh 3-node cluster of the given build
+# tree (to compare two builds close together):
+#   bench/cluster.sh BUILD_DIR e2e --jobs 20000 --workers 4
+#   bench/cluster.sh BUILD_DIR delayed --jobs 2000 --delay 2s
+# Starts rotad x3 on 127.0.0.1:9101-9103 (raft 9201-9203) in a temp dir,
+# waits for a leader, runs rota-bench of that tree with --nodes set to all
+# three, stops the nodes it started (by PID) and removes the dir. Prints
+# the bench's JSON line.
+set -euo pipefail
+B=$(cd "$1" && pwd)
+shift
+RUN=$(mktemp -d /tmp/rota-bench.XXXXXX)
+CLUSTER="1@127.0.0.1:9201,2@127.0.0.1:9202,3@127.0.0.1:9203"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$RUN"
+}
+trap cleanup EXIT
+for i in 1 2 3; do
+    "$B/rotad" --id "$i" --data-dir "$RUN/n$i" --raft-addr "127.0.0.1:920$i" \
+        --http-addr "127.0.0.1:910$i" --cluster "$CLUSTER" \
+        >"$RUN/n$i.log" 2>&1 &
+    pids+=($!)
+done
+for _ in $(seq 1 60); do
+    curl -s --max-time 1 http://127.0.0.1:9101/v1/cluster | grep -q '"leader":{"id"' && break
+    sleep 0.5
+done
+"$B/bench/rota-bench" "$@" \
+    --nodes http://127.0.0.1:9101,http://127.0.0.1:9102,http://127.0.0.1:9103 2>/dev/null
