@@ -1,6 +1,7 @@
 /* Workflows: POST /v1/workflows (a DAG of jobs submitted as one command,
  * parents first), GET and DELETE /v1/workflows/{id}. */
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,239 +26,309 @@ static void wf_created_cb(void *data, int status, const struct fsm_result *res)
     http__workflow_send(s, req, res->ids[0], 201);
 }
 
+/* A workflow being parsed: the jobs as given (index i), their local
+ * dependencies, then the order parents first. An error names the field. */
+struct wf
+{
+    size_t n;
+    struct job_input *in;
+    struct fsm_job *jobs; /* In submit order. */
+    uint64_t *deps;       /* FSM_MAX_DEPS per job (index i). */
+    unsigned *order, *indeg;
+    const char **keys;
+    char field[96], msg[256];
+};
+
+static int wf_fail(struct wf *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int wf_fail(struct wf *w, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->msg, sizeof w->msg, fmt, ap);
+    va_end(ap);
+    return ERR_INVALID;
+}
+
+static int wf_alloc(struct wf *w, size_t n)
+{
+    w->n = n;
+    w->in = calloc(n, sizeof *w->in);
+    w->jobs = calloc(n, sizeof *w->jobs);
+    w->deps = calloc(n * FSM_MAX_DEPS, sizeof *w->deps);
+    w->order = calloc(n, sizeof *w->order);
+    w->indeg = calloc(n, sizeof *w->indeg);
+    w->keys = calloc(n, sizeof *w->keys);
+    return w->in == NULL || w->jobs == NULL || w->deps == NULL ||
+                   w->order == NULL || w->indeg == NULL || w->keys == NULL
+               ? ERR_NOMEM
+               : 0;
+}
+
+static void wf_free(struct wf *w)
+{
+    for (size_t i = 0; w->in != NULL && i < w->n; i++) {
+        http__job_input_free(&w->in[i]);
+    }
+    free(w->in);
+    free(w->jobs);
+    free(w->deps);
+    free(w->order);
+    free(w->indeg);
+    free(w->keys);
+}
+
+/* {"name", "jobs"} and nothing else. */
+static int wf_check_top(struct wf *w, json_t *o, size_t *n)
+{
+    const char *name = json_string_value(json_object_get(o, "name"));
+    json_t *jobs = json_object_get(o, "jobs"), *v;
+    const char *key;
+
+    *n = json_array_size(jobs);
+    if (name == NULL || name[0] == '\0' || strlen(name) > FSM_MAX_STR) {
+        snprintf(w->field, sizeof w->field, "name");
+        return wf_fail(w, "a name of 1..%d bytes is required", FSM_MAX_STR);
+    }
+    if (!json_is_array(jobs) || *n == 0 || *n > WORKFLOW_MAX) {
+        snprintf(w->field, sizeof w->field, "jobs");
+        return wf_fail(w, "an array of 1..%d jobs is required", WORKFLOW_MAX);
+    }
+    json_object_foreach(o, key, v)
+    {
+        if (strcmp(key, "name") != 0 && strcmp(key, "jobs") != 0) {
+            snprintf(w->field, sizeof w->field, "%s", key);
+            return wf_fail(w, "unknown field");
+        }
+    }
+    return 0;
+}
+
+/* Every job's key: non-empty and unique. */
+static int wf_keys(struct wf *w, json_t *jobs)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(jobs, i, v)
+    {
+        const char *k = json_string_value(json_object_get(v, "key"));
+        snprintf(w->field, sizeof w->field, "jobs[%zu].key", i);
+        if (k == NULL || k[0] == '\0' || strlen(k) > FSM_MAX_STR) {
+            return wf_fail(w, "jobs[%zu].key: a non-empty string is required",
+                           i);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(k, w->keys[j]) == 0) {
+                return wf_fail(w, "jobs[%zu].key: \"%s\" is used twice", i, k);
+            }
+        }
+        w->keys[i] = k;
+    }
+    return 0;
+}
+
+/* Dependency @d of job @i: a key of this workflow or an existing job id. */
+static int wf_dep(struct wf *w, size_t i, size_t d, const char *ref)
+{
+    uint64_t id = 0;
+    size_t k;
+
+    snprintf(w->field, sizeof w->field, "jobs[%zu].depends_on", i);
+    for (k = 0; ref != NULL && k < w->n; k++) {
+        if (strcmp(w->keys[k], ref) == 0) {
+            break;
+        }
+    }
+    if (ref != NULL && k < w->n) {
+        if (k == i) {
+            return wf_fail(w, "jobs[%zu].depends_on: \"%s\" depends on itself",
+                           i, ref);
+        }
+        w->deps[i * FSM_MAX_DEPS + d] = FSM_DEP_LOCAL | k; /* Index. */
+        return 0;
+    }
+    if (ref != NULL && http__parse_id(ref, strlen(ref), &id) == 0) {
+        w->deps[i * FSM_MAX_DEPS + d] = id; /* An existing job. */
+        return 0;
+    }
+    return wf_fail(w,
+                   "jobs[%zu].depends_on: no job with key \"%s\" in this "
+                   "workflow",
+                   i, ref != NULL ? ref : "(not a string)");
+}
+
+/* Job @i without key/depends_on, then its dependencies. */
+static int wf_job(struct http_server *s,
+                  struct wf *w,
+                  size_t i,
+                  json_t *v,
+                  int64_t now)
+{
+    json_t *copy = json_copy(v), *dl, *dv;
+    char prefix[32];
+    size_t d;
+    int rv;
+
+    json_object_del(copy, "key");
+    json_object_del(copy, "depends_on");
+    snprintf(prefix, sizeof prefix, "jobs[%zu].", i);
+    rv = http__job_parse(
+        &(struct job_parse_ctx){now, s->cfg.max_payload, prefix}, copy,
+        &w->in[i],
+        &(struct job_parse_err){w->field, sizeof w->field, w->msg,
+                                sizeof w->msg});
+    json_decref(copy);
+    if (rv != 0) {
+        return rv;
+    }
+    if (w->in[i].job.flags & FSM_JOB_RECURRING) {
+        snprintf(w->field, sizeof w->field, "jobs[%zu].schedule", i);
+        return wf_fail(w, "a workflow job cannot be recurring");
+    }
+    if (w->in[i].job.idem_key.len > 0) {
+        snprintf(w->field, sizeof w->field, "jobs[%zu].idempotency_key", i);
+        return wf_fail(w, "not allowed in a workflow job");
+    }
+    dl = json_object_get(v, "depends_on");
+    if (dl != NULL &&
+        (!json_is_array(dl) || json_array_size(dl) > FSM_MAX_DEPS)) {
+        snprintf(w->field, sizeof w->field, "jobs[%zu].depends_on", i);
+        return wf_fail(w,
+                       "jobs[%zu].depends_on: an array of at most %d keys or "
+                       "job ids",
+                       i, FSM_MAX_DEPS);
+    }
+    json_array_foreach(dl, d, dv)
+    {
+        if ((rv = wf_dep(w, i, d, json_string_value(dv))) != 0) {
+            return rv;
+        }
+    }
+    w->in[i].job.n_deps = (uint32_t)json_array_size(dl);
+    return 0;
+}
+
+/* Parents first (what cannot be ordered sits on a cycle), local references
+ * renumbered to positions in that order. */
+static int wf_order(struct wf *w)
+{
+    size_t n = w->n;
+    unsigned *local = calloc(n * FSM_MAX_DEPS, sizeof *local), cyc = 0;
+    const unsigned **lp = calloc(n, sizeof *lp);
+    int sorted;
+
+    if (local == NULL || lp == NULL) {
+        free(local);
+        free(lp);
+        return ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        w->indeg[i] = 0;
+        lp[i] = local + i * FSM_MAX_DEPS;
+        for (uint32_t d = 0; d < w->in[i].job.n_deps; d++) {
+            uint64_t ref = w->deps[i * FSM_MAX_DEPS + d];
+            if (ref & FSM_DEP_LOCAL) {
+                local[i * FSM_MAX_DEPS + w->indeg[i]++] =
+                    (unsigned)(ref & ~FSM_DEP_LOCAL);
+            }
+        }
+    }
+    sorted = policy_topo_order((unsigned)n, w->indeg, lp, w->order, &cyc);
+    free(local);
+    free(lp);
+    if (sorted != 0) {
+        snprintf(w->field, sizeof w->field, "jobs[%u].depends_on", cyc);
+        return wf_fail(w, "%s: \"%s\" is on a dependency cycle", w->field,
+                       w->keys[cyc]);
+    }
+    unsigned *pos = w->indeg; /* Reused: position of each job in the order. */
+    for (size_t i = 0; i < n; i++) {
+        pos[w->order[i]] = (unsigned)i;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned src = w->order[i];
+        uint64_t *d = w->deps + src * FSM_MAX_DEPS;
+        w->jobs[i] = w->in[src].job;
+        for (uint32_t k = 0; k < w->in[src].job.n_deps; k++) {
+            if (d[k] & FSM_DEP_LOCAL) {
+                d[k] = FSM_DEP_LOCAL | pos[d[k] & ~FSM_DEP_LOCAL];
+            }
+        }
+        w->jobs[i].deps = d;
+    }
+    return 0;
+}
+
+/* The key goes into each job's spec, for GET /v1/workflows/{id}. */
+static void wf_keys_into_specs(struct wf *w)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        struct job_input *in = &w->in[w->order[i]];
+        json_t *spec = json_loadb(in->spec, strlen(in->spec), 0, NULL);
+        json_object_set_new(spec, "workflow_key",
+                            json_string(w->keys[w->order[i]]));
+        free(in->spec);
+        in->spec = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(spec);
+        w->jobs[i].spec.p = in->spec;
+        w->jobs[i].spec.len = (uint32_t)strlen(in->spec);
+    }
+}
+
+static int wf_parse(struct http_server *s, struct wf *w, json_t *o)
+{
+    json_t *jobs = json_object_get(o, "jobs"), *v;
+    int64_t now = sched_now(s->sched);
+    size_t n, i;
+    int rv;
+
+    if ((rv = wf_check_top(w, o, &n)) != 0 || (rv = wf_alloc(w, n)) != 0 ||
+        (rv = wf_keys(w, jobs)) != 0) {
+        return rv;
+    }
+    json_array_foreach(jobs, i, v)
+    {
+        if ((rv = wf_job(s, w, i, v, now)) != 0) {
+            return rv;
+        }
+    }
+    if ((rv = wf_order(w)) != 0) {
+        return rv;
+    }
+    wf_keys_into_specs(w);
+    return 0;
+}
+
 /* Parse {"name", "jobs":[{"key", "depends_on":[keys or ids], ...job}]},
  * order the jobs parents first, and submit them as one command. */
 void http__workflow_submit(struct http_server *s,
                            h2o_req_t *req,
                            const struct http_args *a)
 {
-    json_t *o = http__body_object(req, true), *jobs, *v;
-    const char *name;
-    size_t n, i;
-    struct job_input *in = NULL;
-    struct fsm_job *fjobs = NULL;
-    uint64_t *deps = NULL;
-    unsigned *order = NULL, *indeg = NULL;
-    const char **keys = NULL;
-    char field[96], msg[256];
+    json_t *o = http__body_object(req, true);
+    struct wf w;
+    int rv;
 
     if (o == NULL) {
         return;
     }
-    name = json_string_value(json_object_get(o, "name"));
-    jobs = json_object_get(o, "jobs");
-    n = json_array_size(jobs);
-    if (name == NULL || name[0] == '\0' || strlen(name) > FSM_MAX_STR) {
-        http__send_error(req, 400, "invalid_argument", "name",
-                         "a name of 1..%d bytes is required", FSM_MAX_STR);
-        goto out;
+    memset(&w, 0, sizeof w);
+    rv = wf_parse(s, &w, o);
+    if (rv != 0) {
+        http__send_err(req, rv, w.field[0] ? w.field : NULL,
+                       w.msg[0] ? w.msg : NULL);
+    } else {
+        const char *name = json_string_value(json_object_get(o, "name"));
+        struct fsm_cmd cmd;
+        memset(&cmd, 0, sizeof cmd);
+        cmd.type = FSM_CMD_SUBMIT;
+        cmd.jobs = w.jobs;
+        cmd.n_jobs = (uint32_t)w.n;
+        cmd.workflow.p = name;
+        cmd.workflow.len = (uint32_t)strlen(name);
+        http__submit_for(s, req, &cmd, wf_created_cb, 0);
     }
-    if (!json_is_array(jobs) || n == 0 || n > WORKFLOW_MAX) {
-        http__send_error(req, 400, "invalid_argument", "jobs",
-                         "an array of 1..%d jobs is required", WORKFLOW_MAX);
-        goto out;
-    }
-    json_object_foreach(o, name, v)
-    {
-        if (strcmp(name, "name") != 0 && strcmp(name, "jobs") != 0) {
-            http__send_error(req, 400, "invalid_argument", name,
-                             "unknown field");
-            goto out;
-        }
-    }
-    name = json_string_value(json_object_get(o, "name"));
-    in = calloc(n, sizeof *in);
-    fjobs = calloc(n, sizeof *fjobs);
-    deps = calloc(n * FSM_MAX_DEPS, sizeof *deps);
-    order = calloc(n, sizeof *order);
-    indeg = calloc(n, sizeof *indeg);
-    keys = calloc(n, sizeof *keys);
-    if (in == NULL || fjobs == NULL || deps == NULL || order == NULL ||
-        indeg == NULL || keys == NULL) {
-        http__send_err(req, ERR_NOMEM, NULL, NULL);
-        goto out;
-    }
-    /* Keys first (unique), then each job without key/depends_on. */
-    json_array_foreach(jobs, i, v)
-    {
-        keys[i] = json_string_value(json_object_get(v, "key"));
-        if (keys[i] == NULL || keys[i][0] == '\0' ||
-            strlen(keys[i]) > FSM_MAX_STR) {
-            http__send_error(
-                req, 400, "invalid_argument",
-                (snprintf(field, sizeof field, "jobs[%zu].key", i), field),
-                "jobs[%zu].key: a non-empty string is required", i);
-            goto out;
-        }
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(keys[i], keys[j]) == 0) {
-                http__send_error(
-                    req, 400, "invalid_argument",
-                    (snprintf(field, sizeof field, "jobs[%zu].key", i), field),
-                    "jobs[%zu].key: \"%s\" is used twice", i, keys[i]);
-                goto out;
-            }
-        }
-    }
-    int64_t now = sched_now(s->sched);
-    json_array_foreach(jobs, i, v)
-    {
-        json_t *copy = json_copy(v), *dl;
-        char prefix[32];
-        int rv;
-        json_object_del(copy, "key");
-        json_object_del(copy, "depends_on");
-        snprintf(prefix, sizeof prefix, "jobs[%zu].", i);
-        rv = http__job_parse(
-            &(struct job_parse_ctx){now, s->cfg.max_payload, prefix}, copy,
-            &in[i],
-            &(struct job_parse_err){field, sizeof field, msg, sizeof msg});
-        json_decref(copy);
-        if (rv == 0 && (in[i].job.flags & FSM_JOB_RECURRING)) {
-            snprintf(field, sizeof field, "jobs[%zu].schedule", i);
-            snprintf(msg, sizeof msg, "a workflow job cannot be recurring");
-            rv = ERR_INVALID;
-        }
-        if (rv == 0 && in[i].job.idem_key.len > 0) {
-            snprintf(field, sizeof field, "jobs[%zu].idempotency_key", i);
-            snprintf(msg, sizeof msg, "not allowed in a workflow job");
-            rv = ERR_INVALID;
-        }
-        if (rv != 0) {
-            http__send_err(req, rv, field, msg);
-            goto out;
-        }
-        dl = json_object_get(v, "depends_on");
-        if (dl != NULL &&
-            (!json_is_array(dl) || json_array_size(dl) > FSM_MAX_DEPS)) {
-            http__send_error(
-                req, 400, "invalid_argument",
-                (snprintf(field, sizeof field, "jobs[%zu].depends_on", i),
-                 field),
-                "jobs[%zu].depends_on: an array of at most %d "
-                "keys or job ids",
-                i, FSM_MAX_DEPS);
-            goto out;
-        }
-        size_t d;
-        json_t *dv;
-        json_array_foreach(dl, d, dv)
-        {
-            const char *ref = json_string_value(dv);
-            uint64_t id = 0;
-            size_t k;
-            for (k = 0; ref != NULL && k < n; k++) {
-                if (strcmp(keys[k], ref) == 0) {
-                    break;
-                }
-            }
-            if (ref != NULL && k < n) {
-                if (k == i) {
-                    http__send_error(req, 400, "invalid_argument",
-                                     (snprintf(field, sizeof field,
-                                               "jobs[%zu].depends_on", i),
-                                      field),
-                                     "jobs[%zu].depends_on: \"%s\" depends "
-                                     "on itself",
-                                     i, ref);
-                    goto out;
-                }
-                deps[i * FSM_MAX_DEPS + d] = FSM_DEP_LOCAL | k; /* Index. */
-                indeg[i]++;
-            } else if (ref != NULL &&
-                       http__parse_id(ref, strlen(ref), &id) == 0) {
-                deps[i * FSM_MAX_DEPS + d] = id; /* An existing job. */
-            } else {
-                http__send_error(
-                    req, 400, "invalid_argument",
-                    (snprintf(field, sizeof field, "jobs[%zu].depends_on", i),
-                     field),
-                    "jobs[%zu].depends_on: no job with key "
-                    "\"%s\" in this workflow",
-                    i, ref != NULL ? ref : "(not a string)");
-                goto out;
-            }
-        }
-        in[i].job.n_deps = (uint32_t)json_array_size(dl);
-    }
-    /* Parents first; what cannot be ordered sits on a cycle. */
-    unsigned *local = calloc(n * FSM_MAX_DEPS, sizeof *local);
-    const unsigned **lp = calloc(n, sizeof *lp);
-    if (local == NULL || lp == NULL) {
-        free(local);
-        free(lp);
-        http__send_err(req, ERR_NOMEM, NULL, NULL);
-        goto out;
-    }
-    for (i = 0; i < n; i++) {
-        indeg[i] = 0;
-        lp[i] = local + i * FSM_MAX_DEPS;
-        for (uint32_t d = 0; d < in[i].job.n_deps; d++) {
-            uint64_t ref = deps[i * FSM_MAX_DEPS + d];
-            if (ref & FSM_DEP_LOCAL) {
-                local[i * FSM_MAX_DEPS + indeg[i]++] =
-                    (unsigned)(ref & ~FSM_DEP_LOCAL);
-            }
-        }
-    }
-    unsigned cyc = 0;
-    int sorted = policy_topo_order((unsigned)n, indeg, lp, order, &cyc);
-    free(local);
-    free(lp);
-    if (sorted != 0) {
-        snprintf(field, sizeof field, "jobs[%u].depends_on", cyc);
-        http__send_error(req, 400, "invalid_argument", field,
-                         "%s: \"%s\" is on a dependency cycle", field,
-                         keys[cyc]);
-        goto out;
-    }
-    /* Jobs in that order, local references renumbered to positions. */
-    unsigned *pos = indeg; /* Reused: position of each job in the order. */
-    for (i = 0; i < n; i++) {
-        pos[order[i]] = (unsigned)i;
-    }
-    for (i = 0; i < n; i++) {
-        unsigned src = order[i];
-        uint64_t *d = deps + src * FSM_MAX_DEPS;
-        fjobs[i] = in[src].job;
-        for (uint32_t k = 0; k < in[src].job.n_deps; k++) {
-            if (d[k] & FSM_DEP_LOCAL) {
-                d[k] = FSM_DEP_LOCAL | pos[d[k] & ~FSM_DEP_LOCAL];
-            }
-        }
-        fjobs[i].deps = d;
-    }
-    /* The key goes into each job's spec, for GET /v1/workflows/{id}. */
-    for (i = 0; i < n; i++) {
-        unsigned src = order[i];
-        json_t *spec = json_loadb(in[src].spec, strlen(in[src].spec), 0, NULL);
-        json_object_set_new(spec, "workflow_key", json_string(keys[src]));
-        free(in[src].spec);
-        in[src].spec = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
-        json_decref(spec);
-        fjobs[i].spec.p = in[src].spec;
-        fjobs[i].spec.len = (uint32_t)strlen(in[src].spec);
-    }
-    struct fsm_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = FSM_CMD_SUBMIT;
-    cmd.jobs = fjobs;
-    cmd.n_jobs = (uint32_t)n;
-    cmd.workflow.p = name;
-    cmd.workflow.len = (uint32_t)strlen(name);
-    http__submit_for(s, req, &cmd, wf_created_cb, 0);
-out:
-    if (in != NULL) {
-        for (i = 0; i < n; i++) {
-            http__job_input_free(&in[i]);
-        }
-    }
-    free(in);
-    free(fjobs);
-    free(deps);
-    free(order);
-    free(indeg);
-    free(keys);
+    wf_free(&w);
     json_decref(o);
 }
 

@@ -321,7 +321,19 @@ def test_workflow_order_failure_and_cancel(cluster, tmp_path):
                                       {"key": "a", "type": "noop"}]}, "twice"),
             ({"name": "u", "jobs": [{"key": "a", "type": "noop",
                                      "depends_on": ["00000000000fffff"]}]}, "unknown job"),
-            ({"jobs": [{"key": "a", "type": "noop"}]}, "name")]:
+            ({"jobs": [{"key": "a", "type": "noop"}]}, "name"),
+            ({"name": "s", "jobs": [{"key": "a", "type": "noop", "depends_on": ["a"]}]},
+             "itself"),
+            ({"name": "r", "jobs": [{"key": "a", "type": "noop", "schedule": "@daily"}]},
+             "jobs[0].schedule"),
+            ({"name": "i", "jobs": [{"key": "a", "type": "noop", "idempotency_key": "k"}]},
+             "jobs[0].idempotency_key"),
+            ({"name": "k", "jobs": [{"type": "noop"}]}, "jobs[0].key"),
+            ({"name": "d", "jobs": [{"key": "a", "type": "noop", "depends_on": "a"}]},
+             "jobs[0].depends_on"),
+            ({"name": "t", "jobs": [{"key": "a", "type": "noop"}], "extra": 1}, "extra"),
+            ({"name": "p", "jobs": [{"key": "a", "type": "noop", "priority": "high"}]},
+             "jobs[0].priority")]:
         st, _, err = c.leader().req("POST", "/v1/workflows", body)
         assert st == 400 and words in err["error"]["message"] + err["error"]["field"], err
 
