@@ -162,7 +162,8 @@ enum {
     FSM_FIRE_NOW_REPLACE, /* As NOW, and cancel the previous run. */
 };
 
-/* One element of ASSIGN, COMPLETE, WORKER_DOWN/DEL and PROMOTE. Each item
+/* One element of the item commands (FSM_CMD_HAS_ITEMS: WORKER_DEL, ASSIGN,
+ * COMPLETE, WORKER_DOWN, PROMOTE, FIRE, RETRY, DELETE, RELEASE). Each item
  * is applied on its own: a stale one does not spoil the others. */
 struct fsm_item
 {
@@ -310,10 +311,10 @@ int fsm_job_decode(const void *buf, size_t len, struct fsm_job *job);
  *           pad u32 (24 bytes)
  *   n times: len u32, the command bytes, zero padding to 8 bytes
  * The whole buffer is a multiple of 8 bytes (raft 0.15 corrupts unpadded
- * entries during catch-up: LIBRARIES.md). */
+ * entries during catch-up: docs/architecture.md, raft 1). */
 struct fsm_batch
 {
-    char *buf; /* malloc'ed or from @alloc. */
+    char *buf; /* malloc'ed. */
     size_t len;
     size_t cap;
     uint32_t n;
