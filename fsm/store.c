@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/fs.h"
+#include "common/vec.h"
 #include "fsm/internal.h"
 
 const char *const fsm__db_names[] = {
@@ -457,26 +458,10 @@ void fsm__rchg_note(struct fsm *f, const struct fsm_job *job, int delta)
     if (f->rchg_cb == NULL) {
         return;
     }
-    if (f->n_rchg == f->cap_rchg) {
-        size_t cap = f->cap_rchg > 0 ? f->cap_rchg * 2 : 64;
-        struct fsm__rchg *r = realloc(f->rchg, cap * sizeof *r);
-        if (r == NULL) {
-            return;
-        }
-        f->rchg = r;
-        f->cap_rchg = cap;
-    }
-    if (f->keys_used + job->ckey.len > f->keys_cap) {
-        size_t cap = f->keys_cap > 0 ? f->keys_cap : 1024;
-        while (cap < f->keys_used + job->ckey.len) {
-            cap *= 2;
-        }
-        char *k = realloc(f->rchg_keys, cap);
-        if (k == NULL) {
-            return;
-        }
-        f->rchg_keys = k;
-        f->keys_cap = cap;
+    if (VEC_RESERVE(f->rchg, f->cap_rchg, f->n_rchg + 1) != 0 ||
+        VEC_RESERVE(f->rchg_keys, f->keys_cap,
+                    f->keys_used + job->ckey.len) != 0) {
+        return;
     }
     struct fsm__rchg *c = &f->rchg[f->n_rchg++];
     c->worker = job->worker_id;

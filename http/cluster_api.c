@@ -143,17 +143,13 @@ void http__cluster_add(struct http_server *s,
                        h2o_req_t *req,
                        const struct http_args *a)
 {
-    json_error_t jerr;
-    json_t *body = json_loadb(req->entity.base, req->entity.len, 0, &jerr);
+    json_t *body = http__body_object(req, true);
     json_t *id, *raft, *http;
     struct call *call;
     const char *k;
     json_t *v;
 
-    if (!json_is_object(body)) {
-        json_decref(body);
-        http__send_error(req, 400, "invalid_argument", "",
-                         "want {\"id\",\"raft_addr\",\"http_addr\"}");
+    if (body == NULL) {
         return;
     }
     json_object_foreach(body, k, v)
@@ -223,10 +219,12 @@ void http__cluster_transfer(struct http_server *s,
     struct call *call;
 
     if (req->entity.len > 0) {
-        json_t *body = json_loadb(req->entity.base, req->entity.len, 0, NULL);
+        json_t *body = http__body_object(req, false);
         json_t *v = json_object_get(body, "id");
-        if (body == NULL ||
-            (v != NULL && (!json_is_integer(v) || json_integer_value(v) < 0))) {
+        if (body == NULL) {
+            return;
+        }
+        if (v != NULL && (!json_is_integer(v) || json_integer_value(v) < 0)) {
             json_decref(body);
             http__send_error(req, 400, "invalid_argument", "id",
                              "must be a node id");

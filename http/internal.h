@@ -147,8 +147,10 @@ void http__job_write(struct sb *b, const struct fsm_job *job);
 void http__send_sb(h2o_req_t *req, int status, struct sb *b, uint64_t index);
 
 /* reply.c: requests and submits shared by the handlers. */
-/* The one body parser: a JSON object, duplicate keys refused; an empty
- * body is {} unless @required. Answers 400 itself and returns NULL. */
+/* The one body parser: JSON with duplicate keys refused (an empty body is
+ * refused). Answers 400 itself and returns NULL. */
+json_t *http__body_json(h2o_req_t *req);
+/* The same, for a JSON object; an empty body is {} unless @required. */
 json_t *http__body_object(h2o_req_t *req, bool required);
 /* Parse a job id from @s; answers 404 itself and returns false. */
 bool http__id_or_404(h2o_req_t *req, const char *s, size_t len, uint64_t *id);

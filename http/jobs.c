@@ -17,26 +17,6 @@
 
 enum { CALL_SUBMIT, CALL_ONE };
 
-static json_t *parse_body(h2o_req_t *req)
-{
-    json_error_t jerr;
-    json_t *body;
-
-    if (req->entity.base == NULL || req->entity.len == 0) {
-        http__send_error(req, 400, "invalid_argument", "",
-                         "the request needs a JSON body");
-        return NULL;
-    }
-    body = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES,
-                      &jerr);
-    if (body == NULL) {
-        http__send_error(req, 400, "invalid_argument", "",
-                         "malformed JSON at line %d column %d: %s", jerr.line,
-                         jerr.column, jerr.text);
-    }
-    return body;
-}
-
 /* Render the jobs of @res (ids) from the local fsm and answer. */
 static void reply_jobs(struct http_server *s,
                        h2o_req_t *req,
@@ -149,7 +129,7 @@ void http__jobs_submit(struct http_server *s,
                        h2o_req_t *req,
                        const struct http_args *a)
 {
-    json_t *body = parse_body(req);
+    json_t *body = http__body_json(req);
     json_t *list;
     struct job_input *ins;
     struct fsm_job *jobs;
@@ -444,7 +424,7 @@ void http__jobs_patch(struct http_server *s,
     int rv;
 
     if (!parse_id_or_404(req, ids, len, &id) ||
-        (body = parse_body(req)) == NULL) {
+        (body = http__body_json(req)) == NULL) {
         return;
     }
     memset(&cmd, 0, sizeof cmd);

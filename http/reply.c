@@ -154,20 +154,35 @@ const char *http__query(h2o_req_t *req,
 
 /* The one body parser: a JSON object, duplicate keys refused; an empty
  * body is {} unless @required. Answers 400 itself and returns NULL. */
-json_t *http__body_object(h2o_req_t *req, bool required)
+json_t *http__body_json(h2o_req_t *req)
 {
     json_error_t jerr;
+    json_t *v;
+    if (req->entity.base == NULL || req->entity.len == 0) {
+        http__send_error(req, 400, "invalid_argument", "",
+                         "the request needs a JSON body");
+        return NULL;
+    }
+    v = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES,
+                   &jerr);
+    if (v == NULL) {
+        http__send_error(req, 400, "invalid_argument", "",
+                         "malformed JSON at line %d column %d: %s", jerr.line,
+                         jerr.column, jerr.text);
+    }
+    return v;
+}
+
+json_t *http__body_object(h2o_req_t *req, bool required)
+{
     json_t *o;
     if (req->entity.len == 0 && !required) {
         return json_object();
     }
-    o = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES,
-                   &jerr);
-    if (!json_is_object(o)) {
+    if ((o = http__body_json(req)) != NULL && !json_is_object(o)) {
         json_decref(o);
         http__send_error(req, 400, "invalid_argument", "",
-                         "want a JSON object (%s)",
-                         req->entity.len == 0 ? "empty body" : jerr.text);
+                         "want a JSON object");
         return NULL;
     }
     return o;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/vec.h"
 #include "sched/internal.h"
 #include "sched/policy.h"
 
@@ -49,7 +50,8 @@ struct round
     const struct counts *running; /* Per concurrency key, before the round. */
     struct counts picked;         /* Per key, chosen this round. */
     struct qstate *qs;
-    unsigned n_qs, cap_qs;
+    unsigned n_qs;
+    size_t cap_qs;
     const uint64_t *taken; /* Chosen for earlier asks. */
     unsigned n_taken;
     struct candidate *cands;
@@ -63,14 +65,8 @@ static int qstate_of(struct round *r, struct fsm_str name)
             return (int)i;
         }
     }
-    if (r->n_qs == r->cap_qs) {
-        unsigned cap = r->cap_qs ? r->cap_qs * 2 : 8;
-        struct qstate *qs = realloc(r->qs, cap * sizeof *qs);
-        if (qs == NULL) {
-            return -1;
-        }
-        r->qs = qs;
-        r->cap_qs = cap;
+    if (VEC_RESERVE(r->qs, r->cap_qs, r->n_qs + 1) != 0) {
+        return -1;
     }
     struct fsm_queue q;
     uint64_t counts[8];

@@ -196,7 +196,7 @@ struct sched
     uint64_t fire_ids[MAX_ITEMS]; /* Schedules in the in-flight FIRE. */
     unsigned n_fire_ids;
     struct live *live;
-    unsigned n_live, cap_live;
+    size_t n_live, cap_live;
     struct counts running;
     struct list actions; /* Schedule actions waiting or in flight. */
     struct sched_stats stats;

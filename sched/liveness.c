@@ -18,6 +18,7 @@
 #define LOG_MODULE "sched"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/vec.h"
 #include "sched/internal.h"
 
 static int cmp_u64(const void *a, const void *b)
@@ -38,14 +39,8 @@ struct live *sched__live_find(struct sched *sc, uint64_t id)
 
 static struct live *live_add(struct sched *sc, uint64_t id)
 {
-    if (sc->n_live == sc->cap_live) {
-        unsigned cap = sc->cap_live == 0 ? 16 : sc->cap_live * 2;
-        struct live *p = realloc(sc->live, cap * sizeof *p);
-        if (p == NULL) {
-            return NULL;
-        }
-        sc->live = p;
-        sc->cap_live = cap;
+    if (VEC_RESERVE(sc->live, sc->cap_live, sc->n_live + 1) != 0) {
+        return NULL;
     }
     struct live *l = &sc->live[sc->n_live++];
     memset(l, 0, sizeof *l);
