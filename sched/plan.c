@@ -147,26 +147,35 @@ unsigned sched__plan(struct fsm_reader *rd,
         n++;
     }
     uint64_t busy = sched__busy_run(rd, s, &st);
+    bool ran = false; /* A run of this plan: its id is not known yet. */
+    int64_t ran_at = 0;
     for (uint64_t i = 0; i < runs && n < cap; i++) {
         struct fsm_item *it = &items[n];
         memset(it, 0, sizeof *it);
         it->job_id = s->id;
         it->nominal = run_at[i];
         it->next_at = i + 1 < runs ? run_at[i + 1] : next;
-        if (busy != 0 && sp.overlap == OVERLAP_FORBID) {
+        if ((busy != 0 || ran) && sp.overlap == OVERLAP_FORBID) {
             it->action = FSM_FIRE_SKIP;
             it->skipped = 1;
-            snprintf(reasons[n], SCHED_REASON_SIZE,
-                     "overlap=forbid: run %016llx is still %s",
-                     (unsigned long long)busy,
-                     st != 0 ? fsm_status_name(st) : "running");
+            if (ran) {
+                char a[40];
+                fmt_time(ran_at, a, sizeof a);
+                snprintf(reasons[n], SCHED_REASON_SIZE,
+                         "overlap=forbid: the run of %s is still pending", a);
+            } else {
+                snprintf(reasons[n], SCHED_REASON_SIZE,
+                         "overlap=forbid: run %016llx is still %s",
+                         (unsigned long long)busy,
+                         st != 0 ? fsm_status_name(st) : "running");
+            }
             it->error.p = reasons[n];
             it->error.len = (uint32_t)strlen(reasons[n]);
         } else {
             it->action =
                 sp.overlap == OVERLAP_REPLACE ? FSM_FIRE_REPLACE : FSM_FIRE_RUN;
-            busy = 1; /* The run just created is unfinished. */
-            st = FSM_PENDING;
+            ran = true; /* The run just created is unfinished. */
+            ran_at = run_at[i];
         }
         n++;
     }
