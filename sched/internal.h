@@ -165,10 +165,7 @@ void sched__retention(struct sched *sc, int64_t now);
 /* Schedules with an action in flight (the clock leaves them alone). */
 bool sched__action_busy(const struct sched *sc, uint64_t id);
 /* Answer every action not yet submitted with @status. */
-/* Answer every action not yet submitted with @status. */
 void sched__actions_fail_all(struct sched *sc, int status);
-/* Start the actions that may go now (after a FIRE applied). */
-void sched__actions_pump(struct sched *sc);
 /* Start the actions that may go now (after a FIRE applied). */
 void sched__actions_pump(struct sched *sc);
 
