@@ -1,4 +1,4 @@
-/* common/cron.c: parsing (fields, names, ranges, steps, lists, seconds,
+/* sched/cron.c: parsing (fields, names, ranges, steps, lists, seconds,
  * macros, @every) and its error reports; cron_next() on plain schedules,
  * month ends, leap years, the day-of-month/day-of-week OR rule, impossible
  * dates, DST gaps and repeated hours in America/New_York and Europe/Berlin,
