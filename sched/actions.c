@@ -240,3 +240,12 @@ void sched__actions_fail_all(struct sched *sc, int status)
         }
     }
 }
+
+void sched__forget_actions(struct sched *sc)
+{
+    while (!list_empty(&sc->actions)) {
+        struct action *a = CONTAINER_OF(sc->actions.next, struct action, link);
+        list_remove(&a->link);
+        free(a);
+    }
+}

@@ -288,6 +288,9 @@ static void assigned_cb(void *data, int status, const struct fsm_result *res)
         unsigned n = w->got, k = 0;
         w->got = 0;
         if (status != 0 || res->code != 0) {
+            if (sc->stopped) {
+                answer(w, NULL, 0); /* Closing: nothing more to wait for. */
+            }
             continue; /* Stays waiting; the next round tries again. */
         }
         uint64_t *ids = malloc((n > 0 ? n : 1) * sizeof *ids);
@@ -457,4 +460,14 @@ int sched_lease(struct sched *sc,
     sched__live_touch(sc, worker, now); /* Polling is a sign of life. */
     sched__dispatch(sc);
     return 0;
+}
+
+void sched__forget(struct sched *sc)
+{
+    while (!list_empty(&sc->waiters)) {
+        struct waiter *w = CONTAINER_OF(sc->waiters.next, struct waiter, link);
+        list_remove(&w->link);
+        free(w);
+    }
+    sched__forget_actions(sc);
 }

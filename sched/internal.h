@@ -122,6 +122,9 @@ unsigned sched__dispatch_choose(struct fsm_reader *rd,
                                 unsigned max_out);
 
 void sched__dispatch(struct sched *sc);
+/* Free every waiter and action without calling back (sched_destroy). */
+void sched__forget(struct sched *sc);
+void sched__forget_actions(struct sched *sc);
 /* Answer waiters past their deadline (all of them with @all). */
 void sched__expire_waiters(struct sched *sc, int64_t now, bool all);
 

@@ -100,6 +100,7 @@ void sched_destroy(struct sched *sc)
         return;
     }
     fsm_watch_running(sc->io.fsm(sc->io.data), NULL, NULL);
+    sched__forget(sc); /* Requests still waiting: their callers are gone. */
     for (unsigned i = 0; i < sc->n_live; i++) {
         free(sc->live[i].reported);
     }
