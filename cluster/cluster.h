@@ -149,26 +149,30 @@ struct cluster_http_response
 typedef void (*cluster_http_cb)(void *data,
                                 const struct cluster_http_response *res);
 
-/* Send @method @url with @body (copied) and @headers ("Name: value" lines,
- * NULL-terminated array, copied), with a total deadline of @timeout_ms. */
+/* A request: @method to @url (for cluster_forward, the path and query on
+ * the leader) with @body (copied) and @headers ("Name: value" lines,
+ * NULL-terminated array, copied), with a total deadline of @timeout_ms (0:
+ * the forwarding timeout). */
+struct cluster_http_req
+{
+    const char *method;
+    const char *url;
+    const char *const *headers;
+    const void *body;
+    size_t body_len;
+    unsigned timeout_ms;
+};
+
 int cluster_http_request(struct cluster *c,
-                         const char *method,
-                         const char *url,
-                         const char *const *headers,
-                         const void *body,
-                         size_t body_len,
-                         unsigned timeout_ms,
+                         const struct cluster_http_req *r,
                          cluster_http_cb cb,
                          void *data);
 
-/* Forward a request to the leader's HTTP address: ERR_NOLEADER when no
- * leader (or its address) is known, ERR_NOTLEADER when this node is it. */
+/* Forward a request to the leader's HTTP address (cluster/forward.c):
+ * ERR_NOLEADER when no leader (or its address) is known, ERR_NOTLEADER when
+ * this node is it. */
 int cluster_forward(struct cluster *c,
-                    const char *method,
-                    const char *path_and_query,
-                    const char *const *headers,
-                    const void *body,
-                    size_t body_len,
+                    const struct cluster_http_req *r,
                     cluster_http_cb cb,
                     void *data);
 

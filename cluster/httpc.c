@@ -339,15 +339,16 @@ static struct hreq *hreq_get(struct httpc *h)
 }
 
 int cluster_http_request(struct cluster *c,
-                         const char *method,
-                         const char *url,
-                         const char *const *headers,
-                         const void *body,
-                         size_t body_len,
-                         unsigned timeout_ms,
+                         const struct cluster_http_req *req,
                          cluster_http_cb cb,
                          void *data)
 {
+    const char *method = req->method, *url = req->url;
+    const char *const *headers = req->headers;
+    const void *body = req->body;
+    size_t body_len = req->body_len;
+    unsigned timeout_ms =
+        req->timeout_ms > 0 ? req->timeout_ms : c->cfg.forward_timeout;
     struct httpc *h = c->http;
     struct hreq *r;
 

@@ -424,37 +424,9 @@ void cluster__register_tick(struct cluster *c)
     snprintf(body, sizeof body,
              "{\"id\":%llu,\"raft_addr\":\"%s\",\"http_addr\":\"%s\"}",
              (unsigned long long)c->cfg.id, c->raft_addr, c->http_addr);
-    if (cluster_http_request(c, "POST", url, headers, body, strlen(body), 30000,
-                             register_http_cb, c) == 0) {
+    struct cluster_http_req r = {"POST", url,          headers,
+                                 body,   strlen(body), 30000};
+    if (cluster_http_request(c, &r, register_http_cb, c) == 0) {
         c->registering = true;
     }
-}
-
-/* ---- Forwarding --------------------------------------------------------- */
-
-int cluster_forward(struct cluster *c,
-                    const char *method,
-                    const char *path_and_query,
-                    const char *const *headers,
-                    const void *body,
-                    size_t body_len,
-                    cluster_http_cb cb,
-                    void *data)
-{
-    char http[ADDR_MAX];
-    char url[2048];
-    uint64_t leader = cluster_leader(c, http, sizeof http);
-
-    if (leader == 0 || http[0] == '\0') {
-        return ERR_NOLEADER;
-    }
-    if (leader == c->cfg.id) {
-        return ERR_NOTLEADER;
-    }
-    if (snprintf(url, sizeof url, "http://%s%s", http, path_and_query) >=
-        (int)sizeof url) {
-        return ERR_TOOLARGE;
-    }
-    return cluster_http_request(c, method, url, headers, body, body_len,
-                                c->cfg.forward_timeout, cb, data);
 }

@@ -134,8 +134,9 @@ void http__forward(struct http_server *s, h2o_req_t *req)
     char method[16];
     snprintf(method, sizeof method, "%.*s", (int)req->method.len,
              req->method.base);
-    rv = cluster_forward(s->cluster, method, path, headers, req->entity.base,
-                         req->entity.len, forward_cb, call);
+    struct cluster_http_req fr = {
+        method, path, headers, req->entity.base, req->entity.len, 0};
+    rv = cluster_forward(s->cluster, &fr, forward_cb, call);
     if (rv != 0) {
         http__call_unref(call); /* The callback's reference. */
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER,
