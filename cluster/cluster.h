@@ -70,6 +70,13 @@ int cluster_submit(struct cluster *c,
                    cluster_submit_cb cb,
                    void *data);
 
+/* Encode @cmd and cluster_submit() it: the one "encode + submit" path of
+ * the HTTP layer and the node itself. */
+int cluster_submit_cmd(struct cluster *c,
+                       const struct fsm_cmd *cmd,
+                       cluster_submit_cb cb,
+                       void *data);
+
 /* Raft barrier: @cb(data, 0) once every entry before it is applied (the
  * leader's linearizable-read fence). */
 typedef void (*cluster_done_cb)(void *data, int status, const char *msg);

@@ -77,9 +77,6 @@ static int submit_node(struct cluster *c,
                        void *data)
 {
     struct fsm_cmd cmd;
-    void *buf;
-    size_t len;
-    int rv;
 
     memset(&cmd, 0, sizeof cmd);
     cmd.type = type;
@@ -92,13 +89,7 @@ static int submit_node(struct cluster *c,
         cmd.http_addr.p = http_addr;
         cmd.http_addr.len = (uint32_t)strlen(http_addr);
     }
-    rv = fsm_cmd_encode(&cmd, &buf, &len);
-    if (rv != 0) {
-        return rv;
-    }
-    rv = cluster_submit(c, buf, len, cb, data);
-    free(buf);
-    return rv;
+    return cluster_submit_cmd(c, &cmd, cb, data);
 }
 
 /* ---- Add ---------------------------------------------------------------- */

@@ -243,3 +243,19 @@ int cluster_barrier(struct cluster *c, cluster_done_cb cb, void *data)
     }
     return 0;
 }
+
+int cluster_submit_cmd(struct cluster *c,
+                       const struct fsm_cmd *cmd,
+                       cluster_submit_cb cb,
+                       void *data)
+{
+    void *buf;
+    size_t len;
+    int rv = fsm_cmd_encode(cmd, &buf, &len);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = cluster_submit(c, buf, len, cb, data);
+    free(buf);
+    return rv;
+}

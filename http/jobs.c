@@ -101,20 +101,12 @@ static void submit_encoded(struct http_server *s,
                            int kind,
                            bool batch)
 {
-    struct call *call;
-    void *buf;
-    size_t len;
-    int rv = fsm_cmd_encode(cmd, &buf, &len);
+    struct call *call = http__call_new(s, req);
+    int rv;
 
-    if (rv != 0) {
-        http__send_err(req, rv, NULL, "cannot encode the command");
-        return;
-    }
-    call = http__call_new(s, req);
     call->kind = kind;
     call->batch = batch;
-    rv = cluster_submit(s->cluster, buf, len, submitted_cb, call);
-    free(buf);
+    rv = cluster_submit_cmd(s->cluster, cmd, submitted_cb, call);
     if (rv != 0) {
         http__call_unref(call);
         if (rv == ERR_NOTLEADER) {

@@ -203,15 +203,7 @@ int http__submit_cmd(struct http_server *s,
                      cluster_submit_cb cb,
                      void *data)
 {
-    void *buf;
-    size_t len;
-    int rv = fsm_cmd_encode(cmd, &buf, &len);
-    if (rv != 0) {
-        return rv;
-    }
-    rv = cluster_submit(s->cluster, buf, len, cb, data);
-    free(buf);
-    return rv;
+    return cluster_submit_cmd(s->cluster, cmd, cb, data);
 }
 
 void http__submit_for(struct http_server *s,
