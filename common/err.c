@@ -25,6 +25,8 @@ static const struct
     [ERR_CANCELED] = {"canceled", "operation canceled", 503},
     [ERR_UNAVAILABLE] = {"unavailable", "service unavailable", 503},
     [ERR_IO] = {"io_error", "I/O error", 502},
+    [ERR_UNAUTHENTICATED] = {"unauthenticated", "credentials required", 401},
+    [ERR_FORBIDDEN] = {"forbidden", "not allowed", 403},
 };
 
 static int valid(int code)

@@ -20,6 +20,8 @@ enum {
     ERR_CANCELED,    /* The operation was cancelled before completion. */
     ERR_UNAVAILABLE, /* A dependency (peer, leader) cannot be reached. */
     ERR_IO,          /* Other I/O error. */
+    ERR_UNAUTHENTICATED, /* No credentials, or unknown or expired ones. */
+    ERR_FORBIDDEN,       /* Known credentials that may not do this. */
     ERR__COUNT
 };
 

@@ -71,6 +71,14 @@ int fsm__apply_worker_reg(struct apply_ctx *a, const struct fsm_cmd *cmd)
         return fsm__reject(a, ERR_INVALID, "concurrency",
                            "concurrency must be 1..%d", MAX_CONCURRENCY);
     }
+    if (w.types.len > MAX_WORKER_QUEUES) {
+        return fsm__reject(a, ERR_INVALID, "types", "types must be 0..%d bytes",
+                           MAX_WORKER_QUEUES);
+    }
+    if (w.secret_hash.len != 0 && w.secret_hash.len != 64) {
+        return fsm__reject(a, ERR_INVALID, "secret",
+                           "a secret hash is 64 hex digits");
+    }
     if (a->seq >= (1u << FSM_ID_SHIFT)) {
         return fsm__reject(a, ERR_TOOLARGE, NULL, "too many ids in one entry");
     }

@@ -115,6 +115,8 @@ enum {
     W_CONCURRENCY,
     W_REGISTERED,
     W_DOWN,
+    W_TYPES,
+    W_SECRET_HASH,
 };
 
 struct wbuf
@@ -595,6 +597,8 @@ static const struct field worker_fields[] = {
     [W_CONCURRENCY] = U32(struct fsm_worker, concurrency),
     [W_REGISTERED] = I64(struct fsm_worker, registered_at),
     [W_DOWN] = U8(struct fsm_worker, down),
+    [W_TYPES] = STR(struct fsm_worker, types),
+    [W_SECRET_HASH] = STR(struct fsm_worker, secret_hash),
 };
 
 static const struct record worker_record =

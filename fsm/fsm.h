@@ -235,6 +235,11 @@ struct fsm_worker
     uint32_t concurrency;
     int64_t registered_at;
     uint8_t down; /* Declared down (kept for the listing). */
+    /* Job types it runs, comma-separated; "" = every type but shell. */
+    struct fsm_str types;
+    /* SHA-256 of its registration secret, 64 hex digits (never the
+     * secret itself); "" = none. */
+    struct fsm_str secret_hash;
 };
 
 /* Per-queue settings (replicated). */

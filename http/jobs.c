@@ -228,6 +228,18 @@ static void get_job_now(struct http_server *s, h2o_req_t *req, uint64_t id)
         struct sb b;
         http__sb_init(&b, &req->pool);
         http__job_write(&b, &job);
+        if (job.status == FSM_PENDING && !sched_job_runnable(rd, &job)) {
+            /* The object is open again for one more field. */
+            char why[640];
+            int n = snprintf(why, sizeof why,
+                             "a live worker on queue %.*s that runs type %.*s",
+                             (int)job.queue.len, job.queue.p,
+                             (int)job.type.len, job.type.p);
+            b.len--;
+            http__sb_puts(&b, ",\"waiting_for\":");
+            http__sb_json_str(&b, (struct fsm_str){why, (uint32_t)n});
+            http__sb_puts(&b, "}");
+        }
         fsm_read_end(rd);
         http__send_sb(req, 200, &b, cluster_applied_index(s->cluster));
         return;

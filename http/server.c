@@ -103,10 +103,33 @@ static void forward_cb(void *data, const struct cluster_http_response *res)
                     res->body_len);
 }
 
+/* The request headers the leader needs too: credentials. Copied into
+ * @out as "Name: value" lines (pool memory), NULL-terminated. */
+static void forwarded_headers(h2o_req_t *req, const char **out, size_t max)
+{
+    static const char *const names[] = {"authorization",
+                                        "x-rota-worker-secret"};
+    size_t n = 0;
+    out[n++] = "Content-Type: application/json";
+    out[n++] = "X-Rota-Forwarded: 1";
+    for (size_t k = 0; k < sizeof names / sizeof names[0] && n + 1 < max;
+         k++) {
+        ssize_t i = h2o_find_header_by_str(&req->headers, names[k],
+                                           strlen(names[k]), -1);
+        if (i >= 0) {
+            const h2o_iovec_t *v = &req->headers.entries[i].value;
+            size_t len = strlen(names[k]) + 2 + v->len + 1;
+            char *line = h2o_mem_alloc_pool(&req->pool, len);
+            snprintf(line, len, "%s: %.*s", names[k], (int)v->len, v->base);
+            out[n++] = line;
+        }
+    }
+    out[n] = NULL;
+}
+
 void http__forward(struct http_server *s, h2o_req_t *req)
 {
-    static const char *const headers[] = {"Content-Type: application/json",
-                                          "X-Rota-Forwarded: 1", NULL};
+    const char *headers[8];
     char path[2048];
     struct call *call;
     int rv;
@@ -131,6 +154,7 @@ void http__forward(struct http_server *s, h2o_req_t *req)
         http__send_err(req, ERR_NOMEM, NULL, NULL);
         return;
     }
+    forwarded_headers(req, headers, sizeof headers / sizeof headers[0]);
     char method[16];
     snprintf(method, sizeof method, "%.*s", (int)req->method.len,
              req->method.base);

@@ -4,6 +4,9 @@
  * sched/. Every route here but GET /v1/workers runs on the leader
  * (followers forward them, see the route table in server.c). */
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +15,66 @@
 #include "http/internal.h"
 
 #define MAX_QUEUES_LEN 1024
+#define SECRET_BYTES 32
+#define SECRET_HEADER "x-rota-worker-secret"
+
+/* ---- Registration secrets --------------------------------------------------
+ * A registration answers a random secret (like Nomad's node SecretID) that
+ * only that worker knows; the replicated record keeps its SHA-256. Every
+ * lease, heartbeat, completion and deregistration must carry it, so nobody
+ * (another worker with a valid token included) can act for that worker. */
+
+static void to_hex(const unsigned char *b, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* SHA-256 of @s as 64 hex digits. */
+static int secret_hash(const char *s, size_t len, char out[65])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    if (EVP_Digest(s, len, md, &n, EVP_sha256(), NULL) != 1 || n != 32) {
+        return ERR_NOMEM;
+    }
+    to_hex(md, 32, out);
+    return 0;
+}
+
+/* The worker's secret from the request matches its record: 0, or the
+ * error answered (404 unknown or down worker, 403 wrong or no secret). */
+static int worker_auth(struct http_server *s, h2o_req_t *req, uint64_t id)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT(SECRET_HEADER),
+                                       -1);
+    struct fsm_reader *rd;
+    struct fsm_worker w;
+    char given[65];
+    int rv = fsm_read_begin(cluster_fsm(s->cluster), &rd);
+
+    if (rv != 0) {
+        return rv;
+    }
+    rv = fsm_get_worker(rd, id, &w);
+    if (rv == 0 && w.down) {
+        rv = ERR_NOTFOUND;
+    }
+    if (rv == 0) {
+        const h2o_iovec_t *v = i >= 0 ? &req->headers.entries[i].value : NULL;
+        bool ok = v != NULL && w.secret_hash.len == 64 &&
+                  secret_hash(v->base, v->len, given) == 0 &&
+                  CRYPTO_memcmp(given, w.secret_hash.p, 64) == 0;
+        rv = ok ? 0 : ERR_FORBIDDEN;
+    }
+    fsm_read_end(rd);
+    return rv;
+}
+
 
 /* Answer the error of a failed submit or a rejected command; true if so. */
 static bool submit_failed(h2o_req_t *req,
@@ -27,25 +90,41 @@ static bool submit_failed(h2o_req_t *req,
     return true;
 }
 
-static bool worker_id(h2o_req_t *req, const struct http_args *a, uint64_t *id)
-{
-    if (http__parse_id(a->id.base, a->id.len, id) != 0) {
-        http__send_error(req, 404, "not_found", "id", "no such worker");
-        return false;
-    }
-    return true;
-}
-
 static void send_unknown_worker(h2o_req_t *req, uint64_t id, int rv)
 {
     if (rv == ERR_NOTFOUND) {
         http__send_error(req, 404, "not_found", "id",
                          "no live worker %016llx: register again",
                          (unsigned long long)id);
+    } else if (rv == ERR_FORBIDDEN) {
+        http__send_error(req, 403, "forbidden", SECRET_HEADER,
+                         "worker %016llx: the " SECRET_HEADER
+                         " header is missing or not this registration's",
+                         (unsigned long long)id);
     } else {
         http__send_err(req, rv, NULL, NULL);
     }
 }
+
+/* The worker of the path, authenticated by its registration secret;
+ * false once answered. */
+static bool worker_id(struct http_server *s,
+                      h2o_req_t *req,
+                      const struct http_args *a,
+                      uint64_t *id)
+{
+    int rv;
+    if (http__parse_id(a->id.base, a->id.len, id) != 0) {
+        http__send_error(req, 404, "not_found", "id", "no such worker");
+        return false;
+    }
+    if ((rv = worker_auth(s, req, *id)) != 0) {
+        send_unknown_worker(req, *id, rv);
+        return false;
+    }
+    return true;
+}
+
 
 /* ---- Register ------------------------------------------------------------ */
 
@@ -53,29 +132,45 @@ static void registered_cb(void *data, int status, const struct fsm_result *res)
 {
     struct call *call = data;
     struct sched *sc = call->s->sched;
-    h2o_req_t *req = http__call_finish(call);
+    char secret[2 * SECRET_BYTES + 1];
+    h2o_req_t *req;
     char id[20];
 
+    memcpy(secret, call + 1, sizeof secret); /* Wiped with the call. */
+    OPENSSL_cleanse(call + 1, sizeof secret);
+    req = http__call_finish(call);
     if (req == NULL || submit_failed(req, status, res)) {
+        OPENSSL_cleanse(secret, sizeof secret);
         return;
     }
     snprintf(id, sizeof id, "%016llx", (unsigned long long)res->ids[0]);
-    http__send_json(
-        req, 201,
-        json_pack("{s:s,s:i,s:i}", "id", id, "heartbeat_ms",
-                  sched_heartbeat_ms(sc), "ttl_ms", sched_worker_ttl_ms(sc)),
-        0);
+    http__send_json(req, 201,
+                    json_pack("{s:s,s:s,s:i,s:i}", "id", id, "secret", secret,
+                              "heartbeat_ms", sched_heartbeat_ms(sc), "ttl_ms",
+                              sched_worker_ttl_ms(sc)),
+                    0);
+    OPENSSL_cleanse(secret, sizeof secret);
 }
 
-/* queues: a non-empty array of names, joined with commas into @out. */
-static bool parse_queues(h2o_req_t *req, json_t *q, char *out, size_t size)
+/* @field: a (non-empty unless @optional) array of names without commas,
+ * joined with commas into @out. */
+static bool parse_names(h2o_req_t *req,
+                        json_t *o,
+                        const char *field,
+                        bool optional,
+                        char *out,
+                        size_t size)
 {
+    json_t *q = json_object_get(o, field), *v;
     size_t i, n = 0;
-    json_t *v;
 
-    if (!json_is_array(q) || json_array_size(q) == 0) {
-        http__send_error(req, 400, "invalid_argument", "queues",
-                         "queues: a non-empty array of names");
+    out[0] = '\0';
+    if (q == NULL && optional) {
+        return true;
+    }
+    if (!json_is_array(q) || (json_array_size(q) == 0 && !optional)) {
+        http__send_error(req, 400, "invalid_argument", field,
+                         "%s: a non-empty array of names", field);
         return false;
     }
     json_array_foreach(q, i, v)
@@ -83,8 +178,8 @@ static bool parse_queues(h2o_req_t *req, json_t *q, char *out, size_t size)
         const char *qs = json_string_value(v);
         if (qs == NULL || qs[0] == '\0' || strchr(qs, ',') != NULL ||
             n + strlen(qs) + 1 >= size) {
-            http__send_error(req, 400, "invalid_argument", "queues",
-                             "queues[%zu]: a queue name", i);
+            http__send_error(req, 400, "invalid_argument", field,
+                             "%s[%zu]: a name", field, i);
             return false;
         }
         n += (size_t)snprintf(out + n, size - n, "%s%s", n > 0 ? "," : "", qs);
@@ -92,12 +187,44 @@ static bool parse_queues(h2o_req_t *req, json_t *q, char *out, size_t size)
     return true;
 }
 
+/* Submit the registration with a fresh secret, answered by registered_cb. */
+static void register_with_secret(struct http_server *s,
+                                 h2o_req_t *req,
+                                 struct fsm_worker *w)
+{
+    unsigned char raw[SECRET_BYTES];
+    char hash[65];
+    struct call *call;
+    int rv;
+
+    if (RAND_bytes(raw, sizeof raw) != 1) {
+        http__send_err(req, ERR_UNAVAILABLE, NULL, "no random bytes");
+        return;
+    }
+    call = http__call_new_extra(s, req, 2 * SECRET_BYTES + 1);
+    to_hex(raw, sizeof raw, (char *)(call + 1));
+    OPENSSL_cleanse(raw, sizeof raw);
+    rv = secret_hash((char *)(call + 1), 2 * SECRET_BYTES, hash);
+    w->secret_hash.p = hash;
+    w->secret_hash.len = 64;
+    if (rv == 0) {
+        rv = sched_register(s->sched, w, registered_cb, call);
+    }
+    if (rv != 0) {
+        OPENSSL_cleanse(call + 1, 2 * SECRET_BYTES + 1);
+        http__call_unref(call);
+        http__send_err(req, rv, NULL, NULL);
+    }
+}
+
+/* POST /v1/workers {"name", "queues": [...], "concurrency", "types": [...]}:
+ * "types" are the job types it runs (absent: every type but shell). */
 void http__workers_register(struct http_server *s,
                             h2o_req_t *req,
                             const struct http_args *a)
 {
     json_t *o = http__body_object(req, false), *conc;
-    char queues[MAX_QUEUES_LEN + 1] = "";
+    char queues[MAX_QUEUES_LEN + 1], types[MAX_QUEUES_LEN + 1];
     struct fsm_worker w;
     const char *name;
     long long n = 1;
@@ -112,24 +239,18 @@ void http__workers_register(struct http_server *s,
     if (name == NULL || name[0] == '\0') {
         http__send_error(req, 400, "invalid_argument", "name",
                          "name: required");
-    } else if (parse_queues(req, json_object_get(o, "queues"), queues,
-                            sizeof queues)) {
+    } else if (parse_names(req, o, "queues", false, queues, sizeof queues) &&
+               parse_names(req, o, "types", true, types, sizeof types)) {
         if (n < 1 || n > 10000) {
             http__send_error(req, 400, "invalid_argument", "concurrency",
                              "concurrency: an integer in 1..10000");
         } else {
             memset(&w, 0, sizeof w);
-            w.name.p = name;
-            w.name.len = (uint32_t)strlen(name);
-            w.queues.p = queues;
-            w.queues.len = (uint32_t)strlen(queues);
+            w.name = (struct fsm_str){name, (uint32_t)strlen(name)};
+            w.queues = (struct fsm_str){queues, (uint32_t)strlen(queues)};
+            w.types = (struct fsm_str){types, (uint32_t)strlen(types)};
             w.concurrency = (uint32_t)n;
-            struct call *call = http__call_new(s, req);
-            int rv = sched_register(s->sched, &w, registered_cb, call);
-            if (rv != 0) {
-                http__call_unref(call);
-                http__send_err(req, rv, NULL, NULL);
-            }
+            register_with_secret(s, req, &w);
         }
     }
     json_decref(o);
@@ -178,7 +299,7 @@ void http__workers_lease(struct http_server *s,
     struct call *call;
     int rv;
 
-    if (!worker_id(req, a, &id) ||
+    if (!worker_id(s, req, a, &id) ||
         (o = http__body_object(req, false)) == NULL) {
         return;
     }
@@ -231,7 +352,7 @@ void http__workers_heartbeat(struct http_server *s,
     uint64_t id;
     struct sb b;
 
-    if (!worker_id(req, a, &id) ||
+    if (!worker_id(s, req, a, &id) ||
         (o = http__body_object(req, false)) == NULL) {
         return;
     }
@@ -341,7 +462,7 @@ void http__workers_complete(struct http_server *s,
     uint64_t id;
     size_t i, n;
 
-    if (!worker_id(req, a, &id) ||
+    if (!worker_id(s, req, a, &id) ||
         (o = http__body_object(req, false)) == NULL) {
         return;
     }
@@ -394,7 +515,7 @@ void http__workers_delete(struct http_server *s,
                           const struct http_args *a)
 {
     uint64_t id;
-    if (!worker_id(req, a, &id)) {
+    if (!worker_id(s, req, a, &id)) {
         return;
     }
     struct call *call = http__call_new(s, req);
@@ -425,6 +546,8 @@ static void list_worker_cb(void *data, const struct fsm_worker *w)
     http__sb_json_str(lw->b, w->name);
     http__sb_puts(lw->b, ",\"queues\":");
     http__sb_json_str(lw->b, w->queues);
+    http__sb_puts(lw->b, ",\"types\":");
+    http__sb_json_str(lw->b, w->types);
     if (v.last_seen > 0 && !w->down) {
         http__format_time(v.last_seen, seen, sizeof seen);
     }

@@ -108,6 +108,7 @@ static bool ckey_full(const struct round *r, struct fsm_str key, uint32_t limit)
 struct pick
 {
     struct round *r;
+    struct fsm_str types; /* Of the asking worker. */
     unsigned n;    /* Gathered so far. */
     unsigned want; /* Stop after this many from this walk. */
     unsigned got;
@@ -139,7 +140,8 @@ static int pick_cb(void *data, const struct fsm_job *job)
     if (p->budget-- == 0 || p->got == p->want || p->n == MAX_CANDS) {
         return 1;
     }
-    if (seen(p, job->id) || ckey_full(r, job->ckey, job->ckey_limit)) {
+    if (!sched_worker_runs(p->types, job->type) || seen(p, job->id) ||
+        ckey_full(r, job->ckey, job->ckey_limit)) {
         return 0;
     }
     struct candidate *c = &r->cands[p->n++];
@@ -166,14 +168,15 @@ static int cmp_candidate(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Gather candidates of every queue of @queues ("a,b") with room. */
-static unsigned gather(struct round *r, struct fsm_str queues, unsigned cap)
+/* Gather candidates of every queue of @a's with room. */
+static unsigned gather(struct round *r, const struct ask *a, unsigned cap)
 {
     struct pick p;
-    const char *q = queues.p, *end = queues.p + queues.len;
+    const char *q = a->queues.p, *end = a->queues.p + a->queues.len;
 
     memset(&p, 0, sizeof p);
     p.r = r;
+    p.types = a->types;
     while (q < end && p.n < MAX_CANDS) {
         const char *comma = memchr(q, ',', (size_t)(end - q));
         const char *stop = comma != NULL ? comma : end;
@@ -200,11 +203,11 @@ static unsigned gather(struct round *r, struct fsm_str queues, unsigned cap)
 
 /* Up to @cap jobs for one ask; their ids go to @out. */
 static unsigned choose(struct round *r,
-                       struct fsm_str queues,
+                       const struct ask *a,
                        unsigned cap,
                        uint64_t *out)
 {
-    unsigned n = gather(r, queues, cap), chosen = 0;
+    unsigned n = gather(r, a, cap), chosen = 0;
 
     qsort(r->cands, n, sizeof r->cands[0], cmp_candidate);
     for (unsigned i = 0; i < n && chosen < cap; i++) {
@@ -251,13 +254,55 @@ unsigned sched__dispatch_choose(struct fsm_reader *rd,
             continue;
         }
         r.n_taken = n;
-        a->got = choose(&r, a->queues, cap, out + n);
+        a->got = choose(&r, a, cap, out + n);
         n += a->got;
     }
     free(r.cands);
     free(r.qs);
     sched__counts_free(&r.picked);
     return n;
+}
+
+bool sched_list_has(struct fsm_str list, struct fsm_str name)
+{
+    const char *t = list.p, *end = list.p + list.len;
+    while (t < end) {
+        const char *comma = memchr(t, ',', (size_t)(end - t));
+        const char *stop = comma != NULL ? comma : end;
+        if ((size_t)(stop - t) == name.len && memcmp(t, name.p, name.len) == 0) {
+            return true;
+        }
+        t = stop + 1;
+    }
+    return false;
+}
+
+bool sched_worker_runs(struct fsm_str types, struct fsm_str type)
+{
+    if (types.len == 0) {
+        return !(type.len == 5 && memcmp(type.p, "shell", 5) == 0);
+    }
+    return sched_list_has(types, type);
+}
+
+struct capable
+{
+    struct fsm_str type, queue;
+    bool any;
+};
+
+static void capable_cb(void *data, const struct fsm_worker *w)
+{
+    struct capable *c = data;
+    c->any |= !w->down && sched_list_has(w->queues, c->queue) &&
+              sched_worker_runs(w->types, c->type);
+}
+
+bool sched_job_runnable(struct fsm_reader *rd, const struct fsm_job *job)
+{
+    struct capable c = {job->type, job->queue, false};
+    fsm_workers(rd, capable_cb, &c);
+    return c.any;
 }
 
 /* ---- The driver ---------------------------------------------------------- */
@@ -332,6 +377,7 @@ static unsigned collect_asks(struct sched *sc,
         asks[n].worker = w->worker;
         asks[n].cap = cap;
         asks[n].queues = wk.queues;
+        asks[n].types = wk.types;
         ws[n++] = w;
     }
     return n;

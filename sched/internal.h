@@ -104,6 +104,7 @@ struct ask
     uint64_t worker;
     unsigned cap;          /* Jobs it may still take. */
     struct fsm_str queues; /* "a,b" */
+    struct fsm_str types;  /* Job types it runs (sched_worker_runs). */
     unsigned got, first;   /* Chosen: out[first .. first+got). */
 };
 

@@ -102,6 +102,15 @@ int sched_deregister(struct sched *sc,
                      sched_submit_cb cb,
                      void *data);
 
+/* Does a worker registered with @types ("a,b"; "" = every type but
+ * "shell") run jobs of @type? The dispatcher leases it nothing else. */
+bool sched_worker_runs(struct fsm_str types, struct fsm_str type);
+/* Is @name one of the comma-separated @list? */
+bool sched_list_has(struct fsm_str list, struct fsm_str name);
+/* Is there a live registered worker for @job's queue that runs its type?
+ * (A job none can run waits; the API says so.) */
+bool sched_job_runnable(struct fsm_reader *rd, const struct fsm_job *job);
+
 /* 0 if @worker is registered and not declared down, else ERR_NOTFOUND. */
 int sched_worker_known(struct sched *sc, uint64_t worker);
 

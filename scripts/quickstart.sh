@@ -60,7 +60,9 @@ if [ -z "$leader" ]; then
     exit 1
 fi
 if [ -x build/worker/rota-worker ]; then
-    nohup build/worker/rota-worker \
+    # --allow-shell: the demo job below is a shell job. A worker started
+    # with it runs any command it is given, as this user.
+    nohup build/worker/rota-worker --allow-shell \
         --servers http://127.0.0.1:8001,http://127.0.0.1:8002,http://127.0.0.1:8003 \
         >"$RUN/worker.log" 2>&1 &
     echo $! >"$RUN/worker.pid"
@@ -72,6 +74,7 @@ Rota is running (leader: node $leader).
   Dashboard: http://127.0.0.1:8001/
   Metrics:   http://127.0.0.1:8001/metrics
   Logs:      $RUN/node{1,2,3}.log
+  Worker:    started with --allow-shell (it runs shell jobs: any command, as $(id -un))
 Try:
   curl -X POST http://127.0.0.1:8002/v1/jobs -d '{"type":"shell","payload":{"cmd":"echo hi"}}'
   curl http://127.0.0.1:8001/v1/jobs?status=pending

@@ -50,6 +50,9 @@ void exec_http(struct run *r, struct outcome *out)
                  "http: payload.url must be an http(s) URL");
         return; /* Not retryable. */
     }
+    if (!worker_http_permitted(url, out->error, sizeof out->error)) {
+        return; /* Not retryable. */
+    }
     c = curl_easy_init();
     snprintf(line, sizeof line, "X-Rota-Job-Id: %s", r->id);
     h = curl_slist_append(h, line);

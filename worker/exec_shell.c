@@ -104,7 +104,21 @@ static bool payload_ok(json_t *payload, char *err, size_t size)
         snprintf(err, size, "shell: env must be an object, cwd a string");
         return false;
     }
-    return true;
+    /* What --shell-allow judges: the command line, argv joined by spaces. */
+    char line[4096] = "";
+    size_t n = 0, i;
+    json_t *v;
+    if (json_is_string(cmd)) {
+        snprintf(line, sizeof line, "%s", json_string_value(cmd));
+    }
+    json_array_foreach(argv, i, v)
+    {
+        if (n < sizeof line) {
+            n += (size_t)snprintf(line + n, sizeof line - n, "%s%s",
+                                  i > 0 ? " " : "", json_string_value(v));
+        }
+    }
+    return worker_shell_permitted(line, err, size);
 }
 
 void exec_shell(struct run *r, struct outcome *out)

@@ -32,6 +32,7 @@ struct worker
     int concurrency;
     unsigned drain_s;
     char id[20];
+    char secret[80]; /* This registration's, sent with every call. */
     unsigned heartbeat_ms;
     pthread_mutex_t lock;
     struct run *runs; /* Running jobs (linked). */
@@ -67,6 +68,7 @@ static long call(CURL *c,
                                              "Content-Type: "
                                              "application/json");
     char url[512], *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    char secret[128];
     long status = 0;
     int cur;
 
@@ -74,7 +76,11 @@ static long call(CURL *c,
     pthread_mutex_lock(&W.lock);
     cur = W.cur;
     snprintf(url, sizeof url, "%s%s", W.servers[cur], path);
+    snprintf(secret, sizeof secret, "X-Rota-Worker-Secret: %s", W.secret);
     pthread_mutex_unlock(&W.lock);
+    if (secret[sizeof "X-Rota-Worker-Secret: " - 1] != '\0') {
+        h = curl_slist_append(h, secret);
+    }
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -116,15 +122,27 @@ static void register_worker(CURL *c)
          q = strtok_r(NULL, ",", &save)) {
         json_array_append_new(qs, json_string(q));
     }
-    json_t *body = json_pack("{s:s,s:o,s:i}", "name", W.name, "queues", qs,
-                             "concurrency", W.concurrency);
+    char types[256];
+    json_t *ts = json_array();
+    worker_types(types, sizeof types);
+    snprintf(copy, sizeof copy, "%s", types);
+    for (char *t = strtok_r(copy, ",", &save); t != NULL;
+         t = strtok_r(NULL, ",", &save)) {
+        json_array_append_new(ts, json_string(t));
+    }
+    json_t *body = json_pack("{s:s,s:o,s:i,s:o}", "name", W.name, "queues", qs,
+                             "concurrency", W.concurrency, "types", ts);
     for (;;) {
         json_t *out = NULL;
         long st = call(c, "POST", "/v1/workers", body, 10000, &out);
         const char *id = json_string_value(json_object_get(out, "id"));
+        const char *secret =
+            json_string_value(json_object_get(out, "secret"));
         if (st == 201 && id != NULL) {
             pthread_mutex_lock(&W.lock);
             snprintf(W.id, sizeof W.id, "%s", id);
+            snprintf(W.secret, sizeof W.secret, "%s",
+                     secret != NULL ? secret : "");
             W.heartbeat_ms = (unsigned)json_integer_value(
                 json_object_get(out, "heartbeat_ms"));
             if (W.heartbeat_ms == 0) {
@@ -132,9 +150,8 @@ static void register_worker(CURL *c)
             }
             pthread_mutex_unlock(&W.lock);
             LOG(LOG_INFO, "registered",
-                "id=%s name=%s queues=%s "
-                "concurrency=%d",
-                id, W.name, W.queues, W.concurrency);
+                "id=%s name=%s queues=%s concurrency=%d types=%s", id, W.name,
+                W.queues, W.concurrency, types);
             json_decref(out);
             break;
         }
@@ -400,6 +417,11 @@ static void usage(FILE *f)
             "[--concurrency N]\n"
             "       [--name NAME] [--output-limit BYTES] [--drain-timeout S] "
             "[--kill-grace S]\n"
+            "       [--allow-shell [--shell-allow REGEX]] "
+            "[--http-allow PREFIX]...\n"
+            "  shell jobs run arbitrary commands as this user: they are off "
+            "unless\n  --allow-shell (then only commands matching "
+            "--shell-allow, if given).\n"
             "  env: ROTA_SERVERS, ROTA_QUEUES, ROTA_CONCURRENCY, ROTA_NAME\n"
             "  SIGTERM drains: no new leases, running jobs finish (or are "
             "stopped and\n  given back after --drain-timeout), then it "
@@ -415,6 +437,9 @@ static void parse(int argc, char **argv)
                                          {"output-limit", 1, 0, 'o'},
                                          {"drain-timeout", 1, 0, 'd'},
                                          {"kill-grace", 1, 0, 'k'},
+                                         {"allow-shell", 0, 0, 'S'},
+                                         {"shell-allow", 1, 0, 'R'},
+                                         {"http-allow", 1, 0, 'H'},
                                          {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *servers = getenv("ROTA_SERVERS");
@@ -454,6 +479,20 @@ static void parse(int argc, char **argv)
             case 'k':
                 worker_kill_grace_ms = (unsigned)atoi(optarg) * 1000;
                 break;
+            case 'S':
+                worker_allow_shell = true;
+                break;
+            case 'R':
+                worker_shell_allow = optarg;
+                break;
+            case 'H':
+                if (worker_n_http_allow == WORKER_MAX_HTTP_ALLOW) {
+                    fprintf(stderr, "rota-worker: at most %d --http-allow\n",
+                            WORKER_MAX_HTTP_ALLOW);
+                    exit(2);
+                }
+                worker_http_allow[worker_n_http_allow++] = optarg;
+                break;
             case 'h':
                 usage(stdout);
                 exit(0);
@@ -463,8 +502,12 @@ static void parse(int argc, char **argv)
         }
     }
     if (servers == NULL || W.concurrency < 1 || W.concurrency > 10000 ||
-        worker_output_limit < 16) {
+        worker_output_limit < 16 ||
+        (worker_shell_allow != NULL && !worker_allow_shell)) {
         usage(stderr);
+        exit(2);
+    }
+    if (worker_policy_init() != 0) {
         exit(2);
     }
     char *copy = strdup(servers), *save = NULL;
@@ -551,7 +594,7 @@ int main(int argc, char **argv)
             {
                 start_job(lease);
             }
-        } else if (st == 404) {
+        } else if (st == 404 || st == 403) {
             register_worker(c);
         } else {
             sleep_ms(100);

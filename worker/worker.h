@@ -58,6 +58,22 @@ void exec_http(struct run *r, struct outcome *out);
 extern size_t worker_output_limit;
 extern unsigned worker_kill_grace_ms;
 
+/* What this worker may run (docs/worker.md, "Security"): shell only with
+ * --allow-shell, and then only commands matching --shell-allow if given;
+ * http only to URLs starting with one of --http-allow if given. */
+#define WORKER_MAX_HTTP_ALLOW 16
+extern bool worker_allow_shell;
+extern const char *worker_shell_allow; /* ERE, or NULL: any command. */
+extern const char *worker_http_allow[WORKER_MAX_HTTP_ALLOW];
+extern unsigned worker_n_http_allow;
+/* Compile --shell-allow; 0, or -1 with a message on stderr. */
+int worker_policy_init(void);
+/* The job types it runs, "a,b,c", as it registers them. */
+void worker_types(char *out, size_t size);
+/* May @cmd (shell) / @url (http) run here? false with the reason in @err. */
+bool worker_shell_permitted(const char *cmd, char *err, size_t size);
+bool worker_http_permitted(const char *url, char *err, size_t size);
+
 /* Milliseconds of a duration ("30s", "1500ms", "2m") or -1. */
 long long worker_duration_ms(const char *s);
 

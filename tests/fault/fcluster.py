@@ -167,7 +167,8 @@ class Worker(Proc):
         servers = ",".join(f"http://{n.http}" for n in self.c.nodes.values())
         args = ["ip", "netns", "exec", self.c.net.ns(self.host), self.c.worker_bin,
                 "--servers", servers, "--name", self.name, "--queues", "default",
-                "--concurrency", str(self.concurrency), "--kill-grace", "1"]
+                "--concurrency", str(self.concurrency), "--kill-grace", "1",
+                "--allow-shell"]  # The workload is shell jobs.
         env = dict(os.environ, FAULT_EXEC_LOG=self.exec_log)
         with open(self.log, "ab") as logf:
             logf.write(f"### harness: start {' '.join(args)}\n".encode())

@@ -190,13 +190,14 @@ class Cluster:
             return ds if len({d for d in ds}) == 1 else None
         return wait_until(same, timeout, what="equal digests and applied indexes")
 
-    def start_worker(self, name, concurrency=4, queues="default"):
+    def start_worker(self, name, concurrency=4, queues="default", extra=("--allow-shell",)):
         log = os.path.join(self.dir, f"worker-{name}.log")
         servers = ",".join(f"http://{n.http}" for n in self.nodes)
         with open(log, "ab") as f:
             p = subprocess.Popen([WORKER, "--servers", servers, "--name", name,
                                   "--queues", queues, "--concurrency", str(concurrency),
-                                  "--kill-grace", "1"], stdout=f, stderr=subprocess.STDOUT)
+                                  "--kill-grace", "1", *extra], stdout=f,
+                                 stderr=subprocess.STDOUT)
         p.log = log
         self.workers.append(p)
         return p

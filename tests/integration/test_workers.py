@@ -244,3 +244,64 @@ def test_sigterm_before_registration_exits(tmp_path):
     time.sleep(0.5)
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=15) == 0
+
+
+def test_workers_shell_is_opt_in(cluster):
+    """A worker without --allow-shell registers without the shell type and
+    is never given a shell job: the job waits (and says for what) while
+    other jobs run; a worker with --allow-shell --shell-allow runs the
+    commands the pattern allows and fails the others without running them."""
+    c = cluster(flags=TTL)
+    c.start_worker("plain", extra=())
+    leader = c.leader()
+    shell = submit(leader, {"type": "shell", "payload": {"cmd": "echo ran"}})
+    noop = submit(leader, {"type": "noop"})
+    done(c, noop["id"])
+    wait_until(lambda: leader.req("GET", "/v1/workers")[2]["workers"], what="worker listed")
+    w = leader.req("GET", "/v1/workers")[2]["workers"][0]
+    assert "shell" not in w["types"].split(",") and "noop" in w["types"].split(","), w
+    time.sleep(1.0)  # Several dispatch rounds with a free worker.
+    j = c.job(shell["id"])
+    assert j["status"] == "pending" and j["attempts"] == 0, j
+    assert "runs type shell" in j["waiting_for"], j
+    c.start_worker("shell", extra=("--allow-shell", "--shell-allow", "^echo "))
+    j = done(c, shell["id"])
+    assert j["output"] == "ran\n" and "waiting_for" not in j
+    refused = submit(leader, {"type": "shell", "payload": {"cmd": "id"}, "max_attempts": 3})
+    j = done(c, refused["id"], "failed")
+    assert "--shell-allow" in j["last_error"] and j.get("output", "") == "", j
+
+
+def test_workers_registration_secret_required(shared_cluster):
+    """Every lease, heartbeat, completion and deregistration must carry the
+    registration's own secret: none, or another worker's, is a 403 and
+    changes nothing."""
+    n = shared_cluster.followers()[0]
+    regs = []
+    for name in ("sec-a", "sec-b"):
+        st, _, r = n.req("POST", "/v1/workers",
+                         {"name": name, "queues": ["nobody-sec"], "concurrency": 1})
+        assert st == 201 and len(r["secret"]) == 64, r
+        regs.append(r)
+    a, b = regs
+    assert a["secret"] != b["secret"]
+    hdr = lambda r: {"X-Rota-Worker-Secret": r["secret"]}
+    calls = [("POST", f"/v1/workers/{a['id']}/lease", {"max": 1, "wait_ms": 0}),
+             ("POST", f"/v1/workers/{a['id']}/heartbeat", {"running": []}),
+             ("POST", f"/v1/workers/{a['id']}/complete",
+              {"results": [{"id": "00000000000fffff", "token": 1, "ok": True}]}),
+             ("DELETE", f"/v1/workers/{a['id']}", None)]
+    for method, path, body in calls:
+        for headers in ({}, hdr(b), {"X-Rota-Worker-Secret": "x" * 64}):
+            st, _, err = n.req(method, path, body, headers=headers)
+            assert st == 403 and err["error"]["code"] == "forbidden", (path, headers, st, err)
+    for method, path, body in calls[:2]:
+        st, _, resp = n.req(method, path, body, headers=hdr(a))
+        assert st == 200, (path, st, resp)
+    st, _, resp = n.req("DELETE", f"/v1/workers/{a['id']}", None, headers=hdr(a))
+    assert st == 200, resp
+    st, _, resp = n.req("DELETE", f"/v1/workers/{b['id']}", None, headers=hdr(b))
+    assert st == 200, resp
+    # The secret is not in the listing.
+    _, _, ws = n.req("GET", "/v1/workers")
+    assert a["secret"] not in str(ws) and b["secret"] not in str(ws)

@@ -349,6 +349,40 @@ static void test_dispatch_multiple_queues(void **state)
     assert_int_equal(choose1(t, T0 + 10, 0, "nope", 10, out), 0);
 }
 
+/* A worker gets only the job types it registered; with none registered,
+ * every type but shell (sched_worker_runs). */
+static void test_dispatch_worker_types(void **state)
+{
+    struct tfsm *t = *state;
+    uint64_t out[64];
+    struct fsm_job sh = tjob("shell"), ht = tjob("http");
+    sh.queue = tstr("default");
+    ht.queue = tstr("default");
+    uint64_t shell = tfsm_submit(t, T0, &sh, 1)->ids[0];
+    uint64_t http = tfsm_submit(t, T0 + 1, &ht, 1)->ids[0];
+    uint64_t work = tsubmit(t, T0 + 2, "default", 0, NULL, 0);
+
+    struct ask a = mkask("default", 10); /* types "": all but shell */
+    assert_int_equal(choose(t, T0 + 10, 0, NULL, &a, 1, out, 64), 2);
+    assert_int_equal(out[0], http);
+    assert_int_equal(out[1], work);
+    a = mkask("default", 10);
+    a.types = tstr("shell");
+    assert_int_equal(choose(t, T0 + 10, 0, NULL, &a, 1, out, 64), 1);
+    assert_int_equal(out[0], shell);
+    a = mkask("default", 10);
+    a.types = tstr("noop,shell,work");
+    assert_int_equal(choose(t, T0 + 10, 0, NULL, &a, 1, out, 64), 2);
+    assert_int_equal(out[0], shell);
+    assert_int_equal(out[1], work);
+
+    assert_true(sched_worker_runs(tstr(""), tstr("sleep")));
+    assert_false(sched_worker_runs(tstr(""), tstr("shell")));
+    assert_false(sched_worker_runs(tstr("shellx"), tstr("shell")));
+    assert_false(sched_worker_runs(tstr("she"), tstr("shell")));
+    assert_true(sched_worker_runs(tstr("a,shell"), tstr("shell")));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -366,6 +400,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_queue_concurrency, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_ckey, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_worker_types, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_multiple_queues, setup,
                                         teardown),
     };
