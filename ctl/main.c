@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "ctl/cert.h"
 #include "ctl/ctl.h"
 
 struct command
@@ -636,6 +637,10 @@ static const struct command commands[] = {
     {"queues", "", ctl_cmd_queues},
     {"queue", "NAME [--pause | --resume] [--concurrency N|none]",
      ctl_cmd_queues},
+    {"cert",
+     "create-ca --certs-dir D [--lifetime DAYS] [--overwrite] | "
+     "create-node --certs-dir D [--lifetime DAYS] [--overwrite] HOST...",
+     ctl_cmd_cert},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
