@@ -45,8 +45,10 @@ def test_failures_retry_then_dead_letter(cluster):
                               "timeout": "300ms", "max_attempts": 1})
     j = done(c, failing["id"], "failed")
     assert j["attempts"] == 3 and j["exit_code"] == 3 and j["last_error"] == "exit status 3"
-    j = done(c, unknown["id"], "failed")
-    assert j["attempts"] == 1 and "unknown job type" in j["last_error"]
+    # No worker registered the type: it waits, and says for what.
+    j = c.job(unknown["id"])
+    assert j["status"] == "pending" and j["attempts"] == 0, j
+    assert j["waiting_for"] == "a live worker on queue default that runs type no-such-type"
     j = done(c, bad["id"], "failed")
     assert j["attempts"] == 1 and "payload.cmd" in j["last_error"]
     j = done(c, timeout["id"], "failed")
