@@ -391,6 +391,9 @@ static int write_to(struct conn *c,
         free(w);
         return -1;
     }
+    if (stream->write_queue_size > c->tt->stats.pipe_queue_max) {
+        c->tt->stats.pipe_queue_max = stream->write_queue_size;
+    }
     return 0;
 }
 
@@ -436,6 +439,9 @@ static int flush_wbio(struct conn *c)
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, tcp_write_cb) != 0) {
         free(w);
         return -1;
+    }
+    if (c->tcp.write_queue_size > c->tt->stats.tcp_queue_max) {
+        c->tt->stats.tcp_queue_max = c->tcp.write_queue_size;
     }
     return 0;
 }

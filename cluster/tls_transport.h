@@ -50,6 +50,8 @@ struct cluster_tls_transport_stats
     uint64_t connected;      /* Outgoing handed to raft. */
     uint64_t connect_failed; /* Outgoing failed (TCP or TLS). */
     uint64_t open;           /* Connections now open (any state). */
+    uint64_t tcp_queue_max;  /* High-water mark of a TCP write queue. */
+    uint64_t pipe_queue_max; /* High-water mark of a pipe write queue. */
 };
 
 /* Fill @t (any previous content except t->data is overwritten) with a

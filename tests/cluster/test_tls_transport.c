@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -599,6 +600,322 @@ static void test_silent_peer_times_out(void **state)
     assert_int_equal(stats_of(l).refused, refused + 1);
 }
 
+/* ---- The transport alone ------------------------------------------------ */
+
+struct tside
+{
+    struct raft_uv_transport t;
+    struct raft_uv_connect req;
+    uv_stream_t *in;  /* Accepted stream. */
+    uv_stream_t *out; /* Connected stream. */
+    raft_id in_id;
+    char in_addr[64];
+    char addr[32];
+    int connect_status;
+    bool connect_fired;
+    bool closed;
+};
+
+static void side_accept_cb(struct raft_uv_transport *t,
+                           raft_id id,
+                           const char *address,
+                           struct uv_stream_s *stream)
+{
+    struct tside *s = t->data;
+    s->in = stream;
+    s->in_id = id;
+    snprintf(s->in_addr, sizeof s->in_addr, "%s", address);
+}
+
+static void side_connect_cb(struct raft_uv_connect *req,
+                            struct uv_stream_s *stream,
+                            int status)
+{
+    struct tside *s = req->data;
+    s->connect_fired = true;
+    s->connect_status = status;
+    s->out = stream;
+}
+
+static void side_closed_cb(struct raft_uv_transport *t)
+{
+    struct tside *s = t->data;
+    s->closed = true;
+}
+
+static void stream_closed_cb(uv_handle_t *h)
+{
+    raft_free(h);
+}
+
+/* A transport with @name's certificate trusting @ca, listening or not. */
+static void side_start(struct tside *s,
+                       raft_id id,
+                       const char *ca,
+                       const char *name,
+                       bool listen)
+{
+    char errmsg[256];
+    char crt[64];
+    char key[64];
+
+    memset(s, 0, sizeof *s);
+    snprintf(crt, sizeof crt, "%s.crt", name);
+    snprintf(key, sizeof key, "%s.key", name);
+    snprintf(s->addr, sizeof s->addr, "127.0.0.1:%d", free_port());
+    assert_int_equal(
+        cluster_tls_transport_init(&s->t, &loop, path(ca), path(crt), path(key),
+                                   errmsg, sizeof errmsg),
+        0);
+    s->t.data = s;
+    s->req.data = s;
+    assert_int_equal(s->t.init(&s->t, id, s->addr), 0);
+    if (listen) {
+        assert_int_equal(s->t.listen(&s->t, side_accept_cb), 0);
+    }
+}
+
+static bool side_both_closed(void *arg)
+{
+    struct tside *s = arg;
+    return s[0].closed && s[1].closed;
+}
+
+static void sides_stop(struct tside *s)
+{
+    for (int i = 0; i < 2; i++) {
+        if (s[i].in != NULL) {
+            uv_close((uv_handle_t *)s[i].in, stream_closed_cb);
+        }
+        if (s[i].out != NULL) {
+            uv_close((uv_handle_t *)s[i].out, stream_closed_cb);
+        }
+        s[i].t.close(&s[i].t, side_closed_cb);
+    }
+    assert_true(run_until(side_both_closed, s, 5000));
+    for (int i = 0; i < 2; i++) {
+        struct cluster_tls_transport_stats st;
+        cluster_tls_transport_stats(&s[i].t, &st);
+        assert_int_equal(st.open, 0);
+        cluster_tls_transport_close(&s[i].t);
+    }
+}
+
+static bool connect_fired(void *arg)
+{
+    return ((struct tside *)arg)->connect_fired;
+}
+
+/* Dial s[0] from s[1]; the connect status. */
+static int dial(struct tside *s)
+{
+    assert_int_equal(
+        s[1].t.connect(&s[1].t, &s[1].req, 1, s[0].addr, side_connect_cb), 0);
+    assert_true(run_until(connect_fired, &s[1], 5000));
+    return s[1].connect_status;
+}
+
+/* The connecting side refuses a server whose certificate is from another
+ * CA: raft gets RAFT_NOCONNECTION, the server's raft nothing. */
+static void test_connect_to_other_ca_refused(void **state)
+{
+    struct tside s[2];
+    struct cluster_tls_transport_stats st;
+    (void)state;
+
+    side_start(&s[0], 1, "ca2.crt", "other", true);
+    side_start(&s[1], 2, "ca1.crt", "node", false);
+    assert_int_equal(dial(s), RAFT_NOCONNECTION);
+    assert_null(s[1].out);
+    run_until(NULL, NULL, 200);
+    assert_null(s[0].in);
+    cluster_tls_transport_stats(&s[1].t, &st);
+    assert_int_equal(st.connect_failed, 1);
+    assert_int_equal(st.connected, 0);
+    sides_stop(s);
+}
+
+/* A TLS server in a thread with a certificate of the cluster CA whose IP
+ * SAN (127.0.0.2) is not the address dialled (127.0.0.1). */
+struct raw_server
+{
+    int fd;
+    int done;
+};
+
+static void *raw_server_main(void *arg)
+{
+    struct raw_server *rs = arg;
+    struct pollfd pfd = {rs->fd, POLLIN, 0};
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    char buf[64];
+
+    SSL_CTX_load_verify_locations(ctx, path("ca1.crt"), NULL);
+    SSL_CTX_use_certificate_file(ctx, path("wrongip.crt"), SSL_FILETYPE_PEM);
+    SSL_CTX_use_PrivateKey_file(ctx, path("wrongip.key"), SSL_FILETYPE_PEM);
+    if (poll(&pfd, 1, 3000) == 1) {
+        int fd = accept(rs->fd, NULL, NULL);
+        struct timeval tv = {3, 0};
+        SSL *ssl = SSL_new(ctx);
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        SSL_set_fd(ssl, fd);
+        if (SSL_accept(ssl) == 1) {
+            while (SSL_read(ssl, buf, sizeof buf) > 0) {
+            }
+        }
+        SSL_free(ssl);
+        close(fd);
+    }
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    __atomic_store_n(&rs->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+static bool raw_server_done(void *arg)
+{
+    return __atomic_load_n(&((struct raw_server *)arg)->done,
+                           __ATOMIC_SEQ_CST) != 0;
+}
+
+static void test_connect_ip_san_mismatch_refused(void **state)
+{
+    struct tside s[2];
+    struct raw_server rs = {-1, 0};
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    pthread_t th;
+    (void)state;
+
+    rs.fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(rs.fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(rs.fd, 1), 0);
+    assert_int_equal(getsockname(rs.fd, (struct sockaddr *)&sa, &len), 0);
+    assert_int_equal(pthread_create(&th, NULL, raw_server_main, &rs), 0);
+
+    /* s[0] only lends its address slot: dial the raw server. */
+    side_start(&s[0], 1, "ca1.crt", "node", false);
+    side_start(&s[1], 2, "ca1.crt", "node", false);
+    snprintf(s[0].addr, sizeof s[0].addr, "127.0.0.1:%d",
+             (int)ntohs(sa.sin_port));
+    assert_int_equal(dial(s), RAFT_NOCONNECTION);
+    assert_null(s[1].out);
+    assert_true(run_until(raw_server_done, &rs, 5000));
+    pthread_join(th, NULL);
+    close(rs.fd);
+    sides_stop(s);
+}
+
+#define BULK (16u << 20)
+
+struct bulk
+{
+    unsigned char *data;
+    size_t got;
+    bool bad;
+    bool write_done;
+    int write_status;
+};
+
+static void bulk_alloc(uv_handle_t *h, size_t n, uv_buf_t *buf)
+{
+    static char b[65536];
+    (void)h;
+    (void)n;
+    buf->base = b;
+    buf->len = sizeof b;
+}
+
+static void bulk_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    struct bulk *b = st->data;
+    if (n <= 0) {
+        return;
+    }
+    if (b->got + (size_t)n > BULK ||
+        memcmp(b->data + b->got, buf->base, (size_t)n) != 0) {
+        b->bad = true;
+    }
+    b->got += (size_t)n;
+}
+
+static void bulk_written(uv_write_t *w, int status)
+{
+    struct bulk *b = w->data;
+    b->write_done = true;
+    b->write_status = status;
+}
+
+static bool bulk_received(void *arg)
+{
+    struct bulk *b = arg;
+    return b->write_done && b->got == BULK;
+}
+
+static bool accepted(void *arg)
+{
+    return ((struct tside *)arg)->in != NULL;
+}
+
+/* 16 MiB through the tunnel while the receiver does not read: every queue
+ * stays under its bound (the writer is held back), then it all arrives,
+ * in order, once the receiver reads. Also: raft's transport handshake is
+ * delivered (id and address of the dialler). */
+static void test_bulk_backpressure(void **state)
+{
+    struct tside s[2];
+    struct cluster_tls_transport_stats st[2];
+    struct bulk b;
+    uv_write_t w;
+    uv_buf_t buf;
+    (void)state;
+
+    side_start(&s[0], 1, "ca1.crt", "node", true);
+    side_start(&s[1], 2, "ca1.crt", "node", false);
+    assert_int_equal(dial(s), 0);
+    assert_non_null(s[1].out);
+    assert_true(run_until(accepted, &s[0], 5000));
+    assert_int_equal(s[0].in_id, 2);
+    assert_string_equal(s[0].in_addr, s[1].addr);
+
+    memset(&b, 0, sizeof b);
+    b.data = malloc(BULK);
+    assert_non_null(b.data);
+    for (size_t i = 0; i < BULK; i++) {
+        b.data[i] = (unsigned char)(i * 7 % 251);
+    }
+    buf = uv_buf_init((char *)b.data, BULK);
+    w.data = &b;
+    assert_int_equal(uv_write(&w, s[1].out, &buf, 1, bulk_written), 0);
+    run_until(NULL, NULL, 1500);
+    assert_false(b.write_done);
+    for (int i = 0; i < 2; i++) {
+        cluster_tls_transport_stats(&s[i].t, &st[i]);
+        assert_true(st[i].tcp_queue_max <=
+                    TLS_TRANSPORT_QUEUE_MAX + 128 * 1024);
+        assert_true(st[i].pipe_queue_max <=
+                    TLS_TRANSPORT_QUEUE_MAX + 128 * 1024);
+    }
+    assert_true(st[0].pipe_queue_max >= TLS_TRANSPORT_QUEUE_MAX);
+    fprintf(stderr,
+            "bulk held: receiver pipe queue max %llu, sender tcp queue max "
+            "%llu\n",
+            (unsigned long long)st[0].pipe_queue_max,
+            (unsigned long long)st[1].tcp_queue_max);
+
+    s[0].in->data = &b;
+    assert_int_equal(uv_read_start(s[0].in, bulk_alloc, bulk_read), 0);
+    assert_true(run_until(bulk_received, &b, 10000));
+    assert_int_equal(b.write_status, 0);
+    assert_false(b.bad);
+    uv_read_stop(s[0].in);
+    free(b.data);
+    sides_stop(s);
+}
+
 /* The same forged vote with a certificate of the cluster CA reaches raft:
  * the leader steps down (last: it disrupts the cluster). */
 static void test_right_ca_accepted(void **state)
@@ -637,6 +954,9 @@ int main(void)
         cmocka_unit_test(test_other_ca_refused),
         cmocka_unit_test(test_no_client_cert_refused),
         cmocka_unit_test(test_silent_peer_times_out),
+        cmocka_unit_test(test_connect_to_other_ca_refused),
+        cmocka_unit_test(test_connect_ip_san_mismatch_refused),
+        cmocka_unit_test(test_bulk_backpressure),
         cmocka_unit_test(test_right_ca_accepted),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
