@@ -30,6 +30,12 @@
 
 #include "bench/bench.h"
 #include "common/buf.h"
+#include "common/creds.h"
+
+/* --ca-file / --token-file (or ROTA_CA_FILE, ROTA_TOKEN...): every request
+ * verifies HTTPS against the CA and carries the token. The workers that
+ * e2e/delayed start get the same through the environment. */
+static struct creds creds;
 
 struct shared
 {
@@ -126,6 +132,9 @@ static int arm(struct shared *sh, CURLM *multi, struct conn *c, int idx)
     curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
     curl_easy_setopt(c->easy, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(c->easy, CURLOPT_TCP_NODELAY, 1L);
+    if (creds.ca_file[0] != '\0') {
+        curl_easy_setopt(c->easy, CURLOPT_CAINFO, creds.ca_file);
+    }
     curl_multi_add_handle(multi, c->easy);
     return 1;
 }
@@ -150,6 +159,9 @@ static void *run_worker(void *arg)
         cs[i].easy = curl_easy_init();
         cs[i].hdr = curl_slist_append(NULL, "Content-Type: application/json");
         cs[i].hdr = curl_slist_append(cs[i].hdr, "Expect:");
+        if (creds.auth[0] != '\0') {
+            cs[i].hdr = curl_slist_append(cs[i].hdr, creds.auth);
+        }
         active += arm(sh, multi, &cs[i], w->first + i);
     }
     while (active > 0) {
@@ -318,12 +330,20 @@ int bench_submit_ok(const struct options *o, long *ok_jobs)
 
 json_t *bench_get_json(CURL *c, const char *url)
 {
+    struct curl_slist *h = NULL;
     struct buf b;
     long status = 0;
     json_t *out = NULL;
     buf_init(&b, 0);
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, url);
+    if (creds.auth[0] != '\0') {
+        h = curl_slist_append(h, creds.auth);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    }
+    if (creds.ca_file[0] != '\0') {
+        curl_easy_setopt(c, CURLOPT_CAINFO, creds.ca_file);
+    }
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_curl_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
@@ -333,6 +353,7 @@ json_t *bench_get_json(CURL *c, const char *url)
         out = json_loads(b.p, 0, NULL);
     }
     buf_free(&b);
+    curl_slist_free_all(h);
     return out;
 }
 
@@ -532,7 +553,9 @@ static void usage(FILE *out)
 {
     fprintf(
         out,
-        "usage: rota-bench submit --nodes URL[,URL...] [--jobs N (20000)]\n"
+        "usage: rota-bench MODE ... [--ca-file F] [--token-file F] (or env\n"
+        "         ROTA_CA_FILE, ROTA_TOKEN, ROTA_TOKEN_FILE)\n"
+        "       rota-bench submit --nodes URL[,URL...] [--jobs N (20000)]\n"
         "         [--concurrency C (32)] [--batch K (1)] [--threads T (2)]\n"
         "         [--spread] [--payload-bytes B (16)] "
         "[--duration-limit S (120)]\n"
@@ -565,10 +588,12 @@ int main(int argc, char **argv)
         {"duration-limit", 1, 0, 'd'}, {"spread", 0, 0, 's'},
         {"workers", 1, 0, 'w'},        {"worker-concurrency", 1, 0, 'W'},
         {"worker-bin", 1, 0, 'B'},     {"delay", 1, 0, 'D'},
+        {"ca-file", 1, 0, 'A'},        {"token-file", 1, 0, 'T'},
         {"help", 0, 0, 'h'},           {0, 0, 0, 0}};
     struct options o;
     char nodes[4096] = "http://127.0.0.1:8001";
     int c, conc_given = 0;
+    const char *ca_file = NULL, *token_file = NULL;
 
     memset(&o, 0, sizeof o);
     o.jobs = 20000;
@@ -640,6 +665,14 @@ int main(int argc, char **argv)
             case 'B':
                 snprintf(o.worker_bin, sizeof o.worker_bin, "%s", optarg);
                 break;
+            case 'A':
+                ca_file = optarg;
+                setenv("ROTA_CA_FILE", optarg, 1); /* For the workers. */
+                break;
+            case 'T':
+                token_file = optarg;
+                setenv("ROTA_TOKEN_FILE", optarg, 1);
+                break;
             case 'D':
                 o.delay_ms = parse_delay_ms(optarg);
                 if (!delayed || o.delay_ms < 1) {
@@ -656,6 +689,11 @@ int main(int argc, char **argv)
                 usage(stderr);
                 return 2;
         }
+    }
+    char err[256];
+    if (creds_load(&creds, ca_file, token_file, err, sizeof err) != 0) {
+        fprintf(stderr, "rota-bench: %s\n", err);
+        return 2;
     }
     if (o.jobs < 1 || o.concurrency < 1 || o.batch < 1 || o.batch > 1000 ||
         o.threads < 1 || o.threads > 16 || o.threads > o.concurrency ||

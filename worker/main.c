@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/creds.h"
 #define LOG_MODULE "worker"
 #include "common/log.h"
 #include "worker/worker.h"
@@ -32,7 +33,8 @@ struct worker
     int concurrency;
     unsigned drain_s;
     char id[20];
-    char secret[80]; /* This registration's, sent with every call. */
+    char secret[80];    /* This registration's, sent with every call. */
+    struct creds creds; /* --ca-file, the ACL token. */
     unsigned heartbeat_ms;
     pthread_mutex_t lock;
     struct run *runs; /* Running jobs (linked). */
@@ -81,6 +83,9 @@ static long call(CURL *c,
     if (secret[sizeof "X-Rota-Worker-Secret: " - 1] != '\0') {
         h = curl_slist_append(h, secret);
     }
+    if (W.creds.auth[0] != '\0') {
+        h = curl_slist_append(h, W.creds.auth);
+    }
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -89,6 +94,9 @@ static long call(CURL *c,
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (W.creds.ca_file[0] != '\0') {
+        curl_easy_setopt(c, CURLOPT_CAINFO, W.creds.ca_file);
+    }
     if (text != NULL) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
     }
@@ -136,8 +144,7 @@ static void register_worker(CURL *c)
         json_t *out = NULL;
         long st = call(c, "POST", "/v1/workers", body, 10000, &out);
         const char *id = json_string_value(json_object_get(out, "id"));
-        const char *secret =
-            json_string_value(json_object_get(out, "secret"));
+        const char *secret = json_string_value(json_object_get(out, "secret"));
         if (st == 201 && id != NULL) {
             pthread_mutex_lock(&W.lock);
             snprintf(W.id, sizeof W.id, "%s", id);
@@ -419,6 +426,8 @@ static void usage(FILE *f)
             "[--kill-grace S]\n"
             "       [--allow-shell [--shell-allow REGEX]] "
             "[--http-allow PREFIX]...\n"
+            "       [--ca-file F] [--token-file F]\n"
+            "  env: ROTA_CA_FILE, ROTA_TOKEN (the secret) or ROTA_TOKEN_FILE\n"
             "  shell jobs run arbitrary commands as this user: they are off "
             "unless\n  --allow-shell (then only commands matching "
             "--shell-allow, if given).\n"
@@ -430,20 +439,17 @@ static void usage(FILE *f)
 
 static void parse(int argc, char **argv)
 {
-    static const struct option opts[] = {{"servers", 1, 0, 's'},
-                                         {"queues", 1, 0, 'q'},
-                                         {"concurrency", 1, 0, 'c'},
-                                         {"name", 1, 0, 'n'},
-                                         {"output-limit", 1, 0, 'o'},
-                                         {"drain-timeout", 1, 0, 'd'},
-                                         {"kill-grace", 1, 0, 'k'},
-                                         {"allow-shell", 0, 0, 'S'},
-                                         {"shell-allow", 1, 0, 'R'},
-                                         {"http-allow", 1, 0, 'H'},
-                                         {"help", 0, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"servers", 1, 0, 's'},      {"queues", 1, 0, 'q'},
+        {"concurrency", 1, 0, 'c'},  {"name", 1, 0, 'n'},
+        {"output-limit", 1, 0, 'o'}, {"drain-timeout", 1, 0, 'd'},
+        {"kill-grace", 1, 0, 'k'},   {"allow-shell", 0, 0, 'S'},
+        {"shell-allow", 1, 0, 'R'},  {"http-allow", 1, 0, 'H'},
+        {"ca-file", 1, 0, 'A'},      {"token-file", 1, 0, 'T'},
+        {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
     const char *servers = getenv("ROTA_SERVERS");
-    char host[128];
+    const char *ca_file = NULL, *token_file = NULL;
+    char host[128], err[256];
     int c;
 
     snprintf(W.queues, sizeof W.queues, "%s",
@@ -482,6 +488,12 @@ static void parse(int argc, char **argv)
             case 'S':
                 worker_allow_shell = true;
                 break;
+            case 'A':
+                ca_file = optarg;
+                break;
+            case 'T':
+                token_file = optarg;
+                break;
             case 'R':
                 worker_shell_allow = optarg;
                 break;
@@ -508,6 +520,10 @@ static void parse(int argc, char **argv)
         exit(2);
     }
     if (worker_policy_init() != 0) {
+        exit(2);
+    }
+    if (creds_load(&W.creds, ca_file, token_file, err, sizeof err) != 0) {
+        fprintf(stderr, "rota-worker: %s\n", err);
         exit(2);
     }
     char *copy = strdup(servers), *save = NULL;
