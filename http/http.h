@@ -31,9 +31,15 @@ int http_server_start(uv_loop_t *loop,
                       char *errmsg,
                       size_t size);
 
-/* Stop listening and close connections; @cb fires once closed. */
+/* Stop listening and close connections; @cb fires once the listener is
+ * closed. From then on new requests get 503; the connections close once
+ * their request in progress is answered. */
 void http_server_close(struct http_server *s,
                        void (*cb)(void *data),
                        void *data);
+
+/* After the loop stopped: run it until the last connection closed (2 s at
+ * most), then free the h2o context and configuration and @s. */
+void http_server_destroy(struct http_server *s);
 
 #endif /* HTTP_HTTP_H_ */

@@ -8,11 +8,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define LOG_MODULE "http"
 #include "common/err.h"
 #include "common/log.h"
 #include "http/internal.h"
+
+/* How long http_server_destroy() waits for connections to finish. */
+#define HTTP_DRAIN_MS 2000
 
 struct handler
 {
@@ -177,6 +181,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     struct handler *h = (struct handler *)self;
     struct http_server *s = h->s;
 
+    if (s->ctx.shutdown_requested) {
+        /* Closing: the services and the cluster may be gone already. */
+        http__send_err(req, ERR_SHUTDOWN, NULL, NULL);
+        return 0;
+    }
     if (req->entity.base != NULL && req->entity.len > s->cfg.max_body) {
         http__send_error(req, 413, "too_large", NULL,
                          "request body of %zu bytes is over the limit of %zu",
@@ -285,12 +294,22 @@ int http_server_start(uv_loop_t *loop,
 static void listener_closed_cb(uv_handle_t *handle)
 {
     struct http_server *s = handle->data;
-    void (*cb)(void *) = s->close_cb;
-    void *data = s->close_data;
-    free(s->addr);
-    /* The h2o context and config live until exit: h2o 2.2.5 cannot dispose
-     * a context with connections still open. */
-    cb(data);
+    s->close_cb(s->close_data);
+}
+
+/* h2o 2.2.5 has no call to close a connection from outside, but an HTTP/1
+ * connection closes itself when its read sees EOF: shut the read side of
+ * every open one. An idle keep-alive connection closes at once, one with a
+ * request in progress once its answer is sent. */
+static int shut_read(h2o_req_t *req, void *data)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    int fd = sock != NULL ? h2o_socket_get_fd(sock) : -1;
+    (void)data;
+    if (fd >= 0) {
+        shutdown(fd, SHUT_RD);
+    }
+    return 0;
 }
 
 void http_server_close(struct http_server *s,
@@ -299,5 +318,58 @@ void http_server_close(struct http_server *s,
 {
     s->close_cb = cb;
     s->close_data = data;
+    /* No more keep-alive, new requests get 503, HTTP/2 gets a GOAWAY. */
+    h2o_context_request_shutdown(&s->ctx);
+    s->config.http1.callbacks.foreach_request(&s->ctx, shut_read, NULL);
     uv_close((uv_handle_t *)&s->listener, listener_closed_cb);
+}
+
+static bool connections_open(struct http_server *s)
+{
+    return !h2o_linklist_is_empty(&s->ctx.http1._conns) ||
+           !h2o_linklist_is_empty(&s->ctx.http2._conns);
+}
+
+static void drain_timeout_cb(uv_timer_t *timer)
+{
+    *(bool *)timer->data = true;
+}
+
+static void drain_timer_closed_cb(uv_handle_t *handle)
+{
+    *(bool *)handle->data = true;
+}
+
+void http_server_destroy(struct http_server *s)
+{
+    uv_timer_t timer;
+    bool expired = false, closed = false;
+
+    /* The connections answered by the closing cluster are still sending. */
+    if (connections_open(s)) {
+        uv_timer_init(s->loop, &timer);
+        timer.data = &expired;
+        uv_timer_start(&timer, drain_timeout_cb, HTTP_DRAIN_MS, 0);
+        while (connections_open(s) && !expired) {
+            uv_run(s->loop, UV_RUN_ONCE);
+        }
+        timer.data = &closed;
+        uv_close((uv_handle_t *)&timer, drain_timer_closed_cb);
+        while (!closed) {
+            uv_run(s->loop, UV_RUN_NOWAIT);
+        }
+    }
+    if (connections_open(s)) {
+        /* Disposing the context now would leave them dangling. */
+        LOG(LOG_ERROR, "connections still open at exit", "after_ms=%d",
+            HTTP_DRAIN_MS);
+        return;
+    }
+    /* request_shutdown armed h2o's HTTP/2 GOAWAY resend; no HTTP/2
+     * connection is left to send it to. */
+    h2o_timeout_unlink(&s->ctx.http2._graceful_shutdown_timeout);
+    h2o_context_dispose(&s->ctx);
+    h2o_config_dispose(&s->config);
+    free(s->addr);
+    free(s);
 }

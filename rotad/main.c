@@ -3,8 +3,9 @@
  * cluster, the wall clock and a random source through sched_io), then the
  * HTTP API on both. Everything shares one libuv loop (docs/architecture.md).
  * SIGTERM/SIGINT stop it in the reverse order: the services answer their
- * waiting requests, the HTTP server closes, the cluster closes, then every
- * remaining handle. */
+ * waiting requests, the HTTP server closes, the cluster closes; then, with
+ * the loop stopped, each part frees what it owns and the loop closes (every
+ * allocation freed: the ASan tests run with leak detection). */
 
 #include <curl/curl.h>
 #include <signal.h>
@@ -139,6 +140,28 @@ static void signal_cb(uv_signal_t *handle, int signum)
     }
 }
 
+/* Last resort: a handle its owner did not close. */
+static void close_leftover(uv_handle_t *handle, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(handle)) {
+        LOG(LOG_WARN, "handle left open", "type=%s",
+            uv_handle_type_name(uv_handle_get_type(handle)));
+        uv_close(handle, NULL);
+    }
+}
+
+static void close_loop(uv_loop_t *loop)
+{
+    int rv;
+    uv_walk(loop, close_leftover, NULL);
+    uv_run(loop, UV_RUN_DEFAULT); /* Only close callbacks are left. */
+    rv = uv_loop_close(loop);
+    if (rv != 0) {
+        LOG(LOG_ERROR, "loop close failed", "err=\"%s\"", uv_strerror(rv));
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct rotad_config cfg;
@@ -152,10 +175,12 @@ int main(int argc, char **argv)
     rv = rotad_config_load(&cfg, argc, argv, err, sizeof err);
     if (rv == 1) {
         rotad_config_usage(stdout);
+        rotad_config_close(&cfg);
         return 0;
     }
     if (rv != 0) {
         fprintf(stderr, "rotad: %s\n", err);
+        rotad_config_close(&cfg); /* What was set before the bad value. */
         return 2;
     }
     log_level = cfg.log_level;
@@ -210,8 +235,10 @@ int main(int argc, char **argv)
         cfg.raft_addr, cfg.data_dir, cfg.join != NULL ? "join" : "cluster",
         cfg.join != NULL ? cfg.join : cfg.cluster);
     uv_run(&n.loop, UV_RUN_DEFAULT);
+    http_server_destroy(n.http);
     sched_destroy(n.sched);
     cluster_destroy(n.cluster);
+    close_loop(&n.loop);
     rotad_config_close(&cfg);
     curl_global_cleanup();
     return 0;

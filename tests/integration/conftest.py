@@ -3,6 +3,11 @@
 A Cluster starts N nodes on free ports in a temporary directory, knows how
 to kill and restart them, and prints the tail of every node's log when a
 test fails. Every wait polls to a deadline; every process is stopped by PID.
+
+Stopping a cluster checks how its nodes ended: a node stopped by SIGTERM
+must exit 0 (under ASan a leak or memory error makes the exit code
+non-zero), a node must not die by itself, and no node log may hold a
+sanitizer report. Otherwise the test fails at teardown with the report.
 """
 
 import http.client
@@ -25,6 +30,9 @@ ROTACTL = os.path.join(BUILD, "ctl", "rotactl")
 # ASan rotad with a normal worker: forking an ASan process per job is slow).
 WORKER = os.environ.get("ROTA_WORKER_BIN", os.path.join(BUILD, "worker", "rota-worker"))
 
+
+# What AddressSanitizer, LeakSanitizer and UBSan print when they report.
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 _handed_out = set()
 
@@ -90,12 +98,19 @@ class Node:
         self.dir = os.path.join(cluster.dir, f"n{node_id}")
         self.log = os.path.join(cluster.dir, f"n{node_id}.log")
         self.proc = None
+        self.problems = []
+        cluster.every_node.append(self)  # Removed from .nodes or not.
+        self.killed = False  # This process was SIGKILLed on purpose.
+        self.checked = False
 
     def start(self, extra):
+        self.check_exit()
         logf = open(self.log, "ab")
         args = [ROTAD, "--id", str(self.id), "--data-dir", self.dir,
                 "--raft-addr", self.raft, "--http-addr", self.http] + extra
         self.proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
+        self.killed = False
+        self.checked = False
         logf.close()
 
     def alive(self):
@@ -104,11 +119,33 @@ class Node:
     def kill(self, sig=signal.SIGKILL):
         if self.alive():
             self.proc.send_signal(sig)
+            self.killed = sig == signal.SIGKILL
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
+                self.problems.append(f"node {self.id} pid {self.proc.pid}: "
+                                     f"no exit 10 s after signal {sig}")
+                self.killed = True
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        self.check_exit()
+
+    def check_exit(self):
+        """Record a non-zero exit of an ended process not SIGKILLed on purpose."""
+        if self.proc is None or self.proc.poll() is None or self.checked:
+            return
+        self.checked = True
+        rc = self.proc.returncode
+        if rc != 0 and not self.killed:
+            self.problems.append(f"node {self.id} pid {self.proc.pid} exited {rc}")
+
+    def sanitizer_report(self):
+        """The first sanitizer report in the log, or None."""
+        lines = self.log_text().splitlines()
+        for i, line in enumerate(lines):
+            if any(m in line for m in SANITIZER_MARKS):
+                return "\n".join(lines[max(0, i - 1):i + 60])
+        return None
 
     def req(self, method, path, body=None, **kw):
         return request(self.http, method, path, body, **kw)
@@ -125,6 +162,7 @@ class Cluster:
     def __init__(self, n=3, flags=None):
         self.dir = tempfile.mkdtemp(prefix="rota-it-")
         self.flags = ["--election-timeout", "500", "--heartbeat-timeout", "50"] + (flags or [])
+        self.every_node = []
         self.nodes = [Node(self, i + 1) for i in range(n)]
         self.workers = []
         self.spec = ",".join(f"{n.id}@{n.raft}" for n in self.nodes)
@@ -207,17 +245,25 @@ class Cluster:
         return self.leader().req("GET", f"/v1/jobs/{job_id}?consistency=linearizable")[2]
 
     def stop(self, keep=False):
+        """SIGTERM every node and wait; returns the problems found (bad
+        exits, sanitizer reports), then keeps the directory."""
         for w in self.workers:
             if w.poll() is None:
                 w.send_signal(signal.SIGCONT)
                 w.kill()
                 w.wait(timeout=10)
-        for n in self.nodes:
+        problems = []
+        for n in self.every_node:
             n.kill(signal.SIGTERM)
-        if keep:
+            problems += n.problems
+            report = n.sanitizer_report()
+            if report is not None:
+                problems.append(f"node {n.id} ({n.log}):\n{report}")
+        if keep or problems:
             print(f"data and logs kept in {self.dir}")
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+        return problems
 
     def dump_logs(self):
         for n in self.nodes:
@@ -238,7 +284,7 @@ def _finish(request, cluster):
                  and getattr(request.node, "rep_" + w).failed for w in ("setup", "call"))
     if failed:
         cluster.dump_logs()
-    cluster.stop(keep=failed)
+    return cluster.stop(keep=failed)
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +297,9 @@ def shared_cluster(request):
     failed = request.session.testsfailed > 0
     if failed:
         c.dump_logs()
-    c.stop(keep=failed)
+    problems = c.stop(keep=failed)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 @pytest.fixture
@@ -264,8 +312,11 @@ def cluster(request):
         created.append(c)
         return c
     yield make
+    problems = []
     for c in created:
-        _finish(request, c)
+        problems += _finish(request, c)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 def submit(node, body, expect=201):
