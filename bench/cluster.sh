@@ -20,7 +20,7 @@ cleanup() {
 }
 trap cleanup EXIT
 for i in 1 2 3; do
-    "$B/rotad" --id "$i" --data-dir "$RUN/n$i" --raft-addr "127.0.0.1:920$i" \
+    "$B/rotad" --insecure --id "$i" --data-dir "$RUN/n$i" --raft-addr "127.0.0.1:920$i" \
         --http-addr "127.0.0.1:910$i" --cluster "$CLUSTER" \
         >"$RUN/n$i.log" 2>&1 &
     pids+=($!)

@@ -31,7 +31,17 @@ struct cluster_config
     unsigned election_timeout;
     unsigned heartbeat_timeout;
     unsigned forward_timeout; /* ms */
+    /* Secure mode (all three, or none): raft connections are mutual TLS
+     * against @tls_ca (cluster/tls_transport.h) and node-to-node HTTP
+     * (forwarding, joining) is HTTPS with this certificate as the client's.
+     * NULL: plain TCP and HTTP (--insecure). */
+    const char *tls_ca;
+    const char *tls_cert;
+    const char *tls_key;
 };
+
+/* "https" in secure mode, else "http": the scheme of node-to-node URLs. */
+const char *cluster_scheme(struct cluster *c);
 
 /* Open the fsm and raft on @loop. On failure writes @errmsg and returns an
  * ERR_* code. */

@@ -27,8 +27,8 @@ int cluster_forward(struct cluster *c,
     if (leader == c->cfg.id) {
         return ERR_NOTLEADER;
     }
-    if (snprintf(url, sizeof url, "http://%s%s", http, r->url) >=
-        (int)sizeof url) {
+    if (snprintf(url, sizeof url, "%s://%s%s", cluster_scheme(c), http,
+                 r->url) >= (int)sizeof url) {
         return ERR_TOOLARGE;
     }
     fwd.url = url;

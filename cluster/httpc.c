@@ -376,6 +376,12 @@ int cluster_http_request(struct cluster *c,
     curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(r->easy, CURLOPT_TCP_NODELAY, 1L);
+    if (c->cfg.tls_ca != NULL) {
+        /* Node to node: the cluster CA, our node certificate as client's. */
+        curl_easy_setopt(r->easy, CURLOPT_CAINFO, c->cfg.tls_ca);
+        curl_easy_setopt(r->easy, CURLOPT_SSLCERT, c->cfg.tls_cert);
+        curl_easy_setopt(r->easy, CURLOPT_SSLKEY, c->cfg.tls_key);
+    }
     if (body_len > 0 || strcmp(method, "POST") == 0 ||
         strcmp(method, "PATCH") == 0 || strcmp(method, "PUT") == 0) {
         r->body_out = malloc(body_len + 1);

@@ -406,7 +406,8 @@ void cluster__register_tick(struct cluster *c)
         return;
     }
     if (leader != 0 && leader_http[0] != '\0') {
-        snprintf(url, sizeof url, "http://%s/v1/cluster/nodes", leader_http);
+        snprintf(url, sizeof url, "%s://%s/v1/cluster/nodes", cluster_scheme(c),
+                 leader_http);
     } else if (c->join_url != NULL) {
         snprintf(url, sizeof url, "%s/v1/cluster/nodes", c->join_url);
     } else {

@@ -100,10 +100,11 @@ void http__cluster_get(struct http_server *s,
                          leader_http[0] != '\0' ? leader_http : NULL);
     }
     out = json_pack(
-        "{s:I,s:I,s:o,s:o,s:I,s:I}", "self", (json_int_t)v.self, "term",
+        "{s:I,s:I,s:o,s:o,s:I,s:I,s:b}", "self", (json_int_t)v.self, "term",
         (json_int_t)cluster_term(s->cluster), "leader", lead, "nodes", v.nodes,
         "applied_index", (json_int_t)cluster_applied_index(s->cluster),
-        "commit_index", (json_int_t)cluster_commit_index(s->cluster));
+        "commit_index", (json_int_t)cluster_commit_index(s->cluster), "secure",
+        s->ssl_ctx != NULL);
     http__send_json(req, 200, out, cluster_applied_index(s->cluster));
 }
 

@@ -16,6 +16,13 @@ struct http_config
     const char *addr;   /* "127.0.0.1:8001" */
     size_t max_body;    /* Request body limit (413 above). */
     size_t max_payload; /* Encoded job payload limit. */
+    /* Secure mode: HTTPS only, with this certificate and key; a client
+     * certificate is asked for (not required) and checked against @tls_ca
+     * (a node's own certificate identifies node-to-node calls). NULL: plain
+     * HTTP (--insecure). */
+    const char *tls_cert;
+    const char *tls_key;
+    const char *tls_ca;
 };
 
 struct http_server; /* Opaque. */

@@ -17,6 +17,7 @@ struct http_server
     h2o_globalconf_t config;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
+    SSL_CTX *ssl_ctx; /* Secure mode (HTTPS only), else NULL. */
     uv_tcp_t listener;
     void (*close_cb)(void *data);
     void *close_data;

@@ -5,6 +5,8 @@
  * request with 503 if it is no longer the leader). With no known leader a
  * write gets 503 + Retry-After. */
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,8 +118,7 @@ static void forwarded_headers(h2o_req_t *req, const char **out, size_t max)
     size_t n = 0;
     out[n++] = "Content-Type: application/json";
     out[n++] = "X-Rota-Forwarded: 1";
-    for (size_t k = 0; k < sizeof names / sizeof names[0] && n + 1 < max;
-         k++) {
+    for (size_t k = 0; k < sizeof names / sizeof names[0] && n + 1 < max; k++) {
         ssize_t i = h2o_find_header_by_str(&req->headers, names[k],
                                            strlen(names[k]), -1);
         if (i >= 0) {
@@ -234,6 +235,44 @@ static int parse_addr(const char *addr, struct sockaddr_in *sa)
     return uv_ip4_addr(host, atoi(colon + 1), sa);
 }
 
+/* HTTPS: TLS 1.2 or later, HTTP/2 by ALPN, a client certificate asked for
+ * and verified against the cluster CA when one is sent. */
+static SSL_CTX *make_ssl_ctx(const struct http_config *cfg,
+                             char *errmsg,
+                             size_t size)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    const char *what = "context";
+
+    if (ctx == NULL) {
+        goto fail;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    what = cfg->tls_cert;
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
+        goto fail;
+    }
+    what = cfg->tls_key;
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        goto fail;
+    }
+    what = cfg->tls_ca;
+    if (SSL_CTX_load_verify_locations(ctx, cfg->tls_ca, NULL) != 1) {
+        goto fail;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    return ctx;
+fail:
+    snprintf(errmsg, size, "https: %s: %s", what,
+             ERR_reason_error_string(ERR_peek_last_error()) != NULL
+                 ? ERR_reason_error_string(ERR_peek_last_error())
+                 : "failed");
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
 int http_server_start(uv_loop_t *loop,
                       struct cluster *c,
                       struct sched *sc,
@@ -276,6 +315,13 @@ int http_server_start(uv_loop_t *loop,
     h2o_context_init(&s->ctx, loop, &s->config);
     s->accept_ctx.ctx = &s->ctx;
     s->accept_ctx.hosts = s->config.hosts;
+    if (cfg->tls_cert != NULL) {
+        s->ssl_ctx = make_ssl_ctx(cfg, errmsg, size);
+        if (s->ssl_ctx == NULL) {
+            return ERR_INVALID;
+        }
+        s->accept_ctx.ssl_ctx = s->ssl_ctx;
+    }
 
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
@@ -370,6 +416,7 @@ void http_server_destroy(struct http_server *s)
     h2o_timeout_unlink(&s->ctx.http2._graceful_shutdown_timeout);
     h2o_context_dispose(&s->ctx);
     h2o_config_dispose(&s->config);
+    SSL_CTX_free(s->ssl_ctx);
     free(s->addr);
     free(s);
 }

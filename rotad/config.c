@@ -12,7 +12,7 @@
 
 #include "common/log.h"
 
-enum kind { K_U64, K_STR, K_SIZE, K_UINT, K_LEVEL };
+enum kind { K_U64, K_STR, K_SIZE, K_UINT, K_LEVEL, K_BOOL };
 
 struct option_def
 {
@@ -78,6 +78,16 @@ static const struct option_def defs[] = {
         priority_aging,
         "seconds a pending job waits per priority level gained (60)"),
     OPT("log-level", K_LEVEL, log_level, "debug, info, warn, error (info)"),
+    OPT("certs-dir",
+        K_STR,
+        certs_dir,
+        "secure mode: ca.crt, node.crt, node.key (rotactl cert); HTTPS API, "
+        "mutual TLS between nodes"),
+    OPT("insecure",
+        K_BOOL,
+        insecure,
+        "plain mode: no TLS, no access control (say it: one of this and "
+        "--certs-dir is required)"),
 };
 #define N_DEFS (sizeof defs / sizeof defs[0])
 
@@ -95,6 +105,19 @@ static int set_value(struct rotad_config *cfg,
         case K_STR:
             free(*(char **)p);
             *(char **)p = strdup(value);
+            return 0;
+        case K_BOOL:
+            if (value == NULL || strcmp(value, "1") == 0 ||
+                strcmp(value, "true") == 0 || strcmp(value, "yes") == 0) {
+                *(int *)p = 1;
+            } else if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0 ||
+                       strcmp(value, "no") == 0) {
+                *(int *)p = 0;
+            } else {
+                snprintf(err, size, "%s: \"%s\" is not true or false", d->name,
+                         value);
+                return -1;
+            }
             return 0;
         case K_LEVEL:
             if (log_level_parse(value) < 0) {
@@ -286,7 +309,8 @@ int rotad_config_load(struct rotad_config *cfg,
 
     for (size_t i = 0; i < N_DEFS; i++) {
         longopts[i].name = defs[i].name;
-        longopts[i].has_arg = required_argument;
+        longopts[i].has_arg =
+            defs[i].kind == K_BOOL ? no_argument : required_argument;
         longopts[i].flag = NULL;
         longopts[i].val = 1000 + (int)i;
     }
@@ -346,6 +370,15 @@ int rotad_config_load(struct rotad_config *cfg,
         snprintf(err, size, "give --cluster or --join, not both");
         return -1;
     }
+    if ((cfg->certs_dir == NULL) == !cfg->insecure) {
+        snprintf(err, size,
+                 cfg->insecure ? "give --certs-dir or --insecure, not both"
+                               : "refusing to start without TLS: pass "
+                                 "--certs-dir DIR (rotactl cert create-ca / "
+                                 "create-node) or, to run without TLS and "
+                                 "access control, --insecure");
+        return -1;
+    }
     fill_defaults(cfg);
     if (cfg->max_body < 1024 || cfg->max_payload < 16 ||
         cfg->election_timeout < 10 || cfg->heartbeat_timeout < 1 ||
@@ -368,4 +401,5 @@ void rotad_config_close(struct rotad_config *cfg)
     free(cfg->http_advertise);
     free(cfg->cluster);
     free(cfg->join);
+    free(cfg->certs_dir);
 }

@@ -29,6 +29,9 @@ struct rotad_config
     unsigned retention_cancelled;
     unsigned priority_aging; /* Seconds per priority level; 0 = no aging. */
     int log_level;
+    /* Secure mode: D/ca.crt, D/node.crt, D/node.key (rotactl cert). */
+    char *certs_dir;
+    int insecure; /* Said out loud: no TLS, no ACL. */
 };
 
 /* Returns 0, 1 for --help, or -1 with @err written. */

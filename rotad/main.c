@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 #include <uv.h>
 
 #define LOG_MODULE "main"
@@ -28,6 +29,8 @@ struct node
     uv_loop_t loop;
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;
+    uv_timer_t insecure; /* --insecure: the warning every minute. */
+    char ca[1100], cert[1100], key[1100]; /* Secure mode: in --certs-dir. */
     struct cluster *cluster;
     struct sched *sched;
     struct http_server *http;
@@ -72,6 +75,44 @@ static uint64_t io_random(void *data)
     n->rng ^= n->rng << 25;
     n->rng ^= n->rng >> 27;
     return n->rng * 0x2545F4914F6CDD1DULL;
+}
+
+/* --insecure is said out loud, at start and every minute. */
+static void insecure_warning(uv_timer_t *timer)
+{
+    (void)timer;
+    LOG(LOG_WARN, "insecure mode",
+        "tls=off acl=off reason=\"started with --insecure: anyone who reaches "
+        "the raft or HTTP port can write to the cluster and run jobs\"");
+}
+
+/* Secure mode: the files of --certs-dir, which must all be readable. */
+static int secure_paths(struct node *n,
+                        const struct rotad_config *cfg,
+                        char *err,
+                        size_t size)
+{
+    struct
+    {
+        char *buf;
+        const char *name;
+    } files[3] = {
+        {n->ca, "ca.crt"}, {n->cert, "node.crt"}, {n->key, "node.key"}};
+    if (cfg->insecure) {
+        return 0;
+    }
+    for (int i = 0; i < 3; i++) {
+        snprintf(files[i].buf, sizeof n->ca, "%s/%s", cfg->certs_dir,
+                 files[i].name);
+        if (access(files[i].buf, R_OK) != 0) {
+            snprintf(err, size,
+                     "certs-dir: %s cannot be read (rotactl cert create-ca / "
+                     "create-node --certs-dir %s)",
+                     files[i].buf, cfg->certs_dir);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static void tick_cb(uv_timer_t *timer)
@@ -132,6 +173,10 @@ static void signal_cb(uv_signal_t *handle, int signum)
     uv_close((uv_handle_t *)&n->sigint, NULL);
     uv_timer_stop(&n->tick);
     uv_close((uv_handle_t *)&n->tick, NULL);
+    if (uv_is_active((uv_handle_t *)&n->insecure)) {
+        uv_timer_stop(&n->insecure);
+        uv_close((uv_handle_t *)&n->insecure, NULL);
+    }
     sched_stop(n->sched); /* Answers waiting polls while HTTP still runs. */
     if (n->http != NULL) {
         http_server_close(n->http, http_closed_cb, n);
@@ -202,6 +247,15 @@ int main(int argc, char **argv)
     cc.election_timeout = cfg.election_timeout;
     cc.heartbeat_timeout = cfg.heartbeat_timeout;
     cc.forward_timeout = cfg.forward_timeout;
+    if (secure_paths(&n, &cfg, err, sizeof err) != 0) {
+        LOG(LOG_ERROR, "start failed", "err=\"%s\"", err);
+        return 1;
+    }
+    if (!cfg.insecure) {
+        cc.tls_ca = n.ca;
+        cc.tls_cert = n.cert;
+        cc.tls_key = n.key;
+    }
     rv = cluster_create(&n.loop, &cc, &n.cluster, err, sizeof err);
     if (rv == 0) {
         rv = cluster_start(n.cluster, err, sizeof err);
@@ -219,6 +273,11 @@ int main(int argc, char **argv)
     hc.addr = cfg.http_addr;
     hc.max_body = cfg.max_body;
     hc.max_payload = cfg.max_payload;
+    if (!cfg.insecure) {
+        hc.tls_ca = n.ca;
+        hc.tls_cert = n.cert;
+        hc.tls_key = n.key;
+    }
     rv = http_server_start(&n.loop, n.cluster, n.sched, &hc, &n.http, err,
                            sizeof err);
     if (rv != 0) {
@@ -231,9 +290,16 @@ int main(int argc, char **argv)
     n.sigint.data = &n;
     uv_signal_start(&n.sigterm, signal_cb, SIGTERM);
     uv_signal_start(&n.sigint, signal_cb, SIGINT);
-    LOG(LOG_INFO, "started", "http=%s raft=%s data_dir=%s %s=%s", cfg.http_addr,
-        cfg.raft_addr, cfg.data_dir, cfg.join != NULL ? "join" : "cluster",
-        cfg.join != NULL ? cfg.join : cfg.cluster);
+    LOG(LOG_INFO, "started", "http=%s raft=%s data_dir=%s %s=%s mode=%s",
+        cfg.http_addr, cfg.raft_addr, cfg.data_dir,
+        cfg.join != NULL ? "join" : "cluster",
+        cfg.join != NULL ? cfg.join : cfg.cluster,
+        cfg.insecure ? "insecure" : "secure");
+    if (cfg.insecure) {
+        insecure_warning(&n.insecure);
+        uv_timer_init(&n.loop, &n.insecure);
+        uv_timer_start(&n.insecure, insecure_warning, 60000, 60000);
+    }
     uv_run(&n.loop, UV_RUN_DEFAULT);
     http_server_destroy(n.http);
     sched_destroy(n.sched);

@@ -132,7 +132,7 @@ class Node(Proc):
         else:
             mode = ["--cluster", self.c.spec]
         args = ["ip", "netns", "exec", self.c.net.ns(self.host), self.c.rotad,
-                "--id", str(self.id), "--data-dir", self.dir,
+                "--id", str(self.id), "--data-dir", self.dir, "--insecure",
                 "--raft-addr", self.raft, "--http-addr", self.http] + mode + self.c.flags
         with open(self.log, "ab") as logf:
             logf.write(f"### harness: start {' '.join(args)}\n".encode())

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import socket
 import subprocess
 import tempfile
@@ -66,10 +67,15 @@ def wait_until(cond, timeout=15.0, interval=0.05, what="condition"):
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
-def request(addr, method, path, body=None, headers=None, timeout=10.0, raw=None):
-    """Returns (status, headers dict (lower-case), parsed JSON or text)."""
+def request(addr, method, path, body=None, headers=None, timeout=10.0, raw=None, ca=None):
+    """Returns (status, headers dict (lower-case), parsed JSON or text).
+    With @ca (a CA file): HTTPS verified against it."""
     host, port = addr.split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    if ca is not None:
+        ctx = ssl.create_default_context(cafile=ca)
+        conn = http.client.HTTPSConnection(host, int(port), timeout=timeout, context=ctx)
+    else:
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
         data = raw
         if data is None and body is not None:
@@ -108,6 +114,9 @@ class Node:
         logf = open(self.log, "ab")
         args = [ROTAD, "--id", str(self.id), "--data-dir", self.dir,
                 "--raft-addr", self.raft, "--http-addr", self.http] + extra
+        if "--certs-dir" not in extra:
+            # Tests of everything but security run plain (said out loud).
+            args.append("--insecure")
         self.proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
         self.killed = False
         self.checked = False
@@ -148,6 +157,7 @@ class Node:
         return None
 
     def req(self, method, path, body=None, **kw):
+        kw.setdefault("ca", self.cluster.ca)
         return request(self.http, method, path, body, **kw)
 
     def log_text(self):
@@ -162,6 +172,9 @@ class Cluster:
     def __init__(self, n=3, flags=None):
         self.dir = tempfile.mkdtemp(prefix="rota-it-")
         self.flags = ["--election-timeout", "500", "--heartbeat-timeout", "50"] + (flags or [])
+        # Secure mode: the API is HTTPS verified against the cluster CA.
+        certs = self.flags[self.flags.index("--certs-dir") + 1] if "--certs-dir" in self.flags else None
+        self.ca = os.path.join(certs, "ca.crt") if certs else None
         self.every_node = []
         self.nodes = [Node(self, i + 1) for i in range(n)]
         self.workers = []
@@ -230,11 +243,13 @@ class Cluster:
 
     def start_worker(self, name, concurrency=4, queues="default", extra=("--allow-shell",)):
         log = os.path.join(self.dir, f"worker-{name}.log")
-        servers = ",".join(f"http://{n.http}" for n in self.nodes)
+        scheme = "https" if self.ca else "http"
+        servers = ",".join(f"{scheme}://{n.http}" for n in self.nodes)
+        tls = ["--ca-file", self.ca] if self.ca else []
         with open(log, "ab") as f:
             p = subprocess.Popen([WORKER, "--servers", servers, "--name", name,
                                   "--queues", queues, "--concurrency", str(concurrency),
-                                  "--kill-grace", "1", *extra], stdout=f,
+                                  "--kill-grace", "1", *tls, *extra], stdout=f,
                                  stderr=subprocess.STDOUT)
         p.log = log
         self.workers.append(p)

@@ -32,7 +32,7 @@ def test_yaml_env_and_flag_precedence():
     cfg = os.path.join(d, "rota.yaml")
     with open(cfg, "w") as f:
         f.write(f"id: 7\ndata_dir: {d}/data\nraft-addr: 127.0.0.1:{raft}\n"
-                f"http_addr: 127.0.0.1:{http_yaml}\nmax_body: 2048\n")
+                f"http_addr: 127.0.0.1:{http_yaml}\nmax_body: 2048\ninsecure: true\n")
     env = dict(os.environ, ROTA_CONFIG=cfg, ROTA_MAX_BODY="4096")
     # The flag wins over YAML for the HTTP address; env wins over YAML for max_body.
     p = subprocess.Popen([ROTAD, "--http-addr", f"127.0.0.1:{http_flag}"], env=env,
@@ -41,7 +41,7 @@ def test_yaml_env_and_flag_precedence():
         addr = f"127.0.0.1:{http_flag}"
         wait_until(lambda: request(addr, "GET", "/readyz")[0] == 200, what="single node ready")
         status, _, view = request(addr, "GET", "/v1/cluster")
-        assert view["self"] == 7 and view["leader"]["id"] == 7
+        assert view["self"] == 7 and view["leader"]["id"] == 7 and view["secure"] is False
         assert view["nodes"][0]["raft_addr"] == f"127.0.0.1:{raft}"
         big = b'{"type":"a","payload":{"s":"' + b"x" * 3000 + b'"}}'
         assert request(addr, "POST", "/v1/jobs", raw=big)[0] == 201   # < 4096 (env)
@@ -54,5 +54,25 @@ def test_yaml_env_and_flag_precedence():
         out = p.communicate(timeout=10)[0].decode()
     assert p.returncode == 0
     shutil.rmtree(d, ignore_errors=True)
-    for event in ('msg="started"', 'msg="bootstrapped"', 'msg="leader changed"', 'msg="stopped"'):
+    for event in ('msg="started"', 'msg="bootstrapped"', 'msg="leader changed"', 'msg="stopped"',
+                  'msg="insecure mode"', 'mode=insecure'):
         assert event in out, out
+
+
+def test_config_secure_by_default():
+    """Without --certs-dir rotad refuses to start unless --insecure is said;
+    both at once is an error too; a certs dir without the files says which
+    one is missing and how to make it."""
+    d = tempfile.mkdtemp(prefix="rota-cfg-")
+    base = ["--data-dir", f"{d}/data", "--raft-addr", f"127.0.0.1:{free_port()}",
+            "--http-addr", f"127.0.0.1:{free_port()}"]
+    p = run(base)
+    assert p.returncode == 2 and "--certs-dir" in p.stderr and "--insecure" in p.stderr
+    p = run(base + ["--insecure", "--certs-dir", d])
+    assert p.returncode == 2 and "not both" in p.stderr
+    env = dict(os.environ, ROTA_INSECURE="maybe")
+    p = run(base, env=env)
+    assert p.returncode == 2 and "insecure" in p.stderr
+    p = run(base + ["--certs-dir", d])
+    assert p.returncode == 1 and "ca.crt cannot be read" in p.stderr, p.stderr
+    shutil.rmtree(d, ignore_errors=True)
