@@ -41,16 +41,25 @@ scripts/deps.sh
 echo "building..."
 scripts/build.sh >/dev/null
 mkdir -p "$RUN"
+# Secure by default: a CA and a node certificate for loopback (made once,
+# kept in .rota/certs); HTTPS API, mutual TLS between the nodes.
+CERTS="$RUN/certs"
+if [ ! -f "$CERTS/node.crt" ]; then
+    build/ctl/rotactl cert create-ca --certs-dir "$CERTS" >/dev/null
+    build/ctl/rotactl cert create-node --certs-dir "$CERTS" 127.0.0.1 localhost >/dev/null
+    echo "certificates: $CERTS (CA, and one node certificate for 127.0.0.1)"
+fi
+CA="$CERTS/ca.crt"
 for i in 1 2 3; do
     nohup build/rotad --id "$i" --data-dir "$RUN/node$i" \
         --raft-addr "127.0.0.1:700$i" --http-addr "127.0.0.1:800$i" \
-        --cluster "$CLUSTER" >"$RUN/node$i.log" 2>&1 &
+        --cluster "$CLUSTER" --certs-dir "$CERTS" >"$RUN/node$i.log" 2>&1 &
     echo $! >"$RUN/node$i.pid"
 done
 
 leader=""
 for _ in $(seq 1 60); do
-    leader=$(curl -s --max-time 1 http://127.0.0.1:8001/v1/cluster |
+    leader=$(curl -s --max-time 1 --cacert "$CA" https://127.0.0.1:8001/v1/cluster |
         sed -n 's/.*"leader":{"id":\([0-9]*\).*/\1/p' || true)
     [ -n "$leader" ] && break
     sleep 0.5
@@ -62,22 +71,23 @@ fi
 if [ -x build/worker/rota-worker ]; then
     # --allow-shell: the demo job below is a shell job. A worker started
     # with it runs any command it is given, as this user.
-    nohup build/worker/rota-worker --allow-shell \
-        --servers http://127.0.0.1:8001,http://127.0.0.1:8002,http://127.0.0.1:8003 \
+    nohup build/worker/rota-worker --allow-shell --ca-file "$CA" \
+        --servers https://127.0.0.1:8001,https://127.0.0.1:8002,https://127.0.0.1:8003 \
         >"$RUN/worker.log" 2>&1 &
     echo $! >"$RUN/worker.pid"
 fi
 
 cat <<MSG
-Rota is running (leader: node $leader).
-  API:       http://127.0.0.1:8001  http://127.0.0.1:8002  http://127.0.0.1:8003
-  Dashboard: http://127.0.0.1:8001/
-  Metrics:   http://127.0.0.1:8001/metrics
+Rota is running (leader: node $leader), secure: HTTPS with the CA in $CA,
+mutual TLS between the nodes.
+  API:       https://127.0.0.1:8001  https://127.0.0.1:8002  https://127.0.0.1:8003
+  Dashboard: https://127.0.0.1:8001/  (your browser: trust $CA, or accept the warning)
+  Metrics:   https://127.0.0.1:8001/metrics
   Logs:      $RUN/node{1,2,3}.log
   Worker:    started with --allow-shell (it runs shell jobs: any command, as $(id -un))
 Try:
-  curl -X POST http://127.0.0.1:8002/v1/jobs -d '{"type":"shell","payload":{"cmd":"echo hi"}}'
-  curl http://127.0.0.1:8001/v1/jobs?status=pending
-  build/ctl/rotactl cluster
+  curl --cacert $CA -X POST https://127.0.0.1:8002/v1/jobs \\
+       -H 'Content-Type: application/json' -d '{"type":"shell","payload":{"cmd":"echo hi"}}'
+  curl --cacert $CA https://127.0.0.1:8001/v1/jobs?status=completed
 Stop: scripts/quickstart.sh stop
 MSG
