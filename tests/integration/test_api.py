@@ -27,6 +27,8 @@ def test_submit_through_follower_reads_everywhere(shared_cluster):
             status, headers, body = n.req("GET", f"/v1/jobs/{job['id']}")
             return (status, headers, body) if status == 200 else None
         status, headers, body = wait_until(read, what=f"job on node {n.id}")
+        # GET adds what a pending job waits for (no worker runs shell here).
+        assert body.pop("waiting_for") == "a live worker on queue default that runs type shell"
         assert body == job
         assert int(headers["x-rota-index"]) > 0
 
