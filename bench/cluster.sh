@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Run one rota-bench mode against a fresh 3-node cluster of the given build
-# tree (to compare two builds close together):
-#   bench/cluster.sh BUILD_DIR e2e --jobs 20000 --workers 4
-#   bench/cluster.sh BUILD_DIR delayed --jobs 2000 --delay 2s
+# tree (to compare two builds, or TLS against plain, close together):
+#   bench/cluster.sh [--secure] BUILD_DIR e2e --jobs 20000 --workers 4
+#   bench/cluster.sh [--secure] BUILD_DIR delayed --jobs 2000 --delay 2s
 # Starts rotad x3 on 127.0.0.1:9101-9103 (raft 9201-9203) in a temp dir,
-# waits for a leader, runs rota-bench of that tree with --nodes set to all
-# three, stops the nodes it started (by PID) and removes the dir. Prints
-# the bench's JSON line.
+# plain (--insecure) or, with --secure, with certificates made by that
+# tree's rotactl (HTTPS API, mutual TLS raft); waits for a leader, runs
+# rota-bench of that tree with --nodes set to all three, stops the nodes it
+# started (by PID) and removes the dir. Prints the bench's JSON lines.
 set -euo pipefail
+secure=0
+if [ "${1:-}" = "--secure" ]; then
+    secure=1
+    shift
+fi
 B=$(cd "$1" && pwd)
 shift
 RUN=$(mktemp -d /tmp/rota-bench.XXXXXX)
@@ -19,15 +25,26 @@ cleanup() {
     rm -rf "$RUN"
 }
 trap cleanup EXIT
+mode=(--insecure)
+scheme=http
+tls=()
+if [ $secure = 1 ]; then
+    "$B/ctl/rotactl" cert create-ca --certs-dir "$RUN/certs" >/dev/null
+    "$B/ctl/rotactl" cert create-node --certs-dir "$RUN/certs" 127.0.0.1 >/dev/null
+    mode=(--certs-dir "$RUN/certs")
+    scheme=https
+    tls=(--ca-file "$RUN/certs/ca.crt")
+fi
 for i in 1 2 3; do
-    "$B/rotad" --insecure --id "$i" --data-dir "$RUN/n$i" --raft-addr "127.0.0.1:920$i" \
-        --http-addr "127.0.0.1:910$i" --cluster "$CLUSTER" \
-        >"$RUN/n$i.log" 2>&1 &
+    "$B/rotad" "${mode[@]}" --id "$i" --data-dir "$RUN/n$i" \
+        --raft-addr "127.0.0.1:920$i" --http-addr "127.0.0.1:910$i" \
+        --cluster "$CLUSTER" >"$RUN/n$i.log" 2>&1 &
     pids+=($!)
 done
 for _ in $(seq 1 60); do
-    curl -s --max-time 1 http://127.0.0.1:9101/v1/cluster | grep -q '"leader":{"id"' && break
+    curl -s --max-time 1 ${tls[@]:+--cacert "$RUN/certs/ca.crt"} \
+        "$scheme://127.0.0.1:9101/v1/cluster" | grep -q '"leader":{"id"' && break
     sleep 0.5
 done
-"$B/bench/rota-bench" "$@" \
-    --nodes http://127.0.0.1:9101,http://127.0.0.1:9102,http://127.0.0.1:9103 2>/dev/null
+"$B/bench/rota-bench" "$@" "${tls[@]}" \
+    --nodes "$scheme://127.0.0.1:9101,$scheme://127.0.0.1:9102,$scheme://127.0.0.1:9103" 2>/dev/null
