@@ -5,6 +5,7 @@
  * loop: JSON in → fsm command → cluster_submit() → JSON out. Writes on a
  * follower are forwarded to the leader. No raft_*, no mdb_* here. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -16,6 +17,11 @@ struct http_config
     const char *addr;   /* "127.0.0.1:8001" */
     size_t max_body;    /* Request body limit (413 above). */
     size_t max_payload; /* Encoded job payload limit. */
+    /* Access control (docs/api.md): every route with a role needs a
+     * Bearer token of that role. Off: no token is asked for (today's
+     * behaviour; the coming secure mode turns it on by default). */
+    bool acl;
+    bool metrics_public; /* GET /metrics without a token even with acl. */
 };
 
 struct http_server; /* Opaque. */

@@ -12,7 +12,9 @@
 
 #include "common/log.h"
 
-enum kind { K_U64, K_STR, K_SIZE, K_UINT, K_LEVEL };
+/* K_BOOL: a flag without a value (--acl), or true/false, 1/0, yes/no in the
+ * environment and YAML. */
+enum kind { K_U64, K_STR, K_SIZE, K_UINT, K_LEVEL, K_BOOL };
 
 struct option_def
 {
@@ -78,6 +80,15 @@ static const struct option_def defs[] = {
         priority_aging,
         "seconds a pending job waits per priority level gained (60)"),
     OPT("log-level", K_LEVEL, log_level, "debug, info, warn, error (info)"),
+    OPT("acl",
+        K_BOOL,
+        acl,
+        "require ACL tokens (Authorization: Bearer) on every route with a "
+        "role (off; the coming secure mode turns it on by default)"),
+    OPT("metrics-public",
+        K_BOOL,
+        metrics_public,
+        "with --acl, serve GET /metrics without a token (off)"),
 };
 #define N_DEFS (sizeof defs / sizeof defs[0])
 
@@ -95,6 +106,19 @@ static int set_value(struct rotad_config *cfg,
         case K_STR:
             free(*(char **)p);
             *(char **)p = strdup(value);
+            return 0;
+        case K_BOOL:
+            if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0 ||
+                strcmp(value, "yes") == 0 || strcmp(value, "on") == 0) {
+                *(int *)p = 1;
+            } else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0 ||
+                       strcmp(value, "no") == 0 || strcmp(value, "off") == 0) {
+                *(int *)p = 0;
+            } else {
+                snprintf(err, size, "%s: \"%s\" is not true or false", d->name,
+                         value);
+                return -1;
+            }
             return 0;
         case K_LEVEL:
             if (log_level_parse(value) < 0) {
@@ -286,7 +310,8 @@ int rotad_config_load(struct rotad_config *cfg,
 
     for (size_t i = 0; i < N_DEFS; i++) {
         longopts[i].name = defs[i].name;
-        longopts[i].has_arg = required_argument;
+        longopts[i].has_arg =
+            defs[i].kind == K_BOOL ? no_argument : required_argument;
         longopts[i].flag = NULL;
         longopts[i].val = 1000 + (int)i;
     }
@@ -327,7 +352,8 @@ int rotad_config_load(struct rotad_config *cfg,
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "", longopts, NULL)) != -1;) {
         if (c >= 1000 && c < 1000 + (int)N_DEFS) {
-            if (set_value(cfg, &defs[c - 1000], optarg, err, size) != 0) {
+            const char *v = optarg != NULL ? optarg : "true";
+            if (set_value(cfg, &defs[c - 1000], v, err, size) != 0) {
                 return -1;
             }
         } else if (c == '?' || c == ':') {

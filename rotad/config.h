@@ -29,6 +29,8 @@ struct rotad_config
     unsigned retention_cancelled;
     unsigned priority_aging; /* Seconds per priority level; 0 = no aging. */
     int log_level;
+    int acl;            /* Bool: access control (--acl). */
+    int metrics_public; /* Bool: GET /metrics without a token. */
 };
 
 /* Returns 0, 1 for --help, or -1 with @err written. */

@@ -194,6 +194,8 @@ int main(int argc, char **argv)
     hc.addr = cfg.http_addr;
     hc.max_body = cfg.max_body;
     hc.max_payload = cfg.max_payload;
+    hc.acl = cfg.acl != 0;
+    hc.metrics_public = cfg.metrics_public != 0;
     rv = http_server_start(&n.loop, n.cluster, n.sched, &hc, &n.http, err,
                            sizeof err);
     if (rv != 0) {
