@@ -36,6 +36,12 @@ int ctl_request(struct ctl *ctl,
         buf_init(&b, 0);
         curl_easy_reset(ctl->curl);
         h = curl_slist_append(h, "Content-Type: application/json");
+        if (ctl->token != NULL) {
+            char auth[600];
+            snprintf(auth, sizeof auth, "Authorization: Bearer %s", ctl->token);
+            h = curl_slist_append(h, auth);
+            memset(auth, 0, sizeof auth);
+        }
         curl_easy_setopt(ctl->curl, CURLOPT_URL, url);
         curl_easy_setopt(ctl->curl, CURLOPT_CUSTOMREQUEST, method);
         curl_easy_setopt(ctl->curl, CURLOPT_HTTPHEADER, h);

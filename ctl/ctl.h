@@ -20,6 +20,9 @@ struct ctl
     bool json;
     long timeout; /* seconds */
     void *curl;   /* CURL *, reused (keep-alive). */
+    /* ACL token sent as "Authorization: Bearer" on every call (from
+     * --token-file or ROTA_TOKEN); NULL: none. */
+    const char *token;
 };
 
 /* One request; tries each server in turn on connection errors. Returns 0
@@ -50,5 +53,8 @@ int ctl_cmd_dlq(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_queues(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_workflow(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_preview(struct ctl *ctl, int argc, char **argv);
+
+/* acl.c: acl bootstrap | token create|list|delete. */
+int ctl_cmd_acl(struct ctl *ctl, int argc, char **argv);
 
 #endif /* CTL_CTL_H_ */

@@ -637,6 +637,11 @@ static const struct command commands[] = {
     {"queues", "", ctl_cmd_queues},
     {"queue", "NAME [--pause | --resume] [--concurrency N|none]",
      ctl_cmd_queues},
+    {"acl",
+     "bootstrap | token create --name N --role admin|submit|worker|read "
+     "[--queue Q]... [--type T]... [--expires-at TIME] | token list | "
+     "token delete ID",
+     ctl_cmd_acl},
     {"cert",
      "create-ca --certs-dir D [--lifetime DAYS] [--overwrite] | "
      "create-node --certs-dir D [--lifetime DAYS] [--overwrite] HOST...",
@@ -661,7 +666,9 @@ static void usage(FILE *out)
             "COMMAND [options]\n"
             "  --server   nodes to try in turn (env ROTA_SERVER, default "
             "http://127.0.0.1:8001)\n"
-            "  --json     print the server's JSON\n\ncommands:\n");
+            "  --json     print the server's JSON\n"
+            "  --token-file F  send the ACL token in F as Bearer (env "
+            "ROTA_TOKEN: the token itself)\n\ncommands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++) {
         fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].usage);
     }
@@ -672,8 +679,10 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    struct ctl ctl = {NULL, false, 10, NULL};
+    struct ctl ctl = {NULL, false, 10, NULL, NULL};
     const struct command *cmd;
+    const char *token_file = NULL;
+    char *token = NULL;
     int i, rv;
 
     ctl.servers = getenv("ROTA_SERVER") != NULL ? getenv("ROTA_SERVER")
@@ -683,6 +692,8 @@ int main(int argc, char **argv)
             ctl.json = true;
         } else if (strcmp(argv[i], "--server") == 0 && i + 1 < argc) {
             ctl.servers = argv[++i];
+        } else if (strcmp(argv[i], "--token-file") == 0 && i + 1 < argc) {
+            token_file = argv[++i];
         } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
             ctl.timeout = atol(argv[++i]);
         } else if (strcmp(argv[i], "--help") == 0 ||
@@ -708,8 +719,24 @@ int main(int argc, char **argv)
         printf("usage: rotactl %s %s\n", cmd->name, cmd->usage);
         return 0;
     }
+    if (token_file != NULL) {
+        token = read_file(token_file);
+        if (token == NULL) {
+            fprintf(stderr, "rotactl: cannot read --token-file %s\n",
+                    token_file);
+            return CTL_EXIT_USAGE;
+        }
+        token[strcspn(token, "\r\n")] = '\0';
+        ctl.token = token;
+    } else if (getenv("ROTA_TOKEN") != NULL && getenv("ROTA_TOKEN")[0]) {
+        ctl.token = getenv("ROTA_TOKEN");
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rv = cmd->run(&ctl, argc - i, argv + i);
+    if (token != NULL) {
+        memset(token, 0, strlen(token));
+        free(token);
+    }
     if (ctl.curl != NULL) {
         curl_easy_cleanup(ctl.curl);
     }

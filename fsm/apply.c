@@ -574,6 +574,11 @@ static int apply_cmd(struct apply_ctx *a, const void *buf, size_t len)
         case FSM_CMD_CANCEL_WF:
             rv = fsm__apply_sched(a, &cmd);
             break;
+        case FSM_CMD_TOKEN_SET:
+        case FSM_CMD_TOKEN_DEL:
+        case FSM_CMD_ACL_BOOTSTRAP:
+            rv = fsm__apply_acl(a, &cmd);
+            break;
         default:
             rv = fsm__reject(a, ERR_INVALID, NULL, "unknown command type %u",
                              cmd.type);

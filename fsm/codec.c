@@ -89,6 +89,7 @@ enum {
     C_QUEUE_PAUSED,
     C_QUEUE_CONC,
     C_WORKFLOW,
+    C_TOKEN,
 };
 
 enum {
@@ -117,6 +118,17 @@ enum {
     W_DOWN,
     W_TYPES,
     W_SECRET_HASH,
+};
+
+enum {
+    TK_ID = 1,
+    TK_NAME,
+    TK_ROLE,
+    TK_QUEUES,
+    TK_TYPES,
+    TK_EXPIRES,
+    TK_CREATED,
+    TK_HASH,
 };
 
 struct wbuf
@@ -619,6 +631,30 @@ static const struct field attempt_fields[] = {
 static const struct record attempt_record =
     RECORD(struct fsm_attempt, attempt_fields);
 
+static const struct field token_fields[] = {
+    [TK_ID] = U64(struct fsm_token, id),
+    [TK_NAME] = STR(struct fsm_token, name),
+    [TK_ROLE] = STR(struct fsm_token, role),
+    [TK_QUEUES] = STR(struct fsm_token, queues),
+    [TK_TYPES] = STR(struct fsm_token, types),
+    [TK_EXPIRES] = I64(struct fsm_token, expires_at),
+    [TK_CREATED] = I64(struct fsm_token, created_at),
+    [TK_HASH] = STR(struct fsm_token, hash),
+};
+
+static const struct record token_record =
+    RECORD(struct fsm_token, token_fields);
+
+int fsm_token_encode(const struct fsm_token *t, void **buf, size_t *len)
+{
+    return encode_to(&token_record, t, buf, len);
+}
+
+int fsm_token_decode(const void *buf, size_t len, struct fsm_token *t)
+{
+    return decode_record(&token_record, buf, len, t, NULL);
+}
+
 int fsm_worker_encode(const struct fsm_worker *wk, void **buf, size_t *len)
 {
     return encode_to(&worker_record, wk, buf, len);
@@ -779,6 +815,19 @@ static void enc_worker(struct wbuf *w, unsigned tag, const void *rec)
     encode_nested(w, tag, &worker_record, &c->worker);
 }
 
+static int dec_token(void *rec, void *ctx, const unsigned char *d, size_t n)
+{
+    struct fsm_cmd *c = rec;
+    (void)ctx;
+    return fsm_token_decode(d, n, &c->token) != 0 ? ERR_CORRUPT : 0;
+}
+
+static void enc_token(struct wbuf *w, unsigned tag, const void *rec)
+{
+    const struct fsm_cmd *c = rec;
+    encode_nested(w, tag, &token_record, &c->token);
+}
+
 /* Any command type decodes any of these (a newer tag is skipped); which of
  * them a type writes is its layout. */
 static const struct field cmd_fields[] = {
@@ -797,6 +846,7 @@ static const struct field cmd_fields[] = {
     [C_QUEUE_PAUSED] = U8(struct fsm_cmd, queue.paused),
     [C_QUEUE_CONC] = U32(struct fsm_cmd, queue.concurrency),
     [C_WORKFLOW] = STR(struct fsm_cmd, workflow),
+    [C_TOKEN] = FUNC(dec_token, enc_token),
 };
 
 static const struct record cmd_record = RECORD(struct fsm_cmd, cmd_fields);
@@ -816,6 +866,9 @@ static const uint8_t *cmd_layout(uint8_t type)
         [FSM_CMD_WORKER_REG] = {C_WORKER},
         [FSM_CMD_NODE_SET] = {C_NODE_ID, C_RAFT_ADDR, C_HTTP_ADDR},
         [FSM_CMD_NODE_DEL] = {C_NODE_ID, C_RAFT_ADDR, C_HTTP_ADDR},
+        [FSM_CMD_TOKEN_SET] = {C_TOKEN},
+        [FSM_CMD_TOKEN_DEL] = {C_ID},
+        [FSM_CMD_ACL_BOOTSTRAP] = {C_TOKEN},
     };
 
     if (FSM_CMD_HAS_ITEMS(type)) {

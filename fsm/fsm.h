@@ -146,6 +146,10 @@ enum fsm_cmd_type {
     FSM_CMD_CANCEL_WF,   /* Cancel the unfinished jobs of workflow @id. */
     FSM_CMD_RELEASE,     /* End leases a live worker never received (@items:
                           * job, worker_id, token): retry policy. */
+    FSM_CMD_TOKEN_SET,   /* Create the ACL token @token (id derived). */
+    FSM_CMD_TOKEN_DEL,   /* Delete the ACL token whose id is @id. */
+    FSM_CMD_ACL_BOOTSTRAP, /* The first admin token (@token), once per
+                            * cluster: ERR_CONFLICT afterwards. */
 };
 /* Commands whose body is a list of items. */
 #define FSM_CMD_HAS_ITEMS(t)                                                 \
@@ -242,6 +246,24 @@ struct fsm_worker
     struct fsm_str secret_hash;
 };
 
+/* An ACL token (docs/api.md, Access control). The database is keyed by
+ * the SHA-256 of the token's secret (64 hex digits): the secret itself is
+ * never in a command, the log or the state. */
+#define FSM_TOKEN_HASH_LEN 64
+struct fsm_token
+{
+    uint64_t id; /* Derived like job ids. */
+    struct fsm_str name;
+    struct fsm_str role;   /* "admin", "submit", "worker" or "read". */
+    struct fsm_str queues; /* Comma-separated; "" = all. */
+    struct fsm_str types;  /* Comma-separated; "" = all. */
+    int64_t expires_at;    /* Milliseconds; 0 = never. */
+    int64_t created_at;
+    /* Commands only (TOKEN_SET, ACL_BOOTSTRAP): the key, 64 hex digits of
+     * SHA-256(secret). Not written into the record. */
+    struct fsm_str hash;
+};
+
 /* Per-queue settings (replicated). */
 struct fsm_queue
 {
@@ -283,6 +305,8 @@ struct fsm_cmd
     struct fsm_worker worker;
     /* QUEUE_SET */
     struct fsm_queue queue;
+    /* TOKEN_SET, ACL_BOOTSTRAP (TOKEN_DEL names the token in @id). */
+    struct fsm_token token;
     /* SUBMIT of a workflow: its name (non-empty makes the command a
      * workflow: a record with an id of its own, every job a member). */
     struct fsm_str workflow;
@@ -506,6 +530,18 @@ int fsm_ready_heads(struct fsm_reader *rd,
                     unsigned max_levels,
                     fsm_list_cb cb,
                     void *data);
+
+/* ACL tokens. fsm_get_token: the token whose secret hashes to @hash (64
+ * hex digits): 0, ERR_NOTFOUND, ERR_CORRUPT. Strings are valid until
+ * fsm_read_end(); @hash of the record is left empty. */
+int fsm_get_token(struct fsm_reader *rd,
+                  struct fsm_str hash,
+                  struct fsm_token *t);
+typedef void (*fsm_token_cb)(void *data, const struct fsm_token *t);
+/* Every token, in key (hash) order. */
+int fsm_tokens(struct fsm_reader *rd, fsm_token_cb cb, void *data);
+/* Has ACL_BOOTSTRAP succeeded in this cluster (ever)? */
+bool fsm_acl_bootstrapped(struct fsm_reader *rd);
 
 /* Node table (replicated addresses). */
 typedef void (*fsm_node_cb)(void *data,

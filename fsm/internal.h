@@ -23,6 +23,7 @@ enum {
     DB_WORKFLOWS, /* id → workflow record */
     DB_QUEUES,    /* name → settings */
     DB_QCOUNTS,   /* queue 0x00 status → count */
+    DB_TOKENS,    /* SHA-256 hex of an ACL secret → token record */
     DB__COUNT
 };
 
@@ -141,6 +142,10 @@ int fsm__cancel_job(struct apply_ctx *a,
                     const struct fsm_job *old,
                     const char *why);
 
+/* apply_acl.c: TOKEN_SET, TOKEN_DEL, ACL_BOOTSTRAP. */
+int fsm__apply_acl(struct apply_ctx *a, const struct fsm_cmd *cmd);
+#define FSM_META_ACL_BOOTSTRAP "acl_bootstrap"
+
 /* apply_sched.c */
 int fsm__apply_sched(struct apply_ctx *a, const struct fsm_cmd *cmd);
 
@@ -158,5 +163,7 @@ extern int fsm_test_planted_bug;
 
 int fsm_worker_encode(const struct fsm_worker *wk, void **buf, size_t *len);
 int fsm_worker_decode(const void *buf, size_t len, struct fsm_worker *wk);
+int fsm_token_encode(const struct fsm_token *t, void **buf, size_t *len);
+int fsm_token_decode(const void *buf, size_t len, struct fsm_token *t);
 
 #endif /* FSM_INTERNAL_H_ */

@@ -21,7 +21,7 @@
 const char *const fsm__db_names[] = {
     "jobs", "by_status", "by_user", "by_queue", "by_type", "ready",
     "deps", "idem",      "nodes",   "meta",     "workers", "timers",
-    "runs", "workflows", "queues",  "qcounts",
+    "runs", "workflows", "queues",  "qcounts",  "tokens",
 };
 
 int fsm__lmdb_error(struct fsm *f, int rv, const char *what)
@@ -459,8 +459,8 @@ void fsm__rchg_note(struct fsm *f, const struct fsm_job *job, int delta)
         return;
     }
     if (VEC_RESERVE(f->rchg, f->cap_rchg, f->n_rchg + 1) != 0 ||
-        VEC_RESERVE(f->rchg_keys, f->keys_cap,
-                    f->keys_used + job->ckey.len) != 0) {
+        VEC_RESERVE(f->rchg_keys, f->keys_cap, f->keys_used + job->ckey.len) !=
+            0) {
         return;
     }
     struct fsm__rchg *c = &f->rchg[f->n_rchg++];

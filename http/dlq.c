@@ -16,6 +16,7 @@ struct bulk
 {
     struct fsm_item *items;
     unsigned n, max;
+    const struct http_args *acl; /* Jobs it may not touch are left. */
 };
 
 static int bulk_cb(void *data, const struct fsm_job *job)
@@ -23,6 +24,9 @@ static int bulk_cb(void *data, const struct fsm_job *job)
     struct bulk *bk = data;
     if (bk->n == bk->max) {
         return 1;
+    }
+    if (!http__acl_allows(bk->acl, job->queue, job->type)) {
+        return 0;
     }
     memset(&bk->items[bk->n], 0, sizeof bk->items[0]);
     bk->items[bk->n++].job_id = job->id;
@@ -53,7 +57,10 @@ static void bulk_cb_done(void *data, int status, const struct fsm_result *res)
 /* POST /v1/dlq/retry, DELETE /v1/dlq: failed jobs matching the filters
  * (queue, type, user_id), at most ?limit (1..1000, default 1000) per
  * request; "more" says whether matching jobs are left. */
-static void dlq_bulk(struct http_server *s, h2o_req_t *req, uint8_t type)
+static void dlq_bulk(struct http_server *s,
+                     h2o_req_t *req,
+                     const struct http_args *a,
+                     uint8_t type)
 {
     char user[FSM_MAX_STR + 1], queue[FSM_MAX_STR + 1], jtype[FSM_MAX_STR + 1],
         lim[16], next[FSM_CURSOR_SIZE];
@@ -69,6 +76,11 @@ static void dlq_bulk(struct http_server *s, h2o_req_t *req, uint8_t type)
     http__query_str(req, "user_id", user, sizeof user, &q.user_id);
     http__query_str(req, "queue", queue, sizeof queue, &q.queue);
     http__query_str(req, "type", jtype, sizeof jtype, &q.type);
+    /* A filter outside the token's limits is refused; without one, the
+     * jobs it may not touch are skipped. */
+    if (!http__acl_check(s, req, a, q.queue, q.type, "queue")) {
+        return;
+    }
     if (http__query(req, "limit", lim, sizeof lim) != NULL) {
         char *end;
         long v = strtol(lim, &end, 10);
@@ -82,6 +94,7 @@ static void dlq_bulk(struct http_server *s, h2o_req_t *req, uint8_t type)
     bk.items = calloc(q.limit, sizeof *bk.items);
     bk.n = 0;
     bk.max = q.limit;
+    bk.acl = a;
     if (bk.items == NULL || fsm_read_begin(cluster_fsm(s->cluster), &rd) != 0) {
         free(bk.items);
         http__send_err(req, ERR_STORAGE, NULL, NULL);
@@ -148,7 +161,8 @@ void http__job_retry(struct http_server *s,
     struct fsm_cmd cmd;
     struct fsm_item it;
     uint64_t id;
-    if (!http__id_or_404(req, a->id.base, a->id.len, &id)) {
+    if (!http__id_or_404(req, a->id.base, a->id.len, &id) ||
+        !http__acl_check_job(s, req, a, id)) {
         return;
     }
     memset(&cmd, 0, sizeof cmd);
@@ -171,12 +185,12 @@ void http__dlq_retry(struct http_server *s,
                      h2o_req_t *req,
                      const struct http_args *a)
 {
-    dlq_bulk(s, req, FSM_CMD_RETRY);
+    dlq_bulk(s, req, a, FSM_CMD_RETRY);
 }
 
 void http__dlq_delete(struct http_server *s,
                       h2o_req_t *req,
                       const struct http_args *a)
 {
-    dlq_bulk(s, req, FSM_CMD_DELETE);
+    dlq_bulk(s, req, a, FSM_CMD_DELETE);
 }

@@ -5,6 +5,7 @@
  * loop: JSON in → fsm command → cluster_submit() → JSON out. Writes on a
  * follower are forwarded to the leader. No raft_*, no mdb_* here. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -23,6 +24,11 @@ struct http_config
     const char *tls_cert;
     const char *tls_key;
     const char *tls_ca;
+    /* Access control (docs/api.md): every route with a role needs a
+     * Bearer token of that role. On in secure mode; off with --insecure
+     * (unless --acl). */
+    bool acl;
+    bool metrics_public; /* GET /metrics without a token even with acl. */
 };
 
 struct http_server; /* Opaque. */

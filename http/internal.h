@@ -176,11 +176,26 @@ void http__send_job(struct http_server *s,
 
 /* ---- The route table (routes.c) ----------------------------------------- */
 
+/* The ACL token that authenticated a request (acl.c), copied into the
+ * request's pool by the router. */
+struct acl_token
+{
+    uint64_t id;
+    char role[8];          /* "admin", "submit", "worker", "read". */
+    struct fsm_str name;   /* Pool memory. */
+    struct fsm_str queues; /* Comma-separated; "" = all. */
+    struct fsm_str types;  /* Comma-separated; "" = all. */
+    int64_t expires_at;
+};
+
 /* What a route's pattern captured: {id} (or {name}), the one variable
- * segment of every pattern. */
+ * segment of every pattern; and who is calling. */
 struct http_args
 {
     h2o_iovec_t id;
+    /* The caller's token when ACLs are on and the route needs a role;
+     * NULL otherwise (no limits apply). */
+    const struct acl_token *token;
 };
 
 typedef void (*http_handler)(struct http_server *s,
@@ -190,6 +205,7 @@ typedef void (*http_handler)(struct http_server *s,
 enum {
     ROUTE_LEADER = 1 << 0,       /* Followers forward it to the leader. */
     ROUTE_LINEARIZABLE = 1 << 1, /* Leader too with ?consistency=... */
+    ROUTE_METRICS = 1 << 2,      /* No role with --metrics-public. */
 };
 
 struct http_route
@@ -206,6 +222,48 @@ extern const size_t http__n_routes;
 
 /* Route @req: the handler, a forward to the leader, 404 or 405. */
 void http__route(struct http_server *s, h2o_req_t *req);
+
+/* ---- Access control (acl.c) --------------------------------------------- */
+
+/* The router's check of @r before forwarding or handling: with ACLs on,
+ * authenticate the Bearer token (401), check its role against the route's
+ * (403) and keep it in a->token. False once answered. */
+bool http__acl_authorize(struct http_server *s,
+                         h2o_req_t *req,
+                         const struct http_route *r,
+                         struct http_args *a);
+/* May the caller act on a job of @queue and @type? True without a token
+ * and for tokens without limits (an empty @queue or @type is not judged). */
+bool http__acl_allows(const struct http_args *a,
+                      struct fsm_str queue,
+                      struct fsm_str type);
+/* http__acl_allows, or answer 403 (naming @field) and log it: false. */
+bool http__acl_check(struct http_server *s,
+                     h2o_req_t *req,
+                     const struct http_args *a,
+                     struct fsm_str queue,
+                     struct fsm_str type,
+                     const char *field);
+/* The same for the existing job @id as the local fsm has it (an unknown
+ * job passes: the handler answers 404). */
+bool http__acl_check_job(struct http_server *s,
+                         h2o_req_t *req,
+                         const struct http_args *a,
+                         uint64_t id);
+/* SHA-256 of @s as 64 lowercase hex digits (+ NUL). */
+int http__sha256_hex(const char *s, size_t len, char out[65]);
+void http__acl_bootstrap(struct http_server *s,
+                         h2o_req_t *req,
+                         const struct http_args *a);
+void http__acl_tokens_create(struct http_server *s,
+                             h2o_req_t *req,
+                             const struct http_args *a);
+void http__acl_tokens_list(struct http_server *s,
+                           h2o_req_t *req,
+                           const struct http_args *a);
+void http__acl_tokens_delete(struct http_server *s,
+                             h2o_req_t *req,
+                             const struct http_args *a);
 
 /* jobs.c */
 void http__jobs_submit(struct http_server *s,

@@ -5,6 +5,7 @@
  * replies after the entry is committed and applied → read the records back
  * from the local fsm and render them. */
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -179,6 +180,13 @@ void http__jobs_submit(struct http_server *s,
         }
         jobs[i] = ins[i].job;
         hashes[i] = ins[i].hash;
+        snprintf(field, sizeof field, "%squeue", prefix);
+        if (!http__acl_check(s, req, a, jobs[i].queue, jobs[i].type, field)) {
+            for (size_t j = 0; j <= i; j++) {
+                http__job_input_free(&ins[j]);
+            }
+            goto out;
+        }
     }
     if (ins == NULL || jobs == NULL || hashes == NULL) {
         http__send_err(req, ERR_NOMEM, NULL, NULL);
@@ -233,8 +241,8 @@ static void get_job_now(struct http_server *s, h2o_req_t *req, uint64_t id)
             char why[640];
             int n = snprintf(why, sizeof why,
                              "a live worker on queue %.*s that runs type %.*s",
-                             (int)job.queue.len, job.queue.p,
-                             (int)job.type.len, job.type.p);
+                             (int)job.queue.len, job.queue.p, (int)job.type.len,
+                             job.type.p);
             b.len--;
             http__sb_puts(&b, ",\"waiting_for\":");
             http__sb_json_str(&b, (struct fsm_str){why, (uint32_t)n});
@@ -428,6 +436,7 @@ void http__jobs_patch(struct http_server *s,
     int rv;
 
     if (!parse_id_or_404(req, ids, len, &id) ||
+        !http__acl_check_job(s, req, a, id) ||
         (body = http__body_json(req)) == NULL) {
         return;
     }
@@ -439,6 +448,13 @@ void http__jobs_patch(struct http_server *s,
     if (rv != 0) {
         http__send_err(req, rv, field, msg);
         json_decref(body);
+        return;
+    }
+    if ((cmd.mask & FSM_PATCH_QUEUE) &&
+        !http__acl_check(s, req, a, in.job.queue, (struct fsm_str){NULL, 0},
+                         "queue")) {
+        json_decref(body);
+        http__job_input_free(&in);
         return;
     }
     if (cmd.mask & FSM_PATCH_SPEC) {
@@ -487,7 +503,8 @@ void http__jobs_cancel(struct http_server *s,
     struct fsm_cmd cmd;
     uint64_t id;
 
-    if (!parse_id_or_404(req, ids, len, &id)) {
+    if (!parse_id_or_404(req, ids, len, &id) ||
+        !http__acl_check_job(s, req, a, id)) {
         return;
     }
     memset(&cmd, 0, sizeof cmd);

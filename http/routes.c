@@ -14,34 +14,39 @@
 #define LEADER ROUTE_LEADER
 #define LINEAR ROUTE_LINEARIZABLE
 
-/* Roles (enforced by the next issue's ACL): read the state, write jobs,
- * act as a worker, administer the cluster. */
+#define METRICS ROUTE_METRICS
+
+/* Roles (docs/api.md, Access control; enforced with rotad --acl by
+ * http__acl_authorize): admin can call every route; submit calls its own
+ * routes and the read routes, limited to its token's queues and types;
+ * worker calls the worker protocol; read calls GET routes. NULL: no token
+ * needed. */
 #define READ "read"
-#define WRITE "write"
+#define SUBMIT "submit"
 #define WORKER "worker"
 #define ADMIN "admin"
 
 const struct http_route http__routes[] = {
-    {"POST", "/v1/jobs", http__jobs_submit, LEADER, WRITE},
+    {"POST", "/v1/jobs", http__jobs_submit, LEADER, SUBMIT},
     {"GET", "/v1/jobs", http__jobs_list, 0, READ},
     {"GET", "/v1/jobs/{id}", http__jobs_get, LINEAR, READ},
-    {"PATCH", "/v1/jobs/{id}", http__jobs_patch, LEADER, WRITE},
-    {"DELETE", "/v1/jobs/{id}", http__jobs_cancel, LEADER, WRITE},
+    {"PATCH", "/v1/jobs/{id}", http__jobs_patch, LEADER, SUBMIT},
+    {"DELETE", "/v1/jobs/{id}", http__jobs_cancel, LEADER, SUBMIT},
     {"GET", "/v1/jobs/{id}/runs", http__schedule_runs, 0, READ},
-    {"POST", "/v1/jobs/{id}/pause", http__schedule_pause, LEADER, WRITE},
-    {"POST", "/v1/jobs/{id}/resume", http__schedule_resume, LEADER, WRITE},
-    {"POST", "/v1/jobs/{id}/trigger", http__schedule_trigger, LEADER, WRITE},
-    {"POST", "/v1/jobs/{id}/retry", http__job_retry, LEADER, WRITE},
+    {"POST", "/v1/jobs/{id}/pause", http__schedule_pause, LEADER, SUBMIT},
+    {"POST", "/v1/jobs/{id}/resume", http__schedule_resume, LEADER, SUBMIT},
+    {"POST", "/v1/jobs/{id}/trigger", http__schedule_trigger, LEADER, SUBMIT},
+    {"POST", "/v1/jobs/{id}/retry", http__job_retry, LEADER, SUBMIT},
     {"GET", "/v1/schedule/preview", http__schedule_preview, 0, READ},
     {"GET", "/v1/dlq", http__dlq_list, 0, READ},
-    {"DELETE", "/v1/dlq", http__dlq_delete, LEADER, WRITE},
-    {"POST", "/v1/dlq/retry", http__dlq_retry, LEADER, WRITE},
-    {"POST", "/v1/workflows", http__workflow_submit, LEADER, WRITE},
+    {"DELETE", "/v1/dlq", http__dlq_delete, LEADER, ADMIN},
+    {"POST", "/v1/dlq/retry", http__dlq_retry, LEADER, SUBMIT},
+    {"POST", "/v1/workflows", http__workflow_submit, LEADER, SUBMIT},
     {"GET", "/v1/workflows/{id}", http__workflow_get, 0, READ},
-    {"DELETE", "/v1/workflows/{id}", http__workflow_cancel, LEADER, WRITE},
+    {"DELETE", "/v1/workflows/{id}", http__workflow_cancel, LEADER, SUBMIT},
     {"GET", "/v1/queues", http__queues_list, 0, READ},
     {"GET", "/v1/queues/{name}", http__queue_get, 0, READ},
-    {"PUT", "/v1/queues/{name}", http__queue_put, LEADER, WRITE},
+    {"PUT", "/v1/queues/{name}", http__queue_put, LEADER, ADMIN},
     {"POST", "/v1/workers", http__workers_register, LEADER, WORKER},
     {"GET", "/v1/workers", http__workers_list, 0, READ},
     {"DELETE", "/v1/workers/{id}", http__workers_delete, LEADER, WORKER},
@@ -50,24 +55,28 @@ const struct http_route http__routes[] = {
      WORKER},
     {"POST", "/v1/workers/{id}/complete", http__workers_complete, LEADER,
      WORKER},
-    {"GET", "/v1/cluster", http__cluster_get, 0, READ},
+    {"GET", "/v1/cluster", http__cluster_get, 0, NULL},
     {"POST", "/v1/cluster/nodes", http__cluster_add, LEADER, ADMIN},
     {"DELETE", "/v1/cluster/nodes/{id}", http__cluster_remove, LEADER, ADMIN},
     {"POST", "/v1/cluster/transfer", http__cluster_transfer, LEADER, ADMIN},
     {"GET", "/v1/debug/digest", http__digest, 0, READ},
+    {"POST", "/v1/acl/bootstrap", http__acl_bootstrap, LEADER, NULL},
+    {"POST", "/v1/acl/tokens", http__acl_tokens_create, LEADER, ADMIN},
+    {"GET", "/v1/acl/tokens", http__acl_tokens_list, 0, ADMIN},
+    {"DELETE", "/v1/acl/tokens/{id}", http__acl_tokens_delete, LEADER, ADMIN},
     {"GET", "/healthz", http__healthz, 0, NULL},
     {"GET", "/readyz", http__readyz, 0, NULL},
-    {"GET", "/metrics", http__metrics, 0, NULL},
+    {"GET", "/metrics", http__metrics, METRICS, READ},
     {"GET", "/", http__dashboard, 0, NULL},
     {"GET", "/dashboard", http__dashboard, 0, NULL},
     /* The seeds' aliases. */
-    {"POST", "/jobs", http__jobs_submit, LEADER, WRITE},
+    {"POST", "/jobs", http__jobs_submit, LEADER, SUBMIT},
     {"GET", "/jobs", http__jobs_list, 0, READ},
-    {"POST", "/api/jobs", http__jobs_submit, LEADER, WRITE},
+    {"POST", "/api/jobs", http__jobs_submit, LEADER, SUBMIT},
     {"GET", "/api/jobs", http__jobs_list, 0, READ},
     {"GET", "/jobs/{id}", http__jobs_get, LINEAR, READ},
-    {"PATCH", "/jobs/{id}", http__jobs_patch, LEADER, WRITE},
-    {"DELETE", "/jobs/{id}", http__jobs_cancel, LEADER, WRITE},
+    {"PATCH", "/jobs/{id}", http__jobs_patch, LEADER, SUBMIT},
+    {"DELETE", "/jobs/{id}", http__jobs_cancel, LEADER, SUBMIT},
     {"GET", "/api/job-status/{id}", http__jobs_get, 0, READ},
 };
 
@@ -129,13 +138,18 @@ void http__route(struct http_server *s, h2o_req_t *req)
 
     for (size_t i = 0; i < http__n_routes; i++) {
         const struct http_route *r = &http__routes[i];
-        struct http_args a = {{NULL, 0}};
+        struct http_args a = {{NULL, 0}, NULL};
         if (!match(r->pattern, path, &a)) {
             continue;
         }
         path_known = true;
         if (!method_is(req, r->method)) {
             continue;
+        }
+        /* A follower checks, then forwards (with the Authorization
+         * header); the leader checks again. */
+        if (s->cfg.acl && !http__acl_authorize(s, req, r, &a)) {
+            return;
         }
         if (must_forward(s, req, r)) {
             http__forward(s, req);

@@ -229,7 +229,8 @@ static void schedule_action(struct http_server *s,
                             int action)
 {
     uint64_t id;
-    if (!http__id_or_404(req, a->id.base, a->id.len, &id)) {
+    if (!http__id_or_404(req, a->id.base, a->id.len, &id) ||
+        !http__acl_check_job(s, req, a, id)) {
         return;
     }
     struct call *call = http__call_new(s, req);

@@ -50,8 +50,8 @@ static int secret_hash(const char *s, size_t len, char out[65])
  * error answered (404 unknown or down worker, 403 wrong or no secret). */
 static int worker_auth(struct http_server *s, h2o_req_t *req, uint64_t id)
 {
-    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT(SECRET_HEADER),
-                                       -1);
+    ssize_t i =
+        h2o_find_header_by_str(&req->headers, H2O_STRLIT(SECRET_HEADER), -1);
     struct fsm_reader *rd;
     struct fsm_worker w;
     char given[65];
@@ -74,7 +74,6 @@ static int worker_auth(struct http_server *s, h2o_req_t *req, uint64_t id)
     fsm_read_end(rd);
     return rv;
 }
-
 
 /* Answer the error of a failed submit or a rejected command; true if so. */
 static bool submit_failed(h2o_req_t *req,
@@ -124,7 +123,6 @@ static bool worker_id(struct http_server *s,
     }
     return true;
 }
-
 
 /* ---- Register ------------------------------------------------------------ */
 
@@ -217,6 +215,25 @@ static void register_with_secret(struct http_server *s,
     }
 }
 
+/* A worker token limited to queues registers only those queues. */
+static bool queues_allowed(struct http_server *s,
+                           h2o_req_t *req,
+                           const struct http_args *a,
+                           const char *queues)
+{
+    const char *p = queues;
+    while (*p != '\0') {
+        const char *comma = strchr(p, ',');
+        size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        if (!http__acl_check(s, req, a, (struct fsm_str){p, (uint32_t)n},
+                             (struct fsm_str){NULL, 0}, "queues")) {
+            return false;
+        }
+        p += comma != NULL ? n + 1 : n;
+    }
+    return true;
+}
+
 /* POST /v1/workers {"name", "queues": [...], "concurrency", "types": [...]}:
  * "types" are the job types it runs (absent: every type but shell). */
 void http__workers_register(struct http_server *s,
@@ -245,6 +262,10 @@ void http__workers_register(struct http_server *s,
             http__send_error(req, 400, "invalid_argument", "concurrency",
                              "concurrency: an integer in 1..10000");
         } else {
+            if (!queues_allowed(s, req, a, queues)) {
+                json_decref(o);
+                return;
+            }
             memset(&w, 0, sizeof w);
             w.name = (struct fsm_str){name, (uint32_t)strlen(name)};
             w.queues = (struct fsm_str){queues, (uint32_t)strlen(queues)};

@@ -314,10 +314,16 @@ void http__workflow_submit(struct http_server *s,
     }
     memset(&w, 0, sizeof w);
     rv = wf_parse(s, &w, o);
-    if (rv != 0) {
+    for (size_t i = 0; rv == 0 && i < w.n; i++) {
+        if (!http__acl_check(s, req, a, w.jobs[i].queue, w.jobs[i].type,
+                             "jobs")) {
+            rv = -1; /* Answered. */
+        }
+    }
+    if (rv > 0) {
         http__send_err(req, rv, w.field[0] ? w.field : NULL,
                        w.msg[0] ? w.msg : NULL);
-    } else {
+    } else if (rv == 0) {
         const char *name = json_string_value(json_object_get(o, "name"));
         struct fsm_cmd cmd;
         memset(&cmd, 0, sizeof cmd);
@@ -424,13 +430,46 @@ void http__workflow_get(struct http_server *s,
     }
 }
 
+/* May the caller's token act on every member of workflow @id? (An
+ * unknown workflow passes: the command answers 404.) */
+static bool workflow_allowed(struct http_server *s,
+                             h2o_req_t *req,
+                             const struct http_args *a,
+                             uint64_t id)
+{
+    struct fsm_reader *rd;
+    struct fsm_workflow wf;
+
+    if (a->token == NULL ||
+        (a->token->queues.len == 0 && a->token->types.len == 0)) {
+        return true;
+    }
+    if (fsm_read_begin(cluster_fsm(s->cluster), &rd) != 0) {
+        http__send_err(req, ERR_STORAGE, NULL, NULL);
+        return false;
+    }
+    uint64_t first = 0;
+    uint32_t n = 0;
+    if (fsm_get_workflow(rd, id, &wf) == 0) {
+        first = wf.first;
+        n = wf.n;
+    }
+    fsm_read_end(rd);
+    for (uint32_t i = 0; i < n; i++) {
+        if (!http__acl_check_job(s, req, a, first + i)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 void http__workflow_cancel(struct http_server *s,
                            h2o_req_t *req,
                            const struct http_args *a)
 {
     struct fsm_cmd cmd;
     uint64_t id;
-    if (!workflow_id(req, a, &id)) {
+    if (!workflow_id(req, a, &id) || !workflow_allowed(s, req, a, id)) {
         return;
     }
     memset(&cmd, 0, sizeof cmd);

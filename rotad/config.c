@@ -12,6 +12,8 @@
 
 #include "common/log.h"
 
+/* K_BOOL: a flag without a value (--acl), or true/false, 1/0, yes/no in the
+ * environment and YAML. */
 enum kind { K_U64, K_STR, K_SIZE, K_UINT, K_LEVEL, K_BOOL };
 
 struct option_def
@@ -88,6 +90,15 @@ static const struct option_def defs[] = {
         insecure,
         "plain mode: no TLS, no access control (say it: one of this and "
         "--certs-dir is required)"),
+    OPT("acl",
+        K_BOOL,
+        acl,
+        "require ACL tokens (Authorization: Bearer) on every route with a "
+        "role (on in secure mode; with --insecure: on without TLS)"),
+    OPT("metrics-public",
+        K_BOOL,
+        metrics_public,
+        "with --acl, serve GET /metrics without a token (off)"),
 };
 #define N_DEFS (sizeof defs / sizeof defs[0])
 
@@ -107,11 +118,12 @@ static int set_value(struct rotad_config *cfg,
             *(char **)p = strdup(value);
             return 0;
         case K_BOOL:
-            if (value == NULL || strcmp(value, "1") == 0 ||
-                strcmp(value, "true") == 0 || strcmp(value, "yes") == 0) {
+            if (value == NULL || strcmp(value, "true") == 0 ||
+                strcmp(value, "1") == 0 || strcmp(value, "yes") == 0 ||
+                strcmp(value, "on") == 0) {
                 *(int *)p = 1;
-            } else if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0 ||
-                       strcmp(value, "no") == 0) {
+            } else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0 ||
+                       strcmp(value, "no") == 0 || strcmp(value, "off") == 0) {
                 *(int *)p = 0;
             } else {
                 snprintf(err, size, "%s: \"%s\" is not true or false", d->name,
@@ -351,7 +363,8 @@ int rotad_config_load(struct rotad_config *cfg,
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "", longopts, NULL)) != -1;) {
         if (c >= 1000 && c < 1000 + (int)N_DEFS) {
-            if (set_value(cfg, &defs[c - 1000], optarg, err, size) != 0) {
+            const char *v = optarg != NULL ? optarg : "true";
+            if (set_value(cfg, &defs[c - 1000], v, err, size) != 0) {
                 return -1;
             }
         } else if (c == '?' || c == ':') {

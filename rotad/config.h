@@ -32,6 +32,8 @@ struct rotad_config
     /* Secure mode: D/ca.crt, D/node.crt, D/node.key (rotactl cert). */
     char *certs_dir;
     int insecure; /* Said out loud: no TLS, no ACL. */
+    int acl;            /* Bool: access control (--acl). */
+    int metrics_public; /* Bool: GET /metrics without a token. */
 };
 
 /* Returns 0, 1 for --help, or -1 with @err written. */

@@ -278,6 +278,9 @@ int main(int argc, char **argv)
         hc.tls_cert = n.cert;
         hc.tls_key = n.key;
     }
+    /* Access control: on in secure mode, off with --insecure unless --acl. */
+    hc.acl = !cfg.insecure || cfg.acl != 0;
+    hc.metrics_public = cfg.metrics_public != 0;
     rv = http_server_start(&n.loop, n.cluster, n.sched, &hc, &n.http, err,
                            sizeof err);
     if (rv != 0) {
