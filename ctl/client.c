@@ -32,15 +32,18 @@ int ctl_request(struct ctl *ctl,
         CURLcode cc;
 
         snprintf(url, sizeof url, "%s%s%s",
-                 strncmp(s, "http", 4) == 0 ? "" : "http://", s, path);
+                 strncmp(s, "http", 4) == 0                ? ""
+                 : ctl->creds.ca_file[0] != '\0' ? "https://"
+                                                          : "http://",
+                 s, path);
         buf_init(&b, 0);
         curl_easy_reset(ctl->curl);
         h = curl_slist_append(h, "Content-Type: application/json");
-        if (ctl->token != NULL) {
-            char auth[600];
-            snprintf(auth, sizeof auth, "Authorization: Bearer %s", ctl->token);
-            h = curl_slist_append(h, auth);
-            memset(auth, 0, sizeof auth);
+        if (ctl->creds.auth[0] != '\0') {
+            h = curl_slist_append(h, ctl->creds.auth);
+        }
+        if (ctl->creds.ca_file[0] != '\0') {
+            curl_easy_setopt(ctl->curl, CURLOPT_CAINFO, ctl->creds.ca_file);
         }
         curl_easy_setopt(ctl->curl, CURLOPT_URL, url);
         curl_easy_setopt(ctl->curl, CURLOPT_CUSTOMREQUEST, method);

@@ -6,6 +6,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "common/creds.h"
+
 /* Exit codes. */
 enum {
     CTL_EXIT_OK = 0,
@@ -20,9 +22,10 @@ struct ctl
     bool json;
     long timeout; /* seconds */
     void *curl;   /* CURL *, reused (keep-alive). */
-    /* ACL token sent as "Authorization: Bearer" on every call (from
-     * --token-file or ROTA_TOKEN); NULL: none. */
-    const char *token;
+    /* The CA to verify HTTPS against and the ACL token sent as Bearer
+     * (common/creds.h: --ca-file, --token-file, ROTA_CA_FILE, ROTA_TOKEN,
+     * ROTA_TOKEN_FILE; else a quickstart's .rota/ in this directory). */
+    struct creds creds;
 };
 
 /* One request; tries each server in turn on connection errors. Returns 0

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "ctl/cert.h"
@@ -667,8 +668,13 @@ static void usage(FILE *out)
             "  --server   nodes to try in turn (env ROTA_SERVER, default "
             "http://127.0.0.1:8001)\n"
             "  --json     print the server's JSON\n"
+            "  --ca-file F     verify HTTPS against this CA (env "
+            "ROTA_CA_FILE)\n"
             "  --token-file F  send the ACL token in F as Bearer (env "
-            "ROTA_TOKEN: the token itself)\n\ncommands:\n");
+            "ROTA_TOKEN: the token itself, ROTA_TOKEN_FILE)\n"
+            "  Without them, a quickstart's .rota/certs/ca.crt and .rota/token "
+            "in this\n  directory are used (and https://127.0.0.1:8001).\n"
+            "\ncommands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++) {
         fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].usage);
     }
@@ -677,16 +683,36 @@ static void usage(FILE *out)
             "server reachable\n");
 }
 
+/* With nothing said (no options, no ROTA_* environment), a quickstart's
+ * .rota/ in this directory: its CA, its admin token, its first node. */
+static void quickstart_defaults(struct ctl *ctl,
+                                const char **ca_file,
+                                const char **token_file)
+{
+    bool qs = access(".rota/certs/ca.crt", R_OK) == 0;
+    if (*ca_file == NULL && getenv("ROTA_CA_FILE") == NULL && qs) {
+        *ca_file = ".rota/certs/ca.crt";
+    }
+    if (*token_file == NULL && getenv("ROTA_TOKEN") == NULL &&
+        getenv("ROTA_TOKEN_FILE") == NULL && access(".rota/token", R_OK) == 0) {
+        *token_file = ".rota/token";
+    }
+    if (ctl->servers == NULL) {
+        ctl->servers = qs ? "https://127.0.0.1:8001" : "http://127.0.0.1:8001";
+    }
+}
+
 int main(int argc, char **argv)
 {
-    struct ctl ctl = {NULL, false, 10, NULL, NULL};
+    struct ctl ctl;
     const struct command *cmd;
-    const char *token_file = NULL;
-    char *token = NULL;
+    const char *token_file = NULL, *ca_file = NULL;
+    char err[256];
     int i, rv;
 
-    ctl.servers = getenv("ROTA_SERVER") != NULL ? getenv("ROTA_SERVER")
-                                                : "http://127.0.0.1:8001";
+    memset(&ctl, 0, sizeof ctl);
+    ctl.timeout = 10;
+    ctl.servers = getenv("ROTA_SERVER");
     for (i = 1; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             ctl.json = true;
@@ -694,6 +720,8 @@ int main(int argc, char **argv)
             ctl.servers = argv[++i];
         } else if (strcmp(argv[i], "--token-file") == 0 && i + 1 < argc) {
             token_file = argv[++i];
+        } else if (strcmp(argv[i], "--ca-file") == 0 && i + 1 < argc) {
+            ca_file = argv[++i];
         } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
             ctl.timeout = atol(argv[++i]);
         } else if (strcmp(argv[i], "--help") == 0 ||
@@ -719,24 +747,14 @@ int main(int argc, char **argv)
         printf("usage: rotactl %s %s\n", cmd->name, cmd->usage);
         return 0;
     }
-    if (token_file != NULL) {
-        token = read_file(token_file);
-        if (token == NULL) {
-            fprintf(stderr, "rotactl: cannot read --token-file %s\n",
-                    token_file);
-            return CTL_EXIT_USAGE;
-        }
-        token[strcspn(token, "\r\n")] = '\0';
-        ctl.token = token;
-    } else if (getenv("ROTA_TOKEN") != NULL && getenv("ROTA_TOKEN")[0]) {
-        ctl.token = getenv("ROTA_TOKEN");
+    quickstart_defaults(&ctl, &ca_file, &token_file);
+    if (creds_load(&ctl.creds, ca_file, token_file, err, sizeof err) != 0) {
+        fprintf(stderr, "rotactl: %s\n", err);
+        return CTL_EXIT_USAGE;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rv = cmd->run(&ctl, argc - i, argv + i);
-    if (token != NULL) {
-        memset(token, 0, strlen(token));
-        free(token);
-    }
+    memset(&ctl.creds, 0, sizeof ctl.creds);
     if (ctl.curl != NULL) {
         curl_easy_cleanup(ctl.curl);
     }

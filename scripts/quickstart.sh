@@ -68,10 +68,28 @@ if [ -z "$leader" ]; then
     echo "no leader after 30 s; see $RUN/node*.log" >&2
     exit 1
 fi
+# Access control is on: the first start bootstraps the admin token
+# (kept in .rota/token, 0600); the worker gets a worker token of its own.
+TOKEN="$RUN/token"
+if [ ! -s "$TOKEN" ]; then
+    secret=$(curl -s --cacert "$CA" -X POST -H 'Content-Type: application/json' \
+        -d '{}' https://127.0.0.1:800"$leader"/v1/acl/bootstrap |
+        sed -n 's/.*"secret":"\([0-9a-f]*\)".*/\1/p')
+    if [ -z "$secret" ]; then
+        echo "ACL bootstrap failed (a cluster bootstrapped before? remove $RUN)" >&2
+        exit 1
+    fi
+    (umask 077 && printf '%s\n' "$secret" >"$TOKEN")
+fi
+AUTH="Authorization: Bearer $(cat "$TOKEN")"
+worker_token=$(curl -s --cacert "$CA" -X POST -H 'Content-Type: application/json' \
+    -H "$AUTH" -d '{"name":"quickstart-worker","role":"worker"}' \
+    https://127.0.0.1:800"$leader"/v1/acl/tokens |
+    sed -n 's/.*"secret":"\([0-9a-f]*\)".*/\1/p')
 if [ -x build/worker/rota-worker ]; then
     # --allow-shell: the demo job below is a shell job. A worker started
     # with it runs any command it is given, as this user.
-    nohup build/worker/rota-worker --allow-shell --ca-file "$CA" \
+    ROTA_TOKEN="$worker_token" nohup build/worker/rota-worker --allow-shell --ca-file "$CA" \
         --servers https://127.0.0.1:8001,https://127.0.0.1:8002,https://127.0.0.1:8003 \
         >"$RUN/worker.log" 2>&1 &
     echo $! >"$RUN/worker.pid"
@@ -79,15 +97,18 @@ fi
 
 cat <<MSG
 Rota is running (leader: node $leader), secure: HTTPS with the CA in $CA,
-mutual TLS between the nodes.
+mutual TLS between the nodes, access control on.
   API:       https://127.0.0.1:8001  https://127.0.0.1:8002  https://127.0.0.1:8003
+  Auth:      the admin token is in $TOKEN: send it as
+             -H "Authorization: Bearer \$(cat $TOKEN)"  (rotactl reads .rota/ itself)
   Dashboard: https://127.0.0.1:8001/  (your browser: trust $CA, or accept the warning)
-  Metrics:   https://127.0.0.1:8001/metrics
+  Metrics:   https://127.0.0.1:8001/metrics  (needs a token)
   Logs:      $RUN/node{1,2,3}.log
   Worker:    started with --allow-shell (it runs shell jobs: any command, as $(id -un))
 Try:
-  curl --cacert $CA -X POST https://127.0.0.1:8002/v1/jobs \\
+  curl --cacert $CA -H "Authorization: Bearer \$(cat $TOKEN)" -X POST https://127.0.0.1:8002/v1/jobs \\
        -H 'Content-Type: application/json' -d '{"type":"shell","payload":{"cmd":"echo hi"}}'
-  curl --cacert $CA https://127.0.0.1:8001/v1/jobs?status=completed
+  build/ctl/rotactl list --status completed
+  build/ctl/rotactl cluster
 Stop: scripts/quickstart.sh stop
 MSG

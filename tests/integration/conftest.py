@@ -158,6 +158,12 @@ class Node:
 
     def req(self, method, path, body=None, **kw):
         kw.setdefault("ca", self.cluster.ca)
+        if self.cluster.token is not None:
+            # Secure mode: the bootstrap admin token unless the test sends
+            # its own Authorization (or none: "Authorization": None).
+            hdrs = {"Authorization": f"Bearer {self.cluster.token}"}
+            hdrs.update(kw.get("headers") or {})
+            kw["headers"] = {k: v for k, v in hdrs.items() if v is not None}
         return request(self.http, method, path, body, **kw)
 
     def log_text(self):
@@ -175,6 +181,7 @@ class Cluster:
         # Secure mode: the API is HTTPS verified against the cluster CA.
         certs = self.flags[self.flags.index("--certs-dir") + 1] if "--certs-dir" in self.flags else None
         self.ca = os.path.join(certs, "ca.crt") if certs else None
+        self.token = None  # Secure mode: the bootstrap admin token (start()).
         self.every_node = []
         self.nodes = [Node(self, i + 1) for i in range(n)]
         self.workers = []
@@ -184,7 +191,20 @@ class Cluster:
         for n in self.nodes:
             n.start(["--cluster", self.spec] + self.flags)
         self.wait_for_leader()
+        if self.ca is not None:
+            # Secure mode has access control on: bootstrap an admin token.
+            status, _, tok = self.leader().req("POST", "/v1/acl/bootstrap", {})
+            assert status in (200, 201), (status, tok)
+            self.token = tok["secret"]
         return self
+
+    def make_token(self, role, **limits):
+        """A new ACL token's secret (secure mode)."""
+        body = {"name": f"t-{role}-{time.monotonic_ns()}", "role": role}
+        body.update(limits)
+        status, _, tok = self.leader().req("POST", "/v1/acl/tokens", body)
+        assert status in (200, 201), (status, tok)
+        return tok["secret"]
 
     def node(self, node_id):
         return next(n for n in self.nodes if n.id == node_id)
@@ -246,11 +266,14 @@ class Cluster:
         scheme = "https" if self.ca else "http"
         servers = ",".join(f"{scheme}://{n.http}" for n in self.nodes)
         tls = ["--ca-file", self.ca] if self.ca else []
+        env = dict(os.environ)
+        if self.token is not None:
+            env["ROTA_TOKEN"] = self.make_token("worker")
         with open(log, "ab") as f:
             p = subprocess.Popen([WORKER, "--servers", servers, "--name", name,
                                   "--queues", queues, "--concurrency", str(concurrency),
                                   "--kill-grace", "1", *tls, *extra], stdout=f,
-                                 stderr=subprocess.STDOUT)
+                                 stderr=subprocess.STDOUT, env=env)
         p.log = log
         self.workers.append(p)
         return p

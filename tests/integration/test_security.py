@@ -119,3 +119,29 @@ def test_security_node_of_another_ca_cannot_join(secure, tmp_path):
     assert 4 not in [m["id"] for m in v["nodes"]], v
     assert term_and_leader(c) == before
     n.kill()
+
+
+def test_security_access_control_is_on(secure):
+    """Secure mode turns access control on: no token or a bad one is 401,
+    a token of the wrong role 403; the status routes need none."""
+    c = secure
+    f = c.followers()[0]
+    st, _, _ = f.req("GET", "/v1/cluster", headers={"Authorization": None})
+    assert st == 200
+    st, _, err = f.req("POST", "/v1/jobs", {"type": "noop"}, headers={"Authorization": None})
+    assert st == 401 and err["error"]["code"] == "unauthenticated", err
+    st, _, err = f.req("GET", "/v1/jobs", headers={"Authorization": "Bearer " + "0" * 64})
+    assert st == 401, err
+    worker = c.make_token("worker")
+    # A token made on the leader reaches the follower with the next heartbeat.
+    st, _, err = wait_until(lambda: (lambda r: r if r[0] != 401 else None)(
+        f.req("POST", "/v1/jobs", {"type": "noop"},
+              headers={"Authorization": f"Bearer {worker}"})), what="token replicated")
+    assert st == 403 and err["error"]["code"] == "forbidden", err
+    reader = c.make_token("read")
+    st, _, _ = wait_until(lambda: (lambda r: r if r[0] != 401 else None)(
+        f.req("GET", "/v1/jobs", headers={"Authorization": f"Bearer {reader}"})),
+        what="token replicated")
+    assert st == 200
+    st, _, again = c.leader().req("POST", "/v1/acl/bootstrap", {})
+    assert st == 403, again
