@@ -37,9 +37,30 @@ struct fixture_sched_sub
 /* The commands of one proposed entry, in order. */
 struct entry
 {
+    struct fixture_sched_node *node;
     unsigned n;
     struct fixture_sched_sub subs[];
 };
+
+/* Tell the observer, fire the submitter's callback, free the command. */
+static void answer(struct fixture_sched_node *n,
+                   struct fixture_sched_sub *sub,
+                   int status,
+                   const struct fsm_result *res)
+{
+    struct fixture_sched *fs = n->fs;
+    if (fs->on_result != NULL) {
+        struct fsm_cmd cmd;
+        struct fsm_job *store = NULL;
+        if (fsm_cmd_decode(sub->cmd, sub->len, &cmd, &store) == 0) {
+            fs->on_result(fs->on_result_data, n->i, &cmd, status, res);
+            fsm_cmd_free(&cmd, store);
+        }
+    }
+    free(sub->cmd);
+    sub->cmd = NULL;
+    sub->cb(sub->data, status, res);
+}
 
 static void entry_applied_cb(struct cluster_req *req, int status, const void *r)
 {
@@ -56,7 +77,7 @@ static void entry_applied_cb(struct cluster_req *req, int status, const void *r)
         if (rv == 0) {
             fr = res != NULL && c < res->n ? &res->results[c] : &corrupt;
         }
-        e->subs[c].cb(e->subs[c].data, rv, fr);
+        answer(e->node, &e->subs[c], rv, fr);
     }
     free(e);
 }
@@ -118,6 +139,7 @@ static void flush_node(struct fixture_sched_node *n, int fail_status)
     assert_non_null(e);
     assert_non_null(cmds);
     assert_non_null(lens);
+    e->node = n;
     e->n = count;
     memcpy(e->subs, n->queue, count * sizeof e->subs[0]);
     n->n_queue = 0;
@@ -130,10 +152,6 @@ static void flush_node(struct fixture_sched_node *n, int fail_status)
                                              entry_applied_cb, e);
         rv = err_from_raft(req->rv);
     }
-    for (unsigned c = 0; c < count; c++) {
-        free(e->subs[c].cmd);
-        e->subs[c].cmd = NULL;
-    }
     free(cmds);
     free(lens);
     if (rv == 0) {
@@ -141,7 +159,7 @@ static void flush_node(struct fixture_sched_node *n, int fail_status)
         return; /* entry_applied_cb frees @e. */
     }
     for (unsigned c = 0; c < count; c++) {
-        e->subs[c].cb(e->subs[c].data, rv, NULL);
+        answer(n, &e->subs[c], rv, NULL);
     }
     free(e);
 }

@@ -56,6 +56,16 @@ struct fixture_sched
     struct fixture_sched_node nodes[CLUSTER_MAX_N];
     raft_time next_tick;
     bool closing;
+    /* Optional observer: every command the services submitted, once its
+     * outcome is known (the status its submitter gets; @res NULL unless
+     * status is 0), decoded (valid during the call), before the
+     * submitter's callback. */
+    void (*on_result)(void *data,
+                      unsigned server,
+                      const struct fsm_cmd *cmd,
+                      int status,
+                      const struct fsm_result *res);
+    void *on_result_data;
     unsigned long long ticks; /* Rounds of sched_tick (all servers). */
 };
 
