@@ -42,7 +42,9 @@ static void clear(struct counts *c)
     for (size_t i = 0; i < c->cap; i++) {
         free(c->slots[i].key);
     }
-    memset(c->slots, 0, c->cap * sizeof *c->slots);
+    if (c->slots != NULL) {
+        memset(c->slots, 0, c->cap * sizeof *c->slots);
+    }
     c->used = 0;
 }
 

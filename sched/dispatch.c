@@ -292,6 +292,10 @@ static void assigned_cb(void *data, int status, const struct fsm_result *res)
         unsigned n = w->got, k = 0;
         w->got = 0;
         if (status != 0 || res->code != 0) {
+            if (sc->stopped) {
+                /* sched_stop() answered the others; none will retry. */
+                answer(w, NULL, 0);
+            }
             continue; /* Stays waiting; the next round tries again. */
         }
         uint64_t *ids = malloc((n > 0 ? n : 1) * sizeof *ids);

@@ -606,6 +606,29 @@ static void test_sched_assign_in_flight_before_worker_down(void **state)
     assert_int_equal(job_on(t, leader, ids[0]).attempts, 2);
 }
 
+/* ---- Shutdown with an ASSIGN in flight -------------------------------------
+ * sched_stop() answers the waiting polls, but not one whose ASSIGN is in
+ * flight; when closing fails that entry, the poll must still be answered
+ * (once, empty): every call that returned 0 fires its callback. */
+static void test_sched_stop_answers_poll_in_flight(void **state)
+{
+    struct t *t = *state;
+    unsigned leader = elect(t);
+    uint64_t ids[1];
+    struct tworker w;
+
+    worker_register(t, leader, &w);
+    submit_jobs(t, leader, 1, ids);
+    worker_poll(&w, leader);
+    fixture_sched_flush(t->fs); /* The ASSIGN, proposed, not committed. */
+    assert_int_equal(t->polls_out, 1);
+    fixture_sched_destroy(t->fs); /* Stop, close raft, destroy. */
+    t->fs = NULL;
+    assert_int_equal(t->polls_out, 0);
+    assert_int_equal(w.polls_answered, 1);
+    assert_int_equal(w.n_held, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -619,6 +642,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_sched_assign_in_flight_before_worker_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sched_stop_answers_poll_in_flight,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
