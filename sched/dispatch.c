@@ -334,7 +334,8 @@ static void assigned_cb(void *data, int status, const struct fsm_result *res)
         w->got = 0;
         if (status != 0 || res->code != 0) {
             if (sc->stopped) {
-                answer(w, NULL, 0); /* Closing: nothing more to wait for. */
+                /* sched_stop() answered the others; none will retry. */
+                answer(w, NULL, 0);
             }
             continue; /* Stays waiting; the next round tries again. */
         }

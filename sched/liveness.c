@@ -10,7 +10,11 @@
  * would stay running forever under a worker that heartbeats fine. Every
  * TTL/2, one pass over the running jobs gives back (RELEASE, retry policy)
  * those whose worker's last report, made at least TTL/2 after the lease,
- * omits them. */
+ * omits them; and those of a worker the state says is down or removed: a
+ * WORKER_DOWN lists the leases its leader had applied, so a lease whose
+ * ASSIGN was still uncommitted then (proposed by a deposed leader, or in
+ * flight) commits before it and is left under a down worker that nothing
+ * else looks at again (found by tests/sim). */
 
 #include <stdlib.h>
 #include <string.h>
@@ -170,18 +174,30 @@ void sched__liveness(struct sched *sc, int64_t now)
 struct reclaim_ctx
 {
     struct sched *sc;
+    struct fsm_reader *rd;
     int64_t now;
     unsigned n;
 };
+
+/* A lease of a worker declared down or removed: its WORKER_DOWN (or DEL)
+ * was decided on a state without it (an ASSIGN proposed by a deposed
+ * leader, or in flight, committed before it), so nothing else ends it. */
+static bool orphaned(struct reclaim_ctx *r, const struct fsm_job *job)
+{
+    struct fsm_worker w;
+    int rv = fsm_get_worker(r->rd, job->worker_id, &w);
+    return rv == ERR_NOTFOUND || (rv == 0 && w.down);
+}
 
 static int reclaim_cb(void *data, const struct fsm_job *job)
 {
     struct reclaim_ctx *r = data;
     struct live *l = sched__live_find(r->sc, job->worker_id);
-    if (l == NULL || l->reported == NULL ||
-        l->reported_at < job->started_at + r->sc->ttl_ms / 2 ||
-        bsearch(&job->id, l->reported, l->n_reported, sizeof job->id,
-                cmp_u64) != NULL) {
+    bool orphan = orphaned(r, job);
+    if (!orphan && (l == NULL || l->reported == NULL ||
+                    l->reported_at < job->started_at + r->sc->ttl_ms / 2 ||
+                    bsearch(&job->id, l->reported, l->n_reported,
+                            sizeof job->id, cmp_u64) != NULL)) {
         return 0;
     }
     struct fsm_item *it = &r->sc->reclaim_items[r->n++];
@@ -191,7 +207,8 @@ static int reclaim_cb(void *data, const struct fsm_job *job)
     it->token = job->lease_token;
     it->retryable = 1;
     it->retry_at = sched__retry_at(job, r->now, sched__uniform(r->sc));
-    it->error.p = "lease not received by the worker";
+    it->error.p =
+        orphan ? "lease lost: worker down" : "lease not received by the worker";
     it->error.len = (uint32_t)strlen(it->error.p);
     return r->n == MAX_RELEASE;
 }
@@ -209,16 +226,15 @@ static void released_cb(void *data, int status, const struct fsm_result *res)
 
 void sched__reclaim(struct sched *sc, int64_t now)
 {
-    struct reclaim_ctx r = {sc, now, 0};
-    struct fsm_reader *rd;
+    struct reclaim_ctx r = {sc, NULL, now, 0};
 
     if (sc->reclaim_busy || now - sc->reclaimed_at < sc->ttl_ms / 2 ||
-        fsm_read_begin(sc->io.fsm(sc->io.data), &rd) != 0) {
+        fsm_read_begin(sc->io.fsm(sc->io.data), &r.rd) != 0) {
         return;
     }
     sc->reclaimed_at = now;
-    fsm_running(rd, reclaim_cb, &r);
-    fsm_read_end(rd);
+    fsm_running(r.rd, reclaim_cb, &r);
+    fsm_read_end(r.rd);
     if (r.n > 0 &&
         sched__submit_items(sc, FSM_CMD_RELEASE, 0, sc->reclaim_items, r.n,
                             released_cb, sc) == 0) {

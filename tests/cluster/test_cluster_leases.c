@@ -26,25 +26,16 @@ static struct cluster_req *apply_cmd(struct cluster_fixture *f,
     req = cluster_fixture_apply_cmds(f, i, b.buf, b.len, 1);
     fsm_batch_close(&b);
     free(buf);
-    assert_non_null(req);
-    assert_int_equal(req->rv, 0);
-    assert_true(cluster_fixture_step_until_applied(f, req->index, 5000));
-    assert_true(req->done);
-    assert_int_equal(req->status, 0);
-    assert_int_equal(req->results[0].code, 0);
-    return req;
+    return cluster_fixture_wait(f, req, 5000);
 }
 
 static struct fsm_job get_job(struct cluster_fixture *f,
                               unsigned i,
                               uint64_t id)
 {
-    struct fsm_reader *rd;
     struct fsm_job j;
-    assert_int_equal(fsm_read_begin(f->nodes[i].fsm, &rd), 0);
-    assert_int_equal(fsm_get_job(rd, id, &j), 0);
-    fsm_read_end(rd); /* Only scalar fields are used after this. */
-    return j;
+    assert_int_equal(cluster_fixture_get_job(f, i, id, &j), 0);
+    return j; /* Only scalar fields are used. */
 }
 
 struct setup

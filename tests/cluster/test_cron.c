@@ -17,13 +17,7 @@
 static struct cluster_req *wait_req(struct cluster_fixture *f,
                                     struct cluster_req *req)
 {
-    assert_non_null(req);
-    assert_int_equal(req->rv, 0);
-    assert_true(cluster_fixture_step_until_applied(f, req->index, 5000));
-    assert_true(req->done);
-    assert_int_equal(req->status, 0);
-    assert_int_equal(req->results[0].code, 0);
-    return req;
+    return cluster_fixture_wait(f, req, 5000);
 }
 
 static uint64_t submit_schedule(struct cluster_fixture *f, unsigned i)
@@ -51,58 +45,23 @@ static struct fsm_cmd fire_cmd(struct fsm_item *it,
     return c;
 }
 
-struct count
-{
-    unsigned runs, with_job;
-    int64_t nominal[8];
-};
-
-static int count_cb(void *data, const struct fsm_run *run)
-{
-    struct count *c = data;
-    if (c->runs < 8) {
-        c->nominal[c->runs] = run->nominal;
-    }
-    c->runs++;
-    c->with_job += run->job_id != 0;
-    return 0;
-}
-
 /* Runs recorded on server @i, and jobs whose parent is @sched. */
-static struct count runs_on(struct cluster_fixture *f,
-                            unsigned i,
-                            uint64_t sched,
-                            unsigned *children)
+static struct cluster_runs runs_on(struct cluster_fixture *f,
+                                   unsigned i,
+                                   uint64_t sched,
+                                   unsigned *children)
 {
-    struct fsm_reader *rd;
-    struct count c;
-    memset(&c, 0, sizeof c);
-    assert_int_equal(fsm_read_begin(CLUSTER_FSM(f, i), &rd), 0);
-    fsm_runs(rd, sched, 0, count_cb, &c);
-    fsm_read_end(rd);
-    *children = 0;
-    for (uint64_t idx = 1; idx <= CLUSTER_LAST_APPLIED(f, i); idx++) {
-        for (uint64_t seq = 0; seq < 4; seq++) {
-            struct fsm_job j;
-            uint64_t id = (idx << FSM_ID_SHIFT) | seq;
-            assert_int_equal(fsm_read_begin(CLUSTER_FSM(f, i), &rd), 0);
-            if (fsm_get_job(rd, id, &j) == 0 && (j.flags & FSM_JOB_RUN) &&
-                j.parent == sched) {
-                (*children)++;
-            }
-            fsm_read_end(rd);
-        }
-    }
+    struct cluster_runs c;
+    assert_int_equal(cluster_fixture_runs(f, i, sched, &c), 0);
+    assert_false(c.dup);
+    *children = c.children;
     return c;
 }
 
 static int64_t run_at(struct cluster_fixture *f, unsigned i, uint64_t id)
 {
-    struct fsm_reader *rd;
     struct fsm_job j;
-    assert_int_equal(fsm_read_begin(CLUSTER_FSM(f, i), &rd), 0);
-    assert_int_equal(fsm_get_job(rd, id, &j), 0);
-    fsm_read_end(rd);
+    assert_int_equal(cluster_fixture_get_job(f, i, id, &j), 0);
     return j.run_at;
 }
 
@@ -133,8 +92,8 @@ static void test_committed_fire_not_doubled(void **state)
     CLUSTER_REVIVE(f, leader);
     CLUSTER_STEP_UNTIL_APPLIED(f, req->index, 10000);
     for (unsigned i = 0; i < CLUSTER_N(f); i++) {
-        struct count n = runs_on(f, i, s, &children);
-        assert_int_equal(n.runs, 2);
+        struct cluster_runs n = runs_on(f, i, s, &children);
+        assert_int_equal(n.n, 2);
         assert_int_equal(n.with_job, 2);
         assert_int_equal(n.nominal[0], T2); /* Newest first. */
         assert_int_equal(n.nominal[1], T1);
@@ -175,8 +134,8 @@ static void test_lost_fire_not_skipped(void **state)
     assert_true(lost->done);
     assert_int_not_equal(lost->status, 0); /* Its leadership was lost. */
     for (unsigned i = 0; i < CLUSTER_N(f); i++) {
-        struct count n = runs_on(f, i, s, &children);
-        assert_int_equal(n.runs, 1);
+        struct cluster_runs n = runs_on(f, i, s, &children);
+        assert_int_equal(n.n, 1);
         assert_int_equal(n.with_job, 1);
         assert_int_equal(n.nominal[0], T1);
         assert_int_equal(children, 1);

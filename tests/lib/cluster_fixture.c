@@ -250,6 +250,14 @@ static void req_free(struct cluster_req *req)
     free(req);
 }
 
+void cluster_fixture_close(struct cluster_fixture *f)
+{
+    if (f != NULL && !f->closed) {
+        f->closed = true;
+        raft_fixture_close(&f->raft);
+    }
+}
+
 void cluster_fixture_destroy(struct cluster_fixture *f)
 {
     if (f == NULL) {
@@ -257,7 +265,7 @@ void cluster_fixture_destroy(struct cluster_fixture *f)
     }
     /* Closing raft may still fire apply callbacks (pending applies fail
      * with RAFT_LEADERSHIPLOST), so requests and FSMs outlive it. */
-    raft_fixture_close(&f->raft);
+    cluster_fixture_close(f);
     for (unsigned i = 0; i < CLUSTER_MAX_N; i++) {
         struct cluster_node *node = &f->nodes[i];
         raft_guard_remove(&f->raft.servers[i].io);
@@ -312,6 +320,9 @@ void cluster_fixture_set_snapshot(struct cluster_fixture *f,
 /* ---- Submitting -----------------------------------------------------------
  */
 
+static void req_copy_results(struct cluster_req *req,
+                             const struct cluster_apply_result *res);
+
 static void req_applied_cb(struct raft_apply *apply, int status, void *result)
 {
     struct cluster_req *req = apply->data;
@@ -323,12 +334,19 @@ static void req_applied_cb(struct raft_apply *apply, int status, void *result)
     }
     req->done = true;
     req->status = status;
-    if (status != 0 || res == NULL) {
-        return;
+    if (req->n_callbacks == 1 && status == 0 && res != NULL) {
+        req_copy_results(req, res);
     }
-    if (req->n_callbacks > 1) {
-        return; /* Keep the first results; check_callbacks reports it. */
+    if (req->on_done != NULL && req->n_callbacks == 1) {
+        void (*cb)(struct cluster_req *, int, const void *) = req->on_done;
+        req->on_done = NULL;
+        cb(req, status, status == 0 ? res : NULL);
     }
+}
+
+static void req_copy_results(struct cluster_req *req,
+                             const struct cluster_apply_result *res)
+{
     req->n_results = res->n;
     for (unsigned c = 0; c < res->n && c < req->n_cmds; c++) {
         const struct fsm_result *r = &res->results[c];
@@ -452,6 +470,16 @@ struct cluster_req *cluster_fixture_submit_schedule(struct cluster_fixture *f,
                                                     int64_t first,
                                                     const char *idem_key)
 {
+    return cluster_fixture_submit_schedule_spec(f, i, first, idem_key, NULL);
+}
+
+struct cluster_req *cluster_fixture_submit_schedule_spec(
+    struct cluster_fixture *f,
+    unsigned i,
+    int64_t first,
+    const char *idem_key,
+    const char *spec)
+{
     struct fsm_job j;
     struct fsm_cmd c;
     memset(&j, 0, sizeof j);
@@ -459,7 +487,7 @@ struct cluster_req *cluster_fixture_submit_schedule(struct cluster_fixture *f,
     j.type.len = 6;
     j.queue.p = "default";
     j.queue.len = 7;
-    j.spec.p = "{\"schedule\":\"* * * * *\"}";
+    j.spec.p = spec != NULL ? spec : "{\"schedule\":\"* * * * *\"}";
     j.spec.len = (uint32_t)strlen(j.spec.p);
     if (idem_key != NULL) {
         j.idem_key.p = idem_key;
@@ -497,6 +525,35 @@ struct cluster_req *cluster_fixture_submit_cmds(struct cluster_fixture *f,
     fsm_batch_seal(&batch, CLUSTER_EPOCH_MS + (int64_t)CLUSTER_TIME(f));
     req_propose(f, req, batch.buf, batch.len);
     fsm_batch_close(&batch);
+    return req;
+}
+
+struct cluster_req *cluster_fixture_submit_encoded(
+    struct cluster_fixture *f,
+    unsigned i,
+    const void *const *cmds,
+    const size_t *lens,
+    unsigned n,
+    void (*on_done)(struct cluster_req *req, int status, const void *result),
+    void *on_done_data)
+{
+    struct cluster_req *req = req_new(f, i, n, 0);
+    struct fsm_batch batch;
+
+    req->on_done = on_done;
+    req->on_done_data = on_done_data;
+    fsm_batch_init(&batch);
+    for (unsigned c = 0; c < n; c++) {
+        f->cmd_len_residues |= 1u << (lens[c] % 8);
+        f->n_commands++;
+        assert_int_equal(fsm_batch_append(&batch, cmds[c], lens[c]), 0);
+    }
+    fsm_batch_seal(&batch, CLUSTER_EPOCH_MS + (int64_t)CLUSTER_TIME(f));
+    req_propose(f, req, batch.buf, batch.len);
+    fsm_batch_close(&batch);
+    if (req->rv != 0) {
+        req->on_done = NULL;
+    }
     return req;
 }
 
@@ -769,6 +826,96 @@ uint64_t cluster_fixture_digest(struct cluster_fixture *f, unsigned i)
                  fsm_errmsg(CLUSTER_FSM(f, i)));
     }
     return d;
+}
+
+int cluster_fixture_get_job(struct cluster_fixture *f,
+                            unsigned i,
+                            uint64_t id,
+                            struct fsm_job *out)
+{
+    struct fsm_reader *rd;
+    int rv = fsm_read_begin(CLUSTER_FSM(f, i), &rd);
+    assert_int_equal(rv, 0);
+    rv = fsm_get_job(rd, id, out);
+    fsm_read_end(rd);
+    if (rv != 0 && rv != ERR_NOTFOUND) {
+        fail_msg("fsm_get_job(%llu) on server %u: %d", (unsigned long long)id,
+                 i, rv);
+    }
+    if (rv != 0) {
+        memset(out, 0, sizeof *out);
+    }
+    return rv;
+}
+
+struct runs_ctx
+{
+    struct cluster_runs *r;
+    uint64_t sched;
+};
+
+static int runs_cb(void *data, const struct fsm_run *run)
+{
+    struct cluster_runs *r = ((struct runs_ctx *)data)->r;
+    for (unsigned k = 0; k < r->n && k < CLUSTER_MAX_RUNS; k++) {
+        r->dup |= r->nominal[k] == run->nominal;
+    }
+    if (r->n < CLUSTER_MAX_RUNS) {
+        r->nominal[r->n] = run->nominal;
+    }
+    r->n++;
+    r->with_job += run->job_id != 0;
+    return 0;
+}
+
+static int children_cb(void *data, const struct fsm_job *job)
+{
+    struct runs_ctx *c = data;
+    c->r->children += (job->flags & FSM_JOB_RUN) && job->parent == c->sched;
+    return 0;
+}
+
+int cluster_fixture_runs(struct cluster_fixture *f,
+                         unsigned i,
+                         uint64_t sched,
+                         struct cluster_runs *out)
+{
+    struct runs_ctx c = {out, sched};
+    struct fsm_reader *rd;
+    struct fsm_query q;
+    char cursor[FSM_CURSOR_SIZE], next[FSM_CURSOR_SIZE];
+    int rv;
+
+    memset(out, 0, sizeof *out);
+    if ((rv = fsm_read_begin(CLUSTER_FSM(f, i), &rd)) != 0) {
+        return rv;
+    }
+    rv = fsm_runs(rd, sched, 0, runs_cb, &c);
+    memset(&q, 0, sizeof q);
+    q.limit = 1000;
+    do { /* Every job: the runs the schedule created. */
+        next[0] = '\0';
+        if (rv == 0) {
+            rv = fsm_list(rd, &q, children_cb, &c, next);
+        }
+        memcpy(cursor, next, sizeof cursor);
+        q.cursor = cursor;
+    } while (rv == 0 && cursor[0] != '\0');
+    fsm_read_end(rd);
+    return rv;
+}
+
+struct cluster_req *cluster_fixture_wait(struct cluster_fixture *f,
+                                         struct cluster_req *req,
+                                         unsigned max_ms)
+{
+    assert_non_null(req);
+    assert_int_equal(req->rv, 0);
+    assert_true(cluster_fixture_step_until_applied(f, req->index, max_ms));
+    assert_true(req->done);
+    assert_int_equal(req->status, 0);
+    assert_int_equal(req->results[0].code, 0);
+    return req;
 }
 
 bool cluster_fixture_job_exists(struct cluster_fixture *f,

@@ -80,6 +80,12 @@ struct cluster_req
     unsigned *jobs_in_cmd;
     char **specs;
     char **idem_keys;
+    /* Optional: called once from the apply callback, after the copy, with
+     * raft's status and the glue's result (struct cluster_apply_result,
+     * borrowed; NULL unless status is 0). Not called for planted early
+     * acknowledgements. */
+    void (*on_done)(struct cluster_req *req, int status, const void *result);
+    void *on_done_data;
 };
 
 /* A server of the fixture: its FSM and the raft_fsm handed to raft. */
@@ -119,6 +125,7 @@ struct cluster_fixture
     unsigned long long unaligned_submits; /* Buffers with len % 8 != 0. */
     unsigned long long n_commands;        /* Commands encoded by submits. */
     unsigned cmd_len_residues; /* Bit r: some command had length % 8 == r. */
+    bool closed;               /* raft_fixture_close() ran. */
 };
 
 /* Install cluster/raft_guard.h on every server, as rotad does (default
@@ -144,6 +151,12 @@ struct cluster_fixture *cluster_fixture_create_spares(unsigned voters,
 /* Close raft, then the glue and the FSMs, remove the tmp directories and
  * free every request. */
 void cluster_fixture_destroy(struct cluster_fixture *f);
+
+/* Close raft (pending applies fail, their callbacks fire) but keep the
+ * FSMs and the requests: for owners of callbacks into their own objects
+ * (tests/lib/fixture_sched.h), which they free after this and before
+ * cluster_fixture_destroy(). Idempotent. */
+void cluster_fixture_close(struct cluster_fixture *f);
 
 /* cmocka setup/teardown for a 3-server fixture. */
 int cluster_fixture_setup3(void **state);
@@ -179,6 +192,13 @@ struct cluster_req *cluster_fixture_submit_schedule(struct cluster_fixture *f,
                                                     unsigned i,
                                                     int64_t first,
                                                     const char *idem_key);
+/* The same with the spec @spec (NULL: {"schedule":"* * * * *"}). */
+struct cluster_req *cluster_fixture_submit_schedule_spec(
+    struct cluster_fixture *f,
+    unsigned i,
+    int64_t first,
+    const char *idem_key,
+    const char *spec);
 /* Submit on server @i ONE raft entry holding the @n_cmds commands @cmds, of
  * any type (each encoded with fsm_cmd_encode, batched like
  * cluster_fixture_submit and sealed with the virtual time). Their results
@@ -187,6 +207,19 @@ struct cluster_req *cluster_fixture_submit_cmds(struct cluster_fixture *f,
                                                 unsigned i,
                                                 const struct fsm_cmd *cmds,
                                                 unsigned n_cmds);
+/* Submit on server @i ONE raft entry holding the @n already encoded
+ * commands @cmds (@lens bytes each, as fsm_cmd_encode gives them), batched
+ * and sealed like cluster_fixture_submit_cmds; @on_done (may be NULL) is
+ * set before raft_apply. Always returns a request (check req->rv: on
+ * failure @on_done never fires). */
+struct cluster_req *cluster_fixture_submit_encoded(
+    struct cluster_fixture *f,
+    unsigned i,
+    const void *const *cmds,
+    const size_t *lens,
+    unsigned n,
+    void (*on_done)(struct cluster_req *req, int status, const void *result),
+    void *on_done_data);
 /* Submit raw, already sealed batch bytes (copied) on server @i. */
 struct cluster_req *cluster_fixture_apply(struct cluster_fixture *f,
                                           unsigned i,
@@ -229,6 +262,35 @@ void cluster_fixture_isolate(struct cluster_fixture *f, unsigned i);
 void cluster_fixture_rejoin(struct cluster_fixture *f, unsigned i);
 
 uint64_t cluster_fixture_digest(struct cluster_fixture *f, unsigned i);
+/* Job @id on server @i: 0 (scalar fields of *out are valid; its strings
+ * are not, the read is over) or ERR_NOTFOUND. */
+int cluster_fixture_get_job(struct cluster_fixture *f,
+                            unsigned i,
+                            uint64_t id,
+                            struct fsm_job *out);
+
+/* The occurrences of schedule @sched recorded on server @i (fsm_runs) and
+ * the run jobs it created (every job walked): each occurrence must be
+ * recorded once and each run record with a job stand for exactly one. */
+#define CLUSTER_MAX_RUNS 256
+struct cluster_runs
+{
+    unsigned n;        /* Run records. */
+    unsigned with_job; /* Records of an occurrence that ran. */
+    unsigned children; /* Jobs with FSM_JOB_RUN whose parent is @sched. */
+    bool dup;          /* Two records with one nominal instant. */
+    int64_t nominal[CLUSTER_MAX_RUNS]; /* Newest first (the first n). */
+};
+int cluster_fixture_runs(struct cluster_fixture *f,
+                         unsigned i,
+                         uint64_t sched,
+                         struct cluster_runs *out);
+
+/* Assert that @req was taken by raft, applied on every alive server within
+ * @max_ms, answered with status 0 and its first command's code 0. */
+struct cluster_req *cluster_fixture_wait(struct cluster_fixture *f,
+                                         struct cluster_req *req,
+                                         unsigned max_ms);
 bool cluster_fixture_job_exists(struct cluster_fixture *f,
                                 unsigned i,
                                 uint64_t id);

@@ -1,12 +1,26 @@
-/* Deterministic simulation: the real FSM on raft_fixture (in-memory network
- * and disk, virtual time), driven from one seed. Clients submit jobs with
- * idempotency keys (and resubmit them), simulated workers lease, complete
- * (sometimes with superseded tokens), crash and cancel; the network and the
- * servers fail (kill/revive, isolate, one-way drops, latency, election
- * timeouts); in half the seeds a spare server joins (raft_add, then
- * raft_assign as voter) and voters leave again (raft_remove, sometimes the
- * leader itself); leaders fire a cron schedule's occurrences (and stale
- * ones); --snapshots forces snapshot installs by a low threshold.
+/* Deterministic simulation: the real FSM and the real leader's services
+ * (sched/) on raft_fixture (in-memory network and disk, virtual time),
+ * driven from one seed. Every server runs a struct sched through
+ * tests/lib/fixture_sched.h, ticked every SCHED_TICK_MS of virtual time, so
+ * the code that decides in rotad decides here: dispatch (ASSIGN), liveness
+ * (WORKER_DOWN), the reclaim of unreceived leases (RELEASE), the clock
+ * (PROMOTE, FIRE of a cron schedule) and the retry policy of results.
+ *
+ * Clients submit jobs with idempotency keys (and resubmit them) and cancel
+ * them. Simulated workers behave as worker/main.c: they register
+ * (sched_register), long-poll (sched_lease) and read each leased job's
+ * token from that server's FSM, heartbeat every TTL/5 with the leases they
+ * hold (sched_heartbeat; lost/cancelled verdicts drop them, an unknown
+ * worker re-registers), and deliver results (sched_complete, retried until
+ * a definite answer; sometimes a late result with a superseded token, or
+ * the same result twice). Workers crash (heartbeats stop: liveness declares
+ * them down) and pause (declared down meanwhile, they come back with their
+ * old leases and results), and some lease answers never reach them (the
+ * reclaim must give those jobs back). The network and the servers fail
+ * (kill/revive, isolate, one-way drops, latency, election timeouts); in
+ * half the seeds a spare server joins (raft_add, then raft_assign as
+ * voter) and voters leave again (raft_remove, sometimes the leader
+ * itself); --snapshots forces snapshot installs by a low threshold.
  * Invariants are checked as it goes; after the faults stop, everything
  * heals, every server becomes a voter, and every job must finish and every
  * server converge.
@@ -38,12 +52,21 @@
 
 #include "cluster/raft_guard.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "fsm/internal.h"
 #include "tests/lib/cluster_fixture.h"
+#include "tests/lib/fixture_sched.h"
 
 #define MAX_JOBS 512
 #define MAX_WORKERS 4
+#define MAX_HELD 16
+#define MAX_DELIVERED 4096
 #define MAX_OPS_DEFAULT 160
+#define WORKER_CONCURRENCY 8
+#define POLL_WAIT_MS 1000
+/* A worker gives up on a poll with no answer after this (its server died
+ * or was cut off) and polls again. */
+#define POLL_GIVE_UP_MS (POLL_WAIT_MS + 3000)
 
 struct sjob
 {
@@ -59,17 +82,34 @@ struct key
     unsigned n_submits;
 };
 
-/* A COMPLETE item we sent with a token already superseded at the time. */
-struct stale
+/* A lease a worker holds: running until @done_at, then its result waits
+ * for delivery (@result_ok). */
+struct lease
 {
-    struct cluster_req *req;
-    unsigned item;
     uint64_t job, token;
+    raft_time done_at;
+    bool finished, result_ok;
+};
+
+enum { W_EMPTY, W_UP, W_PAUSED, W_CRASHED };
+
+struct sworker
+{
+    int state;
+    uint64_t id;     /* 0 until registered. */
+    unsigned epoch;  /* A crash starts a new process: older callbacks die. */
+    raft_time until; /* W_PAUSED/W_CRASHED: when it comes back. */
+    bool registering, polling, completing;
+    unsigned poll_seq;
+    raft_time poll_sent, next_hb;
+    struct lease held[MAX_HELD];
+    unsigned n_held;
 };
 
 struct sim
 {
     struct cluster_fixture *f;
+    struct fixture_sched *fs;
     uint64_t rng;
     unsigned seed, ops, verbose;
     uint64_t trace; /* Hash of what happened: equal on replay. */
@@ -77,26 +117,38 @@ struct sim
     unsigned n_jobs;
     struct key keys[MAX_JOBS];
     unsigned n_keys;
-    uint64_t workers[MAX_WORKERS];
-    unsigned n_workers;
+    struct sworker workers[MAX_WORKERS];
     struct
     {
         struct cluster_req *req;
         int key; /* SUBMIT: the idempotency key's number; else -1. */
     } pending[4096];
     unsigned n_pending;
-    struct stale stale[1024];
-    unsigned n_stale;
+    /* Every (job, token) a poll answered with: each at most once. */
+    struct
+    {
+        uint64_t job, token;
+    } delivered[MAX_DELIVERED];
+    unsigned n_delivered;
+    bool in_call;         /* Inside a sched_* call: no callback may fire. */
+    unsigned outstanding; /* Calls whose callback has not fired yet. */
     char violation[512];
     bool snapshots;  /* Low snapshot threshold: installs to laggards. */
     bool membership; /* Half the seeds: a spare joins and voters leave. */
+    bool all_ok;     /* Healing: workers succeed, nothing is dropped. */
     unsigned voters; /* Voters at bootstrap; a spare may join and leave. */
     struct raft_change changes[64]; /* Until the fixture is destroyed. */
     unsigned n_changes;
     unsigned n_membership; /* Changes that raft accepted. */
     uint64_t sched;        /* A recurring job the leaders fire, or 0. */
     struct cluster_req *sched_req;
-    unsigned n_fires;
+    unsigned n_leases, n_unreceived, n_stale_sent, n_actions;
+    /* A targeted fault: kill the leader right after its FIRE applied
+     * there, before the others learn it committed (armed: occurrences
+     * fired per server when armed). */
+    bool armed;
+    unsigned long long fired[CLUSTER_MAX_N];
+    unsigned n_fire_kills;
 };
 
 static uint64_t next_rand(struct sim *s)
@@ -131,6 +183,11 @@ static bool violate(struct sim *s, const char *fmt, ...)
     return false;
 }
 
+static raft_time now_of(struct sim *s)
+{
+    return CLUSTER_TIME(s->f);
+}
+
 static void track_key(struct sim *s, struct cluster_req *req, int key)
 {
     if (req != NULL && req->rv == 0 && s->n_pending < 4096) {
@@ -145,7 +202,19 @@ static void track(struct sim *s, struct cluster_req *req)
     track_key(s, req, -1);
 }
 
-/* ---- Client and worker actions ------------------------------------------ */
+/* The server a client or worker reaches: the leader (HTTP forwards there),
+ * if it is up. */
+static unsigned reach(struct sim *s)
+{
+    unsigned leader = CLUSTER_LEADER(s->f);
+    if (leader >= CLUSTER_N(s->f) || !CLUSTER_ALIVE(s->f, leader) ||
+        CLUSTER_STATE(s->f, leader) != RAFT_LEADER) {
+        return CLUSTER_N(s->f);
+    }
+    return leader;
+}
+
+/* ---- Clients ------------------------------------------------------------- */
 
 static void submit(struct sim *s)
 {
@@ -171,169 +240,9 @@ static void submit(struct sim *s)
     track_key(s, cluster_fixture_submit(s->f, i, &in, NULL, 1), (int)k);
 }
 
-static void submit_items(struct sim *s,
-                         unsigned i,
-                         uint8_t type,
-                         uint64_t id,
-                         const struct fsm_item *items,
-                         unsigned n,
-                         unsigned *stale_at)
-{
-    struct fsm_cmd c;
-    memset(&c, 0, sizeof c);
-    c.type = type;
-    c.id = id;
-    c.items = items;
-    c.n_items = n;
-    struct cluster_req *req = cluster_fixture_submit_cmds(s->f, i, &c, 1);
-    track(s, req);
-    for (unsigned k = 0; stale_at != NULL && k < n; k++) {
-        if (stale_at[k] && req != NULL && req->rv == 0 && s->n_stale < 1024) {
-            s->stale[s->n_stale++] =
-                (struct stale){req, k, items[k].job_id, items[k].token};
-        }
-    }
-}
-
-static void register_worker(struct sim *s)
-{
-    unsigned leader = CLUSTER_LEADER(s->f);
-    struct fsm_cmd c;
-    if (leader >= CLUSTER_N(s->f) || s->n_workers == MAX_WORKERS) {
-        return;
-    }
-    memset(&c, 0, sizeof c);
-    c.type = FSM_CMD_WORKER_REG;
-    c.worker.name.p = "w";
-    c.worker.name.len = 1;
-    c.worker.queues.p = "default";
-    c.worker.queues.len = 7;
-    c.worker.concurrency = 8;
-    track(s, cluster_fixture_submit_cmds(s->f, leader, &c, 1));
-}
-
-struct scan
-{
-    struct sim *s;
-    uint8_t status;
-    uint64_t ids[16], tokens[16], workers[16];
-    unsigned n;
-};
-
-static int scan_cb(void *data, const struct fsm_job *job)
-{
-    struct scan *sc = data;
-    if (sc->n < 16) {
-        sc->ids[sc->n] = job->id;
-        sc->tokens[sc->n] = job->lease_token;
-        sc->workers[sc->n] = job->worker_id;
-        sc->n++;
-    }
-    return sc->n == 16;
-}
-
-/* Up to 16 jobs of @status on the leader, as its dispatcher would see. */
-static unsigned scan(struct sim *s,
-                     unsigned leader,
-                     uint8_t status,
-                     struct scan *sc)
-{
-    struct fsm_reader *rd;
-    struct fsm_query q;
-    char next[FSM_CURSOR_SIZE];
-    memset(sc, 0, sizeof *sc);
-    memset(&q, 0, sizeof q);
-    q.status = status;
-    q.limit = 16;
-    if (fsm_read_begin(CLUSTER_FSM(s->f, leader), &rd) == 0) {
-        fsm_list(rd, &q, scan_cb, sc, next);
-        fsm_read_end(rd);
-    }
-    return sc->n;
-}
-
-static void assign(struct sim *s)
-{
-    unsigned leader = CLUSTER_LEADER(s->f);
-    struct fsm_item items[16];
-    struct scan sc;
-    unsigned n;
-    if (leader >= CLUSTER_N(s->f) || s->n_workers == 0) {
-        return;
-    }
-    n = scan(s, leader, FSM_PENDING, &sc);
-    n = n > 0 ? 1 + pick(s, n) : 0;
-    memset(items, 0, sizeof items);
-    for (unsigned k = 0; k < n; k++) {
-        items[k].job_id = sc.ids[k];
-        items[k].worker_id = s->workers[pick(s, s->n_workers)];
-    }
-    if (n > 0) {
-        submit_items(s, leader, FSM_CMD_ASSIGN, 0, items, n, NULL);
-    }
-}
-
-static void complete(struct sim *s, bool all_ok)
-{
-    unsigned leader = CLUSTER_LEADER(s->f);
-    struct fsm_item items[17];
-    unsigned stale_at[17] = {0};
-    struct scan sc;
-    unsigned n;
-    if (leader >= CLUSTER_N(s->f)) {
-        return;
-    }
-    n = scan(s, leader, FSM_RUNNING, &sc);
-    n = n > 0 && !all_ok ? 1 + pick(s, n) : n;
-    memset(items, 0, sizeof items);
-    for (unsigned k = 0; k < n; k++) {
-        items[k].job_id = sc.ids[k];
-        items[k].token = sc.tokens[k];
-        items[k].ok = all_ok || pick(s, 5) != 0;
-        items[k].retryable = 1;
-        /* A paused worker's late result: a superseded token. */
-        if (!all_ok && sc.tokens[k] > 1 && pick(s, 5) == 0) {
-            items[k].token = sc.tokens[k] - 1 - pick(s, 3);
-            stale_at[k] = 1;
-        }
-    }
-    if (n > 0 && !all_ok && pick(s, 4) == 0) {
-        /* The same result twice in one entry: the second is stale. */
-        items[n] = items[0];
-        stale_at[n] = 1;
-        n++;
-    }
-    if (n > 0) {
-        submit_items(s, leader, FSM_CMD_COMPLETE, 0, items, n, stale_at);
-    }
-}
-
-static void crash_worker(struct sim *s)
-{
-    unsigned leader = CLUSTER_LEADER(s->f);
-    struct fsm_item items[16];
-    struct scan sc;
-    uint64_t w;
-    unsigned n = 0;
-    if (leader >= CLUSTER_N(s->f) || s->n_workers == 0) {
-        return;
-    }
-    w = s->workers[pick(s, s->n_workers)];
-    scan(s, leader, FSM_RUNNING, &sc);
-    memset(items, 0, sizeof items);
-    for (unsigned k = 0; k < sc.n; k++) {
-        if (sc.workers[k] == w) {
-            items[n].job_id = sc.ids[k];
-            items[n].token = sc.tokens[k];
-            n++;
-        }
-    }
-    submit_items(s, leader, FSM_CMD_WORKER_DOWN, w, items, n, NULL);
-}
-
 static void cancel(struct sim *s)
 {
-    unsigned leader = CLUSTER_LEADER(s->f);
+    unsigned leader = reach(s);
     struct fsm_cmd c;
     if (leader >= CLUSTER_N(s->f) || s->n_jobs == 0) {
         return;
@@ -342,6 +251,419 @@ static void cancel(struct sim *s)
     c.type = FSM_CMD_CANCEL;
     c.id = s->jobs[pick(s, s->n_jobs)].id;
     track(s, cluster_fixture_submit_cmds(s->f, leader, &c, 1));
+}
+
+/* ---- Workers --------------------------------------------------------------
+ * A callback's context: which worker (and which of its lives) asked. */
+
+struct call
+{
+    struct sim *s;
+    unsigned w, epoch, seq, server;
+    uint64_t worker; /* Its id when it asked. */
+    /* sched_complete: the items sent, and which were stale when sent. */
+    unsigned n;
+    uint64_t job[MAX_HELD + 1], token[MAX_HELD + 1];
+    uint64_t held_token[MAX_HELD + 1]; /* The lease's own token. */
+    bool stale[MAX_HELD + 1];
+};
+
+static struct call *call_new(struct sim *s, unsigned w, unsigned server)
+{
+    struct call *c = calloc(1, sizeof *c);
+    if (c != NULL) {
+        c->s = s;
+        c->w = w;
+        c->epoch = s->workers[w].epoch;
+        c->worker = s->workers[w].id;
+        c->server = server;
+    }
+    return c;
+}
+
+/* A callback fired: it must not be from inside the call (sched.h). */
+static struct sworker *call_done(struct call *c)
+{
+    struct sim *s = c->s;
+    s->outstanding--;
+    if (s->in_call) {
+        violate(s, "a sched callback fired inside its call");
+    }
+    if (c->epoch != s->workers[c->w].epoch) {
+        return NULL; /* That process is gone. */
+    }
+    return &s->workers[c->w];
+}
+
+static void registered_cb(void *data, int status, const struct fsm_result *res)
+{
+    struct call *c = data;
+    struct sworker *w = call_done(c);
+    mix(c->s, 0x7265 + (uint64_t)status);
+    if (w != NULL) {
+        w->registering = false;
+        if (status == 0 && res->code == 0 && res->n_ids == 1) {
+            w->id = res->ids[0];
+            w->next_hb = now_of(c->s);
+            mix(c->s, w->id);
+        }
+    }
+    free(c);
+}
+
+static void register_worker(struct sim *s, unsigned wi)
+{
+    struct sworker *w = &s->workers[wi];
+    unsigned leader = reach(s);
+    struct fsm_worker fw;
+    struct call *c;
+
+    if (leader >= CLUSTER_N(s->f) || (c = call_new(s, wi, leader)) == NULL) {
+        return;
+    }
+    memset(&fw, 0, sizeof fw);
+    fw.name.p = "w";
+    fw.name.len = 1;
+    fw.queues.p = "default";
+    fw.queues.len = 7;
+    fw.concurrency = WORKER_CONCURRENCY;
+    s->in_call = true;
+    int rv =
+        sched_register(FIXTURE_SCHED(s->fs, leader), &fw, registered_cb, c);
+    s->in_call = false;
+    if (rv == 0) {
+        w->registering = true;
+        s->outstanding++;
+    } else {
+        free(c);
+    }
+}
+
+static bool delivered_before(struct sim *s, uint64_t job, uint64_t token)
+{
+    for (unsigned k = 0; k < s->n_delivered; k++) {
+        if (s->delivered[k].job == job && s->delivered[k].token == token) {
+            return true;
+        }
+    }
+    if (s->n_delivered < MAX_DELIVERED) {
+        s->delivered[s->n_delivered].job = job;
+        s->delivered[s->n_delivered].token = token;
+        s->n_delivered++;
+    }
+    return false;
+}
+
+static void leased_cb(void *data, const uint64_t *jobs, unsigned n)
+{
+    struct call *c = data;
+    struct sim *s = c->s;
+    struct sworker *w = call_done(c);
+    bool received =
+        w != NULL && w->polling && c->seq == w->poll_seq && w->id == c->worker;
+
+    mix(s, 0x1ea5e + n);
+    /* Some answers never reach the worker (the connection broke): the
+     * reclaim must give those jobs back. Not while healing. */
+    if (received && n > 0 && !s->all_ok && pick(s, 16) == 0) {
+        received = false;
+    }
+    for (unsigned k = 0; k < n; k++) {
+        struct fsm_job job;
+        mix(s, jobs[k]);
+        if (cluster_fixture_get_job(s->f, c->server, jobs[k], &job) != 0 ||
+            job.status != FSM_RUNNING || job.worker_id != c->worker ||
+            job.lease_token == 0) {
+            violate(s,
+                    "server %u answered a poll with job %016llx, not leased "
+                    "to the worker there (%s, worker %016llx)",
+                    c->server, (unsigned long long)jobs[k],
+                    fsm_status_name(job.status),
+                    (unsigned long long)job.worker_id);
+            continue;
+        }
+        if (delivered_before(s, jobs[k], job.lease_token)) {
+            violate(s, "job %016llx leased twice with token %llu",
+                    (unsigned long long)jobs[k],
+                    (unsigned long long)job.lease_token);
+        }
+        s->n_leases++;
+        if (!received || w->n_held == MAX_HELD) {
+            s->n_unreceived++;
+            continue;
+        }
+        struct lease *l = &w->held[w->n_held++];
+        memset(l, 0, sizeof *l);
+        l->job = jobs[k];
+        l->token = job.lease_token;
+        l->done_at = now_of(s) + pick(s, 600);
+    }
+    if (w != NULL && c->seq == w->poll_seq) {
+        w->polling = false;
+    }
+    free(c);
+}
+
+static void poll(struct sim *s, unsigned wi, unsigned server)
+{
+    struct sworker *w = &s->workers[wi];
+    struct call *c;
+    if (w->n_held >= WORKER_CONCURRENCY ||
+        (c = call_new(s, wi, server)) == NULL) {
+        return;
+    }
+    c->seq = ++w->poll_seq;
+    s->in_call = true;
+    int rv =
+        sched_lease(FIXTURE_SCHED(s->fs, server), w->id,
+                    WORKER_CONCURRENCY - w->n_held, POLL_WAIT_MS, leased_cb, c);
+    s->in_call = false;
+    mix(s, (uint64_t)rv);
+    if (rv == 0) {
+        w->polling = true;
+        w->poll_sent = now_of(s);
+        s->outstanding++;
+    } else {
+        free(c);
+        if (rv == ERR_NOTFOUND) {
+            w->id = 0; /* Unknown there: register again (worker/main.c). */
+        }
+    }
+}
+
+static void drop_lease(struct sworker *w, unsigned k)
+{
+    w->held[k] = w->held[--w->n_held];
+}
+
+static void heartbeat(struct sim *s, unsigned wi, unsigned server)
+{
+    struct sworker *w = &s->workers[wi];
+    struct sched_held held[MAX_HELD];
+    uint8_t verdicts[MAX_HELD];
+    unsigned n = w->n_held;
+
+    for (unsigned k = 0; k < n; k++) {
+        held[k].job = w->held[k].job;
+        held[k].token = w->held[k].token;
+        held[k].has_token = true;
+    }
+    int rv =
+        sched_heartbeat(FIXTURE_SCHED(s->fs, server), w->id, held, n, verdicts);
+    mix(s, 0x4b + (uint64_t)rv);
+    w->next_hb = now_of(s) + sched_heartbeat_ms(FIXTURE_SCHED(s->fs, server));
+    if (rv == ERR_NOTFOUND) {
+        /* Declared down: every running lease is gone; results still
+         * queued are delivered anyway (worker/main.c). */
+        for (unsigned k = 0; k < w->n_held; k++) {
+            if (!w->held[k].finished) {
+                drop_lease(w, k--);
+            }
+        }
+        w->id = 0;
+        return;
+    }
+    if (rv != 0) {
+        return;
+    }
+    /* Verdicts name leases by position: drop from the end. */
+    for (unsigned k = n; k-- > 0;) {
+        mix(s, verdicts[k]);
+        if (verdicts[k] != SCHED_HELD_KEEP && !w->held[k].finished) {
+            drop_lease(w, k);
+        }
+    }
+}
+
+/* The highest token of @job any server applied (tokens only grow). */
+static uint64_t max_token(struct sim *s, uint64_t job)
+{
+    uint64_t t = 0;
+    for (unsigned i = 0; i < CLUSTER_N(s->f); i++) {
+        struct fsm_job j;
+        if (cluster_fixture_get_job(s->f, i, job, &j) == 0 &&
+            j.lease_token > t) {
+            t = j.lease_token;
+        }
+    }
+    return t;
+}
+
+static void completed_cb(void *data, int status, const struct fsm_result *res)
+{
+    struct call *c = data;
+    struct sim *s = c->s;
+    struct sworker *w = call_done(c);
+
+    mix(s, 0xc0 + (uint64_t)status);
+    if (status == 0 && res->code == 0) {
+        /* Stale completions must never be accepted. */
+        for (unsigned k = 0; k < c->n && k < res->n_ids; k++) {
+            mix(s, res->existed[k]);
+            if (c->stale[k] && res->existed[k] == FSM_ITEM_OK) {
+                violate(s, "stale completion accepted: job %016llx token %llu",
+                        (unsigned long long)c->job[k],
+                        (unsigned long long)c->token[k]);
+            }
+        }
+    }
+    if (w != NULL) {
+        w->completing = false;
+        /* A definite answer: the results are delivered (or stale). */
+        for (unsigned k = 0; status == 0 && res->code == 0 && k < c->n; k++) {
+            for (unsigned h = 0; h < w->n_held; h++) {
+                if (w->held[h].finished && w->held[h].job == c->job[k] &&
+                    w->held[h].token == c->held_token[k]) {
+                    drop_lease(w, h);
+                    break;
+                }
+            }
+        }
+    }
+    free(c);
+}
+
+static void deliver(struct sim *s, unsigned wi, unsigned server)
+{
+    struct sworker *w = &s->workers[wi];
+    struct fsm_item items[MAX_HELD + 1];
+    struct call *c;
+    unsigned n = 0;
+
+    if (w->completing) {
+        return;
+    }
+    for (unsigned k = 0; k < w->n_held; k++) {
+        w->held[k].finished |= w->held[k].done_at <= now_of(s);
+    }
+    if ((c = call_new(s, wi, server)) == NULL) {
+        return;
+    }
+    memset(items, 0, sizeof items);
+    for (unsigned k = 0; k < w->n_held; k++) {
+        struct lease *l = &w->held[k];
+        if (!l->finished) {
+            continue;
+        }
+        items[n].job_id = l->job;
+        items[n].token = l->token;
+        items[n].ok = s->all_ok || pick(s, 5) != 0;
+        items[n].retryable = 1;
+        c->job[n] = l->job;
+        c->token[n] = c->held_token[n] = l->token;
+        /* Superseded since (a paused worker's late result), for sure: a
+         * newer token was applied somewhere. */
+        c->stale[n] = max_token(s, l->job) > l->token;
+        if (!s->all_ok && l->token > 1 && pick(s, 8) == 0) {
+            /* A late result of an earlier attempt. */
+            items[n].token = c->token[n] = l->token - 1 - pick(s, 3);
+            c->stale[n] = true;
+        }
+        n++;
+    }
+    if (n > 0 && !s->all_ok && pick(s, 6) == 0) {
+        /* The same result twice in one entry: the second is stale. */
+        items[n] = items[0];
+        c->job[n] = c->job[0];
+        c->token[n] = c->token[0];
+        c->held_token[n] = c->held_token[0];
+        c->stale[n] = true;
+        n++;
+    }
+    c->n = n;
+    if (n == 0) {
+        free(c);
+        return;
+    }
+    for (unsigned k = 0; k < n; k++) {
+        s->n_stale_sent += c->stale[k];
+    }
+    s->in_call = true;
+    int rv = sched_complete(FIXTURE_SCHED(s->fs, server), w->id, items, n,
+                            completed_cb, c);
+    s->in_call = false;
+    mix(s, 0xde + (uint64_t)rv);
+    if (rv == 0) {
+        w->completing = true;
+        s->outstanding++;
+    } else {
+        free(c);
+    }
+}
+
+/* One round of every worker: what worker/main.c's threads would do by now. */
+static void workers_run(struct sim *s)
+{
+    raft_time now = now_of(s);
+    unsigned server = reach(s);
+    for (unsigned wi = 0; wi < MAX_WORKERS; wi++) {
+        struct sworker *w = &s->workers[wi];
+        if (w->state == W_EMPTY) {
+            continue;
+        }
+        if (w->state != W_UP) {
+            if (now < w->until && !s->all_ok) {
+                continue;
+            }
+            w->state = W_UP; /* Restarted, or woken from its pause. */
+            w->next_hb = now;
+        }
+        if (w->polling && now - w->poll_sent > POLL_GIVE_UP_MS) {
+            w->polling = false; /* Its late answer is never received. */
+        }
+        if (server >= CLUSTER_N(s->f)) {
+            continue;
+        }
+        if (w->id == 0) {
+            if (!w->registering) {
+                register_worker(s, wi);
+            }
+            continue;
+        }
+        if (now >= w->next_hb) {
+            heartbeat(s, wi, server);
+        }
+        if (w->id != 0) {
+            deliver(s, wi, server);
+        }
+        if (w->id != 0 && !w->polling) {
+            poll(s, wi, server);
+        }
+    }
+}
+
+static void start_workers(struct sim *s, unsigned n)
+{
+    for (unsigned wi = 0; wi < n && wi < MAX_WORKERS; wi++) {
+        if (s->workers[wi].state == W_EMPTY) {
+            memset(&s->workers[wi], 0, sizeof s->workers[wi]);
+            s->workers[wi].state = W_UP;
+        }
+    }
+}
+
+/* A worker process dies (its leases and results with it) and restarts
+ * later as a new worker; or it pauses (a long GC, a stopped VM) and comes
+ * back with everything it held, possibly declared down meanwhile. */
+static void stop_worker(struct sim *s, bool crash)
+{
+    unsigned wi = pick(s, MAX_WORKERS);
+    struct sworker *w = &s->workers[wi];
+    unsigned ttl = sched_worker_ttl_ms(FIXTURE_SCHED(s->fs, 0));
+    if (w->state != W_UP) {
+        return;
+    }
+    w->state = crash ? W_CRASHED : W_PAUSED;
+    w->until = now_of(s) + ttl / 2 + pick(s, 3 * ttl);
+    if (crash) {
+        unsigned epoch = w->epoch + 1;
+        raft_time until = w->until;
+        memset(w, 0, sizeof *w);
+        w->state = W_CRASHED;
+        w->epoch = epoch;
+        w->until = until;
+    }
+    mix(s, 0x57 + wi * 2 + crash);
 }
 
 /* ---- Faults ---------------------------------------------------------------
@@ -402,6 +724,37 @@ static void fault(struct sim *s)
         default:
             shuffle_timeouts(s);
             break;
+    }
+}
+
+static unsigned long long fired_on(struct sim *s, unsigned i)
+{
+    struct sched_stats st;
+    sched_stats(FIXTURE_SCHED(s->fs, i), &st);
+    return st.fired;
+}
+
+static void arm_fire_kill(struct sim *s)
+{
+    s->armed = true;
+    for (unsigned i = 0; i < CLUSTER_N(s->f); i++) {
+        s->fired[i] = fired_on(s, i);
+    }
+}
+
+/* After each step: the armed kill, if a server just applied its FIRE. */
+static void fire_kill(struct sim *s)
+{
+    for (unsigned i = 0; s->armed && i < CLUSTER_N(s->f); i++) {
+        if (fired_on(s, i) == s->fired[i]) {
+            continue;
+        }
+        s->armed = false;
+        if (CLUSTER_ALIVE(s->f, i) && n_down(s) < (CLUSTER_N(s->f) - 1) / 2) {
+            CLUSTER_KILL(s->f, i);
+            s->n_fire_kills++;
+            mix(s, 0xf1 + i);
+        }
     }
 }
 
@@ -518,109 +871,59 @@ static bool membership(struct sim *s, bool all_voters)
 }
 
 /* ---- A schedule -------------------------------------------------------------
- * One recurring job ("every minute"). Leaders fire its current occurrence,
- * and sometimes an older one, as a leader deciding from a stale state
- * would: each occurrence must be recorded once, on every server. */
+ * One recurring job, every 2 s, that the leaders' clocks fire (sched/
+ * clock.c and plan.c): each occurrence must be recorded once, on every
+ * server, and run at most once, across leader changes (a new leader that
+ * has not applied the last FIRE decides it again: apply fences it). Now
+ * and then a client triggers a run now (sched_schedule_action). */
 
-#define SCHED_FIRST (CLUSTER_EPOCH_MS + 60000)
-#define SCHED_EVERY 60000
+#define SCHED_FIRST (CLUSTER_EPOCH_MS + 2000)
+#define SCHED_SPEC            \
+    "{\"schedule\":\"@every " \
+    "2s\",\"overlap\":\"allow\",\"catchup\":\"latest\"}"
 
-static void schedule_submit(struct sim *s)
+static void action_cb(void *data, int status, const struct fsm_result *res)
 {
-    unsigned leader = CLUSTER_LEADER(s->f);
-    if (s->sched != 0 || leader >= CLUSTER_N(s->f) ||
-        (s->sched_req != NULL && !s->sched_req->done)) {
+    struct sim *s = data;
+    s->outstanding--;
+    if (s->in_call) {
+        violate(s, "a sched callback fired inside its call");
+    }
+    mix(s, 0xac + (uint64_t)status + (res != NULL ? (uint64_t)res->code : 0));
+}
+
+static void schedule(struct sim *s)
+{
+    unsigned leader = reach(s);
+    if (leader >= CLUSTER_N(s->f)) {
         return;
     }
-    s->sched_req =
-        cluster_fixture_submit_schedule(s->f, leader, SCHED_FIRST, "schedule");
-    track(s, s->sched_req);
-}
-
-static void fire(struct sim *s)
-{
-    unsigned leader = CLUSTER_LEADER(s->f);
-    struct fsm_reader *rd;
-    struct fsm_job job;
-    struct fsm_item it;
-    int rv = -1;
-    if (s->sched == 0 || leader >= CLUSTER_N(s->f)) {
-        schedule_submit(s);
+    if (s->sched == 0) {
+        if (s->sched_req == NULL || s->sched_req->done) {
+            s->sched_req = cluster_fixture_submit_schedule_spec(
+                s->f, leader, SCHED_FIRST, "schedule", SCHED_SPEC);
+            track(s, s->sched_req);
+        }
         return;
     }
-    if (fsm_read_begin(CLUSTER_FSM(s->f, leader), &rd) == 0) {
-        rv = fsm_get_job(rd, s->sched, &job);
-        fsm_read_end(rd);
+    s->in_call = true;
+    int rv = sched_schedule_action(FIXTURE_SCHED(s->fs, leader), s->sched,
+                                   SCHED_TRIGGER, action_cb, s);
+    s->in_call = false;
+    mix(s, 0xa0 + (uint64_t)rv);
+    if (rv == 0) {
+        s->outstanding++;
+        s->n_actions++;
     }
-    if (rv != 0) {
-        return; /* Not applied here yet. */
-    }
-    memset(&it, 0, sizeof it);
-    it.job_id = s->sched;
-    it.nominal = job.run_at;
-    if (pick(s, 4) == 0 && job.run_at > SCHED_FIRST) {
-        /* A stale decision: an occurrence already fired. */
-        it.nominal = job.run_at - SCHED_EVERY * (1 + pick(s, 2));
-    }
-    it.next_at = it.nominal + SCHED_EVERY;
-    it.action = FSM_FIRE_RUN;
-    s->n_fires++;
-    submit_items(s, leader, FSM_CMD_FIRE, 0, &it, 1, NULL);
-}
-
-struct runs
-{
-    uint64_t sched;
-    int64_t nominal[256];
-    unsigned n, with_job, children;
-    bool dup;
-};
-
-static int runs_cb(void *data, const struct fsm_run *run)
-{
-    struct runs *r = data;
-    for (unsigned k = 0; k < r->n; k++) {
-        r->dup |= r->nominal[k] == run->nominal;
-    }
-    if (r->n < 256) {
-        r->nominal[r->n++] = run->nominal;
-    }
-    r->with_job += run->job_id != 0;
-    return 0;
-}
-
-static int children_cb(void *data, const struct fsm_job *job)
-{
-    struct runs *r = data;
-    r->children += (job->flags & FSM_JOB_RUN) && job->parent == r->sched;
-    return 0;
 }
 
 /* Occurrences recorded on server @i (each once), or -1 after a violation. */
 static int check_runs(struct sim *s, unsigned i)
 {
-    struct fsm_reader *rd;
-    struct runs r;
-    if (s->sched == 0) {
+    struct cluster_runs r;
+    if (s->sched == 0 || cluster_fixture_runs(s->f, i, s->sched, &r) != 0) {
         return 0;
     }
-    struct fsm_query q;
-    char cursor[FSM_CURSOR_SIZE], next[FSM_CURSOR_SIZE];
-    memset(&r, 0, sizeof r);
-    r.sched = s->sched;
-    if (fsm_read_begin(CLUSTER_FSM(s->f, i), &rd) != 0) {
-        return 0;
-    }
-    fsm_runs(rd, s->sched, 0, runs_cb, &r);
-    memset(&q, 0, sizeof q);
-    q.limit = 1000;
-    do { /* Every job: the runs the schedule created. */
-        next[0] = '\0';
-        fsm_list(rd, &q, children_cb, &r, next);
-        memcpy(cursor, next, sizeof cursor);
-        q.cursor = cursor;
-    } while (cursor[0] != '\0');
-    fsm_read_end(rd);
     if (r.dup) {
         violate(s, "server %u: a schedule occurrence recorded twice", i);
         return -1;
@@ -638,8 +941,8 @@ static int check_runs(struct sim *s, unsigned i)
 /* ---- Invariants -----------------------------------------------------------
  */
 
-/* Results of finished requests: acknowledged submits, workers, stale
- * completions. */
+/* Results of finished requests: acknowledged submits, the schedule. (The
+ * workers' calls check theirs in their callbacks.) */
 static bool harvest(struct sim *s)
 {
     unsigned keep = 0;
@@ -678,25 +981,7 @@ static bool harvest(struct sim *s)
         }
     }
     s->n_pending = keep;
-    /* Stale completions must never be accepted. */
-    for (unsigned k = 0; k < s->n_stale; k++) {
-        struct stale *st = &s->stale[k];
-        if (!st->req->done) {
-            continue;
-        }
-        if (st->req->status == 0 && st->req->results[0].code == 0 &&
-            st->item < st->req->results[0].n_ids &&
-            st->req->results[0].existed[st->item] == FSM_ITEM_OK) {
-            return violate(s,
-                           "stale completion accepted: job %016llx token %llu "
-                           "(entry %llu)",
-                           (unsigned long long)st->job,
-                           (unsigned long long)st->token,
-                           (unsigned long long)st->req->index);
-        }
-        s->stale[k--] = s->stale[--s->n_stale];
-    }
-    return true;
+    return s->violation[0] == '\0';
 }
 
 /* Per node and job: tokens never go down, a final status never changes,
@@ -782,33 +1067,6 @@ static bool check_nodes(struct sim *s)
     return true;
 }
 
-/* Workers registered by the leader: read them from its FSM. */
-static void worker_cb(void *data, const struct fsm_worker *w)
-{
-    struct sim *s = data;
-    for (unsigned i = 0; i < s->n_workers; i++) {
-        if (s->workers[i] == w->id) {
-            return;
-        }
-    }
-    if (!w->down && s->n_workers < MAX_WORKERS) {
-        s->workers[s->n_workers++] = w->id;
-    }
-}
-
-static void refresh_workers(struct sim *s)
-{
-    unsigned leader = CLUSTER_LEADER(s->f);
-    struct fsm_reader *rd;
-    if (leader >= CLUSTER_N(s->f) ||
-        fsm_read_begin(CLUSTER_FSM(s->f, leader), &rd) != 0) {
-        return;
-    }
-    s->n_workers = 0;
-    fsm_workers(rd, worker_cb, s);
-    fsm_read_end(rd);
-}
-
 static bool all_final(struct sim *s, unsigned i)
 {
     for (unsigned k = 0; k < s->n_jobs; k++) {
@@ -825,6 +1083,40 @@ static bool all_final(struct sim *s, unsigned i)
         }
     }
     return true;
+}
+
+/* Why jobs did not finish: each unfinished job, and the workers. */
+static void dump_unfinished(struct sim *s, unsigned leader)
+{
+    for (unsigned k = 0; leader < CLUSTER_N(s->f) && k < s->n_jobs; k++) {
+        struct fsm_job j;
+        if (cluster_fixture_get_job(s->f, leader, s->jobs[k].id, &j) == 0 &&
+            !fsm_status_is_final(j.status)) {
+            fprintf(stderr,
+                    "job %016llx: %s worker %016llx token %llu attempts %u "
+                    "run_at %lld\n",
+                    (unsigned long long)j.id, fsm_status_name(j.status),
+                    (unsigned long long)j.worker_id,
+                    (unsigned long long)j.lease_token, (unsigned)j.attempts,
+                    (long long)j.run_at);
+            struct fsm_reader *rd;
+            struct fsm_worker fw;
+            if (fsm_read_begin(CLUSTER_FSM(s->f, leader), &rd) == 0) {
+                if (fsm_get_worker(rd, j.worker_id, &fw) == 0) {
+                    fprintf(stderr, "  its worker: down %d\n", fw.down);
+                }
+                fsm_read_end(rd);
+            }
+        }
+    }
+    for (unsigned wi = 0; wi < MAX_WORKERS; wi++) {
+        struct sworker *w = &s->workers[wi];
+        fprintf(stderr,
+                "worker %u: state %d id %016llx held %u polling %d "
+                "completing %d registering %d\n",
+                wi, w->state, (unsigned long long)w->id, w->n_held, w->polling,
+                w->completing, w->registering);
+    }
 }
 
 /* ---- One seed -------------------------------------------------------------
@@ -855,7 +1147,7 @@ static void dump(struct sim *s)
 static bool elect(struct sim *s, unsigned ms)
 {
     for (unsigned t = 0; t < ms; t += 1000) {
-        if (raft_fixture_step_until_has_leader(&s->f->raft, 1000)) {
+        if (fixture_sched_step_until_has_leader(s->fs, 1000)) {
             return true;
         }
         shuffle_timeouts(s);
@@ -885,42 +1177,52 @@ static bool run(struct sim *s)
         /* Snapshots (and installs to lagging servers) every few entries. */
         cluster_fixture_set_snapshot(f, 4 + pick(s, 16), 2 + pick(s, 4));
     }
-    if (!raft_fixture_step_until_has_leader(&f->raft, 10000)) {
+    log_level = LOG_ERROR; /* The services warn of every worker down. */
+    s->fs = fixture_sched_create(f, NULL, s->seed);
+    if (s->fs == NULL) {
+        return violate(s, "cannot create the services");
+    }
+    if (!fixture_sched_step_until_has_leader(s->fs, 10000)) {
         return violate(s, "no first leader");
     }
+    start_workers(s, 2 + pick(s, 2));
     for (unsigned op = 0; op < s->ops; op++) {
         unsigned a = pick(s, 100);
-        if (s->n_workers < 2 && a < 50) {
-            register_worker(s);
-        } else if (a < 35) {
+        if (a < 40) {
             submit(s);
-        } else if (a < 55) {
-            assign(s);
-        } else if (a < 72) {
-            complete(s, false);
-        } else if (a < 75) {
-            crash_worker(s);
-        } else if (a < 78) {
+        } else if (a < 43) {
+            stop_worker(s, true);
+        } else if (a < 46) {
+            stop_worker(s, false);
+        } else if (a < 50) {
             cancel(s);
-        } else if (a < 88) {
+        } else if (a < 62) {
             fault(s);
-        } else if (a < 91 && spares > 0) {
+        } else if (a < 65 && spares > 0) {
             membership(s, false);
-        } else if (a < 95) {
-            fire(s);
+        } else if (a < 70) {
+            schedule(s);
+        } else if (a < 72) {
+            arm_fire_kill(s);
         }
         unsigned steps = 1 + pick(s, 30);
         for (unsigned k = 0; k < steps; k++) {
-            raft_fixture_step(&f->raft);
+            fixture_sched_step(s->fs);
+            fire_kill(s);
+            if (k % 8 == 7) {
+                workers_run(s);
+            }
         }
+        workers_run(s);
         mix(s, raft_fixture_time(&f->raft));
-        refresh_workers(s);
         if (!harvest(s) || (op % 8 == 0 && !check_nodes(s))) {
             return false;
         }
     }
     /* Heal; a leader within a bound; every job finished within a bound. */
     heal(s);
+    s->armed = false;
+    s->all_ok = true; /* Workers come back, succeed and drop nothing. */
     if (!elect(s, 20000)) {
         dump(s);
         return violate(s, "no leader 20 s after healing");
@@ -928,13 +1230,10 @@ static bool run(struct sim *s)
     raft_time deadline = raft_fixture_time(&f->raft) + 120000;
     while (raft_fixture_time(&f->raft) < deadline) {
         bool members = membership(s, true); /* Every server a voter. */
-        if (s->n_workers == 0) {
-            register_worker(s);
+        for (unsigned k = 0; k < 5; k++) {
+            fixture_sched_step_until_elapsed(s->fs, 10);
+            workers_run(s);
         }
-        assign(s);
-        complete(s, true);
-        raft_fixture_step_until_elapsed(&f->raft, 50);
-        refresh_workers(s);
         if (!harvest(s)) {
             return false;
         }
@@ -944,13 +1243,18 @@ static bool run(struct sim *s)
             break;
         }
     }
+    /* The services stop deciding (no more fires, polls answered empty):
+     * what is in flight commits, then the servers must agree. */
+    for (unsigned i = 0; i < n; i++) {
+        sched_stop(FIXTURE_SCHED(s->fs, i));
+    }
     /* Lagging servers catch up within a bound (a snapshot install whose
      * message was dropped is retried after raft's 30 s timeout). Without
      * cluster/raft_guard.h (--no-guard), raft 0.15 can leave a follower
      * behind the same leader forever: docs/reliability.md. */
     raft_time until = raft_fixture_time(&f->raft) + 60000;
     while (raft_fixture_time(&f->raft) < until) {
-        raft_fixture_step_until_elapsed(&f->raft, 200);
+        fixture_sched_step_until_elapsed(s->fs, 200);
         bool same = true;
         for (unsigned i = 1; i < n && same; i++) {
             same = raft_last_applied(CLUSTER_RAFT(f, i)) ==
@@ -960,12 +1264,13 @@ static bool run(struct sim *s)
             break;
         }
     }
-    raft_fixture_step_until_elapsed(&f->raft, 500);
+    fixture_sched_step_until_elapsed(s->fs, 500);
     if (!harvest(s) || !check_nodes(s)) {
         return false;
     }
     unsigned leader = CLUSTER_LEADER(f);
     if (leader >= n || !all_final(s, leader)) {
+        dump_unfinished(s, leader);
         return violate(s, "jobs still unfinished 120 s after healing");
     }
     if (cluster_fixture_check_acked(f, 0) < 0) {
@@ -1040,7 +1345,9 @@ static bool run(struct sim *s)
     return true;
 }
 
-static unsigned long long total_jobs, total_membership, total_fires;
+static unsigned long long total_jobs, total_membership, total_fires,
+    total_leases, total_unreceived, total_down, total_reclaimed, total_stale,
+    total_actions;
 static struct raft_guard_stats guard;
 
 /* --expect TEXT: the run passes only if some seed fails with a violation
@@ -1071,16 +1378,33 @@ static bool run_seed(unsigned seed,
     s.trace = 14695981039346656037ULL;
     bool ok = run(&s);
     *trace = s.trace;
+    raft_time end_time = s.f != NULL ? CLUSTER_TIME(s.f) : 0;
+    unsigned long long ticks = s.fs != NULL ? s.fs->ticks : 0;
     for (unsigned i = 0; s.f != NULL && i < CLUSTER_N(s.f); i++) {
         struct raft_guard_stats gs;
         raft_guard_stats(&s.f->raft.servers[i].io, &gs);
         guard.clamped += gs.clamped;
         guard.raised += gs.raised;
         guard.rollbacks += gs.rollbacks;
+        if (s.fs != NULL) {
+            struct sched_stats st;
+            sched_stats(FIXTURE_SCHED(s.fs, i), &st);
+            total_fires += st.fired;
+            total_down += st.lost;
+            total_reclaimed += st.unreceived;
+        }
     }
     total_membership += s.n_membership;
-    total_fires += s.n_fires;
     total_jobs += s.n_jobs;
+    total_leases += s.n_leases;
+    total_unreceived += s.n_unreceived;
+    total_stale += s.n_stale_sent;
+    total_actions += s.n_actions;
+    /* Every call's callback fires exactly once: the rest at shutdown. */
+    fixture_sched_destroy(s.fs);
+    if (ok && s.outstanding != 0) {
+        ok = violate(&s, "%u sched callbacks never fired", s.outstanding);
+    }
     if (!ok && expect != NULL && strstr(s.violation, expect) != NULL) {
         expected_seen++;
     }
@@ -1089,12 +1413,13 @@ static bool run_seed(unsigned seed,
                 "seed %u FAILED: %s\n  replay: tests/sim/run --seed %u\n", seed,
                 s.violation, seed);
     } else if (verbose) {
-        fprintf(stderr, "seed %u ok: %u jobs, trace %016llx\n", seed, s.n_jobs,
+        fprintf(stderr,
+                "seed %u ok: %u jobs, %llu ms virtual, %llu ticks, trace "
+                "%016llx\n",
+                seed, s.n_jobs, (unsigned long long)end_time, ticks,
                 (unsigned long long)s.trace);
     }
-    if (s.f != NULL) {
-        cluster_fixture_destroy(s.f);
-    }
+    cluster_fixture_destroy(s.f);
     return ok;
 }
 
@@ -1141,7 +1466,7 @@ int main(int argc, char **argv)
             fprintf(stderr,
                     "usage: sim [--seeds N] [--first S] [--seed S] [--ops N] "
                     "[--snapshots] [--no-membership] [--no-guard] [--plant "
-                    "token|ack] "
+                    "token|ack|fire] "
                     "[--expect TEXT] [--require-fix KIND] "
                     "[-v]\n");
             return 2;
@@ -1178,13 +1503,16 @@ int main(int argc, char **argv)
         }
     }
     fprintf(stderr,
-            "sim: %u seeds, %llu acknowledged jobs, %llu membership changes, "
-            "%llu schedule fires; "
+            "sim: %u seeds, %llu acknowledged jobs, %llu membership changes; "
+            "sched: %llu leases (%llu answers dropped), %llu released by "
+            "worker-down, %llu reclaimed unreceived, %llu occurrences fired, "
+            "%llu triggers, %llu stale results sent; "
             "raft guard %s: %llu results lowered, %llu raised, %llu "
             "rollbacks\n",
-            seeds, total_jobs, total_membership, total_fires,
-            cluster_fixture_raft_guard ? "on" : "off", guard.clamped,
-            guard.raised, guard.rollbacks);
+            seeds, total_jobs, total_membership, total_leases, total_unreceived,
+            total_down, total_reclaimed, total_fires, total_actions,
+            total_stale, cluster_fixture_raft_guard ? "on" : "off",
+            guard.clamped, guard.raised, guard.rollbacks);
     if (require_fix != NULL) {
         unsigned long long n =
             strcmp(require_fix, "lowered") == 0  ? guard.clamped
