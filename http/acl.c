@@ -563,39 +563,6 @@ void http__acl_bootstrap(struct http_server *s,
     create_token(s, req, &cmd);
 }
 
-/* @field: an optional array of names without commas, joined into @out. */
-static bool parse_list(h2o_req_t *req,
-                       json_t *o,
-                       const char *field,
-                       char *out,
-                       size_t size)
-{
-    json_t *q = json_object_get(o, field), *v;
-    size_t i, n = 0;
-
-    out[0] = '\0';
-    if (q == NULL || json_is_null(q)) {
-        return true;
-    }
-    if (!json_is_array(q)) {
-        http__send_error(req, 400, "invalid_argument", field,
-                         "%s: an array of names", field);
-        return false;
-    }
-    json_array_foreach(q, i, v)
-    {
-        const char *qs = json_string_value(v);
-        if (qs == NULL || qs[0] == '\0' || strchr(qs, ',') != NULL ||
-            n + strlen(qs) + 1 >= size) {
-            http__send_error(req, 400, "invalid_argument", field,
-                             "%s[%zu]: a name without commas", field, i);
-            return false;
-        }
-        n += (size_t)snprintf(out + n, size - n, "%s%s", n > 0 ? "," : "", qs);
-    }
-    return true;
-}
-
 /* POST /v1/acl/tokens {"name", "role", "queues", "types", "expires_at"} */
 void http__acl_tokens_create(struct http_server *s,
                              h2o_req_t *req,
@@ -642,8 +609,9 @@ void http__acl_tokens_create(struct http_server *s,
     } else if (exp != NULL && expires <= sched_now(s->sched)) {
         http__send_error(req, 400, "invalid_argument", "expires_at",
                          "expires_at is in the past");
-    } else if (parse_list(req, o, "queues", queues, sizeof queues) &&
-               parse_list(req, o, "types", types, sizeof types)) {
+    } else if (http__parse_names(req, o, "queues", true, queues,
+                                 sizeof queues) &&
+               http__parse_names(req, o, "types", true, types, sizeof types)) {
         memset(&cmd, 0, sizeof cmd);
         cmd.type = FSM_CMD_TOKEN_SET;
         cmd.token.name = (struct fsm_str){name, (uint32_t)strlen(name)};

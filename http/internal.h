@@ -168,6 +168,15 @@ void http__submit_for(struct http_server *s,
                       int kind);
 /* The common failure answers of a submit callback; true if answered. */
 bool http__failed(h2o_req_t *req, int status, const struct fsm_result *res);
+/* Body field @field: an array of names without commas (non-empty unless
+ * @optional; absent or null then gives ""), joined with commas into @out.
+ * Answers 400 itself and returns false. */
+bool http__parse_names(h2o_req_t *req,
+                       json_t *o,
+                       const char *field,
+                       bool optional,
+                       char *out,
+                       size_t size);
 /* Answer with job @id as the local fsm has it. */
 void http__send_job(struct http_server *s,
                     h2o_req_t *req,

@@ -256,3 +256,38 @@ void http__send_job(struct http_server *s,
     fsm_read_end(rd);
     http__send_sb(req, status, &b, cluster_applied_index(s->cluster));
 }
+
+/* @field: a (non-empty unless @optional) array of names without commas,
+ * joined with commas into @out. */
+bool http__parse_names(h2o_req_t *req,
+                       json_t *o,
+                       const char *field,
+                       bool optional,
+                       char *out,
+                       size_t size)
+{
+    json_t *q = json_object_get(o, field), *v;
+    size_t i, n = 0;
+
+    out[0] = '\0';
+    if ((q == NULL || json_is_null(q)) && optional) {
+        return true;
+    }
+    if (!json_is_array(q) || (json_array_size(q) == 0 && !optional)) {
+        http__send_error(req, 400, "invalid_argument", field,
+                         "%s: a non-empty array of names", field);
+        return false;
+    }
+    json_array_foreach(q, i, v)
+    {
+        const char *qs = json_string_value(v);
+        if (qs == NULL || qs[0] == '\0' || strchr(qs, ',') != NULL ||
+            n + strlen(qs) + 1 >= size) {
+            http__send_error(req, 400, "invalid_argument", field,
+                             "%s[%zu]: a name without commas", field, i);
+            return false;
+        }
+        n += (size_t)snprintf(out + n, size - n, "%s%s", n > 0 ? "," : "", qs);
+    }
+    return true;
+}

@@ -150,41 +150,6 @@ static void registered_cb(void *data, int status, const struct fsm_result *res)
     OPENSSL_cleanse(secret, sizeof secret);
 }
 
-/* @field: a (non-empty unless @optional) array of names without commas,
- * joined with commas into @out. */
-static bool parse_names(h2o_req_t *req,
-                        json_t *o,
-                        const char *field,
-                        bool optional,
-                        char *out,
-                        size_t size)
-{
-    json_t *q = json_object_get(o, field), *v;
-    size_t i, n = 0;
-
-    out[0] = '\0';
-    if (q == NULL && optional) {
-        return true;
-    }
-    if (!json_is_array(q) || (json_array_size(q) == 0 && !optional)) {
-        http__send_error(req, 400, "invalid_argument", field,
-                         "%s: a non-empty array of names", field);
-        return false;
-    }
-    json_array_foreach(q, i, v)
-    {
-        const char *qs = json_string_value(v);
-        if (qs == NULL || qs[0] == '\0' || strchr(qs, ',') != NULL ||
-            n + strlen(qs) + 1 >= size) {
-            http__send_error(req, 400, "invalid_argument", field,
-                             "%s[%zu]: a name", field, i);
-            return false;
-        }
-        n += (size_t)snprintf(out + n, size - n, "%s%s", n > 0 ? "," : "", qs);
-    }
-    return true;
-}
-
 /* Submit the registration with a fresh secret, answered by registered_cb. */
 static void register_with_secret(struct http_server *s,
                                  h2o_req_t *req,
@@ -256,8 +221,9 @@ void http__workers_register(struct http_server *s,
     if (name == NULL || name[0] == '\0') {
         http__send_error(req, 400, "invalid_argument", "name",
                          "name: required");
-    } else if (parse_names(req, o, "queues", false, queues, sizeof queues) &&
-               parse_names(req, o, "types", true, types, sizeof types)) {
+    } else if (http__parse_names(req, o, "queues", false, queues,
+                                 sizeof queues) &&
+               http__parse_names(req, o, "types", true, types, sizeof types)) {
         if (n < 1 || n > 10000) {
             http__send_error(req, 400, "invalid_argument", "concurrency",
                              "concurrency: an integer in 1..10000");
