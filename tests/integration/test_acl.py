@@ -299,7 +299,9 @@ def test_acl_rotactl(cluster):
         assert rc == 0, err
         created = json.loads(out)
         assert created["queues"] == ["q1", "q2"] and len(created["secret"]) == 64
-        rc, out, err = ctl(c, "acl", "token", "list", env={"ROTA_TOKEN": secret})
+        # A follower lists the token once it applied the entry (a heartbeat).
+        rc, out, err = wait_until(lambda: (lambda r: r if created["id"] in r[1] else None)(
+            ctl(c, "acl", "token", "list", env={"ROTA_TOKEN": secret})), what="token listed")
         assert rc == 0 and created["id"] in out and "q1,q2" in out, err
         assert secret not in out and created["secret"] not in out
         wait_token_everywhere(c, created["secret"])
