@@ -29,6 +29,9 @@ struct http_config
      * (unless --acl). */
     bool acl;
     bool metrics_public; /* GET /metrics without a token even with acl. */
+    /* Origins ("https://app.example:443,...") whose browser requests are
+     * allowed besides the node's own; NULL: none. */
+    const char *cors_origins;
 };
 
 struct http_server; /* Opaque. */

@@ -131,10 +131,57 @@ static bool must_forward(struct http_server *s,
            strcmp(buf, "linearizable") == 0;
 }
 
+/* Browser safety: a body must say it is JSON (a cross-site form or
+ * text/plain "simple request" cannot), and a request a browser marks with
+ * another site's Origin is refused unless that origin is in --cors-origins.
+ * True if @req may go on (else it was answered). */
+static bool same_site(struct http_server *s, h2o_req_t *req)
+{
+    ssize_t i;
+    if (req->entity.len > 0) {
+        i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+        const h2o_iovec_t *ct = i >= 0 ? &req->headers.entries[i].value : NULL;
+        if (ct == NULL || ct->len < 16 ||
+            !h2o_lcstris(ct->base, 16, H2O_STRLIT("application/json"))) {
+            http__send_error(req, 415, "unsupported_media_type", "content-type",
+                             "a request body must be Content-Type: "
+                             "application/json");
+            return false;
+        }
+    }
+    i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1);
+    if (i < 0) {
+        return true; /* Not a browser's cross-origin request. */
+    }
+    const h2o_iovec_t *o = &req->headers.entries[i].value;
+    const char *host = o->len > 0 ? memchr(o->base, '/', o->len) : NULL;
+    /* "scheme://authority": the authority must be this node's own. */
+    if (host != NULL && (size_t)(host - o->base) + 2 <= o->len &&
+        host[1] == '/' &&
+        h2o_memis(host + 2, o->len - (size_t)(host + 2 - o->base),
+                  req->authority.base, req->authority.len)) {
+        return true;
+    }
+    if (s->cfg.cors_origins != NULL &&
+        sched_list_has((struct fsm_str){s->cfg.cors_origins,
+                                        (uint32_t)strlen(s->cfg.cors_origins)},
+                       (struct fsm_str){o->base, (uint32_t)o->len})) {
+        return true;
+    }
+    http__send_error(req, 403, "forbidden", "origin",
+                     "cross-site request from %.*s refused (--cors-origins)",
+                     (int)(o->len < 200 ? o->len : 200), o->base);
+    return false;
+}
+
 void http__route(struct http_server *s, h2o_req_t *req)
 {
     h2o_iovec_t path = req->path_normalized;
     bool path_known = false;
+
+    if (!same_site(s, req)) {
+        return;
+    }
 
     for (size_t i = 0; i < http__n_routes; i++) {
         const struct http_route *r = &http__routes[i];

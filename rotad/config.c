@@ -95,6 +95,11 @@ static const struct option_def defs[] = {
         acl,
         "require ACL tokens (Authorization: Bearer) on every route with a "
         "role (on in secure mode; with --insecure: on without TLS)"),
+    OPT("cors-origins",
+        K_STR,
+        cors_origins,
+        "browser origins allowed besides the node's own, comma-separated "
+        "(none: cross-site requests get 403)"),
     OPT("metrics-public",
         K_BOOL,
         metrics_public,
@@ -415,4 +420,5 @@ void rotad_config_close(struct rotad_config *cfg)
     free(cfg->cluster);
     free(cfg->join);
     free(cfg->certs_dir);
+    free(cfg->cors_origins);
 }

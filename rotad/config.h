@@ -34,6 +34,7 @@ struct rotad_config
     int insecure; /* Said out loud: no TLS, no ACL. */
     int acl;            /* Bool: access control (--acl). */
     int metrics_public; /* Bool: GET /metrics without a token. */
+    char *cors_origins; /* Browser origins allowed besides the node's. */
 };
 
 /* Returns 0, 1 for --help, or -1 with @err written. */

@@ -281,6 +281,7 @@ int main(int argc, char **argv)
     /* Access control: on in secure mode, off with --insecure unless --acl. */
     hc.acl = !cfg.insecure || cfg.acl != 0;
     hc.metrics_public = cfg.metrics_public != 0;
+    hc.cors_origins = cfg.cors_origins;
     rv = http_server_start(&n.loop, n.cluster, n.sched, &hc, &n.http, err,
                            sizeof err);
     if (rv != 0) {

@@ -349,3 +349,38 @@ def test_cluster_view_and_health(shared_cluster):
         status, _, text = n.req("GET", "/metrics")
         assert status == 200 and 'rota_jobs{status="pending"}' in text
         assert "rota_raft_term" in text
+
+
+def test_api_cross_site_requests_refused(shared_cluster):
+    """What a browser page of another site can send: a text/plain or form
+    body (a "simple request") is 415; a request carrying another site's
+    Origin is 403; the node's own origin and requests without an Origin
+    (curl, clients) go through."""
+    n = shared_cluster.followers()[0]
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
+        st, _, err = n.req("POST", "/v1/jobs", raw=b'{"type":"noop"}',
+                           headers={"Content-Type": ctype})
+        assert st == 415 and err["error"]["field"] == "content-type", (ctype, st, err)
+    st, _, err = n.req("POST", "/v1/jobs", {"type": "noop"},
+                       headers={"Origin": "https://evil.example"})
+    assert st == 403 and err["error"]["field"] == "origin", err
+    st, _, err = n.req("DELETE", "/v1/jobs/00000000000fffff",
+                       headers={"Origin": "http://evil.example:8001"})
+    assert st == 403, err
+    st, _, _ = n.req("POST", "/v1/jobs", {"type": "noop", "queue": "nobody-origin"},
+                     headers={"Origin": f"http://{n.http}"})
+    assert st == 201
+    st, _, _ = n.req("POST", "/v1/jobs", raw=b'{"type":"noop","queue":"nobody-origin"}',
+                     headers={"Content-Type": "application/json; charset=utf-8"})
+    assert st == 201
+
+
+def test_api_cors_origins_allowed(cluster):
+    c = cluster(1, ["--cors-origins", "https://app.example,https://ops.example:8443"])
+    n = c.leader()
+    st, _, _ = n.req("POST", "/v1/jobs", {"type": "noop", "queue": "nobody-origin"},
+                     headers={"Origin": "https://ops.example:8443"})
+    assert st == 201
+    st, _, _ = n.req("POST", "/v1/jobs", {"type": "noop"},
+                     headers={"Origin": "https://app.example.evil"})
+    assert st == 403
