@@ -25,7 +25,9 @@ cleanup() {
     rm -rf "$RUN"
 }
 trap cleanup EXIT
-mode=(--insecure)
+# Plain mode; a build from before secure-by-default has no --insecure.
+mode=()
+"$B/rotad" --help 2>&1 | grep -q -- --insecure && mode=(--insecure)
 scheme=http
 tls=()
 if [ $secure = 1 ]; then
