@@ -33,6 +33,15 @@ run_meson() {
     fi
 }
 
+echo "== clang-tidy: no function over 150 lines or 8 parameters (scripts/tidy.sh)"
+if scripts/tidy.sh build | tail -1 | grep -q "tidy: clean"; then
+    echo "tidy: clean"
+    passed=$((passed + 1))
+else
+    scripts/tidy.sh build | grep -E "readability-function-size" | head -10
+    failed=$((failed + 1))
+fi
+
 echo "== unit and cluster tests (build/)"
 run_meson build
 echo "== unit and cluster tests under ASan+UBSan (build-asan/)"
