@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(build-essential pkg-config meson ninja-build clang-format clang-tidy
       libraft-dev libuv1-dev liblmdb-dev libh2o-dev libssl-dev liblz4-dev
       libjansson-dev libcurl4-openssl-dev libyaml-dev libcmocka-dev libicu-dev
-      python3 python3-pytest curl iproute2 iptables)
+      python3 python3-pytest curl iproute2 iptables openssl)
 
 missing=()
 for p in "${PKGS[@]}"; do
