@@ -81,7 +81,7 @@ def request(addr, method, path, body=None, headers=None, timeout=10.0, raw=None,
         if data is None and body is not None:
             data = json.dumps(body).encode()
         hdrs = {"Content-Type": "application/json"}
-        hdrs.update(headers or {})
+        hdrs.update({k: v for k, v in (headers or {}).items() if v is not None})
         conn.request(method, path, body=data, headers=hdrs)
         resp = conn.getresponse()
         payload = resp.read()

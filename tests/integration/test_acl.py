@@ -101,10 +101,22 @@ def test_acl_unauthenticated_and_public(cluster):
     assert status == 400 and err["error"]["field"] == "expires_at"
 
 
-def test_acl_route_table_walk(cluster):
-    c = cluster(3, ACL)
+@pytest.mark.parametrize("mode", ["acl", "secure"])
+def test_acl_route_table_walk(cluster, tmp_path, mode):
+    """Every route with no token and each role, on the leader and a
+    follower: with --acl (plain), and in secure mode (HTTPS, mutual TLS;
+    access control on by default, the admin token bootstrapped)."""
+    if mode == "secure":
+        certs = str(tmp_path / "certs")
+        for args in (["create-ca"], ["create-node", "127.0.0.1"]):
+            subprocess.run([ROTACTL, "cert", args[0], "--certs-dir", certs, *args[1:]],
+                           check=True, capture_output=True, timeout=30)
+        c = cluster(3, ["--certs-dir", certs])
+        admin = c.token
+    else:
+        c = cluster(3, ACL)
+        admin = bootstrap(c.leader())
     leader, follower = c.leader(), c.followers()[0]
-    admin = bootstrap(leader)
     secrets = {None: None, "admin": admin}
     for role in ("read", "submit", "worker"):
         secrets[role] = make_token(leader, admin, role)["secret"]
@@ -125,7 +137,8 @@ def test_acl_route_table_walk(cluster):
                 path, body = sample(method, pattern, ids)
                 if method == "DELETE" and pattern in ("/v1/jobs/{id}", "/jobs/{id}"):
                     path = path.replace(job["id"], MISSING)
-                hdrs = bearer(secret) if secret else {}
+                # None: no Authorization at all (the harness adds none).
+                hdrs = bearer(secret) if secret else {"Authorization": None}
                 status, _, resp = node.req(method, path, body, headers=hdrs)
                 what = (method, pattern, node.id, who, status, resp)
                 assert status < 500, what
