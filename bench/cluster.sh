@@ -48,5 +48,14 @@ for _ in $(seq 1 60); do
         "$scheme://127.0.0.1:9101/v1/cluster" | grep -q '"leader":{"id"' && break
     sleep 0.5
 done
+if [ $secure = 1 ]; then
+    # Access control is on in secure mode: the bench (and the workers it
+    # starts, through the environment) use the bootstrap admin token.
+    ROTA_TOKEN=$(curl -s --cacert "$RUN/certs/ca.crt" -X POST \
+        -H 'Content-Type: application/json' -d '{}' \
+        https://127.0.0.1:9101/v1/acl/bootstrap |
+        sed -n 's/.*"secret":"\([0-9a-f]*\)".*/\1/p')
+    export ROTA_TOKEN
+fi
 "$B/bench/rota-bench" "$@" "${tls[@]}" \
     --nodes "$scheme://127.0.0.1:9101,$scheme://127.0.0.1:9102,$scheme://127.0.0.1:9103" 2>/dev/null
