@@ -163,7 +163,15 @@ static void register_worker(CURL *c)
             break;
         }
         json_decref(out);
-        if (st >= 400 && st < 500) {
+        if (st == 401) {
+            /* A token made a moment ago may not have reached this node
+             * yet (followers apply it a heartbeat later): try another. */
+            LOG(LOG_WARN, "registration refused, retrying",
+                "status=401 reason=\"token unknown here (yet?)\"");
+            pthread_mutex_lock(&W.lock);
+            W.cur = (W.cur + 1) % W.n_servers;
+            pthread_mutex_unlock(&W.lock);
+        } else if (st >= 400 && st < 500) {
             LOG(LOG_ERROR, "registration refused", "status=%ld", st);
             exit(2);
         }

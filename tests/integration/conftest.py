@@ -198,6 +198,14 @@ class Cluster:
             self.token = tok["secret"]
         return self
 
+    def wait_token_known(self, secret):
+        """Until every live node knows the token (followers apply it a
+        heartbeat after the leader)."""
+        for n in self.alive():
+            wait_until(lambda n=n: n.req("GET", "/v1/jobs?limit=1",
+                                         headers={"Authorization": f"Bearer {secret}"})[0] != 401,
+                       what=f"token known on node {n.id}")
+
     def make_token(self, role, **limits):
         """A new ACL token's secret (secure mode)."""
         body = {"name": f"t-{role}-{time.monotonic_ns()}", "role": role}
@@ -269,6 +277,7 @@ class Cluster:
         env = dict(os.environ)
         if self.token is not None:
             env["ROTA_TOKEN"] = self.make_token("worker")
+            self.wait_token_known(env["ROTA_TOKEN"])
         with open(log, "ab") as f:
             p = subprocess.Popen([WORKER, "--servers", servers, "--name", name,
                                   "--queues", queues, "--concurrency", str(concurrency),
