@@ -8,6 +8,8 @@
  * allocation freed: the ASan tests run with leak detection). */
 
 #include <curl/curl.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +88,36 @@ static void insecure_warning(uv_timer_t *timer)
         "the raft or HTTP port can write to the cluster and run jobs\"");
 }
 
+/* The node certificate must be valid now: peers would refuse it anyway,
+ * with a less clear message in their logs. */
+static int cert_in_date(const char *path, char *err, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+    int rv = 0;
+
+    if (f != NULL) {
+        fclose(f);
+    }
+    if (x == NULL) {
+        snprintf(err, size, "certs-dir: %.300s is not a PEM certificate", path);
+        return -1;
+    }
+    if (X509_cmp_current_time(X509_get0_notAfter(x)) <= 0) {
+        snprintf(err, size,
+                 "certs-dir: %.300s has expired: make a new one (rotactl cert "
+                 "create-node --overwrite)",
+                 path);
+        rv = -1;
+    } else if (X509_cmp_current_time(X509_get0_notBefore(x)) > 0) {
+        snprintf(err, size,
+                 "certs-dir: %.300s is not valid yet (check the clock)", path);
+        rv = -1;
+    }
+    X509_free(x);
+    return rv;
+}
+
 /* Secure mode: the files of --certs-dir, which must all be readable. */
 static int secure_paths(struct node *n,
                         const struct rotad_config *cfg,
@@ -112,7 +144,7 @@ static int secure_paths(struct node *n,
             return -1;
         }
     }
-    return 0;
+    return cert_in_date(n->cert, err, size);
 }
 
 static void tick_cb(uv_timer_t *timer)

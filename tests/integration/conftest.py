@@ -196,6 +196,7 @@ class Cluster:
             status, _, tok = self.leader().req("POST", "/v1/acl/bootstrap", {})
             assert status in (200, 201), (status, tok)
             self.token = tok["secret"]
+            self.wait_token_known(self.token)
         return self
 
     def wait_token_known(self, secret):
@@ -226,7 +227,8 @@ class Cluster:
     def join(self, node_id, via):
         n = Node(self, node_id)
         self.nodes.append(n)
-        n.start(["--join", f"http://{via.http}"] + self.flags)
+        scheme = "https" if self.ca else "http"
+        n.start(["--join", f"{scheme}://{via.http}"] + self.flags)
         return n
 
     def view(self, node):
@@ -259,6 +261,8 @@ class Cluster:
 
     def digest(self, node):
         status, _, body = node.req("GET", "/v1/debug/digest")
+        if status == 401 and self.token is not None:
+            return None  # A restarted node that has not replayed the token yet.
         assert status == 200
         return body["digest"], body["applied_index"]
 
@@ -266,7 +270,7 @@ class Cluster:
         nodes = nodes or self.alive()
         def same():
             ds = [self.digest(n) for n in nodes]
-            return ds if len({d for d in ds}) == 1 else None
+            return ds if None not in ds and len({d for d in ds}) == 1 else None
         return wait_until(same, timeout, what="equal digests and applied indexes")
 
     def start_worker(self, name, concurrency=4, queues="default", extra=("--allow-shell",)):

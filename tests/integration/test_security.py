@@ -112,7 +112,6 @@ def test_security_node_of_another_ca_cannot_join(secure, tmp_path):
     before = term_and_leader(c)
     from conftest import Node
     n = Node(c, 4)
-    c.every_node.append(n)
     n.start(["--join", f"https://{c.leader().http}", "--certs-dir", other])
     time.sleep(3)
     _, _, v = c.leader().req("GET", "/v1/cluster")
@@ -145,3 +144,81 @@ def test_security_access_control_is_on(secure):
     assert st == 200
     st, _, again = c.leader().req("POST", "/v1/acl/bootstrap", {})
     assert st == 403, again
+
+
+def test_security_failover_restart_join_remove(secure):
+    """Node-to-node traffic in secure mode across a leader kill, a restart,
+    a join (over HTTPS, an admin adding it) and a removal."""
+    import signal
+    c = secure
+    old = c.leader()
+    old.kill(signal.SIGKILL)
+    wait_until(lambda: (lambda v: v and v["leader"] and v["leader"]["id"] != old.id)(
+        c.view(c.alive()[0])), timeout=20, what="a new leader")
+    job = submit(c.alive()[0], {"type": "noop"})
+    c.restart(old)
+    c.wait_converged(c.alive(), timeout=30)
+    assert c.job(job["id"])["status"] in ("pending", "completed")
+    # Join: a node with a certificate of the same CA, admitted by an admin
+    # first (membership changes need the admin role), then started.
+    from conftest import Node
+    n4 = Node(c, 4)
+    n4.start(["--join", f"https://{c.followers()[0].http}"] + c.flags)
+    st, _, resp = c.leader().req("POST", "/v1/cluster/nodes",
+                                 {"id": 4, "raft_addr": n4.raft, "http_addr": n4.http},
+                                 timeout=30)
+    assert st == 200, resp
+    c.nodes.append(n4)
+    wait_until(lambda: (lambda v: v and sum(1 for x in v["nodes"] if x["voter"]) == 4)(
+        c.view(c.leader())), timeout=30, what="4 voters")
+    c.wait_converged(c.alive(), timeout=30)
+    st, _, resp = c.leader().req("DELETE", "/v1/cluster/nodes/4")
+    assert st == 200, resp
+    wait_until(lambda: (lambda v: v and 4 not in [x["id"] for x in v["nodes"]])(
+        c.view(c.leader())), timeout=20, what="node 4 removed")
+    n4.kill()
+    submit(c.followers()[0], {"type": "noop"})
+
+
+def test_security_expired_certificates(secure, tmp_path):
+    """A node whose certificate has expired refuses to start and says so; a
+    peer showing an expired certificate of the cluster CA is refused on the
+    raft port with OpenSSL's reason in the log."""
+    c = secure
+    certs = os.path.dirname(c.ca)
+    exp = tmp_path / "expired"
+    exp.mkdir()
+    key, csr, ext, crt = (str(exp / f) for f in ("node.key", "r.csr", "ext", "node.crt"))
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-out", key], check=True, capture_output=True)
+    subprocess.run(["openssl", "req", "-new", "-key", key, "-subj", "/CN=127.0.0.1",
+                    "-out", csr], check=True, capture_output=True)
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", c.ca, "-CAkey",
+                    os.path.join(certs, "ca.key"), "-CAcreateserial", "-days", "0",
+                    "-extfile", ext, "-out", crt], check=True, capture_output=True)
+    subprocess.run(["cp", c.ca, str(exp / "ca.crt")], check=True)
+    time.sleep(1.1)
+    from conftest import ROTAD, free_port
+    p = subprocess.run([ROTAD, "--certs-dir", str(exp), "--data-dir", str(exp / "d"),
+                        "--raft-addr", f"127.0.0.1:{free_port()}",
+                        "--http-addr", f"127.0.0.1:{free_port()}"],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 1 and "has expired" in p.stderr, p.stderr
+    before = term_and_leader(c)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.load_cert_chain(crt, key)
+    try:
+        s = ctx.wrap_socket(socket.create_connection(tuple_of(c.leader().raft), timeout=3))
+        s.sendall(b"\x01" + b"\x00" * 200)
+        s.settimeout(3)
+        s.recv(100)
+        s.close()
+    except (ssl.SSLError, OSError):
+        pass
+    wait_until(lambda: "certificate has expired" in "".join(n.log_text() for n in c.nodes),
+               timeout=10, what="the refusal logged")
+    assert term_and_leader(c) == before
