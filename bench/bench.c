@@ -31,6 +31,7 @@
 #include "bench/bench.h"
 #include "common/buf.h"
 #include "common/creds.h"
+#include "common/duration.h"
 
 /* --ca-file / --token-file (or ROTA_CA_FILE, ROTA_TOKEN...): every request
  * verifies HTTPS against the CA and carries the token. The workers that
@@ -529,24 +530,17 @@ void bench_stop_workers(pid_t *pids)
     signal(SIGHUP, SIG_DFL);
 }
 
-/* "2s", "1.5s", "250ms", "1m", or a number of seconds; -1 if not one. */
+/* A duration ("2s", "1.5s", "250ms", "1m": common/duration.h) or a number
+ * of seconds; -1 if neither. */
 static long parse_delay_ms(const char *s)
 {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0) {
-        return -1;
+    int64_t ms;
+    char secs[64];
+    if (duration_parse_ms(s, 86400000, &ms) == 0) {
+        return (long)ms;
     }
-    if (strcmp(end, "ms") == 0) {
-        return (long)(v + 0.5);
-    }
-    if (*end == '\0' || strcmp(end, "s") == 0) {
-        return (long)(v * 1000 + 0.5);
-    }
-    if (strcmp(end, "m") == 0) {
-        return (long)(v * 60000 + 0.5);
-    }
-    return -1;
+    snprintf(secs, sizeof secs, "%ss", s); /* A plain number: seconds. */
+    return duration_parse_ms(secs, 86400000, &ms) == 0 ? (long)ms : -1;
 }
 
 static void usage(FILE *out)

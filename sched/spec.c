@@ -8,46 +8,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/duration.h"
 #include "sched/internal.h"
 #include "sched/policy.h"
 
 int sched_parse_duration(const char *s, int64_t max_ms, int64_t *ms)
 {
-    static const struct
-    {
-        const char *unit;
-        double ms;
-    } units[] = {
-        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
-    double total = 0;
-
-    if (s == NULL || *s == '\0') {
-        return -1;
-    }
-    while (*s != '\0') {
-        char *end;
-        double n = strtod(s, &end);
-        size_t u;
-        if (end == s || n < 0) {
-            return -1;
-        }
-        for (u = 0; u < sizeof units / sizeof units[0]; u++) {
-            size_t l = strlen(units[u].unit);
-            if (strncmp(end, units[u].unit, l) == 0) {
-                break;
-            }
-        }
-        if (u == sizeof units / sizeof units[0]) {
-            return -1;
-        }
-        total += n * units[u].ms;
-        s = end + strlen(units[u].unit);
-    }
-    if (total > (double)max_ms) {
-        return -1;
-    }
-    *ms = (int64_t)total;
-    return 0;
+    return duration_parse_ms(s, max_ms, ms);
 }
 
 static bool duration_of(json_t *v, double *out)

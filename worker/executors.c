@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/duration.h"
 #include "worker/worker.h"
 
 bool worker_allow_shell;
@@ -89,8 +90,9 @@ bool worker_http_permitted(const char *url, char *err, size_t size)
     if (worker_n_http_allow == 0) {
         return true;
     }
-    snprintf(err, size, "http: the URL does not start with an --http-allow "
-                        "prefix");
+    snprintf(err, size,
+             "http: the URL does not start with an --http-allow "
+             "prefix");
     return false;
 }
 
@@ -99,34 +101,9 @@ unsigned worker_kill_grace_ms = 5000;
 
 long long worker_duration_ms(const char *s)
 {
-    double total = 0;
-    if (s == NULL || *s == '\0') {
-        return -1;
-    }
-    while (*s != '\0') {
-        char *end;
-        double n = strtod(s, &end);
-        if (end == s || n < 0) {
-            return -1;
-        }
-        s = end;
-        if (strncmp(s, "ms", 2) == 0) {
-            s += 2;
-        } else if (*s == 's') {
-            n *= 1000;
-            s++;
-        } else if (*s == 'm') {
-            n *= 60000;
-            s++;
-        } else if (*s == 'h') {
-            n *= 3600000;
-            s++;
-        } else {
-            return -1;
-        }
-        total += n;
-    }
-    return (long long)total;
+    int64_t ms;
+    /* The cluster validated it (common/duration.h); 10 years at most. */
+    return duration_parse_ms(s, 10LL * 366 * 86400000, &ms) == 0 ? ms : -1;
 }
 
 void tail_init(struct tail *t, size_t cap)

@@ -384,3 +384,18 @@ def test_api_cors_origins_allowed(cluster):
     st, _, _ = n.req("POST", "/v1/jobs", {"type": "noop"},
                      headers={"Origin": "https://app.example.evil"})
     assert st == 403
+
+
+def test_api_durations_are_finite(shared_cluster):
+    """Durations strtod would take (nan, inf, exponents, hex, signs) are
+    400s naming the field, never a job that runs at once or a timeout
+    silently dropped."""
+    n = shared_cluster.followers()[0]
+    for field in ("delay", "timeout"):
+        for bad in ("nans", "nanms", "infs", "1e3s", "0x10s", "-1s", " 5s", "NaN"):
+            st, _, err = n.req("POST", "/v1/jobs",
+                               {"type": "noop", "queue": "nobody-dur", field: bad})
+            assert st == 400 and err["error"]["field"] == field, (field, bad, st, err)
+    st, _, job = n.req("POST", "/v1/jobs", {"type": "noop", "queue": "nobody-dur",
+                                            "delay": "1.5s", "timeout": "250ms"})
+    assert st == 201 and job["status"] == "scheduled", job
