@@ -39,7 +39,8 @@ static int apply_cb(struct raft_fsm *rf,
                    &g->result.n);
     if (rv != 0) {
         /* Fail-stop: a replica that cannot store what the majority
-         * committed must not go on serving (docs/architecture.md, "The state machine"). */
+         * committed must not go on serving (docs/architecture.md, "The state
+         * machine"). */
         LOG(LOG_ERROR, "fail-stop", "index=%llu err=\"%s\"",
             (unsigned long long)index, fsm_errmsg(g->fsm));
         exit(70);

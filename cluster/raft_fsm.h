@@ -15,9 +15,9 @@
  * Snapshots: FSM version 3 when @async is true (snapshot opens an LMDB read
  * txn on the loop thread, snapshot_async serialises it in the thread pool,
  * snapshot_finalize frees). The raft_uv io must then have io->version = 2
- * (docs/architecture.md, raft 2). With @async false (raft_fixture), version 2: the snapshot
- * is serialised synchronously. Restore replaces the fsm state and frees
- * buf->base on success. */
+ * (docs/architecture.md, raft 2). With @async false (raft_fixture), version 2:
+ * the snapshot is serialised synchronously. Restore replaces the fsm state and
+ * frees buf->base on success. */
 
 #include <raft.h>
 #include <stdbool.h>

@@ -32,9 +32,9 @@ int ctl_request(struct ctl *ctl,
         CURLcode cc;
 
         snprintf(url, sizeof url, "%s%s%s",
-                 strncmp(s, "http", 4) == 0                ? ""
+                 strncmp(s, "http", 4) == 0      ? ""
                  : ctl->creds.ca_file[0] != '\0' ? "https://"
-                                                          : "http://",
+                                                 : "http://",
                  s, path);
         buf_init(&b, 0);
         curl_easy_reset(ctl->curl);

@@ -7,9 +7,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "sched/cron.h"
 #include "common/err.h"
 #include "http/internal.h"
+#include "sched/cron.h"
 
 #define MAX_NAME 256
 #define MAX_QUEUE 128

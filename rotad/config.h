@@ -31,7 +31,7 @@ struct rotad_config
     int log_level;
     /* Secure mode: D/ca.crt, D/node.crt, D/node.key (rotactl cert). */
     char *certs_dir;
-    int insecure; /* Said out loud: no TLS, no ACL. */
+    int insecure;       /* Said out loud: no TLS, no ACL. */
     int acl;            /* Bool: access control (--acl). */
     int metrics_public; /* Bool: GET /metrics without a token. */
     char *cors_origins; /* Browser origins allowed besides the node's. */

@@ -109,8 +109,8 @@ struct pick
 {
     struct round *r;
     struct fsm_str types; /* Of the asking worker. */
-    unsigned n;    /* Gathered so far. */
-    unsigned want; /* Stop after this many from this walk. */
+    unsigned n;           /* Gathered so far. */
+    unsigned want;        /* Stop after this many from this walk. */
     unsigned got;
     unsigned budget; /* Index entries to examine at most. */
     unsigned queue;
@@ -269,7 +269,8 @@ bool sched_list_has(struct fsm_str list, struct fsm_str name)
     while (t < end) {
         const char *comma = memchr(t, ',', (size_t)(end - t));
         const char *stop = comma != NULL ? comma : end;
-        if ((size_t)(stop - t) == name.len && memcmp(t, name.p, name.len) == 0) {
+        if ((size_t)(stop - t) == name.len &&
+            memcmp(t, name.p, name.len) == 0) {
             return true;
         }
         t = stop + 1;
