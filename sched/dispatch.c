@@ -427,10 +427,21 @@ static void propose(struct sched *sc,
     free(items);
 }
 
+/* The room the asks leave (what sched__dispatch_choose can write). */
+static unsigned asked(const struct ask *asks, unsigned n_asks)
+{
+    unsigned total = 0;
+    for (unsigned i = 0; i < n_asks && total < MAX_ITEMS; i++) {
+        total += asks[i].cap;
+    }
+    return total < MAX_ITEMS ? total : MAX_ITEMS;
+}
+
 void sched__dispatch(struct sched *sc)
 {
     struct fsm_reader *rd;
-    unsigned n_wait = 0, n_asks, n = 0;
+    unsigned n_wait = 0, n_asks, n = 0, room = 0;
+    uint64_t *chosen = NULL;
     struct list *it;
 
     if (sc->assign_busy || !sc->leader || list_empty(&sc->waiters)) {
@@ -441,19 +452,20 @@ void sched__dispatch(struct sched *sc)
     }
     struct ask *asks = calloc(n_wait, sizeof *asks);
     struct waiter **ws = calloc(n_wait, sizeof *ws);
-    uint64_t *chosen = calloc(MAX_ITEMS, sizeof *chosen);
-    if (asks == NULL || ws == NULL || chosen == NULL ||
+    if (asks == NULL || ws == NULL ||
         fsm_read_begin(sc->io.fsm(sc->io.data), &rd) != 0) {
         free(asks);
         free(ws);
-        free(chosen);
         return;
     }
     n_asks = collect_asks(sc, rd, asks, ws);
-    if (n_asks > 0) {
-        n = sched__dispatch_choose(
-            rd, sched__now(sc), (int64_t)sc->cfg.aging_s * 1000, &sc->running,
-            asks, n_asks, chosen, MAX_ITEMS);
+    /* Sized by what was asked: a poll for one job costs 8 bytes here, not
+     * the whole entry's room, on every tick it waits. */
+    if (n_asks > 0 && (room = asked(asks, n_asks)) > 0 &&
+        (chosen = malloc(room * sizeof *chosen)) != NULL) {
+        n = sched__dispatch_choose(rd, sched__now(sc),
+                                   (int64_t)sc->cfg.aging_s * 1000,
+                                   &sc->running, asks, n_asks, chosen, room);
     }
     fsm_read_end(rd);
     if (n > 0) {

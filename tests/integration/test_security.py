@@ -222,3 +222,25 @@ def test_security_expired_certificates(secure, tmp_path):
     wait_until(lambda: "certificate has expired" in "".join(n.log_text() for n in c.nodes),
                timeout=10, what="the refusal logged")
     assert term_and_leader(c) == before
+
+
+def test_security_rotactl_reads_quickstart_dir(secure, tmp_path):
+    """The README's promise: rotactl run where a quickstart's .rota/ is
+    uses its CA and admin token by itself; elsewhere it has neither."""
+    import shutil
+    c = secure
+    qs = tmp_path / "qs"
+    (qs / ".rota" / "certs").mkdir(parents=True)
+    shutil.copy(c.ca, qs / ".rota" / "certs" / "ca.crt")
+    (qs / ".rota" / "token").write_text(c.token + "\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ROTA_CA_FILE", "ROTA_TOKEN", "ROTA_TOKEN_FILE")}
+    env["ROTA_SERVER"] = f"https://{c.followers()[0].http}"
+    ok = subprocess.run([ROTACTL, "list"], cwd=qs, env=env, capture_output=True,
+                        text=True, timeout=30)
+    assert ok.returncode == 0, ok.stderr
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    no = subprocess.run([ROTACTL, "list"], cwd=bare, env=env, capture_output=True,
+                        text=True, timeout=30)
+    assert no.returncode != 0
