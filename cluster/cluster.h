@@ -31,6 +31,9 @@ struct cluster_config
     unsigned election_timeout;
     unsigned heartbeat_timeout;
     unsigned forward_timeout; /* ms */
+    /* Client writes are refused (cluster_admit) while commands of more
+     * than this many bytes wait for their commit. 0: the default. */
+    size_t max_inflight;
     /* Secure mode (all three, or none): raft connections are mutual TLS
      * against @tls_ca (cluster/tls_transport.h) and node-to-node HTTP
      * (forwarding, joining) is HTTPS with this certificate as the client's.
@@ -79,6 +82,17 @@ int cluster_submit(struct cluster *c,
                    size_t len,
                    cluster_submit_cb cb,
                    void *data);
+
+/* Per-command cost added to its length in the in-flight bound (the HTTP
+ * request and callback that wait on it). */
+#define CLUSTER_CMD_COST 512
+#define CLUSTER_MAX_INFLIGHT_DEFAULT ((size_t)64 << 20)
+
+/* May a client write of about @len bytes be proposed now? 0, or ERR_BUSY
+ * while the commands waiting for their commit are over max_inflight (the
+ * node is taking writes faster than raft commits them: retry later). The
+ * leader's own commands (dispatch, liveness, results) are never refused. */
+int cluster_admit(struct cluster *c, size_t len);
 
 /* Encode @cmd and cluster_submit() it: the one "encode + submit" path of
  * the HTTP layer and the node itself. */
@@ -148,6 +162,8 @@ struct cluster_stats
     unsigned long long snapshots_restored;
     unsigned long long entries_applied;
     unsigned long long raft_guard_fixes; /* cluster/raft_guard.h */
+    unsigned long long refused_busy;     /* cluster_admit() said no. */
+    unsigned long long inflight_bytes;   /* Now: cluster_admit()'s cost. */
 };
 void cluster_stats(struct cluster *c, struct cluster_stats *out);
 
@@ -157,6 +173,7 @@ struct cluster_http_response
 {
     int status;        /* HTTP status; 0 when the request failed. */
     int err;           /* 0 or ERR_UNAVAILABLE, ERR_TIMEOUT, ... */
+    bool not_sent;     /* Failed to connect: the request never left. */
     const char *ctype; /* Content-Type, may be NULL. */
     const char *body;  /* Borrowed. */
     size_t body_len;

@@ -154,6 +154,15 @@ static void check_done(struct httpc *h)
             res.err = ERR_TIMEOUT;
         } else {
             res.err = ERR_UNAVAILABLE;
+            /* Not sent only if no request went out at all: libcurl retries
+             * a request whose reused connection died on a fresh one, so
+             * "could not connect" may follow a request the dead leader
+             * got (and logged). */
+            long sent = 1;
+            curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &sent);
+            res.not_sent =
+                sent == 0 && (msg->data.result == CURLE_COULDNT_CONNECT ||
+                              msg->data.result == CURLE_COULDNT_RESOLVE_HOST);
         }
         res.ctype = r->ctype[0] != '\0' ? r->ctype : NULL;
         res.retry_after = r->retry_after[0] != '\0' ? r->retry_after : NULL;

@@ -20,6 +20,7 @@ struct batch
     struct raft_apply apply; /* Embedded: raft hands it back to us. */
     struct cluster *c;
     struct list link; /* In c->inflight. */
+    size_t cost;      /* Its share of c->inflight_cost. */
     unsigned n;
     struct submit subs[]; /* n of them. */
 };
@@ -53,6 +54,10 @@ struct cluster
     unsigned pending_cap;
     uv_prepare_t flush;
     struct list inflight; /* struct batch */
+    /* Bytes of commands queued or proposed and not applied yet (plus a
+     * fixed cost per command for what waits on it): cluster_admit(). */
+    size_t inflight_cost;
+    size_t pending_cost; /* The share of the commands in @pending. */
 
     /* Leader watch. */
     uv_timer_t watch;

@@ -576,6 +576,7 @@ void cluster_stats(struct cluster *c, struct cluster_stats *out)
     struct raft_guard_stats gs;
     raft_guard_stats(&c->io, &gs);
     out->raft_guard_fixes = gs.clamped + gs.raised + gs.rollbacks;
+    out->inflight_bytes = c->inflight_cost;
 }
 
 const char *cluster_scheme(struct cluster *c)

@@ -61,6 +61,7 @@ static void batch_applied_cb(struct raft_apply *apply, int status, void *result)
     snprintf(corrupt.msg, sizeof corrupt.msg, "command was not applied");
 
     list_remove(&b->link);
+    b->c->inflight_cost -= b->cost;
     for (unsigned i = 0; i < b->n; i++) {
         const struct fsm_result *r = NULL;
         if (rv == 0) {
@@ -74,6 +75,7 @@ static void batch_applied_cb(struct raft_apply *apply, int status, void *result)
 /* Fire every callback of a batch that raft never took. */
 static void batch_fail(struct batch *b, int status)
 {
+    b->c->inflight_cost -= b->cost;
     for (unsigned i = 0; i < b->n; i++) {
         b->subs[i].cb(b->subs[i].data, status, NULL);
     }
@@ -97,6 +99,8 @@ static void flush(struct cluster *c)
     }
     b->c = c;
     b->n = n;
+    b->cost = c->pending_cost;
+    c->pending_cost = 0;
     memcpy(b->subs, c->pending_subs, n * sizeof b->subs[0]);
     list_init(&b->link);
 
@@ -163,6 +167,19 @@ int cluster_submit(struct cluster *c,
     }
     c->pending_subs[c->pending.n - 1].cb = cb;
     c->pending_subs[c->pending.n - 1].data = data;
+    c->inflight_cost += len + CLUSTER_CMD_COST;
+    c->pending_cost += len + CLUSTER_CMD_COST;
+    return 0;
+}
+
+int cluster_admit(struct cluster *c, size_t len)
+{
+    size_t max = c->cfg.max_inflight != 0 ? c->cfg.max_inflight
+                                          : CLUSTER_MAX_INFLIGHT_DEFAULT;
+    if (c->inflight_cost + len + CLUSTER_CMD_COST > max) {
+        c->stats.refused_busy++;
+        return ERR_BUSY;
+    }
     return 0;
 }
 
@@ -174,6 +191,8 @@ void cluster__fail_pending(struct cluster *c, int status)
     fsm_batch_reset(&c->pending);
     c->pending_subs = NULL;
     c->pending_cap = 0;
+    c->inflight_cost -= c->pending_cost;
+    c->pending_cost = 0;
     for (unsigned i = 0; i < n; i++) {
         subs[i].cb(subs[i].data, status, NULL);
     }

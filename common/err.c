@@ -27,6 +27,7 @@ static const struct
     [ERR_IO] = {"io_error", "I/O error", 502},
     [ERR_UNAUTHENTICATED] = {"unauthenticated", "credentials required", 401},
     [ERR_FORBIDDEN] = {"forbidden", "not allowed", 403},
+    [ERR_BUSY] = {"resource_exhausted", "over a load limit: retry later", 429},
 };
 
 static int valid(int code)

@@ -22,6 +22,7 @@ enum {
     ERR_IO,          /* Other I/O error. */
     ERR_UNAUTHENTICATED, /* No credentials, or unknown or expired ones. */
     ERR_FORBIDDEN,       /* Known credentials that may not do this. */
+    ERR_BUSY,            /* Over a limit of load: retry after a while. */
     ERR__COUNT
 };
 

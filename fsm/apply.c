@@ -113,6 +113,34 @@ struct idem_val
     int64_t created;
 };
 
+/* A new job of @queue would go past the queue's max_pending (jobs not yet
+ * running: scheduled, waiting, pending)? Then reject the whole command. */
+static int check_max_pending(struct apply_ctx *a,
+                             struct fsm_str queue,
+                             const char *pfx)
+{
+    char field[64];
+    MDB_val k = {queue.len, (void *)queue.p}, v;
+    struct fsm_queue q;
+    uint64_t counts[8], waiting;
+
+    if (mdb_get(a->txn, a->f->dbi[DB_QUEUES], &k, &v) != 0 ||
+        fsm__queue_decode(&v, &q) != 0 || q.max_pending == 0) {
+        return 0;
+    }
+    fsm__queue_counts(a->f, a->txn, queue, counts);
+    waiting = counts[FSM_SCHEDULED] + counts[FSM_WAITING] + counts[FSM_PENDING];
+    if (waiting < q.max_pending) {
+        return 0;
+    }
+    snprintf(field, sizeof field, "%squeue", pfx);
+    return fsm__reject(a, ERR_BUSY, field,
+                       "queue %.*s is full: %llu jobs waiting, max_pending "
+                       "%u; retry later",
+                       (int)queue.len, queue.p, (unsigned long long)waiting,
+                       q.max_pending);
+}
+
 static int submit_one(struct apply_ctx *a,
                       const struct fsm_job *in,
                       uint64_t hash,
@@ -149,6 +177,10 @@ static int submit_one(struct apply_ctx *a,
     if (a->seq >= (1u << FSM_ID_SHIFT)) {
         return fsm__reject(a, ERR_TOOLARGE, "jobs",
                            "too many jobs in one entry");
+    }
+    if (!(in->flags & FSM_JOB_RECURRING) &&
+        (rv = check_max_pending(a, in->queue, pfx)) != 0) {
+        return rv;
     }
     job.id = (a->index << FSM_ID_SHIFT) | a->seq;
     /* Ids of the dependencies, local references resolved (a workflow's

@@ -25,13 +25,19 @@ void fsm__run_key(unsigned char kb[16], uint64_t schedule, int64_t nominal)
     fsm__put_be64(kb + 8, (uint64_t)nominal ^ (1ULL << 63));
 }
 
+/* Record: paused (1 byte), 3 zero bytes, concurrency (4), and only when
+ * set max_pending (4): a queue without it keeps the old 8 bytes. */
 int fsm__queue_decode(const MDB_val *v, struct fsm_queue *q)
 {
-    if (v->mv_size != 8) {
+    if (v->mv_size != 8 && v->mv_size != 12) {
         return ERR_CORRUPT;
     }
     q->paused = ((const unsigned char *)v->mv_data)[0];
     memcpy(&q->concurrency, (const unsigned char *)v->mv_data + 4, 4);
+    q->max_pending = 0;
+    if (v->mv_size == 12) {
+        memcpy(&q->max_pending, (const unsigned char *)v->mv_data + 8, 4);
+    }
     return 0;
 }
 
@@ -375,8 +381,9 @@ static int apply_pause(struct apply_ctx *a, const struct fsm_cmd *cmd)
 static int apply_queue_set(struct apply_ctx *a, const struct fsm_cmd *cmd)
 {
     const struct fsm_queue *q = &cmd->queue;
-    unsigned char val[8] = {0};
-    MDB_val k = {q->name.len, (void *)q->name.p}, v = {8, val};
+    unsigned char val[12] = {0};
+    MDB_val k = {q->name.len, (void *)q->name.p},
+            v = {q->max_pending != 0 ? 12 : 8, val};
     int rv;
 
     if (q->name.len == 0 || q->name.len > FSM_MAX_STR ||
@@ -386,12 +393,13 @@ static int apply_queue_set(struct apply_ctx *a, const struct fsm_cmd *cmd)
                            "bytes without NUL",
                            FSM_MAX_STR);
     }
-    if (q->paused == 0 && q->concurrency == 0) {
+    if (q->paused == 0 && q->concurrency == 0 && q->max_pending == 0) {
         rv = mdb_del(a->txn, a->f->dbi[DB_QUEUES], &k, NULL);
         rv = rv == MDB_NOTFOUND ? 0 : rv;
     } else {
         val[0] = q->paused ? 1 : 0;
         memcpy(val + 4, &q->concurrency, 4);
+        memcpy(val + 8, &q->max_pending, 4);
         rv = mdb_put(a->txn, a->f->dbi[DB_QUEUES], &k, &v, 0);
     }
     return rv == 0 ? 0 : fsm__storage(a, fsm__lmdb_error(a->f, rv, "queue"));

@@ -90,6 +90,7 @@ enum {
     C_QUEUE_CONC,
     C_WORKFLOW,
     C_TOKEN,
+    C_QUEUE_MAX_PENDING,
 };
 
 enum {
@@ -847,6 +848,7 @@ static const struct field cmd_fields[] = {
     [C_QUEUE_CONC] = U32(struct fsm_cmd, queue.concurrency),
     [C_WORKFLOW] = STR(struct fsm_cmd, workflow),
     [C_TOKEN] = FUNC(dec_token, enc_token),
+    [C_QUEUE_MAX_PENDING] = U32(struct fsm_cmd, queue.max_pending),
 };
 
 static const struct record cmd_record = RECORD(struct fsm_cmd, cmd_fields);
@@ -862,7 +864,8 @@ static const uint8_t *cmd_layout(uint8_t type)
         [FSM_CMD_PAUSE] = {C_ID},
         [FSM_CMD_CANCEL_WF] = {C_ID},
         [FSM_CMD_RESUME] = {C_ID, C_PATCH},
-        [FSM_CMD_QUEUE_SET] = {C_QUEUE_NAME, C_QUEUE_PAUSED, C_QUEUE_CONC},
+        [FSM_CMD_QUEUE_SET] = {C_QUEUE_NAME, C_QUEUE_PAUSED, C_QUEUE_CONC,
+                               C_QUEUE_MAX_PENDING},
         [FSM_CMD_WORKER_REG] = {C_WORKER},
         [FSM_CMD_NODE_SET] = {C_NODE_ID, C_RAFT_ADDR, C_HTTP_ADDR},
         [FSM_CMD_NODE_DEL] = {C_NODE_ID, C_RAFT_ADDR, C_HTTP_ADDR},

@@ -270,6 +270,9 @@ struct fsm_queue
     struct fsm_str name;
     uint8_t paused;       /* Nothing of the queue is dispatched. */
     uint32_t concurrency; /* Running jobs across the cluster; 0 = no cap. */
+    /* Jobs waiting (scheduled, waiting, pending) in the queue; a SUBMIT
+     * that would go past it is refused whole (ERR_BUSY). 0 = no cap. */
+    uint32_t max_pending;
 };
 
 /* PATCH field mask. */

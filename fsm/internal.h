@@ -152,6 +152,11 @@ int fsm__apply_sched(struct apply_ctx *a, const struct fsm_cmd *cmd);
 /* Run and workflow records. */
 void fsm__run_key(unsigned char kb[16], uint64_t schedule, int64_t nominal);
 int fsm__queue_decode(const MDB_val *v, struct fsm_queue *q);
+/* Jobs of queue @name per status (index 1..FSM_STATUS_MAX). */
+void fsm__queue_counts(struct fsm *f,
+                       MDB_txn *txn,
+                       struct fsm_str name,
+                       uint64_t counts[8]);
 
 #define FSM_META_APPLIED "applied_index"
 

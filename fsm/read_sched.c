@@ -8,9 +8,10 @@
 
 #define MAX_QUEUES 10000
 
-static void queue_counts(struct fsm_reader *rd,
-                         struct fsm_str name,
-                         uint64_t counts[8])
+void fsm__queue_counts(struct fsm *f,
+                       MDB_txn *txn,
+                       struct fsm_str name,
+                       uint64_t counts[8])
 {
     unsigned char kb[FSM_MAX_STR + 2];
     memset(counts, 0, 8 * sizeof counts[0]);
@@ -19,8 +20,7 @@ static void queue_counts(struct fsm_reader *rd,
     for (unsigned s = 1; s < 8; s++) {
         MDB_val k = {name.len + 2, kb}, v;
         kb[name.len + 1] = (unsigned char)s;
-        if (mdb_get(rd->txn, rd->f->dbi[DB_QCOUNTS], &k, &v) == 0 &&
-            v.mv_size == 8) {
+        if (mdb_get(txn, f->dbi[DB_QCOUNTS], &k, &v) == 0 && v.mv_size == 8) {
             memcpy(&counts[s], v.mv_data, 8);
         }
     }
@@ -42,7 +42,7 @@ int fsm_get_queue(struct fsm_reader *rd,
         fsm__queue_decode(&v, q);
     }
     if (counts != NULL) {
-        queue_counts(rd, name, counts);
+        fsm__queue_counts(rd->f, rd->txn, name, counts);
     }
     return 0;
 }

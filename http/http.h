@@ -17,6 +17,9 @@ struct http_config
     const char *addr;   /* "127.0.0.1:8001" */
     size_t max_body;    /* Request body limit (413 above). */
     size_t max_payload; /* Encoded job payload limit. */
+    /* Milliseconds a request that needs the leader waits for one (http/
+     * hold.c); 0: 503 at once. */
+    unsigned leader_hold;
     /* Secure mode: HTTPS only, with this certificate and key; a client
      * certificate is asked for (not required) and checked against @tls_ca
      * (a node's own certificate identifies node-to-node calls). NULL: plain

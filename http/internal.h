@@ -25,7 +25,10 @@ struct http_server
     unsigned long long requests[6]; /* By status class 1xx..5xx. */
     unsigned long long submitted;   /* Jobs created through this node. */
     unsigned long long forwarded;
-    struct sched *sched; /* The leader's services (sched/sched.h). */
+    unsigned long long held;         /* Requests held for a leader. */
+    unsigned long long held_expired; /* ... answered 503 after the hold. */
+    struct sched *sched;     /* The leader's services (sched/sched.h). */
+    struct hold_state *hold; /* hold.c */
 };
 
 /* A request waiting for an async answer (submit, forward, barrier...).
@@ -54,6 +57,21 @@ h2o_req_t *http__call_finish(struct call *call);
 void http__call_unref(struct call *call);
 /* Forward @req to the leader and relay the answer. */
 void http__forward(struct http_server *s, h2o_req_t *req);
+
+/* hold.c: requests held through elections (--leader-hold). */
+int http__hold_init(struct http_server *s);
+/* Park @req, which would get @err (ERR_NOLEADER, ERR_NOTLEADER, or an
+ * unknown outcome of a request safe to run again) and @msg, until a leader
+ * is known; true if parked (do not answer it), false once its hold ran
+ * out or when holding is off, full or closing (answer it). */
+bool http__hold(struct http_server *s,
+                h2o_req_t *req,
+                int err,
+                const char *msg);
+/* May @req run a second time if its first outcome is unknown? */
+bool http__hold_safe_again(h2o_req_t *req);
+void http__hold_close(struct http_server *s);
+void http__hold_free(struct http_server *s);
 
 /* reply.c */
 void http__send_json(h2o_req_t *req, int status, json_t *body, uint64_t index);

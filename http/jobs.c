@@ -74,6 +74,10 @@ static void submitted_cb(void *data, int status, const struct fsm_result *res)
         http__forward(s, req);
         return;
     }
+    if (status == ERR_UNKNOWN && http__hold_safe_again(req) &&
+        http__hold(s, req, status, "leadership was lost")) {
+        return; /* Every job has its idempotency key: ask the next leader. */
+    }
     if (status != 0) {
         http__send_err(req, status, NULL,
                        status == ERR_UNKNOWN
@@ -102,9 +106,19 @@ static void submit_encoded(struct http_server *s,
                            int kind,
                            bool batch)
 {
-    struct call *call = http__call_new(s, req);
+    struct call *call;
     int rv;
 
+    /* New jobs wait while the node has more uncommitted writes than it
+     * may hold (cluster_admit): 429 + Retry-After, nothing proposed. */
+    if (kind == CALL_SUBMIT &&
+        (rv = cluster_admit(s->cluster, req->entity.len)) != 0) {
+        http__send_err(req, rv, NULL,
+                       "this node has too many writes waiting for their "
+                       "commit: retry later");
+        return;
+    }
+    call = http__call_new(s, req);
     call->kind = kind;
     call->batch = batch;
     rv = cluster_submit_cmd(s->cluster, cmd, submitted_cb, call);

@@ -129,6 +129,18 @@ void http__metrics(struct http_server *s,
            "Raft 0.15 bugs worked around by this node (cluster/raft_guard.h, "
            "docs/reliability.md).",
            cs.raft_guard_fixes);
+    metric(&o, "rota_writes_refused_busy_total", "counter",
+           "New jobs refused with 429: too many writes waiting for their "
+           "commit (--max-inflight).",
+           cs.refused_busy);
+    metric(&o, "rota_writes_inflight_bytes", "gauge",
+           "Bytes of writes waiting for their commit.", cs.inflight_bytes);
+    metric(&o, "rota_http_requests_held_total", "counter",
+           "Requests held for a leader during an election (--leader-hold).",
+           s->held);
+    metric(&o, "rota_http_requests_held_expired_total", "counter",
+           "Held requests answered 503 when the hold ran out.",
+           s->held_expired);
     metric(&o, "rota_forwarded_requests_total", "counter",
            "Requests forwarded to the leader.", s->forwarded);
     metric(&o, "rota_http_client_errors_total", "counter",

@@ -1,5 +1,5 @@
 /* Queues: GET /v1/queues, GET and PUT /v1/queues/{name} (pause,
- * concurrency). */
+ * concurrency, max_pending). */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,12 @@ static void queue_write(struct sb *b,
         b, ",\"paused\":%s,\"concurrency\":", q->paused ? "true" : "false");
     if (q->concurrency > 0) {
         http__sb_printf(b, "%u", q->concurrency);
+    } else {
+        http__sb_puts(b, "null");
+    }
+    http__sb_puts(b, ",\"max_pending\":");
+    if (q->max_pending > 0) {
+        http__sb_printf(b, "%u", q->max_pending);
     } else {
         http__sb_puts(b, "null");
     }
@@ -97,8 +103,30 @@ static bool queue_name_ok(const char *q, size_t len)
     return true;
 }
 
-/* PUT /v1/queues/{name} {"paused": bool, "concurrency": n|null}: fields
- * left out keep their value. */
+#define QUEUE_MAX_CONCURRENCY 1000000
+#define QUEUE_MAX_PENDING 1000000000
+
+/* A cap: null or 0 (none) or an integer in 1..@max. NULL, or why not. */
+static const char *cap_field(json_t *v, uint32_t max, uint32_t *out)
+{
+    if (json_is_null(v)) {
+        *out = 0;
+        return NULL;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        json_integer_value(v) > (json_int_t)max) {
+        return max == QUEUE_MAX_CONCURRENCY
+                   ? "must be null (no cap) or an integer in 0..1000000 "
+                     "(0: no cap)"
+                   : "must be null (no cap) or an integer in 0..1000000000 "
+                     "(0: no cap)";
+    }
+    *out = (uint32_t)json_integer_value(v);
+    return NULL;
+}
+
+/* PUT /v1/queues/{name} {"paused": bool, "concurrency": n|null,
+ * "max_pending": n|null}: fields left out keep their value. */
 static void queue_put(struct http_server *s,
                       h2o_req_t *req,
                       const char *name,
@@ -124,21 +152,19 @@ static void queue_put(struct http_server *s,
     cmd.queue.name.p = name; /* Not LMDB's memory. */
     json_object_foreach(o, k, v)
     {
-        if (strcmp(k, "paused") == 0 && json_is_boolean(v)) {
+        const char *why = NULL;
+        if (strcmp(k, "paused") == 0) {
+            why = json_is_boolean(v) ? NULL : "must be a boolean";
             cmd.queue.paused = json_is_true(v);
-        } else if (strcmp(k, "concurrency") == 0 &&
-                   (json_is_null(v) ||
-                    (json_is_integer(v) && json_integer_value(v) >= 0 &&
-                     json_integer_value(v) <= 1000000))) {
-            cmd.queue.concurrency =
-                json_is_null(v) ? 0 : (uint32_t)json_integer_value(v);
+        } else if (strcmp(k, "concurrency") == 0) {
+            why = cap_field(v, QUEUE_MAX_CONCURRENCY, &cmd.queue.concurrency);
+        } else if (strcmp(k, "max_pending") == 0) {
+            why = cap_field(v, QUEUE_MAX_PENDING, &cmd.queue.max_pending);
         } else {
-            http__send_error(req, 400, "invalid_argument", k,
-                             strcmp(k, "paused") == 0 ? "must be a boolean"
-                             : strcmp(k, "concurrency") == 0
-                                 ? "must be null (no cap) or an integer in "
-                                   "0..1000000 (0: no cap)"
-                                 : "unknown field");
+            why = "unknown field";
+        }
+        if (why != NULL) {
+            http__send_error(req, 400, "invalid_argument", k, "%s: %s", k, why);
             json_decref(o);
             return;
         }

@@ -7,6 +7,7 @@
 
 #define LOG_MODULE "http"
 #include "common/err.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "http/internal.h"
 
@@ -71,7 +72,7 @@ static void send_error_v(h2o_req_t *req,
     if (field != NULL && field[0] != '\0') {
         json_object_set_new(err, "field", json_string(field));
     }
-    if (status == 503) {
+    if (status == 503 || status == 429) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER,
                        NULL, H2O_STRLIT("1"));
     }
@@ -93,6 +94,13 @@ void http__send_error(h2o_req_t *req,
 
 void http__send_err(h2o_req_t *req, int err, const char *field, const char *msg)
 {
+    /* Nothing was done with a request that found no leader: it waits for
+     * one (hold.c) rather than failing while an election runs. */
+    if ((err == ERR_NOLEADER || err == ERR_NOTLEADER) &&
+        http__hold(CONTAINER_OF(req->conn->ctx, struct http_server, ctx), req,
+                   err, msg)) {
+        return;
+    }
     http__send_error(req, err_http_status(err), err_code_name(err), field, "%s",
                      msg != NULL && msg[0] != '\0' ? msg : err_strerror(err));
 }

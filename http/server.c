@@ -74,13 +74,54 @@ h2o_req_t *http__call_finish(struct call *call)
 
 /* ---- Forwarding --------------------------------------------------------- */
 
+/* The code of a JSON error body ({"error":{"code":...}}), or "". */
+static void error_code(const struct cluster_http_response *res,
+                       char *out,
+                       size_t size)
+{
+    json_t *b = json_loadb(res->body, res->body_len, 0, NULL);
+    const char *code =
+        json_string_value(json_object_get(json_object_get(b, "error"), "code"));
+    snprintf(out, size, "%s", code != NULL ? code : "");
+    json_decref(b);
+}
+
+/* A forward that failed without an answer, or with a 503/504 from a node
+ * that is not (or no longer) the leader: hold the request for the next
+ * leader (hold.c) if nothing was done with it, or if its outcome is
+ * unknown but running it again is harmless. True if held. */
+static bool forward_hold(struct http_server *s,
+                         h2o_req_t *req,
+                         const struct cluster_http_response *res)
+{
+    char code[32];
+    if (res->status == 0) {
+        return (res->not_sent || http__hold_safe_again(req)) &&
+               http__hold(s, req, ERR_UNAVAILABLE,
+                          "the leader cannot be reached");
+    }
+    if (res->status != 503 && res->status != 504) {
+        return false;
+    }
+    error_code(res, code, sizeof code);
+    if (strcmp(code, "not_leader") == 0 || strcmp(code, "no_leader") == 0) {
+        return http__hold(s, req, ERR_NOLEADER, "no leader is known");
+    }
+    return (strcmp(code, "outcome_unknown") == 0 ||
+            strcmp(code, "shutting_down") == 0 ||
+            strcmp(code, "timeout") == 0) &&
+           http__hold_safe_again(req) &&
+           http__hold(s, req, ERR_UNAVAILABLE, "the leader did not answer");
+}
+
 static void forward_cb(void *data, const struct cluster_http_response *res)
 {
     struct call *call = data;
+    struct http_server *s = call->s;
     h2o_req_t *req = http__call_finish(call);
     char *copy;
 
-    if (req == NULL) {
+    if (req == NULL || forward_hold(s, req, res)) {
         return;
     }
     if (res->status == 0) {
@@ -141,9 +182,8 @@ void http__forward(struct http_server *s, h2o_req_t *req)
 
     if (h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-rota-forwarded"),
                                -1) != -1) {
-        /* One hop at most: the sender thought we lead, we do not. */
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER,
-                       NULL, H2O_STRLIT("1"));
+        /* One hop at most: the sender thought we lead, we do not (it holds
+         * the request for the next leader). */
         http__send_err(req, ERR_NOTLEADER, NULL,
                        "this node is no longer the leader");
         return;
@@ -168,8 +208,7 @@ void http__forward(struct http_server *s, h2o_req_t *req)
     rv = cluster_forward(s->cluster, &fr, forward_cb, call);
     if (rv != 0) {
         http__call_unref(call); /* The callback's reference. */
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER,
-                       NULL, H2O_STRLIT("1"));
+        /* 503 + Retry-After, or held until a leader is known. */
         http__send_err(req, rv == ERR_NOTLEADER ? ERR_NOLEADER : rv, NULL,
                        "no leader is known: retry later");
         return;
@@ -313,6 +352,10 @@ int http_server_start(uv_loop_t *loop,
     h->s = s;
     h->super.on_req = on_req;
     h2o_context_init(&s->ctx, loop, &s->config);
+    if (http__hold_init(s) != 0) {
+        snprintf(errmsg, size, "out of memory");
+        return ERR_NOMEM;
+    }
     s->accept_ctx.ctx = &s->ctx;
     s->accept_ctx.hosts = s->config.hosts;
     if (cfg->tls_cert != NULL) {
@@ -366,6 +409,7 @@ void http_server_close(struct http_server *s,
     s->close_data = data;
     /* No more keep-alive, new requests get 503, HTTP/2 gets a GOAWAY. */
     h2o_context_request_shutdown(&s->ctx);
+    http__hold_close(s);
     s->config.http1.callbacks.foreach_request(&s->ctx, shut_read, NULL);
     uv_close((uv_handle_t *)&s->listener, listener_closed_cb);
 }
@@ -416,6 +460,7 @@ void http_server_destroy(struct http_server *s)
     h2o_timeout_unlink(&s->ctx.http2._graceful_shutdown_timeout);
     h2o_context_dispose(&s->ctx);
     h2o_config_dispose(&s->config);
+    http__hold_free(s);
     SSL_CTX_free(s->ssl_ctx);
     free(s->addr);
     free(s);

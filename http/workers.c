@@ -218,9 +218,10 @@ void http__workers_register(struct http_server *s,
     if ((conc = json_object_get(o, "concurrency")) != NULL) {
         n = json_is_integer(conc) ? json_integer_value(conc) : -1;
     }
-    if (name == NULL || name[0] == '\0') {
+    if (name == NULL || name[0] == '\0' || strlen(name) > FSM_MAX_STR) {
+        /* Bounded here, before anything is proposed. */
         http__send_error(req, 400, "invalid_argument", "name",
-                         "name: required");
+                         "name: required, 1..%d bytes", FSM_MAX_STR);
     } else if (http__parse_names(req, o, "queues", false, queues,
                                  sizeof queues) &&
                http__parse_names(req, o, "types", true, types, sizeof types)) {

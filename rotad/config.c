@@ -42,6 +42,16 @@ static const struct option_def defs[] = {
     OPT("join", K_STR, join, "join through http://any-member:port"),
     OPT("max-body", K_SIZE, max_body, "request body limit (1048576)"),
     OPT("max-payload", K_SIZE, max_payload, "job payload limit (65536)"),
+    OPT("max-inflight",
+        K_SIZE,
+        max_inflight,
+        "bytes of writes waiting for their commit before new jobs get 429 "
+        "(67108864)"),
+    OPT("leader-hold",
+        K_UINT,
+        leader_hold,
+        "ms a request that needs the leader waits for one during an "
+        "election before 503; 0 = answer 503 at once (5000)"),
     OPT("snapshot-threshold",
         K_UINT,
         snapshot_threshold,
@@ -312,6 +322,8 @@ int rotad_config_load(struct rotad_config *cfg,
     memset(cfg, 0, sizeof *cfg);
     cfg->max_body = 1 << 20;
     cfg->max_payload = 64 << 10;
+    cfg->max_inflight = (size_t)64 << 20;
+    cfg->leader_hold = 5000;
     cfg->snapshot_threshold = 1024;
     cfg->snapshot_trailing = 2048;
     cfg->election_timeout = 1000;
@@ -399,12 +411,14 @@ int rotad_config_load(struct rotad_config *cfg,
     }
     fill_defaults(cfg);
     if (cfg->max_body < 1024 || cfg->max_payload < 16 ||
+        cfg->max_inflight < cfg->max_body || cfg->leader_hold > 60000 ||
         cfg->election_timeout < 10 || cfg->heartbeat_timeout < 1 ||
         cfg->heartbeat_timeout >= cfg->election_timeout ||
         cfg->worker_ttl < 500) {
         snprintf(err, size,
                  "limits out of range: max-body >= 1024, "
-                 "max-payload >= 16, heartbeat < election timeout, "
+                 "max-payload >= 16, max-inflight >= max-body, leader-hold <= "
+                 "60000, heartbeat < election timeout, "
                  "worker-ttl >= 500");
         return -1;
     }

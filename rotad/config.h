@@ -18,6 +18,8 @@ struct rotad_config
     char *join;
     size_t max_body;
     size_t max_payload;
+    size_t max_inflight;
+    unsigned leader_hold;
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
     unsigned election_timeout;

@@ -279,6 +279,7 @@ int main(int argc, char **argv)
     cc.election_timeout = cfg.election_timeout;
     cc.heartbeat_timeout = cfg.heartbeat_timeout;
     cc.forward_timeout = cfg.forward_timeout;
+    cc.max_inflight = cfg.max_inflight;
     if (secure_paths(&n, &cfg, err, sizeof err) != 0) {
         LOG(LOG_ERROR, "start failed", "err=\"%s\"", err);
         return 1;
@@ -305,6 +306,7 @@ int main(int argc, char **argv)
     hc.addr = cfg.http_addr;
     hc.max_body = cfg.max_body;
     hc.max_payload = cfg.max_payload;
+    hc.leader_hold = cfg.leader_hold;
     if (!cfg.insecure) {
         hc.tls_ca = n.ca;
         hc.tls_cert = n.cert;

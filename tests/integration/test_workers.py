@@ -307,3 +307,16 @@ def test_workers_registration_secret_required(shared_cluster):
     # The secret is not in the listing.
     _, _, ws = n.req("GET", "/v1/workers")
     assert a["secret"] not in str(ws) and b["secret"] not in str(ws)
+
+
+def test_oversized_worker_name_refused_before_raft(shared_cluster):
+    """A 900 KB worker name is a 400 naming the field, and nothing reaches
+    the raft log for it."""
+    lead = shared_cluster.leader()
+    before = shared_cluster.digest(lead)[1]
+    st, _, body = lead.req("POST", "/v1/workers",
+                           {"name": "w" * 900_000, "queues": ["default"]})
+    assert st == 400 and body["error"]["field"] == "name", body
+    st, _, body = lead.req("POST", "/v1/workers", {"name": "w" * 257, "queues": ["default"]})
+    assert st == 400 and body["error"]["field"] == "name", body
+    assert shared_cluster.digest(lead)[1] == before
