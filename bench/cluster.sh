@@ -3,6 +3,9 @@
 # tree (to compare two builds, or TLS against plain, close together):
 #   bench/cluster.sh [--secure] BUILD_DIR e2e --jobs 20000 --workers 4
 #   bench/cluster.sh [--secure] BUILD_DIR delayed --jobs 2000 --delay 2s
+#   bench/cluster.sh --rss BUILD_DIR submit --jobs 300000 --batch 100 --concurrency 96
+# (--rss: also print each node's peak RSS during the run, sampled every
+# 100 ms, and the 429s the nodes answered: overload runs.)
 # Starts rotad x3 on 127.0.0.1:9101-9103 (raft 9201-9203) in a temp dir,
 # plain (--insecure) or, with --secure, with certificates made by that
 # tree's rotactl (HTTPS API, mutual TLS raft); waits for a leader, runs
@@ -10,10 +13,12 @@
 # started (by PID) and removes the dir. Prints the bench's JSON lines.
 set -euo pipefail
 secure=0
-if [ "${1:-}" = "--secure" ]; then
-    secure=1
+rss=0
+while [ "${1:-}" = "--secure" ] || [ "${1:-}" = "--rss" ]; do
+    [ "$1" = "--secure" ] && secure=1
+    [ "$1" = "--rss" ] && rss=1
     shift
-fi
+done
 B=$(cd "$1" && pwd)
 shift
 RUN=$(mktemp -d /tmp/rota-bench.XXXXXX)
@@ -57,5 +62,33 @@ if [ $secure = 1 ]; then
         sed -n 's/.*"secret":"\([0-9a-f]*\)".*/\1/p')
     export ROTA_TOKEN
 fi
+sampler=
+if [ $rss = 1 ]; then
+    (
+        declare -A peak
+        while :; do
+            for p in "${pids[@]}"; do
+                kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+                [ "${kb:-0}" -gt "${peak[$p]:-0}" ] && peak[$p]=$kb
+            done
+            for p in "${pids[@]}"; do echo "$p ${peak[$p]:-0}"; done >"$RUN/peak"
+            sleep 0.1
+        done
+    ) &
+    sampler=$!
+fi
+rc=0
 "$B/bench/rota-bench" "$@" "${tls[@]}" \
-    --nodes "$scheme://127.0.0.1:9101,$scheme://127.0.0.1:9102,$scheme://127.0.0.1:9103" 2>/dev/null
+    --nodes "$scheme://127.0.0.1:9101,$scheme://127.0.0.1:9102,$scheme://127.0.0.1:9103" 2>/dev/null || rc=$?
+if [ -n "$sampler" ]; then
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    i=1
+    while read -r p kb; do
+        busy=$(curl -s --max-time 2 ${tls[@]:+--cacert "$RUN/certs/ca.crt"} \
+            "$scheme://127.0.0.1:910$i/metrics" | awk '/^rota_writes_refused_busy_total/ {print $2}')
+        echo "{\"node\":$i,\"peak_rss_mb\":$((kb / 1024)),\"refused_429\":${busy:-0}}"
+        i=$((i + 1))
+    done <"$RUN/peak"
+fi
+exit $rc
