@@ -53,7 +53,8 @@ static void on_result(void *data,
     }
 }
 
-static int setup(void **state)
+/* Services with cancelled jobs kept @retention_cancelled s (0: kept). */
+static int setup_with(void **state, unsigned retention_cancelled)
 {
     struct t *t = calloc(1, sizeof *t);
     struct sched_config cfg;
@@ -64,6 +65,7 @@ static int setup(void **state)
     memset(&cfg, 0, sizeof cfg);
     cfg.worker_ttl_ms = TTL;
     cfg.aging_s = 60;
+    cfg.retention_s[2] = retention_cancelled;
     if ((t->fs = fixture_sched_create(t->f, &cfg, 42)) == NULL) {
         cluster_fixture_destroy(t->f);
         free(t);
@@ -74,6 +76,16 @@ static int setup(void **state)
     t->fs->on_result_data = t;
     *state = t;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, 0);
+}
+
+static int setup_retention(void **state)
+{
+    return setup_with(state, 1);
 }
 
 static int teardown(void **state)
@@ -629,6 +641,62 @@ static void test_sched_stop_answers_poll_in_flight(void **state)
     assert_int_equal(w.n_held, 0);
 }
 
+/* Retention keeps up with a stream of finished jobs: a full DELETE batch
+ * is followed by the next as soon as it applied, not a second later. 1500
+ * cancelled jobs past a 1 s retention are all gone within 1 s of virtual
+ * time (one batch of RETENTION_BATCH per second took 3 s). */
+static bool all_deleted(struct fixture_sched *fs, void *arg)
+{
+    struct t *t = arg;
+    (void)fs;
+    return t->ok[FSM_CMD_DELETE] >= 1500;
+}
+
+static void test_sched_retention_keeps_up(void **state)
+{
+    struct t *t = *state;
+    unsigned leader;
+    uint64_t parent;
+    struct fsm_cmd cmd;
+    struct cluster_req *req;
+
+    leader = elect(t);
+    submit_jobs(t, leader, 1, &parent);
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = FSM_CMD_CANCEL;
+    cmd.id = parent;
+    req = cluster_fixture_submit_cmds(t->f, leader, &cmd, 1);
+    assert_int_equal(req->rv, 0);
+    assert_true(fixture_sched_step_until_applied(t->fs, req->index, 5000));
+
+    /* 1500 children of the cancelled parent: cancelled on arrival. */
+    static struct fsm_job jobs[500];
+    memset(jobs, 0, sizeof jobs);
+    for (unsigned k = 0; k < 500; k++) {
+        jobs[k].type = (struct fsm_str){"noop", 4};
+        jobs[k].queue = (struct fsm_str){"default", 7};
+        jobs[k].user_id = (struct fsm_str){"tester", 6};
+        jobs[k].spec = (struct fsm_str){"{}", 2};
+        jobs[k].max_attempts = 1;
+        jobs[k].deps = &parent;
+        jobs[k].n_deps = 1;
+    }
+    for (unsigned r = 0; r < 3; r++) {
+        memset(&cmd, 0, sizeof cmd);
+        cmd.type = FSM_CMD_SUBMIT;
+        cmd.jobs = jobs;
+        cmd.n_jobs = 500;
+        req = cluster_fixture_submit_cmds(t->f, leader, &cmd, 1);
+        assert_int_equal(req->rv, 0);
+        assert_true(fixture_sched_step_until_applied(t->fs, req->index, 5000));
+        assert_int_equal(req->results[0].code, 0);
+    }
+    /* Past the retention, the first sweep starts within a second; then
+     * the batches follow each other. */
+    fixture_sched_step_until_elapsed(t->fs, 1000);
+    assert_true(fixture_sched_step_until(t->fs, all_deleted, t, 2000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -644,6 +712,8 @@ int main(void)
             test_sched_assign_in_flight_before_worker_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sched_stop_answers_poll_in_flight,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sched_retention_keeps_up,
+                                        setup_retention, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
