@@ -26,6 +26,14 @@ struct http_server
     unsigned long long submitted;   /* Jobs created through this node. */
     unsigned long long forwarded;
     struct sched *sched; /* The leader's services (sched/sched.h). */
+    /* Output limits (server.c). Every accepted connection is on @conns;
+     * @sweep closes the ones whose answer stalled. @buffered: bytes of
+     * answers sent and not yet written out (their request still alive). */
+    h2o_linklist_t conns;
+    uv_timer_t sweep;
+    size_t buffered;
+    unsigned long long stalled_closed; /* Connections closed by @sweep. */
+    unsigned long long busy_refused;   /* Answers refused over @buffered. */
 };
 
 /* A request waiting for an async answer (submit, forward, barrier...).
@@ -54,6 +62,17 @@ h2o_req_t *http__call_finish(struct call *call);
 void http__call_unref(struct call *call);
 /* Forward @req to the leader and relay the answer. */
 void http__forward(struct http_server *s, h2o_req_t *req);
+/* The server a request came to. */
+struct http_server *http__server_of(h2o_req_t *req);
+/* Answers over this many bytes are refused (503) while the server holds
+ * s->cfg.max_buffered bytes of answers not yet written. */
+#define HTTP_BIG_ANSWER (64 << 10)
+/* True (after answering 503 + Retry-After) if @s already holds its limit
+ * of unwritten answers: for handlers about to render a big one. */
+bool http__output_full(struct http_server *s, h2o_req_t *req);
+/* Count @len bytes of answer against s->buffered until @req's pool goes;
+ * false (nothing counted) if a big answer does not fit. */
+bool http__output_reserve(struct http_server *s, h2o_req_t *req, size_t len);
 
 /* reply.c */
 void http__send_json(h2o_req_t *req, int status, json_t *body, uint64_t index);

@@ -323,6 +323,7 @@ struct list_ctx
 {
     struct sb b;
     unsigned n;
+    size_t max_bytes; /* The page ends after the item that passes it. */
 };
 
 static int list_cb(void *data, const struct fsm_job *job)
@@ -332,7 +333,8 @@ static int list_cb(void *data, const struct fsm_job *job)
         http__sb_put(&ctx->b, ",", 1);
     }
     http__job_write(&ctx->b, job);
-    return 0;
+    /* Full: fsm_list stops here and the cursor continues after this job. */
+    return ctx->b.len >= ctx->max_bytes ? 1 : 0;
 }
 
 bool http__query_str(h2o_req_t *req,
@@ -397,6 +399,9 @@ void http__jobs_list_status(struct http_server *s,
         cursor[0] != '\0') {
         q.cursor = cursor;
     }
+    if (http__output_full(s, req)) {
+        return; /* Do not render a page nobody may be reading. */
+    }
     rv = fsm_read_begin(cluster_fsm(s->cluster), &rd);
     if (rv != 0) {
         http__send_err(req, rv, NULL, "cannot read the job table");
@@ -404,6 +409,7 @@ void http__jobs_list_status(struct http_server *s,
     }
     http__sb_init(&ctx.b, &req->pool);
     ctx.n = 0;
+    ctx.max_bytes = s->cfg.page_max_bytes;
     http__sb_puts(&ctx.b, "{\"jobs\":[");
     rv = fsm_list(rd, &q, list_cb, &ctx, next);
     fsm_read_end(rd);
