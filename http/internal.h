@@ -31,6 +31,8 @@ struct http_server
      * answers sent and not yet written out (their request still alive). */
     h2o_linklist_t conns;
     uv_timer_t sweep;
+    h2o_linklist_t deferred; /* struct call, run one per loop iteration. */
+    uv_idle_t deferred_idle;
     size_t buffered;
     unsigned long long stalled_closed; /* Connections closed by @sweep. */
     unsigned long long busy_refused;   /* Answers refused over @buffered. */
@@ -49,6 +51,9 @@ struct call
     bool batch;    /* Answer with {"jobs": [...]}. */
     char what[16]; /* Route name for messages. */
     uint64_t id;   /* The object the answer is about. */
+    /* http__defer(): on s->deferred until @deferred_cb runs. */
+    h2o_linklist_t deferred;
+    void (*deferred_cb)(struct call *call);
 };
 
 /* server.c */
@@ -73,6 +78,14 @@ bool http__output_full(struct http_server *s, h2o_req_t *req);
 /* Count @len bytes of answer against s->buffered until @req's pool goes;
  * false (nothing counted) if a big answer does not fit. */
 bool http__output_reserve(struct http_server *s, h2o_req_t *req, size_t len);
+/* Run @cb(call) later, one deferred call per loop iteration in order: for
+ * answers that take long to render (a big list page), so that a burst of
+ * them does not hold the loop for all of them at once. @cb owns the
+ * callback's reference (http__call_finish); it also runs, at once, when the
+ * server closes (s->ctx.shutdown_requested is then set). */
+void http__defer(struct http_server *s,
+                 struct call *call,
+                 void (*cb)(struct call *call));
 
 /* reply.c */
 void http__send_json(h2o_req_t *req, int status, json_t *body, uint64_t index);

@@ -252,6 +252,36 @@ bool http__output_full(struct http_server *s, h2o_req_t *req)
     return true;
 }
 
+/* ---- Deferred calls ----------------------------------------------------- */
+
+static void deferred_run_one(struct http_server *s)
+{
+    struct call *call =
+        H2O_STRUCT_FROM_MEMBER(struct call, deferred, s->deferred.next);
+    h2o_linklist_unlink(&call->deferred);
+    call->deferred_cb(call);
+}
+
+static void deferred_idle_cb(uv_idle_t *idle)
+{
+    struct http_server *s = idle->data;
+    if (!h2o_linklist_is_empty(&s->deferred)) {
+        deferred_run_one(s);
+    }
+    if (h2o_linklist_is_empty(&s->deferred)) {
+        uv_idle_stop(idle);
+    }
+}
+
+void http__defer(struct http_server *s,
+                 struct call *call,
+                 void (*cb)(struct call *call))
+{
+    call->deferred_cb = cb;
+    h2o_linklist_insert(&s->deferred, &call->deferred);
+    uv_idle_start(&s->deferred_idle, deferred_idle_cb);
+}
+
 /* ---- Strict HTTP/1 framing ---------------------------------------------- */
 
 static bool line_is(const char *p, size_t n, const char *name)
@@ -617,6 +647,7 @@ int http_server_start(uv_loop_t *loop,
         s->cfg.max_buffered = HTTP_MAX_BUFFERED;
     }
     h2o_linklist_init_anchor(&s->conns);
+    h2o_linklist_init_anchor(&s->deferred);
     s->addr = strdup(cfg->addr);
     s->cfg.addr = s->addr;
     if (parse_addr(cfg->addr, &sa) != 0) {
@@ -667,6 +698,8 @@ int http_server_start(uv_loop_t *loop,
         uv_timer_start(&s->sweep, sweep_cb, every, every);
     }
     uv_unref((uv_handle_t *)&s->sweep);
+    uv_idle_init(loop, &s->deferred_idle);
+    s->deferred_idle.data = s;
     *out = s;
     return 0;
 }
@@ -702,6 +735,11 @@ void http_server_close(struct http_server *s,
     h2o_context_request_shutdown(&s->ctx);
     s->config.http1.callbacks.foreach_request(&s->ctx, shut_read, NULL);
     uv_close((uv_handle_t *)&s->sweep, NULL);
+    /* Shutdown is requested: the deferred calls answer 503 now. */
+    while (!h2o_linklist_is_empty(&s->deferred)) {
+        deferred_run_one(s);
+    }
+    uv_close((uv_handle_t *)&s->deferred_idle, NULL);
     uv_close((uv_handle_t *)&s->listener, listener_closed_cb);
 }
 
