@@ -32,6 +32,7 @@ struct http_server
     h2o_linklist_t conns;
     uv_timer_t sweep;
     h2o_linklist_t deferred; /* struct call, run one per loop iteration. */
+    h2o_linklist_t held;     /* Answers counted in @buffered (server.c). */
     uv_idle_t deferred_idle;
     size_t buffered;
     unsigned long long stalled_closed; /* Connections closed by @sweep. */

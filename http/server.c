@@ -215,16 +215,22 @@ struct http_server *http__server_of(h2o_req_t *req)
     return H2O_STRUCT_FROM_MEMBER(struct http_server, ctx, req->conn->ctx);
 }
 
+/* An answer sent and not yet written out, in its request's pool. */
 struct held
 {
+    h2o_linklist_t link; /* On s->held. */
     struct http_server *s;
+    h2o_req_t *req;
     size_t len;
+    size_t sent;          /* req->bytes_sent at the last sweep (HTTP/2). */
+    uint64_t progress_at; /* uv_now() when it last changed. */
 };
 
 static void held_dispose(void *p)
 {
     struct held *h = p;
     h->s->buffered -= h->len;
+    h2o_linklist_unlink(&h->link);
 }
 
 bool http__output_reserve(struct http_server *s, h2o_req_t *req, size_t len)
@@ -234,8 +240,13 @@ bool http__output_reserve(struct http_server *s, h2o_req_t *req, size_t len)
         return false;
     }
     h = h2o_mem_alloc_shared(&req->pool, sizeof *h, held_dispose);
+    memset(h, 0, sizeof *h);
     h->s = s;
+    h->req = req;
     h->len = len;
+    h->sent = 0;
+    h->progress_at = uv_now(s->loop);
+    h2o_linklist_insert(&s->held, &h->link);
     s->buffered += len;
     return true;
 }
@@ -543,6 +554,42 @@ static void stall_close(struct http_server *s, struct conn *c, uint64_t now)
     }
 }
 
+/* HTTP/2 flow control: a client that reads the socket but grants no
+ * window leaves the answer in h2o, the socket idle. Its DATA frames are
+ * counted in req->bytes_sent: no change for the timeout closes the whole
+ * connection (h2o 2.2.5 cannot reset one stream from outside). */
+static void sweep_http2(struct http_server *s, uint64_t now)
+{
+    h2o_linklist_t *node, *next;
+
+    for (node = s->held.next; node != &s->held; node = next) {
+        struct held *h = H2O_STRUCT_FROM_MEMBER(struct held, link, node);
+        h2o_socket_t *sock;
+        int fd;
+        next = node->next;
+        if (h->req->version < 0x200) {
+            continue; /* HTTP/1 writes it all at once: the socket shows. */
+        }
+        if (h->req->bytes_sent != h->sent) {
+            h->sent = h->req->bytes_sent;
+            h->progress_at = now;
+        } else if (now - h->progress_at >= s->cfg.write_timeout_ms &&
+                   (sock = h->req->conn->callbacks->get_socket(h->req->conn)) !=
+                       NULL &&
+                   (fd = h2o_socket_get_fd(sock)) >= 0) {
+            struct linger lg = {1, 0};
+            h->progress_at = now; /* Once per timeout at most. */
+            s->stalled_closed++;
+            LOG(LOG_WARN,
+                "connection closed: its answer made no write progress",
+                "after_ms=%u unwritten=%zu http=2", s->cfg.write_timeout_ms,
+                h->len - h->sent);
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            shutdown(fd, SHUT_RDWR);
+        }
+    }
+}
+
 static void sweep_cb(uv_timer_t *timer)
 {
     struct http_server *s = timer->data;
@@ -561,6 +608,7 @@ static void sweep_cb(uv_timer_t *timer)
             stall_close(s, c, now);
         }
     }
+    sweep_http2(s, now);
 }
 
 static int parse_addr(const char *addr, struct sockaddr_in *sa)
@@ -648,6 +696,7 @@ int http_server_start(uv_loop_t *loop,
     }
     h2o_linklist_init_anchor(&s->conns);
     h2o_linklist_init_anchor(&s->deferred);
+    h2o_linklist_init_anchor(&s->held);
     s->addr = strdup(cfg->addr);
     s->cfg.addr = s->addr;
     if (parse_addr(cfg->addr, &sa) != 0) {

@@ -309,3 +309,40 @@ def test_edges_non_reading_clients_are_bounded_and_closed(big_cluster):
     # Nothing stays held: the node answers a big page again.
     status, _, page = node.req("GET", "/v1/jobs?queue=big&limit=1000", timeout=30)
     assert status == 200 and page["jobs"], status
+
+
+def h2_frame(ftype, flags, stream, payload=b""):
+    return (struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) +
+            struct.pack(">I", stream) + payload)
+
+
+def hpack_literal(index, value):
+    """A header field without indexing, name from the static table."""
+    value = value.encode()
+    assert len(value) < 127
+    return bytes([index, len(value)]) + value
+
+
+def test_edges_http2_client_granting_no_window_is_closed(big_cluster):
+    """HTTP/2 prior knowledge on the plain port: a client that reads the
+    socket but never sends WINDOW_UPDATE stalls its answers inside h2o (the
+    socket is idle, so the socket check cannot see it); the write timeout
+    closes the connection all the same."""
+    node = big_cluster.leader()
+    block = (b"\x82\x86" + hpack_literal(4, "/v1/jobs?queue=big&limit=1000") +
+             hpack_literal(1, "t"))  # GET, http, :path, :authority
+    s = connect(node.http)
+    try:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0) +
+                  b"".join(h2_frame(1, 0x5, sid, block) for sid in (1, 3, 5)))
+        t0 = time.monotonic()
+        got, how = read_all(s, deadline_s=WRITE_TIMEOUT_MS / 1000 + 8)
+        took = time.monotonic() - t0
+    finally:
+        s.close()
+    assert how in ("eof", "reset"), (how, len(got))
+    # The answers were started (one flow-control window of DATA), then cut.
+    assert 60_000 < len(got) < 1 << 20, len(got)
+    assert took >= WRITE_TIMEOUT_MS / 1000 - 0.5, took
+    assert "http=2" in node.log_text()
+    assert request(node.http, "GET", "/healthz")[0] == 200
