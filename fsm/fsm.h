@@ -439,7 +439,8 @@ struct fsm_query
     const char *cursor; /* Opaque text from a previous page, or NULL. */
     unsigned limit;     /* 1..1000. */
 };
-/* Called once per matching job, in order. Return non-zero to stop early. */
+/* Called once per matching job, in order. Return non-zero to stop after
+ * this job (the cursor continues after it; none if no match follows). */
 typedef int (*fsm_list_cb)(void *data, const struct fsm_job *job);
 /* Lists up to q->limit jobs. When more may follow, writes a NUL-terminated
  * cursor into @next (at least FSM_CURSOR_SIZE bytes), else next[0] = 0.

@@ -129,7 +129,7 @@ int fsm_list(struct fsm_reader *rd,
     MDB_cursor *cur;
     MDB_val k, v;
     unsigned limit = q->limit == 0 ? 100 : q->limit, found = 0;
-    bool more = false;
+    bool more = false, full = false;
     int rv;
 
     next[0] = '\0';
@@ -167,16 +167,14 @@ int fsm_list(struct fsm_reader *rd,
         if (fsm__get_job(f, rd->txn, id, &job) != 0 || !matches(q, &job)) {
             continue;
         }
-        if (found == limit) {
+        if (found == limit || full) {
             more = true; /* One more match exists: keep the cursor. */
             break;
         }
         found++;
         write_cursor(next, p.letter, &k);
-        if (cb(data, &job) != 0) {
-            more = true;
-            break;
-        }
+        /* Stopped by the callback: a cursor only if another match follows. */
+        full = cb(data, &job) != 0;
     }
     if (!more) {
         next[0] = '\0'; /* Ran off the end: the last page. */

@@ -111,7 +111,7 @@ bool http__hold(struct http_server *s, h2o_req_t *req, int err, const char *msg)
         list_push(&st->holds, &h->link);
         st->n++;
         st->bytes += req->entity.len;
-        s->held++;
+        s->leader_held++;
     }
     if (now >= h->deadline) {
         return false;
@@ -178,7 +178,7 @@ static void release(struct http_server *s, struct hold *h, bool answer)
     h2o_req_t *req = h->req;
     h->parked = false;
     if (answer) {
-        s->held_expired++;
+        s->leader_held_expired++;
         http__send_err(req, h->err, NULL, h->msg);
     } else {
         http__route(s, req);

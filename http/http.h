@@ -35,6 +35,15 @@ struct http_config
     /* Origins ("https://app.example:443,...") whose browser requests are
      * allowed besides the node's own; NULL: none. */
     const char *cors_origins;
+    /* Output limits (docs/api.md "Limits: connections and responses"); 0
+     * takes the default. A connection whose pending answer made no write
+     * progress for @write_timeout_ms is closed (10000). A job list page
+     * stops after the item that takes it past @page_max_bytes (4 MiB).
+     * Answers over 64 KiB get 503 while answers of @max_buffered bytes in
+     * all are waiting to be written (64 MiB). */
+    unsigned write_timeout_ms;
+    size_t page_max_bytes;
+    size_t max_buffered;
 };
 
 struct http_server; /* Opaque. */

@@ -25,10 +25,22 @@ struct http_server
     unsigned long long requests[6]; /* By status class 1xx..5xx. */
     unsigned long long submitted;   /* Jobs created through this node. */
     unsigned long long forwarded;
-    unsigned long long held;         /* Requests held for a leader. */
-    unsigned long long held_expired; /* ... answered 503 after the hold. */
-    struct sched *sched;     /* The leader's services (sched/sched.h). */
-    struct hold_state *hold; /* hold.c */
+    struct sched *sched; /* The leader's services (sched/sched.h). */
+    /* Output limits (server.c). Every accepted connection is on @conns;
+     * @sweep closes the ones whose answer stalled. @buffered: bytes of
+     * answers sent and not yet written out (their request still alive). */
+    h2o_linklist_t conns;
+    uv_timer_t sweep;
+    h2o_linklist_t deferred; /* struct call, run one per loop iteration. */
+    h2o_linklist_t held;     /* Answers counted in @buffered (server.c). */
+    uv_idle_t deferred_idle;
+    size_t buffered;
+    unsigned long long stalled_closed; /* Connections closed by @sweep. */
+    unsigned long long busy_refused;   /* Answers refused over @buffered. */
+    /* Requests held for a leader (hold.c). */
+    struct hold_state *hold;
+    unsigned long long leader_held;         /* Requests held. */
+    unsigned long long leader_held_expired; /* ... answered 503 after it. */
 };
 
 /* A request waiting for an async answer (submit, forward, barrier...).
@@ -44,6 +56,9 @@ struct call
     bool batch;    /* Answer with {"jobs": [...]}. */
     char what[16]; /* Route name for messages. */
     uint64_t id;   /* The object the answer is about. */
+    /* http__defer(): on s->deferred until @deferred_cb runs. */
+    h2o_linklist_t deferred;
+    void (*deferred_cb)(struct call *call);
 };
 
 /* server.c */
@@ -57,6 +72,25 @@ h2o_req_t *http__call_finish(struct call *call);
 void http__call_unref(struct call *call);
 /* Forward @req to the leader and relay the answer. */
 void http__forward(struct http_server *s, h2o_req_t *req);
+/* The server a request came to. */
+struct http_server *http__server_of(h2o_req_t *req);
+/* Answers over this many bytes are refused (503) while the server holds
+ * s->cfg.max_buffered bytes of answers not yet written. */
+#define HTTP_BIG_ANSWER (64 << 10)
+/* True (after answering 503 + Retry-After) if @s already holds its limit
+ * of unwritten answers: for handlers about to render a big one. */
+bool http__output_full(struct http_server *s, h2o_req_t *req);
+/* Count @len bytes of answer against s->buffered until @req's pool goes;
+ * false (nothing counted) if a big answer does not fit. */
+bool http__output_reserve(struct http_server *s, h2o_req_t *req, size_t len);
+/* Run @cb(call) later, one deferred call per loop iteration in order: for
+ * answers that take long to render (a big list page), so that a burst of
+ * them does not hold the loop for all of them at once. @cb owns the
+ * callback's reference (http__call_finish); it also runs, at once, when the
+ * server closes (s->ctx.shutdown_requested is then set). */
+void http__defer(struct http_server *s,
+                 struct call *call,
+                 void (*cb)(struct call *call));
 
 /* hold.c: requests held through elections (--leader-hold). */
 int http__hold_init(struct http_server *s);

@@ -337,16 +337,43 @@ struct list_ctx
 {
     struct sb b;
     unsigned n;
+    size_t max_bytes; /* The page ends after the item that passes it. */
 };
+
+/* A page that grew past this is likely to reach max_bytes: its buffer
+ * grows once to the whole page instead of doubling (each doubling copies
+ * the page and touches fresh memory, in the request's pool until the
+ * answer is written). */
+#define LIST_BIG_PAGE ((size_t)256 << 10)
+
+static void list_reserve(struct list_ctx *ctx, const struct fsm_job *job)
+{
+    struct sb *b = &ctx->b;
+    size_t need = job->spec.len + 8192; /* The record around the spec. */
+    size_t cap;
+    char *p;
+
+    if (b->len + need <= b->cap || b->len < LIST_BIG_PAGE) {
+        return; /* Fits, or small: the usual doubling. */
+    }
+    cap = ctx->max_bytes > b->len ? ctx->max_bytes : b->len;
+    cap += need;
+    p = h2o_mem_alloc_pool(b->pool, cap);
+    memcpy(p, b->p, b->len);
+    b->p = p;
+    b->cap = cap;
+}
 
 static int list_cb(void *data, const struct fsm_job *job)
 {
     struct list_ctx *ctx = data;
+    list_reserve(ctx, job);
     if (ctx->n++ > 0) {
         http__sb_put(&ctx->b, ",", 1);
     }
     http__job_write(&ctx->b, job);
-    return 0;
+    /* Full: fsm_list stops here and the cursor continues after this job. */
+    return ctx->b.len >= ctx->max_bytes ? 1 : 0;
 }
 
 bool http__query_str(h2o_req_t *req,
@@ -370,46 +397,35 @@ void http__jobs_list(struct http_server *s,
     http__jobs_list_status(s, req, 0);
 }
 
-void http__jobs_list_status(struct http_server *s,
-                            h2o_req_t *req,
-                            uint8_t fixed)
+/* A list request parsed and waiting for its turn (http__defer): the
+ * strings the query points to live here. */
+struct list_req
 {
-    char status[32], user[FSM_MAX_STR + 1], queue[FSM_MAX_STR + 1],
-        type[FSM_MAX_STR + 1], limit[16], cursor[FSM_CURSOR_SIZE],
-        next[FSM_CURSOR_SIZE];
     struct fsm_query q;
+    char user[FSM_MAX_STR + 1], queue[FSM_MAX_STR + 1], type[FSM_MAX_STR + 1],
+        cursor[FSM_CURSOR_SIZE];
+};
+
+static void list_render(struct call *call)
+{
+    struct http_server *s = call->s;
+    struct list_req *lr = (struct list_req *)(call + 1);
+    h2o_req_t *req = call->req;
+    char next[FSM_CURSOR_SIZE];
     struct fsm_reader *rd;
     struct list_ctx ctx;
     int rv;
 
-    memset(&q, 0, sizeof q);
-    q.limit = LIST_DEFAULT;
-    q.status = fixed;
-    if (fixed == 0 &&
-        http__query(req, "status", status, sizeof status) != NULL) {
-        q.status = (uint8_t)fsm_status_parse(status);
-        if (q.status == 0) {
-            http__send_error(req, 400, "invalid_argument", "status",
-                             "unknown status \"%s\"", status);
-            return;
-        }
+    http__call_unref(call); /* The deferred reference; the pool's remains. */
+    if (req == NULL) {
+        return; /* The client went away (HTTP/2 reset). */
     }
-    http__query_str(req, "user_id", user, sizeof user, &q.user_id);
-    http__query_str(req, "queue", queue, sizeof queue, &q.queue);
-    http__query_str(req, "type", type, sizeof type, &q.type);
-    if (http__query(req, "limit", limit, sizeof limit) != NULL) {
-        char *end;
-        long v = strtol(limit, &end, 10);
-        if (*end != '\0' || v < 1 || v > LIST_MAX) {
-            http__send_error(req, 400, "invalid_argument", "limit",
-                             "must be an integer in 1..%d", LIST_MAX);
-            return;
-        }
-        q.limit = (unsigned)v;
+    if (s->ctx.shutdown_requested) {
+        http__send_err(req, ERR_SHUTDOWN, NULL, NULL);
+        return;
     }
-    if (http__query(req, "cursor", cursor, sizeof cursor) != NULL &&
-        cursor[0] != '\0') {
-        q.cursor = cursor;
+    if (http__output_full(s, req)) {
+        return; /* Do not render a page nobody may be reading. */
     }
     rv = fsm_read_begin(cluster_fsm(s->cluster), &rd);
     if (rv != 0) {
@@ -418,8 +434,9 @@ void http__jobs_list_status(struct http_server *s,
     }
     http__sb_init(&ctx.b, &req->pool);
     ctx.n = 0;
+    ctx.max_bytes = s->cfg.page_max_bytes;
     http__sb_puts(&ctx.b, "{\"jobs\":[");
-    rv = fsm_list(rd, &q, list_cb, &ctx, next);
+    rv = fsm_list(rd, &lr->q, list_cb, &ctx, next);
     fsm_read_end(rd);
     if (rv != 0) {
         http__send_err(
@@ -434,6 +451,56 @@ void http__jobs_list_status(struct http_server *s,
     }
     http__sb_puts(&ctx.b, "}");
     http__send_sb(req, 200, &ctx.b, cluster_applied_index(s->cluster));
+}
+
+void http__jobs_list_status(struct http_server *s,
+                            h2o_req_t *req,
+                            uint8_t fixed)
+{
+    char status[32], limit[16];
+    struct list_req *lr;
+    struct call *call;
+
+    call = http__call_new_extra(s, req, sizeof *lr);
+    if (call == NULL) {
+        http__send_err(req, ERR_NOMEM, NULL, NULL);
+        return;
+    }
+    lr = (struct list_req *)(call + 1);
+    memset(&lr->q, 0, sizeof lr->q);
+    lr->q.limit = LIST_DEFAULT;
+    lr->q.status = fixed;
+    if (fixed == 0 &&
+        http__query(req, "status", status, sizeof status) != NULL) {
+        lr->q.status = (uint8_t)fsm_status_parse(status);
+        if (lr->q.status == 0) {
+            http__call_unref(call);
+            http__send_error(req, 400, "invalid_argument", "status",
+                             "unknown status \"%s\"", status);
+            return;
+        }
+    }
+    http__query_str(req, "user_id", lr->user, sizeof lr->user, &lr->q.user_id);
+    http__query_str(req, "queue", lr->queue, sizeof lr->queue, &lr->q.queue);
+    http__query_str(req, "type", lr->type, sizeof lr->type, &lr->q.type);
+    if (http__query(req, "limit", limit, sizeof limit) != NULL) {
+        char *end;
+        long v = strtol(limit, &end, 10);
+        if (*end != '\0' || v < 1 || v > LIST_MAX) {
+            http__call_unref(call);
+            http__send_error(req, 400, "invalid_argument", "limit",
+                             "must be an integer in 1..%d", LIST_MAX);
+            return;
+        }
+        lr->q.limit = (unsigned)v;
+    }
+    if (http__query(req, "cursor", lr->cursor, sizeof lr->cursor) != NULL &&
+        lr->cursor[0] != '\0') {
+        lr->q.cursor = lr->cursor;
+    }
+    /* Rendered from the loop, one page per iteration: a burst of big
+     * pages leaves room for other requests between them. */
+    http__defer(s, call, list_render);
 }
 
 void http__jobs_patch(struct http_server *s,

@@ -137,10 +137,10 @@ void http__metrics(struct http_server *s,
            "Bytes of writes waiting for their commit.", cs.inflight_bytes);
     metric(&o, "rota_http_requests_held_total", "counter",
            "Requests held for a leader during an election (--leader-hold).",
-           s->held);
+           s->leader_held);
     metric(&o, "rota_http_requests_held_expired_total", "counter",
            "Held requests answered 503 when the hold ran out.",
-           s->held_expired);
+           s->leader_held_expired);
     metric(&o, "rota_forwarded_requests_total", "counter",
            "Requests forwarded to the leader.", s->forwarded);
     metric(&o, "rota_http_client_errors_total", "counter",

@@ -30,6 +30,15 @@ void http__send_text(h2o_req_t *req,
             req->res.status, status);
         return;
     }
+    if (!http__output_reserve(http__server_of(req), req, len)) {
+        /* Counted until the request's pool goes, i.e. until h2o wrote the
+         * answer out or dropped the connection. */
+        http__server_of(req)->busy_refused++;
+        http__send_err(req, ERR_UNAVAILABLE, NULL,
+                       "too many answers are waiting for their clients to "
+                       "read them: retry later");
+        return;
+    }
     req->res.status = status;
     req->res.reason = status < 300 ? "OK" : "Error";
     req->res.content_length = len;
@@ -57,6 +66,32 @@ void http__send_json(h2o_req_t *req, int status, json_t *body, uint64_t index)
     http__send_text(req, status, "application/json", buf, len + 1);
 }
 
+/* Replace each byte that does not start a valid UTF-8 sequence with '?':
+ * a message quoting the request (a path with %ff) must stay JSON. */
+static void utf8_clean(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p != 0) {
+        size_t n = *p < 0x80                           ? 1
+                   : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2
+                   : (*p & 0xf0) == 0xe0               ? 3
+                   : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4
+                                                       : 0;
+        size_t i;
+        for (i = 1; i < n && (p[i] & 0xc0) == 0x80; i++) {
+        }
+        if (n == 0 || i < n ||
+            (n == 3 && ((p[0] == 0xe0 && p[1] < 0xa0) ||
+                        (p[0] == 0xed && p[1] >= 0xa0))) ||
+            (n == 4 && ((p[0] == 0xf0 && p[1] < 0x90) ||
+                        (p[0] == 0xf4 && p[1] >= 0x90)))) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 static void send_error_v(h2o_req_t *req,
                          int status,
                          const char *code,
@@ -68,6 +103,7 @@ static void send_error_v(h2o_req_t *req,
     json_t *err;
 
     vsnprintf(msg, sizeof msg, fmt, ap);
+    utf8_clean(msg);
     err = json_pack("{s:s,s:s}", "code", code, "message", msg);
     if (field != NULL && field[0] != '\0') {
         json_object_set_new(err, "field", json_string(field));

@@ -3,13 +3,27 @@
  * Routes are in routes.c. Writes on a follower are forwarded to the
  * leader's HTTP address, one hop at most (the leader refuses a forwarded
  * request with 503 if it is no longer the leader). With no known leader a
- * write gets 503 + Retry-After. */
+ * write gets 503 + Retry-After.
+ *
+ * Output limits (h2o 2.2.5 has none of its own). An HTTP/1 connection holds
+ * one answer at a time (h2o stops reading while a request is processed and
+ * parses the next pipelined one only once the answer is written), but a
+ * client that never reads keeps that answer, and its request's pool, for
+ * ever. So: a sweep closes connections whose pending write made no progress
+ * for cfg.write_timeout_ms; answers not yet written are counted
+ * (s->buffered) and big ones are refused with 503 over cfg.max_buffered.
+ * Ambiguous HTTP/1 framing (Content-Length twice, with Transfer-Encoding,
+ * folded header lines) gets 400 and the connection is closed, so the bytes
+ * that follow are never read as a request. Errors h2o answers itself
+ * (broken chunked encoding, bodies over its limit) are rewritten as our
+ * JSON error shape by a filter. */
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #define LOG_MODULE "http"
@@ -19,6 +33,23 @@
 
 /* How long http_server_destroy() waits for connections to finish. */
 #define HTTP_DRAIN_MS 2000
+/* Defaults of the output limits (struct http_config). */
+#define HTTP_WRITE_TIMEOUT_MS 10000
+#define HTTP_PAGE_MAX_BYTES ((size_t)4 << 20)
+#define HTTP_MAX_BUFFERED ((size_t)64 << 20)
+/* The stalled-write sweep runs this often at most. */
+#define HTTP_SWEEP_MS 1000
+
+/* An accepted connection: the libuv handle h2o's socket wraps. */
+struct conn
+{
+    uv_tcp_t tcp; /* First: h2o closes it with conn_closed_cb. */
+    struct http_server *s;
+    h2o_linklist_t link;  /* On s->conns. */
+    size_t queued;        /* tcp.write_queue_size at the last sweep. */
+    uint64_t progress_at; /* uv_now() when it last changed. */
+    bool stalled;         /* Shut down by the sweep. */
+};
 
 struct handler
 {
@@ -216,14 +247,272 @@ void http__forward(struct http_server *s, h2o_req_t *req)
     s->forwarded++;
 }
 
+/* ---- Output accounting ------------------------------------------------ */
+
+struct http_server *http__server_of(h2o_req_t *req)
+{
+    return H2O_STRUCT_FROM_MEMBER(struct http_server, ctx, req->conn->ctx);
+}
+
+/* An answer sent and not yet written out, in its request's pool. */
+struct held
+{
+    h2o_linklist_t link; /* On s->held. */
+    struct http_server *s;
+    h2o_req_t *req;
+    size_t len;
+    size_t sent;          /* req->bytes_sent at the last sweep (HTTP/2). */
+    uint64_t progress_at; /* uv_now() when it last changed. */
+};
+
+static void held_dispose(void *p)
+{
+    struct held *h = p;
+    h->s->buffered -= h->len;
+    h2o_linklist_unlink(&h->link);
+}
+
+bool http__output_reserve(struct http_server *s, h2o_req_t *req, size_t len)
+{
+    struct held *h;
+    if (len > HTTP_BIG_ANSWER && s->buffered + len > s->cfg.max_buffered) {
+        return false;
+    }
+    h = h2o_mem_alloc_shared(&req->pool, sizeof *h, held_dispose);
+    memset(h, 0, sizeof *h);
+    h->s = s;
+    h->req = req;
+    h->len = len;
+    h->sent = 0;
+    h->progress_at = uv_now(s->loop);
+    h2o_linklist_insert(&s->held, &h->link);
+    s->buffered += len;
+    return true;
+}
+
+bool http__output_full(struct http_server *s, h2o_req_t *req)
+{
+    if (s->buffered < s->cfg.max_buffered) {
+        return false;
+    }
+    s->busy_refused++;
+    http__send_err(req, ERR_UNAVAILABLE, NULL,
+                   "too many answers are waiting for their clients to read "
+                   "them: retry later");
+    return true;
+}
+
+/* ---- Deferred calls ----------------------------------------------------- */
+
+static void deferred_run_one(struct http_server *s)
+{
+    struct call *call =
+        H2O_STRUCT_FROM_MEMBER(struct call, deferred, s->deferred.next);
+    h2o_linklist_unlink(&call->deferred);
+    call->deferred_cb(call);
+}
+
+static void deferred_idle_cb(uv_idle_t *idle)
+{
+    struct http_server *s = idle->data;
+    if (!h2o_linklist_is_empty(&s->deferred)) {
+        deferred_run_one(s);
+    }
+    if (h2o_linklist_is_empty(&s->deferred)) {
+        uv_idle_stop(idle);
+    }
+}
+
+void http__defer(struct http_server *s,
+                 struct call *call,
+                 void (*cb)(struct call *call))
+{
+    call->deferred_cb = cb;
+    h2o_linklist_insert(&s->deferred, &call->deferred);
+    uv_idle_start(&s->deferred_idle, deferred_idle_cb);
+}
+
+/* ---- Strict HTTP/1 framing ---------------------------------------------- */
+
+static bool line_is(const char *p, size_t n, const char *name)
+{
+    size_t len = strlen(name);
+    return n > len && p[len] == ':' && strncasecmp(p, name, len) == 0;
+}
+
+/* Why @req's framing is ambiguous, or NULL. h2o 2.2.5 keeps Content-Length
+ * and Transfer-Encoding out of req->headers (it uses the first
+ * Content-Length, or Transfer-Encoding over it), so the header lines are
+ * read again from the connection's input, where an HTTP/1 request stays
+ * until its answer is written. picohttpparser reports a folded line as a
+ * header without a name. */
+static const char *framing_error(h2o_req_t *req)
+{
+    h2o_socket_t *sock;
+    const char *p, *end;
+    unsigned n_cl = 0, n_te = 0;
+    bool first = true;
+
+    for (size_t i = 0; i < req->headers.size; i++) {
+        if (req->headers.entries[i].name->len == 0) {
+            return "a folded header line (obs-fold) is not accepted";
+        }
+    }
+    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL ||
+        (sock = req->conn->callbacks->get_socket(req->conn)) == NULL ||
+        sock->input == NULL) {
+        return NULL;
+    }
+    p = sock->input->bytes;
+    end = p + (sock->input->size < H2O_MAX_REQLEN ? sock->input->size
+                                                  : H2O_MAX_REQLEN);
+    if ((size_t)(end - p) < req->input.method.len ||
+        memcmp(p, req->input.method.base, req->input.method.len) != 0) {
+        return NULL; /* Not the request line: do not guess. */
+    }
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = (size_t)((nl != NULL ? nl : end) - p);
+        if (n > 0 && p[n - 1] == '\r') {
+            n--;
+        }
+        if (n == 0 || nl == NULL) {
+            break; /* End of the header. */
+        }
+        if (!first) {
+            if (p[0] == ' ' || p[0] == '\t') {
+                return "a folded header line (obs-fold) is not accepted";
+            }
+            n_cl += line_is(p, n, "content-length");
+            n_te += line_is(p, n, "transfer-encoding");
+        }
+        first = false;
+        p = nl + 1;
+    }
+    if (n_cl > 0 && n_te > 0) {
+        return "both Content-Length and Transfer-Encoding";
+    }
+    if (n_cl > 1) {
+        return "Content-Length more than once";
+    }
+    if (n_te > 1) {
+        return "Transfer-Encoding more than once";
+    }
+    return NULL;
+}
+
+/* ---- h2o's own error answers as JSON ----------------------------------- */
+
+struct json_errors_ostream
+{
+    h2o_ostream_t super;
+    bool sent;
+};
+
+static const char *code_of_status(int status)
+{
+    switch (status) {
+        case 400:
+        case 417:
+            return err_code_name(ERR_INVALID);
+        case 404:
+            return err_code_name(ERR_NOTFOUND);
+        case 413:
+            return err_code_name(ERR_TOOLARGE);
+        case 503:
+            return err_code_name(ERR_UNAVAILABLE);
+        default:
+            return "internal";
+    }
+}
+
+static void json_errors_send(h2o_ostream_t *self,
+                             h2o_req_t *req,
+                             h2o_iovec_t *bufs,
+                             size_t n,
+                             h2o_send_state_t state)
+{
+    struct json_errors_ostream *o = (struct json_errors_ostream *)self;
+    char msg[256];
+    size_t len = 0;
+    h2o_iovec_t body = {NULL, 0};
+
+    if (!o->sent) {
+        json_t *v;
+        o->sent = true;
+        for (size_t i = 0; i < n && len + 1 < sizeof msg; i++) {
+            size_t k = bufs[i].len < sizeof msg - 1 - len
+                           ? bufs[i].len
+                           : sizeof msg - 1 - len;
+            memcpy(msg + len, bufs[i].base, k);
+            len += k;
+        }
+        while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r')) {
+            len--;
+        }
+        msg[len] = '\0';
+        v = json_pack("{s:{s:s,s:s%}}", "error", "code",
+                      code_of_status(req->res.status), "message", msg, len);
+        if (v == NULL) {
+            v = json_pack("{s:{s:s,s:s}}", "error", "code",
+                          code_of_status(req->res.status), "message",
+                          "invalid request");
+        }
+        body.len = json_dumpb(v, NULL, 0, JSON_COMPACT);
+        body.base = h2o_mem_alloc_pool(&req->pool, body.len + 1);
+        json_dumpb(v, body.base, body.len, JSON_COMPACT);
+        body.base[body.len++] = '\n';
+        json_decref(v);
+        /* Before the headers go out: the last ostream writes them. */
+        req->res.content_length = body.len;
+        if (n == 0) {
+            body.len = 0; /* HEAD */
+        }
+    }
+    h2o_ostream_send_next(self, req, &body, body.len > 0 ? 1 : 0, state);
+}
+
+/* Answers h2o makes itself are text/plain with this exact type; ours
+ * never are. Rewrite them (status kept) as {"error":{...}}. */
+static void json_errors_setup(h2o_filter_t *self,
+                              h2o_req_t *req,
+                              h2o_ostream_t **slot)
+{
+    static const char h2o_type[] = "text/plain; charset=utf-8";
+    ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+
+    if (req->res.status >= 400 && i >= 0 &&
+        h2o_memis(req->res.headers.entries[i].value.base,
+                  req->res.headers.entries[i].value.len,
+                  H2O_STRLIT(h2o_type))) {
+        struct json_errors_ostream *o =
+            (struct json_errors_ostream *)h2o_add_ostream(req, sizeof *o, slot);
+        o->super.do_send = json_errors_send;
+        o->sent = false;
+        req->res.headers.entries[i].value =
+            h2o_iovec_init(H2O_STRLIT("application/json"));
+        slot = &o->super.next;
+    }
+    (void)self;
+    h2o_setup_next_ostream(req, slot);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct handler *h = (struct handler *)self;
     struct http_server *s = h->s;
+    const char *why;
 
     if (s->ctx.shutdown_requested) {
         /* Closing: the services and the cluster may be gone already. */
         http__send_err(req, ERR_SHUTDOWN, NULL, NULL);
+        return 0;
+    }
+    if ((why = framing_error(req)) != NULL) {
+        /* Close after the answer: what follows is not read as a request. */
+        req->http1_is_persistent = 0;
+        http__send_error(req, 400, err_code_name(ERR_INVALID), NULL,
+                         "ambiguous request framing: %s", why);
         return 0;
     }
     if (req->entity.base != NULL && req->entity.len > s->cfg.max_body) {
@@ -238,27 +527,127 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 /* ---- Listener ----------------------------------------------------------- */
 
+static void conn_closed_cb(uv_handle_t *handle)
+{
+    struct conn *c = (struct conn *)handle;
+    h2o_linklist_unlink(&c->link);
+    free(c);
+}
+
 static void on_accept(uv_stream_t *listener, int status)
 {
     struct http_server *s = listener->data;
-    uv_tcp_t *conn;
+    struct conn *c;
     h2o_socket_t *sock;
 
     if (status != 0) {
         return;
     }
-    conn = malloc(sizeof *conn);
-    if (conn == NULL) {
+    c = calloc(1, sizeof *c);
+    if (c == NULL) {
         return;
     }
-    uv_tcp_init(listener->loop, conn);
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+    uv_tcp_init(listener->loop, &c->tcp);
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
         return;
     }
-    uv_tcp_nodelay(conn, 1);
-    sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->s = s;
+    h2o_linklist_insert(&s->conns, &c->link);
+    sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, conn_closed_cb);
     h2o_accept(&s->accept_ctx, sock);
+}
+
+/* ---- Stalled writes ----------------------------------------------------- */
+
+static int stop_keep_alive(h2o_req_t *req, void *data)
+{
+    if (req->conn->callbacks->get_socket(req->conn) != data) {
+        return 0;
+    }
+    req->http1_is_persistent = 0;
+    return 1;
+}
+
+/* Shut the socket down: the pending write fails (EPIPE), h2o closes the
+ * connection and frees it with its request, and the close resets the TCP
+ * connection (linger 0), dropping what the kernel still buffers for it. */
+static void stall_close(struct http_server *s, struct conn *c, uint64_t now)
+{
+    uv_os_fd_t fd;
+    struct linger lg = {1, 0};
+
+    c->stalled = true;
+    s->stalled_closed++;
+    LOG(LOG_WARN, "connection closed: its answer made no write progress",
+        "after_ms=%llu unwritten=%zu",
+        (unsigned long long)(now - c->progress_at), c->queued);
+    /* HTTP/1: close once the failed write returns instead of reading the
+     * next pipelined request. */
+    s->config.http1.callbacks.foreach_request(&s->ctx, stop_keep_alive,
+                                              c->tcp.data);
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        shutdown(fd, SHUT_RDWR);
+    }
+}
+
+/* HTTP/2 flow control: a client that reads the socket but grants no
+ * window leaves the answer in h2o, the socket idle. Its DATA frames are
+ * counted in req->bytes_sent: no change for the timeout closes the whole
+ * connection (h2o 2.2.5 cannot reset one stream from outside). */
+static void sweep_http2(struct http_server *s, uint64_t now)
+{
+    h2o_linklist_t *node, *next;
+
+    for (node = s->held.next; node != &s->held; node = next) {
+        struct held *h = H2O_STRUCT_FROM_MEMBER(struct held, link, node);
+        h2o_socket_t *sock;
+        int fd;
+        next = node->next;
+        if (h->req->version < 0x200) {
+            continue; /* HTTP/1 writes it all at once: the socket shows. */
+        }
+        if (h->req->bytes_sent != h->sent) {
+            h->sent = h->req->bytes_sent;
+            h->progress_at = now;
+        } else if (now - h->progress_at >= s->cfg.write_timeout_ms &&
+                   (sock = h->req->conn->callbacks->get_socket(h->req->conn)) !=
+                       NULL &&
+                   (fd = h2o_socket_get_fd(sock)) >= 0) {
+            struct linger lg = {1, 0};
+            h->progress_at = now; /* Once per timeout at most. */
+            s->stalled_closed++;
+            LOG(LOG_WARN,
+                "connection closed: its answer made no write progress",
+                "after_ms=%u unwritten=%zu http=2", s->cfg.write_timeout_ms,
+                h->len - h->sent);
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            shutdown(fd, SHUT_RDWR);
+        }
+    }
+}
+
+static void sweep_cb(uv_timer_t *timer)
+{
+    struct http_server *s = timer->data;
+    uint64_t now = uv_now(s->loop);
+    h2o_linklist_t *node, *next;
+
+    for (node = s->conns.next; node != &s->conns; node = next) {
+        struct conn *c = H2O_STRUCT_FROM_MEMBER(struct conn, link, node);
+        size_t queued = c->tcp.write_queue_size;
+        next = node->next;
+        if (queued == 0 || queued != c->queued) {
+            c->queued = queued;
+            c->progress_at = now;
+        } else if (!c->stalled &&
+                   now - c->progress_at >= s->cfg.write_timeout_ms) {
+            stall_close(s, c, now);
+        }
+    }
+    sweep_http2(s, now);
 }
 
 static int parse_addr(const char *addr, struct sockaddr_in *sa)
@@ -335,6 +724,18 @@ int http_server_start(uv_loop_t *loop,
     s->cluster = c;
     s->sched = sc;
     s->cfg = *cfg;
+    if (s->cfg.write_timeout_ms == 0) {
+        s->cfg.write_timeout_ms = HTTP_WRITE_TIMEOUT_MS;
+    }
+    if (s->cfg.page_max_bytes == 0) {
+        s->cfg.page_max_bytes = HTTP_PAGE_MAX_BYTES;
+    }
+    if (s->cfg.max_buffered == 0) {
+        s->cfg.max_buffered = HTTP_MAX_BUFFERED;
+    }
+    h2o_linklist_init_anchor(&s->conns);
+    h2o_linklist_init_anchor(&s->deferred);
+    h2o_linklist_init_anchor(&s->held);
     s->addr = strdup(cfg->addr);
     s->cfg.addr = s->addr;
     if (parse_addr(cfg->addr, &sa) != 0) {
@@ -351,6 +752,11 @@ int http_server_start(uv_loop_t *loop,
     h = (struct handler *)h2o_create_handler(path, sizeof *h);
     h->s = s;
     h->super.on_req = on_req;
+    /* Errors h2o sends before a path is chosen use the fallback path. */
+    h2o_create_filter(path, sizeof(h2o_filter_t))->on_setup_ostream =
+        json_errors_setup;
+    h2o_create_filter(&host->fallback_path, sizeof(h2o_filter_t))
+        ->on_setup_ostream = json_errors_setup;
     h2o_context_init(&s->ctx, loop, &s->config);
     if (http__hold_init(s) != 0) {
         snprintf(errmsg, size, "out of memory");
@@ -376,6 +782,16 @@ int http_server_start(uv_loop_t *loop,
         snprintf(errmsg, size, "listen %s: %s", cfg->addr, uv_strerror(rv));
         return ERR_IO;
     }
+    uv_timer_init(loop, &s->sweep);
+    s->sweep.data = s;
+    {
+        uint64_t every = s->cfg.write_timeout_ms / 4 + 1;
+        every = every < HTTP_SWEEP_MS ? every : HTTP_SWEEP_MS;
+        uv_timer_start(&s->sweep, sweep_cb, every, every);
+    }
+    uv_unref((uv_handle_t *)&s->sweep);
+    uv_idle_init(loop, &s->deferred_idle);
+    s->deferred_idle.data = s;
     *out = s;
     return 0;
 }
@@ -411,6 +827,12 @@ void http_server_close(struct http_server *s,
     h2o_context_request_shutdown(&s->ctx);
     http__hold_close(s);
     s->config.http1.callbacks.foreach_request(&s->ctx, shut_read, NULL);
+    uv_close((uv_handle_t *)&s->sweep, NULL);
+    /* Shutdown is requested: the deferred calls answer 503 now. */
+    while (!h2o_linklist_is_empty(&s->deferred)) {
+        deferred_run_one(s);
+    }
+    uv_close((uv_handle_t *)&s->deferred_idle, NULL);
     uv_close((uv_handle_t *)&s->listener, listener_closed_cb);
 }
 

@@ -69,6 +69,11 @@ static const struct option_def defs[] = {
         K_UINT,
         forward_timeout,
         "forwarded request deadline ms (5000)"),
+    OPT("write-timeout",
+        K_UINT,
+        write_timeout,
+        "ms an HTTP answer may make no write progress before the "
+        "connection is closed (10000)"),
     OPT("worker-ttl",
         K_UINT,
         worker_ttl,
@@ -329,6 +334,7 @@ int rotad_config_load(struct rotad_config *cfg,
     cfg->election_timeout = 1000;
     cfg->heartbeat_timeout = 100;
     cfg->forward_timeout = 5000;
+    cfg->write_timeout = 10000;
     cfg->worker_ttl = 10000;
     cfg->retention_completed = 7 * 86400;
     cfg->priority_aging = 60;

@@ -25,6 +25,7 @@ struct rotad_config
     unsigned election_timeout;
     unsigned heartbeat_timeout;
     unsigned forward_timeout;
+    unsigned write_timeout; /* ms without HTTP write progress: close. */
     unsigned worker_ttl;
     unsigned retention_completed; /* Seconds; 0 = keep forever. */
     unsigned retention_failed;

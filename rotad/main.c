@@ -307,6 +307,7 @@ int main(int argc, char **argv)
     hc.max_body = cfg.max_body;
     hc.max_payload = cfg.max_payload;
     hc.leader_hold = cfg.leader_hold;
+    hc.write_timeout_ms = cfg.write_timeout;
     if (!cfg.insecure) {
         hc.tls_ca = n.ca;
         hc.tls_cert = n.cert;
