@@ -15,6 +15,37 @@ static const char *str(json_t *o, const char *key)
     return json_is_string(v) ? json_string_value(v) : "-";
 }
 
+/* A number for --rate/--burst; what is not one goes as the string, and
+ * the server's 400 names the field. */
+static json_t *number_arg(const char *arg, bool integer)
+{
+    char *end = NULL;
+    if (integer) {
+        long long v = strtoll(arg, &end, 10);
+        if (end != arg && *end == '\0') {
+            return json_integer(v);
+        }
+    } else {
+        double v = strtod(arg, &end);
+        if (end != arg && *end == '\0') {
+            return json_real(v);
+        }
+    }
+    return json_string(arg);
+}
+
+/* "5/s (burst 5)", or "-" for a token without a rate. */
+static void rate_text(json_t *t, char *out, size_t size)
+{
+    json_t *r = json_object_get(t, "rate"), *b = json_object_get(t, "burst");
+    if (!json_is_number(r)) {
+        snprintf(out, size, "-");
+    } else {
+        snprintf(out, size, "%g/s burst %lld", json_number_value(r),
+                 json_is_integer(b) ? (long long)json_integer_value(b) : 0LL);
+    }
+}
+
 static void join_names(json_t *arr, char *out, size_t size)
 {
     size_t i, n = 0;
@@ -60,8 +91,8 @@ static int usage(const char *msg)
     fprintf(stderr,
             "rotactl acl: %s\nusage: rotactl acl bootstrap | token create "
             "--name N --role admin|submit|worker|read [--queue Q]... "
-            "[--type T]... [--expires-at TIME] | token list | token delete "
-            "ID\n",
+            "[--type T]... [--expires-at TIME] [--rate PER_S [--burst N]] | "
+            "token list | token delete ID\n",
             msg);
     return CTL_EXIT_USAGE;
 }
@@ -69,8 +100,10 @@ static int usage(const char *msg)
 static int token_create(struct ctl *ctl, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"name", 1, 0, 'n'}, {"role", 1, 0, 'r'},       {"queue", 1, 0, 'q'},
-        {"type", 1, 0, 't'}, {"expires-at", 1, 0, 'e'}, {0, 0, 0, 0}};
+        {"name", 1, 0, 'n'},       {"role", 1, 0, 'r'},
+        {"queue", 1, 0, 'q'},      {"type", 1, 0, 't'},
+        {"expires-at", 1, 0, 'e'}, {"rate", 1, 0, 'R'},
+        {"burst", 1, 0, 'B'},      {0, 0, 0, 0}};
     json_t *req = json_object(), *queues = json_array(), *types = json_array();
     json_t *out;
     char *body;
@@ -94,6 +127,12 @@ static int token_create(struct ctl *ctl, int argc, char **argv)
                 break;
             case 'e':
                 json_object_set_new(req, "expires_at", json_string(optarg));
+                break;
+            case 'R':
+                json_object_set_new(req, "rate", number_arg(optarg, false));
+                break;
+            case 'B':
+                json_object_set_new(req, "burst", number_arg(optarg, true));
                 break;
             default:
                 json_decref(req);
@@ -134,15 +173,16 @@ static int token_list(struct ctl *ctl)
         json_decref(out);
         return 0;
     }
-    printf("%-16s  %-16s %-7s %-16s %-16s %s\n", "ID", "NAME", "ROLE", "QUEUES",
-           "TYPES", "EXPIRES");
+    printf("%-16s  %-16s %-7s %-16s %-16s %-20s %s\n", "ID", "NAME", "ROLE",
+           "QUEUES", "TYPES", "RATE", "EXPIRES");
     json_array_foreach(json_object_get(out, "tokens"), i, t)
     {
-        char q[256], ty[256];
+        char q[256], ty[256], rate[64];
         join_names(json_object_get(t, "queues"), q, sizeof q);
         join_names(json_object_get(t, "types"), ty, sizeof ty);
-        printf("%-16s  %-16.16s %-7s %-16.16s %-16.16s %s\n", str(t, "id"),
-               str(t, "name"), str(t, "role"), q, ty,
+        rate_text(t, rate, sizeof rate);
+        printf("%-16s  %-16.16s %-7s %-16.16s %-16.16s %-20s %s\n",
+               str(t, "id"), str(t, "name"), str(t, "role"), q, ty, rate,
                json_is_string(json_object_get(t, "expires_at"))
                    ? str(t, "expires_at")
                    : "never");

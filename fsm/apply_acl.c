@@ -8,7 +8,8 @@
  * (FSM_META_ACL_BOOTSTRAP, the entry's index) survives the deletion of
  * every token, so deleting them does not re-open bootstrap. Expiry is not
  * judged here (apply reads no clock): the router compares expires_at with
- * the API's now. */
+ * the API's now. Neither is a token's rate (rate_milli, burst): each node
+ * enforces it in memory (http/ratelimit.c); apply only bounds it. */
 
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,17 @@ static int validate(struct apply_ctx *a, const struct fsm_token *t)
     if (t->expires_at < 0) {
         return fsm__reject(a, ERR_INVALID, "expires_at",
                            "expires_at must not be negative");
+    }
+    if (t->rate_milli > (uint64_t)FSM_TOKEN_MAX_RATE * 1000) {
+        return fsm__reject(a, ERR_INVALID, "rate",
+                           "rate must be at most %d requests a second",
+                           FSM_TOKEN_MAX_RATE);
+    }
+    if (t->rate_milli > 0 ? t->burst < 1 || t->burst > FSM_TOKEN_MAX_BURST
+                          : t->burst != 0) {
+        return fsm__reject(a, ERR_INVALID, "burst",
+                           "burst must be 1..%d, and only with a rate",
+                           FSM_TOKEN_MAX_BURST);
     }
     return 0;
 }

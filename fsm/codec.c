@@ -130,6 +130,8 @@ enum {
     TK_EXPIRES,
     TK_CREATED,
     TK_HASH,
+    TK_RATE,
+    TK_BURST,
 };
 
 struct wbuf
@@ -641,6 +643,8 @@ static const struct field token_fields[] = {
     [TK_EXPIRES] = I64(struct fsm_token, expires_at),
     [TK_CREATED] = I64(struct fsm_token, created_at),
     [TK_HASH] = STR(struct fsm_token, hash),
+    [TK_RATE] = U64(struct fsm_token, rate_milli),
+    [TK_BURST] = U32(struct fsm_token, burst),
 };
 
 static const struct record token_record =

@@ -250,6 +250,8 @@ struct fsm_worker
  * the SHA-256 of the token's secret (64 hex digits): the secret itself is
  * never in a command, the log or the state. */
 #define FSM_TOKEN_HASH_LEN 64
+#define FSM_TOKEN_MAX_RATE 1000000 /* Requests a second. */
+#define FSM_TOKEN_MAX_BURST 1000000
 struct fsm_token
 {
     uint64_t id; /* Derived like job ids. */
@@ -259,6 +261,11 @@ struct fsm_token
     struct fsm_str types;  /* Comma-separated; "" = all. */
     int64_t expires_at;    /* Milliseconds; 0 = never. */
     int64_t created_at;
+    /* Request rate per node (http/ratelimit.c), in requests per 1000 s
+     * (rate 2.5/s = 2500); 0 = unlimited. Burst: the bucket's size,
+     * 1..FSM_TOKEN_MAX_BURST with a rate, 0 without. */
+    uint64_t rate_milli;
+    uint32_t burst;
     /* Commands only (TOKEN_SET, ACL_BOOTSTRAP): the key, 64 hex digits of
      * SHA-256(secret). Not written into the record. */
     struct fsm_str hash;

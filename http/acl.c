@@ -11,11 +11,21 @@
  * against its own state. Limits on queues and types are checked by the
  * handlers that know the job (http__acl_check*).
  *
+ * Request rates: a token with a rate (rate, burst) gets a token bucket on
+ * each node (ratelimit.c, on the API's clock sched_now) that every request
+ * it authenticates here takes from; an empty bucket is 429 with
+ * Retry-After, before anything is forwarded or proposed. A request
+ * forwarded by a member (X-Rota-Forwarded from a member's host) was
+ * counted on the node the client reached and is not counted again. Buckets
+ * of deleted tokens are dropped (at once on the node that ran the delete,
+ * by the next sweep elsewhere), and so are full ones.
+ *
  * Audit: one log line per admin action (on the node that runs it) and per
  * refused request (rate-limited: AUDIT_PER_S lines a second, then a count
  * of the suppressed ones). No line holds a secret or a hash. */
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -28,6 +38,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "http/internal.h"
+#include "http/ratelimit.h"
 
 #define SECRET_BYTES 32
 #define SECRET_HEX (2 * SECRET_BYTES)
@@ -154,10 +165,12 @@ static struct fsm_str pool_copy(h2o_req_t *req, struct fsm_str v)
 }
 
 /* The token of "Authorization: Bearer SECRET" as the local fsm has it,
- * copied into the pool: 0, or ERR_UNAUTHENTICATED with @why. */
+ * copied into the pool, and its rate (@lim): 0, or ERR_UNAUTHENTICATED
+ * with @why. */
 static int lookup(struct http_server *s,
                   h2o_req_t *req,
                   struct acl_token *out,
+                  struct rl_limit *lim,
                   const char **why)
 {
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
@@ -196,6 +209,8 @@ static int lookup(struct http_server *s,
         out->queues = pool_copy(req, t.queues);
         out->types = pool_copy(req, t.types);
         out->expires_at = t.expires_at;
+        lim->rate_milli = t.rate_milli;
+        lim->burst = t.burst;
     }
     fsm_read_end(rd);
     OPENSSL_cleanse(hash, sizeof hash);
@@ -280,12 +295,132 @@ static bool node_self_registration(struct http_server *s,
     return ok;
 }
 
+struct member_host
+{
+    h2o_req_t *req;
+    bool found;
+};
+
+static void member_host_cb(void *data, const struct cluster_member *m)
+{
+    struct member_host *mh = data;
+    mh->found = mh->found || peer_is_host(mh->req, m->raft_addr);
+}
+
+/* The header alone would let any client skip its rate: the sender must
+ * also be on a member's host. */
+static bool forwarded_by_member(struct http_server *s, h2o_req_t *req)
+{
+    struct member_host mh = {req, false};
+    if (h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-rota-forwarded"),
+                               -1) < 0) {
+        return false;
+    }
+    cluster_members(s->cluster, member_host_cb, &mh);
+    return mh.found;
+}
+
+/* ---- Request rates ------------------------------------------------------ */
+
+/* Every server's buckets (one per process in rotad; keyed by server). */
+static struct rl_table rates;
+
+struct live_ids
+{
+    uint64_t *ids;
+    size_t n, cap;
+    bool failed;
+};
+
+static void live_cb(void *data, const struct fsm_token *t)
+{
+    struct live_ids *l = data;
+    if (t->rate_milli == 0 || l->failed) {
+        return; /* A token without a rate has no bucket to keep. */
+    }
+    if (l->n == l->cap) {
+        size_t cap = l->cap > 0 ? 2 * l->cap : 64;
+        uint64_t *v = realloc(l->ids, cap * sizeof *v);
+        if (v == NULL) {
+            l->failed = true;
+            return;
+        }
+        l->ids = v;
+        l->cap = cap;
+    }
+    l->ids[l->n++] = t->id;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool is_live(void *data, uint64_t id)
+{
+    struct live_ids *l = data;
+    return l->failed || bsearch(&id, l->ids, l->n, sizeof id, cmp_u64) != NULL;
+}
+
+/* Drop the buckets of tokens this node no longer has, and full ones. */
+static void sweep(struct http_server *s, int64_t now)
+{
+    struct live_ids l = {NULL, 0, 0, false};
+    struct fsm_reader *rd;
+
+    if (fsm_read_begin(cluster_fsm(s->cluster), &rd) != 0) {
+        l.failed = true; /* Keep them: drop only full ones. */
+    } else {
+        fsm_tokens(rd, live_cb, &l);
+        fsm_read_end(rd);
+    }
+    if (!l.failed) {
+        qsort(l.ids, l.n, sizeof *l.ids, cmp_u64);
+    }
+    rl_sweep(&rates, s, now, is_live, &l);
+    free(l.ids);
+}
+
+/* Take one request of @t's bucket; false once answered 429. */
+static bool rate_allows(struct http_server *s,
+                        h2o_req_t *req,
+                        const struct acl_token *t,
+                        struct rl_limit lim)
+{
+    int64_t now = sched_now(s->sched), wait;
+    char after[24];
+
+    if (lim.rate_milli == 0 || forwarded_by_member(s, req)) {
+        return true;
+    }
+    if (rl_sweep_due(&rates, now)) {
+        sweep(s, now);
+    }
+    wait = rl_take(&rates, s, t->id, lim, now);
+    if (wait <= 0) {
+        return true; /* Allowed (or no memory for a bucket: not refused). */
+    }
+    snprintf(after, sizeof after, "%lld", (long long)rl_retry_after_s(wait));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
+                   after, strlen(after));
+    audit_refused(s, req, t, 429, "rate");
+    http__send_error(req, 429, "rate_limited", NULL,
+                     "this token may make %llu.%03llu requests a second (burst "
+                     "%u) on this node: retry in %s s",
+                     (unsigned long long)(lim.rate_milli / 1000),
+                     (unsigned long long)(lim.rate_milli % 1000), lim.burst,
+                     after);
+    return false;
+}
+
 bool http__acl_authorize(struct http_server *s,
                          h2o_req_t *req,
                          const struct http_route *r,
                          struct http_args *a)
 {
     const char *need = r->role, *why = NULL;
+    struct rl_limit lim = {0, 0};
     struct acl_token *t;
 
     if ((r->flags & ROUTE_METRICS) && s->cfg.metrics_public) {
@@ -298,9 +433,12 @@ bool http__acl_authorize(struct http_server *s,
         return true;
     }
     t = h2o_mem_alloc_pool(&req->pool, sizeof *t);
-    if (lookup(s, req, t, &why) != 0) {
+    if (lookup(s, req, t, &lim, &why) != 0) {
         audit_refused(s, req, NULL, 401, why);
         http__send_error(req, 401, "unauthenticated", NULL, "%s", why);
+        return false;
+    }
+    if (!rate_allows(s, req, t, lim)) {
         return false;
     }
     if (!role_satisfies(t->role, need)) {
@@ -435,16 +573,30 @@ struct find_token
     json_t *out;
 };
 
+/* A rate in requests a second: an integer when it is one. */
+static json_t *rate_json(uint64_t rate_milli)
+{
+    if (rate_milli == 0) {
+        return json_null();
+    }
+    if (rate_milli % 1000 == 0) {
+        return json_integer((json_int_t)(rate_milli / 1000));
+    }
+    return json_real((double)rate_milli / 1000.0);
+}
+
 static json_t *token_json(const struct fsm_token *t)
 {
     char id[20], created[40];
     snprintf(id, sizeof id, "%016llx", (unsigned long long)t->id);
     http__format_time(t->created_at, created, sizeof created);
-    return json_pack("{s:s,s:s%,s:s%,s:o,s:o,s:o,s:s}", "id", id, "name",
-                     t->name.p, (size_t)t->name.len, "role", t->role.p,
+    return json_pack("{s:s,s:s%,s:s%,s:o,s:o,s:o,s:s,s:o,s:o}", "id", id,
+                     "name", t->name.p, (size_t)t->name.len, "role", t->role.p,
                      (size_t)t->role.len, "queues", names_array(t->queues),
                      "types", names_array(t->types), "expires_at",
-                     time_or_null(t->expires_at), "created_at", created);
+                     time_or_null(t->expires_at), "created_at", created, "rate",
+                     rate_json(t->rate_milli), "burst",
+                     t->burst > 0 ? json_integer(t->burst) : json_null());
 }
 
 static void find_token_cb(void *data, const struct fsm_token *t)
@@ -563,7 +715,53 @@ void http__acl_bootstrap(struct http_server *s,
     create_token(s, req, &cmd);
 }
 
-/* POST /v1/acl/tokens {"name", "role", "queues", "types", "expires_at"} */
+static bool given(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return v != NULL && !json_is_null(v);
+}
+
+/* "rate" (requests a second, > 0) and "burst" (1.., default
+ * max(1, ceil(rate))) into @t; false once answered 400. */
+static bool parse_rate(h2o_req_t *req, json_t *o, struct fsm_token *t)
+{
+    json_t *r = json_object_get(o, "rate"), *b = json_object_get(o, "burst");
+    double rate = json_is_number(r) ? json_number_value(r) : 0;
+
+    t->rate_milli = 0;
+    t->burst = 0;
+    if (given(o, "rate")) {
+        if (!json_is_number(r) || !isfinite(rate) || !(rate > 0) ||
+            rate > FSM_TOKEN_MAX_RATE || rate * 1000 + 0.5 < 1) {
+            http__send_error(req, 400, "invalid_argument", "rate",
+                             "rate: requests a second, a number from 0.001 "
+                             "to %d",
+                             FSM_TOKEN_MAX_RATE);
+            return false;
+        }
+        t->rate_milli = (uint64_t)(rate * 1000 + 0.5);
+        t->burst = (uint32_t)((t->rate_milli + 999) / 1000);
+    }
+    if (given(o, "burst")) {
+        if (!json_is_integer(b) || json_integer_value(b) < 1 ||
+            json_integer_value(b) > FSM_TOKEN_MAX_BURST) {
+            http__send_error(req, 400, "invalid_argument", "burst",
+                             "burst: an integer from 1 to %d",
+                             FSM_TOKEN_MAX_BURST);
+            return false;
+        }
+        if (t->rate_milli == 0) {
+            http__send_error(req, 400, "invalid_argument", "burst",
+                             "burst needs a rate");
+            return false;
+        }
+        t->burst = (uint32_t)json_integer_value(b);
+    }
+    return true;
+}
+
+/* POST /v1/acl/tokens {"name", "role", "queues", "types", "expires_at",
+ * "rate", "burst"} */
 void http__acl_tokens_create(struct http_server *s,
                              h2o_req_t *req,
                              const struct http_args *a)
@@ -571,6 +769,7 @@ void http__acl_tokens_create(struct http_server *s,
     static const char *const roles[] = {"admin", "submit", "worker", "read"};
     char queues[MAX_LIST + 1], types[MAX_LIST + 1];
     const char *name, *role, *exp, *k;
+    struct fsm_token rated;
     struct fsm_cmd cmd;
     json_t *o, *v;
     int64_t expires = 0;
@@ -583,7 +782,8 @@ void http__acl_tokens_create(struct http_server *s,
     {
         if (strcmp(k, "name") != 0 && strcmp(k, "role") != 0 &&
             strcmp(k, "queues") != 0 && strcmp(k, "types") != 0 &&
-            strcmp(k, "expires_at") != 0) {
+            strcmp(k, "expires_at") != 0 && strcmp(k, "rate") != 0 &&
+            strcmp(k, "burst") != 0) {
             http__send_error(req, 400, "invalid_argument", k, "unknown field");
             json_decref(o);
             return;
@@ -609,11 +809,14 @@ void http__acl_tokens_create(struct http_server *s,
     } else if (exp != NULL && expires <= sched_now(s->sched)) {
         http__send_error(req, 400, "invalid_argument", "expires_at",
                          "expires_at is in the past");
-    } else if (http__parse_names(req, o, "queues", true, queues,
+    } else if (parse_rate(req, o, &rated) &&
+               http__parse_names(req, o, "queues", true, queues,
                                  sizeof queues) &&
                http__parse_names(req, o, "types", true, types, sizeof types)) {
         memset(&cmd, 0, sizeof cmd);
         cmd.type = FSM_CMD_TOKEN_SET;
+        cmd.token.rate_milli = rated.rate_milli;
+        cmd.token.burst = rated.burst;
         cmd.token.name = (struct fsm_str){name, (uint32_t)strlen(name)};
         cmd.token.role = (struct fsm_str){role, (uint32_t)strlen(role)};
         cmd.token.queues = (struct fsm_str){queues, (uint32_t)strlen(queues)};
@@ -654,8 +857,12 @@ void http__acl_tokens_list(struct http_server *s,
 static void deleted_cb(void *data, int status, const struct fsm_result *res)
 {
     struct call *call = data;
+    struct http_server *s = call->s;
     h2o_req_t *req = http__call_finish(call);
     char id[20];
+    if (status == 0 && res->code == 0 && res->n_ids > 0) {
+        rl_forget(&rates, s, res->ids[0]); /* Other nodes: their sweep. */
+    }
     if (req == NULL || http__failed(req, status, res)) {
         return;
     }

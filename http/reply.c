@@ -108,7 +108,8 @@ static void send_error_v(h2o_req_t *req,
     if (field != NULL && field[0] != '\0') {
         json_object_set_new(err, "field", json_string(field));
     }
-    if (status == 503 || status == 429) {
+    if ((status == 503 || status == 429) &&
+        h2o_find_header(&req->res.headers, H2O_TOKEN_RETRY_AFTER, -1) == -1) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER,
                        NULL, H2O_STRLIT("1"));
     }

@@ -73,6 +73,8 @@ static void test_acl_codec_round_trip(void **state)
     c.token.queues = tstr("q1,q2");
     c.token.types = tstr("shell");
     c.token.expires_at = T0 + 5000;
+    c.token.rate_milli = 2500;
+    c.token.burst = 7;
     assert_int_equal(fsm_cmd_encode(&c, &buf, &len), 0);
     assert_int_equal(fsm_cmd_decode(buf, len, &d, &jobs), 0);
     assert_int_equal(d.type, FSM_CMD_TOKEN_SET);
@@ -82,6 +84,8 @@ static void test_acl_codec_round_trip(void **state)
     assert_memory_equal(d.token.queues.p, "q1,q2", 5);
     assert_memory_equal(d.token.types.p, "shell", 5);
     assert_int_equal(d.token.expires_at, T0 + 5000);
+    assert_int_equal(d.token.rate_milli, 2500);
+    assert_int_equal(d.token.burst, 7);
     fsm_cmd_free(&d, jobs);
     free(buf);
 
@@ -148,6 +152,26 @@ static void test_acl_set_validation(void **state)
     c.token.hash = hash_of(h, 'c');
     c.token.name = tstr("");
     assert_int_equal(apply1(t, &c)->code, ERR_INVALID);
+    /* Rate and burst: bounded; a burst only with a rate. */
+    c.token.name = tstr("x");
+    c.token.rate_milli = (uint64_t)FSM_TOKEN_MAX_RATE * 1000 + 1;
+    c.token.burst = 1;
+    r = apply1(t, &c);
+    assert_int_equal(r->code, ERR_INVALID);
+    assert_string_equal(r->field, "rate");
+    c.token.rate_milli = 5000;
+    c.token.burst = 0;
+    r = apply1(t, &c);
+    assert_int_equal(r->code, ERR_INVALID);
+    assert_string_equal(r->field, "burst");
+    c.token.rate_milli = 0;
+    c.token.burst = 5;
+    assert_int_equal(apply1(t, &c)->code, ERR_INVALID);
+    c.token.rate_milli = 5000;
+    c.token.burst = FSM_TOKEN_MAX_BURST + 1;
+    assert_int_equal(apply1(t, &c)->code, ERR_INVALID);
+    c.token.burst = 5;
+    assert_int_equal(apply1(t, &c)->code, 0);
 }
 
 static void test_acl_bootstrap_once(void **state)
