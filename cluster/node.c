@@ -78,65 +78,6 @@ static int append_wrap(struct raft_io *io,
     return rv;
 }
 
-/* ---- TCP_NODELAY on raft connections ------------------------------------
- * raft 0.15's TCP transport leaves Nagle on: a small AppendEntries (or its
- * reply) then waits for the peer's delayed ACK, 40 ms on Linux, which
- * showed as a 47 ms p99 on every write. Wrap listen and connect to turn it
- * off (LIBRARIES.md 8: wrap the transport's function pointers). The raft
- * library passes the same callbacks every time and there is one transport
- * per process, so the originals are kept in statics. */
-
-static raft_uv_accept_cb orig_accept_cb;
-static raft_uv_connect_cb orig_connect_cb;
-static int (*orig_listen)(struct raft_uv_transport *t, raft_uv_accept_cb cb);
-static int (*orig_connect)(struct raft_uv_transport *t,
-                           struct raft_uv_connect *req,
-                           raft_id id,
-                           const char *address,
-                           raft_uv_connect_cb cb);
-
-static void nodelay(struct uv_stream_s *stream)
-{
-    if (stream != NULL && stream->type == UV_TCP) {
-        uv_tcp_nodelay((uv_tcp_t *)stream, 1);
-    }
-}
-
-static void accept_nodelay_cb(struct raft_uv_transport *t,
-                              raft_id id,
-                              const char *address,
-                              struct uv_stream_s *stream)
-{
-    nodelay(stream);
-    orig_accept_cb(t, id, address, stream);
-}
-
-static int listen_nodelay(struct raft_uv_transport *t, raft_uv_accept_cb cb)
-{
-    orig_accept_cb = cb;
-    return orig_listen(t, accept_nodelay_cb);
-}
-
-static void connect_nodelay_cb(struct raft_uv_connect *req,
-                               struct uv_stream_s *stream,
-                               int status)
-{
-    if (status == 0) {
-        nodelay(stream);
-    }
-    orig_connect_cb(req, stream, status);
-}
-
-static int connect_nodelay(struct raft_uv_transport *t,
-                           struct raft_uv_connect *req,
-                           raft_id id,
-                           const char *address,
-                           raft_uv_connect_cb cb)
-{
-    orig_connect_cb = cb;
-    return orig_connect(t, req, id, address, connect_nodelay_cb);
-}
-
 /* ---- Create / start ----------------------------------------------------- */
 
 static char *dup_or_null(const char *s)
@@ -202,15 +143,12 @@ int cluster_create(uv_loop_t *loop,
             return ERR_IO; /* @errmsg says which file and why. */
         }
     } else {
-        rv = raft_uv_tcp_init(&c->transport, loop);
+        /* --insecure: plain TCP with the same deadlines and caps (raft's
+         * own TCP transport has a backlog of 1 and no deadline). */
+        rv = cluster_plain_transport_init(&c->transport, loop, errmsg, size);
         if (rv != 0) {
-            snprintf(errmsg, size, "raft transport: %s", raft_strerror(rv));
             return ERR_IO;
         }
-        orig_listen = c->transport.listen;
-        orig_connect = c->transport.connect;
-        c->transport.listen = listen_nodelay;
-        c->transport.connect = connect_nodelay;
     }
     snprintf(path, sizeof path, "%s/raft", cfg->data_dir);
     rv = raft_uv_init(&c->io, loop, path, &c->transport);
@@ -401,11 +339,7 @@ static void raft_closed_cb(struct raft *r)
 {
     struct cluster *c = CONTAINER_OF(r, struct cluster, raft);
     raft_uv_close(&c->io);
-    if (c->cfg.tls_ca != NULL) {
-        cluster_tls_transport_close(&c->transport);
-    } else {
-        raft_uv_tcp_close(&c->transport);
-    }
+    cluster_tls_transport_close(&c->transport);
     if (c->http != NULL) {
         cluster__httpc_close(c->http, httpc_closed_cb);
     } else {
