@@ -54,6 +54,9 @@ struct cluster
     uv_prepare_t flush;
     struct list inflight; /* struct batch */
 
+    /* Install-snapshot timeout, rescaled when the snapshot changes. */
+    raft_index snapshot_seen;
+
     /* Leader watch. */
     uv_timer_t watch;
     uint64_t leader_id;

@@ -7,6 +7,7 @@
  * entries after it, so a crash with MDB_NOSYNC can never leave a replica
  * with a state that differs from its log. */
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,74 @@ static int append_wrap(struct raft_io *io,
         free(w);
     }
     return rv;
+}
+
+/* ---- Install-snapshot timeout -------------------------------------------
+ * raft 0.15 waits install_snapshot_timeout (default 30 s) for the answer to
+ * an InstallSnapshot before it sends it again. A follower that is taking a
+ * snapshot of its own (or installing one) when it arrives drops it without
+ * an answer (replicationInstallSnapshot returns RAFT_BUSY, which recv.c
+ * swallows): a restarted follower that applies its backlog, snapshots, and
+ * meanwhile falls behind the leader's log waited the whole 30 s. The
+ * timeout is cfg.install_snapshot_timeout plus 1 s per 8 MiB of the latest
+ * snapshot file (sending, writing and restoring scale with it). */
+
+#define INSTALL_TIMEOUT_DEFAULT_MS 5000
+#define INSTALL_TIMEOUT_BYTES_PER_S (8u << 20)
+
+/* Size of the newest snapshot file in <data>/raft, 0 if none. */
+static uint64_t snapshot_file_size(struct cluster *c)
+{
+    char path[1024];
+    DIR *d;
+    struct dirent *e;
+    unsigned long long best = 0;
+    uint64_t size = 0;
+
+    snprintf(path, sizeof path, "%s/raft", c->data_dir);
+    d = opendir(path);
+    if (d == NULL) {
+        return 0;
+    }
+    while ((e = readdir(d)) != NULL) {
+        unsigned long long term, index, ts;
+        int n = 0;
+        struct stat st;
+        char file[1300];
+        if (sscanf(e->d_name, "snapshot-%llu-%llu-%llu%n", &term, &index, &ts,
+                   &n) != 3 ||
+            e->d_name[n] != '\0' || index < best) {
+            continue;
+        }
+        snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+        if (stat(file, &st) == 0) {
+            best = index;
+            size = (uint64_t)st.st_size;
+        }
+    }
+    closedir(d);
+    return size;
+}
+
+static unsigned install_timeout(struct cluster *c, uint64_t snapshot_bytes)
+{
+    unsigned base = c->cfg.install_snapshot_timeout != 0
+                        ? c->cfg.install_snapshot_timeout
+                        : INSTALL_TIMEOUT_DEFAULT_MS;
+    uint64_t extra = snapshot_bytes * 1000 / INSTALL_TIMEOUT_BYTES_PER_S;
+    return extra > 600000 ? base + 600000 : base + (unsigned)extra;
+}
+
+/* From the watch timer: rescale when the snapshot changed. */
+static void install_timeout_update(struct cluster *c)
+{
+    raft_index last = c->raft.log.snapshot.last_index;
+    if (last == c->snapshot_seen) {
+        return;
+    }
+    c->snapshot_seen = last;
+    raft_set_install_snapshot_timeout(
+        &c->raft, install_timeout(c, snapshot_file_size(c)));
 }
 
 /* ---- Create / start ----------------------------------------------------- */
@@ -180,6 +249,7 @@ int cluster_create(uv_loop_t *loop,
     raft_set_snapshot_threshold(&c->raft, cfg->snapshot_threshold);
     raft_set_snapshot_trailing(&c->raft, cfg->snapshot_trailing);
     raft_set_pre_vote(&c->raft, true);
+    raft_set_install_snapshot_timeout(&c->raft, install_timeout(c, 0));
     *out = c;
     return 0;
 }
@@ -283,6 +353,7 @@ static void watch_cb(uv_timer_t *timer)
     int state = raft_state(&c->raft);
     uint64_t term = c->raft.current_term;
 
+    install_timeout_update(c);
     raft_leader(&c->raft, &leader_id, &leader_addr);
     if (leader_id != c->leader_id || term != c->term) {
         if (leader_id != c->leader_id) {

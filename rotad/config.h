@@ -20,6 +20,7 @@ struct rotad_config
     size_t max_payload;
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
+    unsigned install_snapshot_timeout;
     unsigned election_timeout;
     unsigned heartbeat_timeout;
     unsigned forward_timeout;
