@@ -1,4 +1,5 @@
-/* Mutual-TLS raft transport (see tls_transport.h).
+/* Mutual-TLS raft transport (see tls_transport.h), and its plain mode for
+ * --insecure (section "Plain mode" below).
  *
  * Bytes of one connection:
  *
