@@ -34,6 +34,12 @@ struct cluster_config
     /* Client writes are refused (cluster_admit) while commands of more
      * than this many bytes wait for their commit. 0: the default. */
     size_t max_inflight;
+    /* ms a leader waits for a follower's answer to InstallSnapshot before
+     * it sends the snapshot again, plus 1 s per 8 MiB of the latest
+     * snapshot file; 0: 5000. raft 0.15's default is 30 s, and a follower
+     * busy with a snapshot of its own drops an InstallSnapshot without an
+     * answer (recv.c), so the leader waited all of it. */
+    unsigned install_snapshot_timeout;
     /* Secure mode (all three, or none): raft connections are mutual TLS
      * against @tls_ca (cluster/tls_transport.h) and node-to-node HTTP
      * (forwarding, joining) is HTTPS with this certificate as the client's.

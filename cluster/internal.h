@@ -59,6 +59,9 @@ struct cluster
     size_t inflight_cost;
     size_t pending_cost; /* The share of the commands in @pending. */
 
+    /* Install-snapshot timeout, rescaled when the snapshot changes. */
+    raft_index snapshot_seen;
+
     /* Leader watch. */
     uv_timer_t watch;
     uint64_t leader_id;

@@ -7,6 +7,7 @@
  * entries after it, so a crash with MDB_NOSYNC can never leave a replica
  * with a state that differs from its log. */
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,63 +79,72 @@ static int append_wrap(struct raft_io *io,
     return rv;
 }
 
-/* ---- TCP_NODELAY on raft connections ------------------------------------
- * raft 0.15's TCP transport leaves Nagle on: a small AppendEntries (or its
- * reply) then waits for the peer's delayed ACK, 40 ms on Linux, which
- * showed as a 47 ms p99 on every write. Wrap listen and connect to turn it
- * off (LIBRARIES.md 8: wrap the transport's function pointers). The raft
- * library passes the same callbacks every time and there is one transport
- * per process, so the originals are kept in statics. */
+/* ---- Install-snapshot timeout -------------------------------------------
+ * raft 0.15 waits install_snapshot_timeout (default 30 s) for the answer to
+ * an InstallSnapshot before it sends it again. A follower that is taking a
+ * snapshot of its own (or installing one) when it arrives drops it without
+ * an answer (replicationInstallSnapshot returns RAFT_BUSY, which recv.c
+ * swallows): a restarted follower that applies its backlog, snapshots, and
+ * meanwhile falls behind the leader's log waited the whole 30 s. The
+ * timeout is cfg.install_snapshot_timeout plus 1 s per 8 MiB of the latest
+ * snapshot file (sending, writing and restoring scale with it). */
 
-static raft_uv_accept_cb orig_accept_cb;
-static raft_uv_connect_cb orig_connect_cb;
-static int (*orig_listen)(struct raft_uv_transport *t, raft_uv_accept_cb cb);
-static int (*orig_connect)(struct raft_uv_transport *t,
-                           struct raft_uv_connect *req,
-                           raft_id id,
-                           const char *address,
-                           raft_uv_connect_cb cb);
+#define INSTALL_TIMEOUT_DEFAULT_MS 5000
+#define INSTALL_TIMEOUT_BYTES_PER_S (8u << 20)
 
-static void nodelay(struct uv_stream_s *stream)
+/* Size of the newest snapshot file in <data>/raft, 0 if none. */
+static uint64_t snapshot_file_size(struct cluster *c)
 {
-    if (stream != NULL && stream->type == UV_TCP) {
-        uv_tcp_nodelay((uv_tcp_t *)stream, 1);
+    char path[1024];
+    DIR *d;
+    struct dirent *e;
+    unsigned long long best = 0;
+    uint64_t size = 0;
+
+    snprintf(path, sizeof path, "%s/raft", c->data_dir);
+    d = opendir(path);
+    if (d == NULL) {
+        return 0;
     }
-}
-
-static void accept_nodelay_cb(struct raft_uv_transport *t,
-                              raft_id id,
-                              const char *address,
-                              struct uv_stream_s *stream)
-{
-    nodelay(stream);
-    orig_accept_cb(t, id, address, stream);
-}
-
-static int listen_nodelay(struct raft_uv_transport *t, raft_uv_accept_cb cb)
-{
-    orig_accept_cb = cb;
-    return orig_listen(t, accept_nodelay_cb);
-}
-
-static void connect_nodelay_cb(struct raft_uv_connect *req,
-                               struct uv_stream_s *stream,
-                               int status)
-{
-    if (status == 0) {
-        nodelay(stream);
+    while ((e = readdir(d)) != NULL) {
+        unsigned long long term, index, ts;
+        int n = 0;
+        struct stat st;
+        char file[1300];
+        if (sscanf(e->d_name, "snapshot-%llu-%llu-%llu%n", &term, &index, &ts,
+                   &n) != 3 ||
+            e->d_name[n] != '\0' || index < best) {
+            continue;
+        }
+        snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+        if (stat(file, &st) == 0) {
+            best = index;
+            size = (uint64_t)st.st_size;
+        }
     }
-    orig_connect_cb(req, stream, status);
+    closedir(d);
+    return size;
 }
 
-static int connect_nodelay(struct raft_uv_transport *t,
-                           struct raft_uv_connect *req,
-                           raft_id id,
-                           const char *address,
-                           raft_uv_connect_cb cb)
+static unsigned install_timeout(struct cluster *c, uint64_t snapshot_bytes)
 {
-    orig_connect_cb = cb;
-    return orig_connect(t, req, id, address, connect_nodelay_cb);
+    unsigned base = c->cfg.install_snapshot_timeout != 0
+                        ? c->cfg.install_snapshot_timeout
+                        : INSTALL_TIMEOUT_DEFAULT_MS;
+    uint64_t extra = snapshot_bytes * 1000 / INSTALL_TIMEOUT_BYTES_PER_S;
+    return extra > 600000 ? base + 600000 : base + (unsigned)extra;
+}
+
+/* From the watch timer: rescale when the snapshot changed. */
+static void install_timeout_update(struct cluster *c)
+{
+    raft_index last = c->raft.log.snapshot.last_index;
+    if (last == c->snapshot_seen) {
+        return;
+    }
+    c->snapshot_seen = last;
+    raft_set_install_snapshot_timeout(
+        &c->raft, install_timeout(c, snapshot_file_size(c)));
 }
 
 /* ---- Create / start ----------------------------------------------------- */
@@ -202,15 +212,12 @@ int cluster_create(uv_loop_t *loop,
             return ERR_IO; /* @errmsg says which file and why. */
         }
     } else {
-        rv = raft_uv_tcp_init(&c->transport, loop);
+        /* --insecure: plain TCP with the same deadlines and caps (raft's
+         * own TCP transport has a backlog of 1 and no deadline). */
+        rv = cluster_plain_transport_init(&c->transport, loop, errmsg, size);
         if (rv != 0) {
-            snprintf(errmsg, size, "raft transport: %s", raft_strerror(rv));
             return ERR_IO;
         }
-        orig_listen = c->transport.listen;
-        orig_connect = c->transport.connect;
-        c->transport.listen = listen_nodelay;
-        c->transport.connect = connect_nodelay;
     }
     snprintf(path, sizeof path, "%s/raft", cfg->data_dir);
     rv = raft_uv_init(&c->io, loop, path, &c->transport);
@@ -242,6 +249,7 @@ int cluster_create(uv_loop_t *loop,
     raft_set_snapshot_threshold(&c->raft, cfg->snapshot_threshold);
     raft_set_snapshot_trailing(&c->raft, cfg->snapshot_trailing);
     raft_set_pre_vote(&c->raft, true);
+    raft_set_install_snapshot_timeout(&c->raft, install_timeout(c, 0));
     *out = c;
     return 0;
 }
@@ -345,6 +353,7 @@ static void watch_cb(uv_timer_t *timer)
     int state = raft_state(&c->raft);
     uint64_t term = c->raft.current_term;
 
+    install_timeout_update(c);
     raft_leader(&c->raft, &leader_id, &leader_addr);
     if (leader_id != c->leader_id || term != c->term) {
         if (leader_id != c->leader_id) {
@@ -401,11 +410,7 @@ static void raft_closed_cb(struct raft *r)
 {
     struct cluster *c = CONTAINER_OF(r, struct cluster, raft);
     raft_uv_close(&c->io);
-    if (c->cfg.tls_ca != NULL) {
-        cluster_tls_transport_close(&c->transport);
-    } else {
-        raft_uv_tcp_close(&c->transport);
-    }
+    cluster_tls_transport_close(&c->transport);
     if (c->http != NULL) {
         cluster__httpc_close(c->http, httpc_closed_cb);
     } else {

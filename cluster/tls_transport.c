@@ -1,4 +1,5 @@
-/* Mutual-TLS raft transport (see tls_transport.h).
+/* Mutual-TLS raft transport (see tls_transport.h), and its plain mode for
+ * --insecure (section "Plain mode" below).
  *
  * Bytes of one connection:
  *
@@ -99,10 +100,14 @@ struct wreq
     char data[];
 };
 
+struct pconn;
+
 struct tt
 {
     struct raft_uv_transport *transport;
     uv_loop_t *loop;
+    bool plain;           /* No TLS (--insecure): struct pconn, below. */
+    struct pconn *pconns; /* Plain mode's connections. */
     SSL_CTX *server_ctx;
     SSL_CTX *client_ctx;
     raft_id id;
@@ -192,7 +197,10 @@ static void ssl_reason(struct conn *c, char *buf, size_t size)
     ERR_clear_error();
 }
 
-static void log_refused(struct tt *tt, struct conn *c, const char *reason)
+static void log_refused(struct tt *tt,
+                        const char *peer,
+                        bool outgoing,
+                        const char *reason)
 {
     uint64_t now = uv_now(tt->loop);
 
@@ -206,8 +214,8 @@ static void log_refused(struct tt *tt, struct conn *c, const char *reason)
     }
     tt->log_count++;
     LOG(LOG_WARN, "raft peer refused",
-        "peer=%s dir=%s reason=\"%s\" suppressed=%u", c->peer,
-        c->outgoing ? "out" : "in", reason, tt->log_suppressed);
+        "peer=%s dir=%s reason=\"%s\" suppressed=%u", peer,
+        outgoing ? "out" : "in", reason, tt->log_suppressed);
     tt->log_suppressed = 0;
 }
 
@@ -220,7 +228,7 @@ static void refuse(struct conn *c, const char *reason)
     if (!c->outgoing) {
         c->tt->stats.refused++;
     }
-    log_refused(c->tt, c, reason);
+    log_refused(c->tt, c->peer, c->outgoing, reason);
     conn_close(c);
 }
 
@@ -235,8 +243,8 @@ static void refuse_ssl(struct conn *c)
 
 static void maybe_closed(struct tt *tt)
 {
-    if (tt->closing && tt->conns == NULL && !tt->listener_open &&
-        tt->close_cb != NULL) {
+    if (tt->closing && tt->conns == NULL && tt->pconns == NULL &&
+        !tt->listener_open && tt->close_cb != NULL) {
         raft_uv_transport_close_cb cb = tt->close_cb;
         tt->close_cb = NULL;
         cb(tt->transport);
@@ -874,12 +882,364 @@ static void conn_advance(struct conn *c)
     }
 }
 
+/* ---- Plain mode ----------------------------------------------------------
+ * --insecure: no TLS, but the same edges: a deadline for the connect and
+ * for raft's transport handshake, the cap on incoming connections in the
+ * handshake, the refusal log. Raft gets the TCP socket itself (a uv_tcp_t
+ * from raft_malloc, which raft frees after closing it), so there is no
+ * pump. On accept the handshake is read with reads no longer than the
+ * bytes still missing (libuv reads at most the buffer alloc_cb gives), so
+ * no byte of what follows it is consumed before raft reads the stream. */
+
+struct pconn
+{
+    struct tt *tt;
+    struct pconn *prev;
+    struct pconn *next;
+    bool outgoing;
+    bool pending; /* Incoming, counted in tt->pending_in. */
+    bool closing;
+    char peer[64];
+    uv_tcp_t *tcp; /* Raft's once handed over (then NULL here). */
+    uv_timer_t timer;
+    unsigned handles;
+    uv_connect_t connect;
+    struct raft_uv_connect *req; /* Outgoing: raft's request, fired once. */
+    raft_uv_connect_cb cb;
+    uint64_t preamble[3]; /* Incoming: raft's transport handshake. */
+    size_t preamble_n;
+    char *address;
+    size_t address_len;
+    size_t address_n;
+};
+
+static void pconn_timer_cb(uv_timer_t *timer);
+
+static struct pconn *pconn_new(struct tt *tt, bool outgoing)
+{
+    struct pconn *p = calloc(1, sizeof *p);
+
+    if (p == NULL) {
+        return NULL;
+    }
+    p->tcp = raft_malloc(sizeof *p->tcp);
+    if (p->tcp == NULL) {
+        free(p);
+        return NULL;
+    }
+    p->tt = tt;
+    p->outgoing = outgoing;
+    snprintf(p->peer, sizeof p->peer, "unknown");
+    uv_tcp_init(tt->loop, p->tcp);
+    p->tcp->data = p;
+    uv_timer_init(tt->loop, &p->timer);
+    p->timer.data = p;
+    p->handles = 2;
+    uv_timer_start(&p->timer, pconn_timer_cb, TLS_TRANSPORT_HANDSHAKE_MS, 0);
+    p->next = tt->pconns;
+    if (tt->pconns != NULL) {
+        tt->pconns->prev = p;
+    }
+    tt->pconns = p;
+    tt->stats.open++;
+    return p;
+}
+
+static void pconn_free(struct pconn *p)
+{
+    struct tt *tt = p->tt;
+    struct raft_uv_connect *req = p->req;
+
+    if (p->prev != NULL) {
+        p->prev->next = p->next;
+    } else {
+        tt->pconns = p->next;
+    }
+    if (p->next != NULL) {
+        p->next->prev = p->prev;
+    }
+    tt->stats.open--;
+    if (req != NULL) {
+        tt->stats.connect_failed++;
+        p->req = NULL;
+        p->cb(req, NULL, tt->closing ? RAFT_CANCELED : RAFT_NOCONNECTION);
+    }
+    free(p->address);
+    free(p);
+    maybe_closed(tt);
+}
+
+static void pconn_handle_closed(uv_handle_t *handle)
+{
+    struct pconn *p = handle->data;
+
+    if (handle != (uv_handle_t *)&p->timer) {
+        raft_free(handle); /* Our TCP handle, never handed over. */
+    }
+    if (--p->handles == 0) {
+        pconn_free(p);
+    }
+}
+
+/* Close what is still ours; freed in the last close callback. */
+static void pconn_close(struct pconn *p)
+{
+    if (p->closing) {
+        return;
+    }
+    p->closing = true;
+    if (p->pending) {
+        p->pending = false;
+        p->tt->pending_in--;
+    }
+    if (p->tcp != NULL) {
+        uv_close((uv_handle_t *)p->tcp, pconn_handle_closed);
+        p->tcp = NULL;
+    }
+    uv_close((uv_handle_t *)&p->timer, pconn_handle_closed);
+}
+
+static void pconn_refuse(struct pconn *p, const char *reason)
+{
+    if (p->closing) {
+        return;
+    }
+    if (!p->outgoing) {
+        p->tt->stats.refused++;
+    }
+    log_refused(p->tt, p->peer, p->outgoing, reason);
+    pconn_close(p);
+}
+
+static void pconn_timer_cb(uv_timer_t *timer)
+{
+    struct pconn *p = timer->data;
+
+    if (p->outgoing) {
+        pconn_close(p); /* TCP connect timed out: not a refusal. */
+    } else {
+        pconn_refuse(p, "handshake timeout");
+    }
+}
+
+/* The stream is raft's from here on; the rest of @p closes. */
+static uv_stream_t *pconn_handover(struct pconn *p)
+{
+    uv_stream_t *s = (uv_stream_t *)p->tcp;
+
+    p->tcp = NULL;
+    p->handles--;
+    s->data = NULL;
+    if (p->pending) {
+        p->pending = false;
+        p->tt->pending_in--;
+    }
+    pconn_close(p);
+    return s;
+}
+
+static void palloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct pconn *p = handle->data;
+    (void)suggested;
+
+    if (p->preamble_n < sizeof p->preamble) {
+        buf->base = (char *)p->preamble + p->preamble_n;
+        buf->len = sizeof p->preamble - p->preamble_n;
+    } else {
+        buf->base = p->address + p->address_n;
+        buf->len = p->address_len - p->address_n;
+    }
+}
+
+static void pincoming_ready(struct pconn *p)
+{
+    struct tt *tt = p->tt;
+    raft_id id = le64(p->preamble[1]);
+    char host[ADDRESS_MAX];
+    int port;
+    uv_stream_t *stream;
+
+    if (memchr(p->address, '\0', p->address_len) == NULL ||
+        split_address(p->address, host, sizeof host, &port) != 0) {
+        pconn_refuse(p, "bad raft handshake address");
+        return;
+    }
+    uv_read_stop((uv_stream_t *)p->tcp);
+    tt->stats.accepted++;
+    stream = pconn_handover(p);
+    /* @p is freed in a close callback, so its address outlives this. */
+    tt->accept_cb(tt->transport, id, p->address, stream);
+}
+
+static void pread_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
+{
+    struct pconn *p = stream->data;
+    (void)buf;
+
+    if (n == 0 || p->closing) {
+        return;
+    }
+    if (n == UV_EOF) {
+        pconn_refuse(p, "connection closed during raft handshake");
+        return;
+    }
+    if (n < 0) {
+        pconn_refuse(p, uv_strerror((int)n));
+        return;
+    }
+    if (p->preamble_n < sizeof p->preamble) {
+        p->preamble_n += (size_t)n;
+        if (p->preamble_n < sizeof p->preamble) {
+            return;
+        }
+        p->address_len = le64(p->preamble[2]);
+        if (le64(p->preamble[0]) != RAFT_HANDSHAKE_PROTOCOL ||
+            p->address_len == 0 || p->address_len > ADDRESS_MAX) {
+            pconn_refuse(p, "bad raft handshake");
+            return;
+        }
+        p->address = malloc(p->address_len);
+        if (p->address == NULL) {
+            pconn_close(p);
+        }
+        return;
+    }
+    p->address_n += (size_t)n;
+    if (p->address_n == p->address_len) {
+        pincoming_ready(p);
+    }
+}
+
+static void peer_name(uv_tcp_t *tcp, char *buf, size_t size)
+{
+    struct sockaddr_storage sa;
+    int len = sizeof sa;
+
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&sa, &len) == 0 &&
+        sa.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&sa;
+        char ip[INET_ADDRSTRLEN] = "";
+        uv_ip4_name(in, ip, sizeof ip);
+        snprintf(buf, size, "%s:%u", ip, (unsigned)ntohs(in->sin_port));
+    }
+}
+
+static void plain_accept(struct tt *tt, uv_stream_t *server)
+{
+    struct pconn *p = pconn_new(tt, false);
+
+    if (p == NULL) {
+        return;
+    }
+    p->pending = true;
+    tt->pending_in++;
+    if (uv_accept(server, (uv_stream_t *)p->tcp) != 0) {
+        pconn_close(p);
+        return;
+    }
+    peer_name(p->tcp, p->peer, sizeof p->peer);
+    if (tt->pending_in > TLS_TRANSPORT_MAX_PENDING) {
+        pconn_refuse(p, "too many connections in handshake");
+        return;
+    }
+    uv_tcp_nodelay(p->tcp, 1);
+    if (uv_read_start((uv_stream_t *)p->tcp, palloc_cb, pread_cb) != 0) {
+        pconn_close(p);
+    }
+}
+
+static void pwrite_cb(uv_write_t *req, int status)
+{
+    (void)status; /* A failure shows on raft's next write or read. */
+    free(req);
+}
+
+static void pconnect_cb(uv_connect_t *req, int status)
+{
+    struct pconn *p = req->data;
+    struct tt *tt = p->tt;
+    size_t alen = (strlen(tt->address) + 1 + 7) / 8 * 8;
+    struct wreq *w;
+    uv_buf_t b;
+    struct raft_uv_connect *rreq;
+    uv_stream_t *stream;
+
+    if (p->closing) {
+        return;
+    }
+    if (status < 0) {
+        snprintf(tt->transport->errmsg, sizeof tt->transport->errmsg,
+                 "connect %s: %s", p->peer, uv_strerror(status));
+        pconn_close(p);
+        return;
+    }
+    uv_tcp_nodelay(p->tcp, 1);
+    /* Raft's transport handshake, as raft's own TCP transport writes it;
+     * raft's messages queue behind it on the same stream. */
+    w = calloc(1, sizeof *w + 24 + alen);
+    if (w == NULL) {
+        pconn_close(p);
+        return;
+    }
+    put_le64((unsigned char *)w->data, RAFT_HANDSHAKE_PROTOCOL);
+    put_le64((unsigned char *)w->data + 8, tt->id);
+    put_le64((unsigned char *)w->data + 16, alen);
+    memcpy(w->data + 24, tt->address, strlen(tt->address));
+    b = uv_buf_init(w->data, (unsigned)(24 + alen));
+    if (uv_write(&w->req, (uv_stream_t *)p->tcp, &b, 1, pwrite_cb) != 0) {
+        free(w);
+        pconn_close(p);
+        return;
+    }
+    tt->stats.connected++;
+    rreq = p->req;
+    p->req = NULL;
+    stream = pconn_handover(p);
+    p->cb(rreq, stream, 0);
+}
+
+static int plain_connect(struct tt *tt,
+                         struct raft_uv_connect *req,
+                         const char *address,
+                         raft_uv_connect_cb cb)
+{
+    struct raft_uv_transport *t = tt->transport;
+    struct sockaddr_in sa;
+    char host[INET_ADDRSTRLEN];
+    struct pconn *p;
+    int port;
+
+    p = pconn_new(tt, true);
+    if (p == NULL) {
+        return RAFT_NOMEM;
+    }
+    snprintf(p->peer, sizeof p->peer, "%s", address);
+    if (split_address(address, host, sizeof host, &port) != 0 ||
+        uv_ip4_addr(host, port, &sa) != 0) {
+        snprintf(t->errmsg, sizeof t->errmsg, "bad address %s", address);
+        pconn_close(p);
+        return RAFT_NOCONNECTION;
+    }
+    p->connect.data = p;
+    if (uv_tcp_connect(&p->connect, p->tcp, (const struct sockaddr *)&sa,
+                       pconnect_cb) != 0) {
+        snprintf(t->errmsg, sizeof t->errmsg, "connect %s failed", address);
+        pconn_close(p);
+        return RAFT_NOCONNECTION;
+    }
+    req->cb = cb;
+    p->req = req;
+    p->cb = cb;
+    return 0;
+}
+
 /* ---- Transport interface ------------------------------------------------ */
 
 static int tt_init(struct raft_uv_transport *t, raft_id id, const char *address)
 {
     struct tt *tt = t->impl;
-    X509 *own = SSL_CTX_get0_certificate(tt->server_ctx);
+    X509 *own = tt->plain ? NULL : SSL_CTX_get0_certificate(tt->server_ctx);
     char host[ADDRESS_MAX];
     int port;
 
@@ -888,7 +1248,7 @@ static int tt_init(struct raft_uv_transport *t, raft_id id, const char *address)
         snprintf(t->errmsg, sizeof t->errmsg, "bad address %s", address);
         return RAFT_INVALID;
     }
-    if (own == NULL || X509_check_ip_asc(own, host, 0) != 1) {
+    if (!tt->plain && (own == NULL || X509_check_ip_asc(own, host, 0) != 1)) {
         snprintf(t->errmsg, sizeof t->errmsg,
                  "certificate has no IP SAN for %.64s: peers would refuse it",
                  host);
@@ -906,10 +1266,12 @@ static void listen_cb(uv_stream_t *server, int status)
 {
     struct tt *tt = server->data;
     struct conn *c;
-    struct sockaddr_storage sa;
-    int len = sizeof sa;
 
     if (status < 0 || tt->closing) {
+        return;
+    }
+    if (tt->plain) {
+        plain_accept(tt, server);
         return;
     }
     c = conn_new(tt, false);
@@ -922,14 +1284,7 @@ static void listen_cb(uv_stream_t *server, int status)
         conn_close(c);
         return;
     }
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0 &&
-        sa.ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)&sa;
-        char ip[INET_ADDRSTRLEN] = "";
-        uv_ip4_name(in, ip, sizeof ip);
-        snprintf(c->peer, sizeof c->peer, "%s:%u", ip,
-                 (unsigned)ntohs(in->sin_port));
-    }
+    peer_name(&c->tcp, c->peer, sizeof c->peer);
     if (tt->pending_in > TLS_TRANSPORT_MAX_PENDING) {
         refuse(c, "too many connections in handshake");
         return;
@@ -1001,6 +1356,9 @@ static int tt_connect(struct raft_uv_transport *t,
     if (tt->closing) {
         return RAFT_CANCELED;
     }
+    if (tt->plain) {
+        return plain_connect(tt, req, address, cb);
+    }
     c = conn_new(tt, true);
     if (c == NULL) {
         return RAFT_NOMEM;
@@ -1044,6 +1402,9 @@ static void tt_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
     }
     for (struct conn *c = tt->conns; c != NULL; c = c->next) {
         conn_close(c);
+    }
+    for (struct pconn *p = tt->pconns; p != NULL; p = p->next) {
+        pconn_close(p);
     }
     maybe_closed(tt);
 }
@@ -1130,6 +1491,32 @@ int cluster_tls_transport_init(struct raft_uv_transport *t,
         free(tt);
         return RAFT_INVALID;
     }
+    t->impl = tt;
+    t->init = tt_init;
+    t->listen = tt_listen;
+    t->connect = tt_connect;
+    t->close = tt_close;
+    return 0;
+}
+
+int cluster_plain_transport_init(struct raft_uv_transport *t,
+                                 uv_loop_t *loop,
+                                 char *errmsg,
+                                 size_t size)
+{
+    void *data = t->data;
+    struct tt *tt;
+
+    memset(t, 0, sizeof *t);
+    t->data = data;
+    tt = calloc(1, sizeof *tt);
+    if (tt == NULL) {
+        snprintf(errmsg, size, "out of memory");
+        return RAFT_NOMEM;
+    }
+    tt->transport = t;
+    tt->loop = loop;
+    tt->plain = true;
     t->impl = tt;
     t->init = tt_init;
     t->listen = tt_listen;

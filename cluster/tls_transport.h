@@ -20,7 +20,15 @@
  *   raft_uv_init(&io, loop, dir, &t);  ... raft_init, raft_start ...
  *   raft_close(...) -> in its callback: raft_uv_close(&io);
  *                                       cluster_tls_transport_close(&t);
- * raft_uv_init owns t->data; this module keeps its state in t->impl. */
+ * raft_uv_init owns t->data; this module keeps its state in t->impl.
+ *
+ * Plain mode (cluster_plain_transport_init, for --insecure): no TLS and no
+ * pump, raft gets the TCP socket itself, but the same edges as TLS mode:
+ * listen backlog 128, connect and (on accept) raft's transport handshake
+ * within TLS_TRANSPORT_HANDSHAKE_MS, at most TLS_TRANSPORT_MAX_PENDING
+ * incoming connections in the handshake, one rate-limited log line per
+ * refusal. raft_uv_tcp_init's transport has a backlog of 1 and no
+ * deadline: a silent peer was held until it left. */
 
 #ifndef CLUSTER_TLS_TRANSPORT_H_
 #define CLUSTER_TLS_TRANSPORT_H_
@@ -63,6 +71,13 @@ int cluster_tls_transport_init(struct raft_uv_transport *t,
                                const char *key_file,
                                char *errmsg,
                                size_t size);
+
+/* Fill @t with a plain TCP transport (see above). 0, or non-zero with
+ * @errmsg set. Closed with cluster_tls_transport_close. */
+int cluster_plain_transport_init(struct raft_uv_transport *t,
+                                 uv_loop_t *loop,
+                                 char *errmsg,
+                                 size_t size);
 
 /* Release the memory of @t. Call after t->close's callback fired (raft_uv
  * calls t->close from raft_close), or if @t was never used. */

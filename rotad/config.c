@@ -60,6 +60,11 @@ static const struct option_def defs[] = {
         K_UINT,
         snapshot_trailing,
         "entries kept after a snapshot (2048)"),
+    OPT("install-snapshot-timeout",
+        K_UINT,
+        install_snapshot_timeout,
+        "ms before a leader resends an unanswered snapshot, plus 1 s per "
+        "8 MiB of snapshot (5000)"),
     OPT("election-timeout",
         K_UINT,
         election_timeout,
@@ -331,6 +336,7 @@ int rotad_config_load(struct rotad_config *cfg,
     cfg->leader_hold = 5000;
     cfg->snapshot_threshold = 1024;
     cfg->snapshot_trailing = 2048;
+    cfg->install_snapshot_timeout = 5000;
     cfg->election_timeout = 1000;
     cfg->heartbeat_timeout = 100;
     cfg->forward_timeout = 5000;

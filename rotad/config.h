@@ -22,6 +22,7 @@ struct rotad_config
     unsigned leader_hold;
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
+    unsigned install_snapshot_timeout;
     unsigned election_timeout;
     unsigned heartbeat_timeout;
     unsigned forward_timeout;

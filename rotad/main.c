@@ -276,6 +276,7 @@ int main(int argc, char **argv)
     cc.join = cfg.join;
     cc.snapshot_threshold = cfg.snapshot_threshold;
     cc.snapshot_trailing = cfg.snapshot_trailing;
+    cc.install_snapshot_timeout = cfg.install_snapshot_timeout;
     cc.election_timeout = cfg.election_timeout;
     cc.heartbeat_timeout = cfg.heartbeat_timeout;
     cc.forward_timeout = cfg.forward_timeout;

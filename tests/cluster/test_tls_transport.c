@@ -58,6 +58,7 @@ struct node
 };
 
 static char tmpdir[256];
+static bool plain_mode; /* The second group: cluster_plain_transport_init. */
 static uv_loop_t loop;
 static struct node nodes[N_NODES];
 
@@ -215,11 +216,17 @@ static void node_start(struct node *n, const struct raft_configuration *conf)
     n->fsm.snapshot = fsm_snapshot;
     n->fsm.restore = fsm_restore;
     assert_int_equal(mkdir(n->dir, 0700), 0);
-    assert_int_equal(
-        cluster_tls_transport_init(&n->transport, &loop, path("ca1.crt"),
-                                   path("node.crt"), path("node.key"), errmsg,
-                                   sizeof errmsg),
-        0);
+    if (plain_mode) {
+        assert_int_equal(cluster_plain_transport_init(&n->transport, &loop,
+                                                      errmsg, sizeof errmsg),
+                         0);
+    } else {
+        assert_int_equal(
+            cluster_tls_transport_init(&n->transport, &loop, path("ca1.crt"),
+                                       path("node.crt"), path("node.key"),
+                                       errmsg, sizeof errmsg),
+            0);
+    }
     assert_int_equal(raft_uv_init(&n->io, &loop, n->dir, &n->transport), 0);
     raft_uv_set_connect_retry_delay(&n->io, 100);
     assert_int_equal(raft_init(&n->raft, &n->io, &n->fsm, n->id, n->addr), 0);
@@ -285,11 +292,13 @@ static int group_setup(void **state)
     signal(SIGPIPE, SIG_IGN);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/rota-tls-XXXXXX");
     assert_non_null(mkdtemp(tmpdir));
-    assert_int_equal(make_ca("ca1"), 0);
-    assert_int_equal(make_ca("ca2"), 0);
-    assert_int_equal(make_leaf("node", "ca1", "127.0.0.1"), 0);
-    assert_int_equal(make_leaf("other", "ca2", "127.0.0.1"), 0);
-    assert_int_equal(make_leaf("wrongip", "ca1", "127.0.0.2"), 0);
+    if (!plain_mode) {
+        assert_int_equal(make_ca("ca1"), 0);
+        assert_int_equal(make_ca("ca2"), 0);
+        assert_int_equal(make_leaf("node", "ca1", "127.0.0.1"), 0);
+        assert_int_equal(make_leaf("other", "ca2", "127.0.0.1"), 0);
+        assert_int_equal(make_leaf("wrongip", "ca1", "127.0.0.2"), 0);
+    }
 
     assert_int_equal(uv_loop_init(&loop), 0);
     raft_configuration_init(&conf);
@@ -946,6 +955,106 @@ static void test_right_ca_accepted(void **state)
     assert_true(run_until(have_leader, NULL, 5000));
 }
 
+/* ---- Plain mode (--insecure) --------------------------------------------
+ * The same two raft nodes over cluster_plain_transport_init: no TLS, but
+ * the handshake deadline, the pending cap and refusals. */
+
+static int plain_group_setup(void **state)
+{
+    plain_mode = true;
+    return group_setup(state);
+}
+
+/* Bytes that are not raft's handshake (protocol 7) are refused and reach
+ * no raft: no term changes. */
+static void test_plain_garbage_refused(void **state)
+{
+    struct client c;
+    struct node *l;
+    uint64_t terms[N_NODES];
+    uint64_t refused;
+    (void)state;
+
+    assert_true(run_until(have_leader, NULL, 5000));
+    l = leader();
+    for (int i = 0; i < N_NODES; i++) {
+        terms[i] = nodes[i].raft.current_term;
+    }
+    refused = stats_of(l).refused;
+    memset(&c, 0, sizeof c);
+    forge_vote(&c, terms[0] + 100);
+    put64(c.payload, 7); /* Not raft's protocol 1. */
+    c.port = port_of(l);
+    c.hold_ms = 2000;
+    run_client(&c);
+    run_until(NULL, NULL, 300);
+    assert_true(c.connected);
+    assert_true(c.closed_by_peer);
+    assert_int_equal(stats_of(l).refused, refused + 1);
+    assert_ptr_equal(leader(), l);
+    for (int i = 0; i < N_NODES; i++) {
+        assert_int_equal(nodes[i].raft.current_term, terms[i]);
+    }
+}
+
+/* More than TLS_TRANSPORT_MAX_PENDING silent connections: the excess is
+ * refused at once, the rest at the deadline; raft keeps its leader. */
+static void test_plain_pending_cap(void **state)
+{
+    enum { N = TLS_TRANSPORT_MAX_PENDING + 8 };
+    int fds[N];
+    struct node *l;
+    uint64_t refused;
+    uint64_t term;
+    (void)state;
+
+    assert_true(run_until(have_leader, NULL, 5000));
+    l = leader();
+    term = l->raft.current_term;
+    refused = stats_of(l).refused;
+    for (int i = 0; i < N; i++) {
+        fds[i] = tcp_dial(port_of(l), 1000);
+        assert_true(fds[i] >= 0);
+    }
+    run_until(NULL, NULL, 500);
+    assert_int_equal(stats_of(l).refused, refused + 8);
+    run_until(NULL, NULL, TLS_TRANSPORT_HANDSHAKE_MS);
+    assert_int_equal(stats_of(l).refused, refused + N);
+    for (int i = 0; i < N; i++) {
+        char b;
+        ssize_t r = recv(fds[i], &b, 1, MSG_DONTWAIT);
+        assert_true(r == 0 || (r < 0 && errno != EAGAIN));
+        close(fds[i]);
+    }
+    assert_ptr_equal(leader(), l);
+    assert_int_equal(l->raft.current_term, term);
+}
+
+/* Raft's handshake and a message in one segment: the transport reads the
+ * handshake only, raft gets the message (the leader steps down; last). */
+static void test_plain_handshake_then_message(void **state)
+{
+    struct client c;
+    struct node *l;
+    uint64_t term;
+    uint64_t accepted;
+    (void)state;
+
+    assert_true(run_until(have_leader, NULL, 5000));
+    l = leader();
+    term = l->raft.current_term;
+    accepted = stats_of(l).accepted;
+    memset(&c, 0, sizeof c);
+    c.port = port_of(l);
+    c.hold_ms = 1000;
+    forge_vote(&c, term + 100);
+    run_client(&c);
+    assert_false(c.closed_by_peer);
+    assert_int_equal(stats_of(l).accepted, accepted + 1);
+    assert_true(l->raft.current_term >= term + 100);
+    assert_true(run_until(have_leader, NULL, 5000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -959,5 +1068,16 @@ int main(void)
         cmocka_unit_test(test_bulk_backpressure),
         cmocka_unit_test(test_right_ca_accepted),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    const struct CMUnitTest plain[] = {
+        cmocka_unit_test(test_leader_elected_and_entry_applied),
+        cmocka_unit_test(test_silent_peer_times_out),
+        cmocka_unit_test(test_plain_garbage_refused),
+        cmocka_unit_test(test_plain_pending_cap),
+        cmocka_unit_test(test_plain_handshake_then_message),
+    };
+    int failed =
+        cmocka_run_group_tests_name("tls", tests, group_setup, group_teardown);
+    failed += cmocka_run_group_tests_name("plain", plain, plain_group_setup,
+                                          group_teardown);
+    return failed;
 }

@@ -316,6 +316,14 @@ def check(run_dir):
                 unmet += 1
                 example("nemesis_unmet", {"why": "no write acknowledged while the "
                                           "full node was down", "outcome": e})
+    # Every node restart: applied the leader's commit index (as of the
+    # restart) within 10 s, when a leader was healthy (fnemesis.catchup).
+    catchup_secs = [e["secs"] for e in nem if e.get("action") == "catch-up"]
+    catchup_slow = 0
+    for e in nem:
+        if e.get("action") == "catch-up-slow":
+            catchup_slow += 1
+            example("catchup_slow", e)
     faults = {}
     for e in nem:
         if e.get("nemesis") != "heal" and e.get("action") in (
@@ -356,6 +364,10 @@ def check(run_dir):
         "drained": bool(final.get("drained")),
         "converged": converged,
         "nemesis_unmet": unmet,
+        "catchup_s": catchup_secs,
+        "catchup_max_s": max(catchup_secs) if catchup_secs else None,
+        "catchup_void": sum(1 for e in nem if e.get("action") == "catch-up-void"),
+        "catchup_slow": catchup_slow,
         "examples": examples,
     }
     reasons = [f"{k}={report[k]}" for k in SAFETY if report[k]]
@@ -370,6 +382,9 @@ def check(run_dir):
             reasons.append("unconverged")
     if unmet:
         reasons.append(f"nemesis_unmet={unmet}")
+    if catchup_slow:
+        reasons.append(f"catchup_slow={catchup_slow} (a restarted node had not applied "
+                       f"the leader's commit index as of its restart 10 s later)")
     report["verdict"] = "FAIL" if reasons else "PASS"
     report["reasons"] = reasons
     return report
@@ -378,12 +393,15 @@ def check(run_dir):
 def summary(r):
     fo = (f"failover p50={r['failover_p50_ms']}ms max={r['failover_max_ms']}ms"
           if r["failover_ms"] else "failover n/a")
+    cs = r.get("catchup_s") or []
+    cu = (f"catchup n={len(cs)} p50={_pct(cs, 50)}s max={max(cs)}s"
+          if cs else "catchup n/a")
     return (f"acked={r['acknowledged']} indeterminate={r['indeterminate']} "
             f"lost={r['lost']} unexpected={r['unexpected']} "
             f"stale_accepted={r['stale_accepted']} double_accepted={r['double_accepted']} "
             f"divergent={r['divergent']} duplicates={r['duplicates']} "
             f"lease_expiries={r['lease_expiries_metric']}/{r['lost_attempts_in_history']} "
-            f"{fo}")
+            f"{fo} {cu}")
 
 
 def verdict_line(r):

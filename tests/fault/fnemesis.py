@@ -59,10 +59,60 @@ class Ctx:
         self.f.close()
 
 
-def _restart_node(ctx, name, node):
+CATCHUP_SECS = 10.0
+
+
+def _restart_node(ctx, name, node, check=True):
     if not node.alive():
         node.start()
         ctx.event(name, "restart", node=node.id, pid=node.pid)
+        if check:
+            catchup(ctx, name, node, *catchup_target(ctx, node))
+
+
+def catchup_target(ctx, victim):
+    """(the leader's commit index now, monotonic now), or (None, now) when
+    no healthy leader answers: call right after restarting @victim."""
+    t = time.monotonic()
+    lead = ctx.leader()
+    if lead is None or lead.id == victim.id or not lead.alive() or lead.paused:
+        return None, t
+    v = ctx.c.view(lead, timeout=1.0)
+    if not v or (v.get("leader") or {}).get("id") != lead.id or \
+            not isinstance(v.get("commit_index"), int):
+        return None, t
+    return v["commit_index"], t
+
+
+def catchup(ctx, name, victim, target, t0, secs=CATCHUP_SECS):
+    """The restarted @victim must apply up to @target (the leader's commit
+    index at its restart) within @secs of @t0. ``catch-up`` with the time
+    taken; ``catch-up-slow`` (a failed run) if not and a leader is healthy
+    at the end; ``catch-up-void`` if there was no healthy leader."""
+    if target is None:
+        ctx.event(name, "catch-up-void", node=victim.id, why="no leader at restart")
+        return None
+    end = t0 + secs
+    applied = None
+    while True:
+        v = ctx.c.view(victim, timeout=1.0)
+        if v and isinstance(v.get("applied_index"), int):
+            applied = v["applied_index"]
+            if applied >= target:
+                ctx.event(name, "catch-up", node=victim.id, target=target,
+                          applied=applied, secs=round(time.monotonic() - t0, 2))
+                return True
+        if time.monotonic() >= end or ctx.abort.is_set():
+            break
+        ctx.sleep(0.1)
+    lead = ctx.leader()
+    healthy = (lead is not None and lead.id != victim.id and lead.alive()
+               and not lead.paused and victim.alive() and not victim.paused
+               and not ctx.abort.is_set())
+    ctx.event(name, "catch-up-slow" if healthy else "catch-up-void", node=victim.id,
+              target=target, applied=applied, secs=secs,
+              leader=lead.id if lead else None, alive=victim.alive())
+    return False if healthy else None
 
 
 # --- process faults on scheduler nodes ------------------------------------
@@ -397,12 +447,22 @@ def heal_all(ctx):
     for w in ctx.c.workers:
         if w.paused:
             w.resume()
+    restarted = []
     for n in ctx.c.members():
         if not n.alive():
             n.start()
             ctx.event("heal", "restart", node=n.id, pid=n.pid)
+            restarted.append(n)
     for w in ctx.c.workers:
         if not w.alive():
             w.start()
             ctx.event("heal", "restart", worker=w.name, pid=w.pid)
+    if restarted:
+        # Partitions healed at the same time: give the cluster a leader.
+        try:
+            ctx.c.wait_for_leader(timeout=CATCHUP_SECS, all_ready=False)
+        except TimeoutError:
+            pass
+        for n in restarted:
+            catchup(ctx, "heal", n, *catchup_target(ctx, n))
     ctx.event("heal", "all")
