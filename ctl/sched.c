@@ -93,13 +93,29 @@ int ctl_cmd_dlq(struct ctl *ctl, int argc, char **argv)
     return call_print(ctl, method, path, NULL);
 }
 
-/* queues | queue NAME [--pause | --resume] [--concurrency N|none] */
+/* "none" (null: no cap) or a non-negative integer; NULL if neither (the
+ * server checks the range). */
+static json_t *cap_value(const char *s)
+{
+    char *end;
+    long long v;
+    if (strcmp(s, "none") == 0) {
+        return json_null();
+    }
+    v = strtoll(s, &end, 10);
+    return *s != '\0' && *end == '\0' && v >= 0 ? json_integer(v) : NULL;
+}
+
+/* queues | queue NAME [--pause | --resume] [--concurrency N|none]
+ *        [--max-pending N|none] */
 int ctl_cmd_queues(struct ctl *ctl, int argc, char **argv)
 {
     static const struct option opts[] = {{"pause", 0, 0, 'p'},
                                          {"resume", 0, 0, 'r'},
                                          {"concurrency", 1, 0, 'c'},
+                                         {"max-pending", 1, 0, 'm'},
                                          {0, 0, 0, 0}};
+    json_t *cap;
     char path[400];
     json_t *set = json_object();
     int c, rv;
@@ -117,12 +133,15 @@ int ctl_cmd_queues(struct ctl *ctl, int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'p' || c == 'r') {
             json_object_set_new(set, "paused", json_boolean(c == 'p'));
-        } else if (c == 'c') {
-            json_object_set_new(set, "concurrency",
-                                strcmp(optarg, "none") == 0
-                                    ? json_null()
-                                    : json_integer(atoll(optarg)));
+        } else if ((c == 'c' || c == 'm') &&
+                   (cap = cap_value(optarg)) != NULL) {
+            json_object_set_new(set, c == 'c' ? "concurrency" : "max_pending",
+                                cap);
         } else {
+            if (c == 'c' || c == 'm') {
+                fprintf(stderr, "rotactl queue: --%s wants a number or none\n",
+                        c == 'c' ? "concurrency" : "max-pending");
+            }
             json_decref(set);
             return CTL_EXIT_USAGE;
         }

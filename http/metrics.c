@@ -135,6 +135,13 @@ void http__metrics(struct http_server *s,
            cs.refused_busy);
     metric(&o, "rota_writes_inflight_bytes", "gauge",
            "Bytes of writes waiting for their commit.", cs.inflight_bytes);
+    metric(&o, "rota_http_connections_stalled_closed_total", "counter",
+           "Connections closed because their answer made no write progress "
+           "for --write-timeout.",
+           s->stalled_closed);
+    metric(&o, "rota_http_answers_refused_total", "counter",
+           "Answers refused with 503: too many answer bytes not yet written.",
+           s->busy_refused);
     metric(&o, "rota_http_requests_held_total", "counter",
            "Requests held for a leader during an election (--leader-hold).",
            s->leader_held);

@@ -306,6 +306,10 @@ def test_edges_non_reading_clients_are_bounded_and_closed(big_cluster):
         for s in socks:
             s.close()
     assert "no write progress" in node.log_text()
+    st, _, text = node.req("GET", "/metrics")
+    closed_metric = [l for l in text.splitlines()
+                     if l.startswith("rota_http_connections_stalled_closed_total ")]
+    assert closed_metric and float(closed_metric[0].split()[1]) >= 1, closed_metric
     # Nothing stays held: the node answers a big page again.
     status, _, page = node.req("GET", "/v1/jobs?queue=big&limit=1000", timeout=30)
     assert status == 200 and page["jobs"], status

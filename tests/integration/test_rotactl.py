@@ -95,6 +95,12 @@ def test_rotactl_scheduling_commands(shared_cluster, tmp_path):
     assert rc == 1 and "overlap" in err
     rc, out, err = ctl(c, "queue", "ctl-q", "--pause", "--concurrency", "2")
     assert rc == 0 and json.loads(out)["paused"] is True and json.loads(out)["concurrency"] == 2
+    rc, out, err = ctl(c, "queue", "ctl-q", "--max-pending", "7")
+    assert rc == 0 and json.loads(out)["max_pending"] == 7, (out, err)
+    rc, out, err = ctl(c, "queue", "ctl-q", "--max-pending", "none")
+    assert rc == 0 and json.loads(out)["max_pending"] is None, (out, err)
+    rc, out, err = ctl(c, "queue", "ctl-q", "--max-pending", "lots")
+    assert rc != 0 and "max-pending" in err, (rc, out, err)
     wait_until(lambda: "ctl-q" in [q["name"] for q in json.loads(ctl(c, "queues")[1])["queues"]],
                what="the queue listed")
     wf = tmp_path / "wf.json"
