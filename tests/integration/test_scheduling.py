@@ -233,8 +233,10 @@ def test_retries_backoff_dead_letter_and_requeue(cluster, tmp_path):
     # attempt k fail, which is after attempt k started (same leader clock).
     gaps = [parse_ms(h[i + 1]["started_at"]) - parse_ms(h[i]["started_at"]) for i in range(2)]
     assert gaps[0] >= 200 and gaps[1] >= 400, gaps
-    dlq = get(c.followers()[0], "/v1/dlq")["jobs"]
-    assert j["id"] in [x["id"] for x in dlq]
+    # A follower's read trails the leader by up to a heartbeat.
+    follower = c.followers()[0]
+    dlq = wait_until(lambda: (lambda d: d if j["id"] in [x["id"] for x in d] else None)(
+        get(follower, "/v1/dlq")["jobs"]), what="the job in the follower's DLQ")
     assert all(x["status"] == "failed" for x in dlq)
     # Requeue one with fresh attempts: it now succeeds.
     marker.write_text("")
