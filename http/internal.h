@@ -327,6 +327,10 @@ void http__acl_tokens_delete(struct http_server *s,
                              const struct http_args *a);
 
 /* jobs.c */
+/* batch.c: POST /v1/jobs/batch, each job on its own. */
+void http__jobs_submit_batch(struct http_server *s,
+                             h2o_req_t *req,
+                             const struct http_args *a);
 void http__jobs_submit(struct http_server *s,
                        h2o_req_t *req,
                        const struct http_args *a);
