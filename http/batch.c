@@ -159,10 +159,6 @@ static void submit_item(struct http_server *s,
         &(struct job_parse_ctx){now, s->cfg.max_payload, ""}, obj, &in,
         &(struct job_parse_err){field, sizeof field, msg, sizeof msg});
     if (rv != 0) {
-        size_t fl = strlen(field);
-        if (fl > 0 && field[fl - 1] == '.') {
-            field[fl - 1] = '\0';
-        }
         item_err(it, rv, field, msg);
     } else if (!http__acl_allows(a, in.job.queue, in.job.type)) {
         item_fail(it, 403, "forbidden", "queue",

@@ -152,7 +152,13 @@ static int fail(struct pstate *p,
     const char *prefix = p->ctx->prefix != NULL ? p->ctx->prefix : "";
     va_list ap;
     int n;
+    size_t fl;
     snprintf(e->field, e->field_size, "%s%s", prefix, field);
+    /* The object itself in a batch: "jobs[2]." names "jobs[2]". */
+    fl = strlen(e->field);
+    if (fl > 0 && e->field[fl - 1] == '.') {
+        e->field[fl - 1] = '\0';
+    }
     n = snprintf(e->msg, e->msg_size, "%s: ", e->field);
     va_start(ap, fmt);
     vsnprintf(e->msg + n, e->msg_size - (size_t)n, fmt, ap);

@@ -181,11 +181,6 @@ void http__jobs_submit(struct http_server *s,
             batch ? json_array_get(list, i) : body, &ins[i],
             &(struct job_parse_err){field, sizeof field, msg, sizeof msg});
         if (rv != 0) {
-            /* Trim "field." of an empty field name: "jobs[2]." → "jobs[2]". */
-            size_t fl = strlen(field);
-            if (fl > 0 && field[fl - 1] == '.') {
-                field[fl - 1] = '\0';
-            }
             http__send_err(req, rv, field, msg);
             for (size_t j = 0; j <= i; j++) {
                 http__job_input_free(&ins[j]);
