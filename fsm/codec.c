@@ -778,7 +778,9 @@ static void enc_hashes(struct wbuf *w, unsigned tag, const void *rec)
     wle(w, tag, 2);
     wle(w, (uint64_t)c->n_jobs * 8, 4);
     for (uint32_t i = 0; i < c->n_jobs; i++) {
-        wle(w, c->hashes[i], 8);
+        uint64_t h;
+        memcpy(&h, &c->hashes[i], sizeof h); /* May be unaligned. */
+        wle(w, h, 8);
     }
 }
 
