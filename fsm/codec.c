@@ -467,6 +467,10 @@ static int decode_fields(const struct record *r,
         if (tag >= r->n_fields || r->fields[tag].kind == K_NONE) {
             if (unknown_start == NULL) {
                 unknown_start = d - 6;
+            } else if (r->keep_unknown && unknown_end != d - 6) {
+                /* Unknown fields are kept as one span: one with known
+                 * fields inside would write stale copies of them back. */
+                return ERR_CORRUPT;
             }
             unknown_end = d + n;
             continue;
