@@ -63,6 +63,9 @@ static void save_cmd(const char *name, const struct fsm_cmd *c)
 
 static struct fsm *F;
 static uint64_t Index;
+static const int64_t Now = 1767225600000LL;
+static const char *Hash =
+    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
 /* Apply @c alone at the next index; the result's first id. */
 static uint64_t apply(const struct fsm_cmd *c, int64_t now)
@@ -88,28 +91,17 @@ static uint64_t apply(const struct fsm_cmd *c, int64_t now)
     return res[0].n_ids > 0 ? res[0].ids[0] : 0;
 }
 
-int main(int argc, char **argv)
+/* Jobs, a schedule, a worker, a lease and its failure: applied, and the
+ * commands saved. Returns the first job's id; the worker's in *wid. */
+static uint64_t jobs_and_leases(uint64_t *wid_out)
 {
-    const int64_t now = 1767225600000LL;
+    const int64_t now = Now;
+    const char *hash = Hash;
     struct fsm_job jobs[3];
     uint64_t hashes[3] = {0, 0, 0x1234};
     uint64_t deps[1];
-    struct fsm_item items[2];
+    struct fsm_item items[1];
     struct fsm_cmd c;
-    char dir[64];
-    struct fsm_options o = {dir, 64 << 20, true};
-    const char *hash =
-        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-
-    if (argc != 2) {
-        die("usage: fuzz_mkcorpus DIR");
-    }
-    Out = argv[1];
-    mkdir(Out, 0755);
-    snprintf(dir, sizeof dir, "/tmp/rota-mkcorpus-XXXXXX");
-    if (mkdtemp(dir) == NULL || fsm_open(&o, &F) != 0) {
-        die("fsm_open");
-    }
 
     /* A submit of three jobs: plain, scheduled with a key, a dependant. */
     jobs[0] = job("shell", "{\"payload\":{\"command\":\"echo hi\"}}");
@@ -179,6 +171,17 @@ int main(int argc, char **argv)
     c.type = FSM_CMD_COMPLETE;
     save_cmd("complete", &c);
     apply(&c, now + 2000);
+    *wid_out = wid;
+    return first;
+}
+
+/* Queue, token, node, patch, cancel and fire commands. */
+static void settings(uint64_t first)
+{
+    const int64_t now = Now;
+    const char *hash = Hash;
+    struct fsm_item items[2];
+    struct fsm_cmd c;
 
     memset(&c, 0, sizeof c);
     c.type = FSM_CMD_QUEUE_SET;
@@ -233,8 +236,12 @@ int main(int argc, char **argv)
     c.n_items = 2;
     c.items = items;
     save_cmd("fire", &c);
+}
 
-    /* Records as the state holds them. */
+/* Records as the state holds them, and the snapshot of it all. */
+static void records(uint64_t first, uint64_t wid)
+{
+    const int64_t now = Now;
     struct fsm_reader *rd;
     struct fsm_job j;
     void *buf = NULL;
@@ -281,7 +288,26 @@ int main(int argc, char **argv)
     fsm_snapshot_end(s);
     save("snapshot", "small", buf, len);
     free(buf);
+}
 
+int main(int argc, char **argv)
+{
+    char dir[64];
+    struct fsm_options o = {dir, 64 << 20, true};
+    uint64_t first, wid;
+
+    if (argc != 2) {
+        die("usage: fuzz_mkcorpus DIR");
+    }
+    Out = argv[1];
+    mkdir(Out, 0755);
+    snprintf(dir, sizeof dir, "/tmp/rota-mkcorpus-XXXXXX");
+    if (mkdtemp(dir) == NULL || fsm_open(&o, &F) != 0) {
+        die("fsm_open");
+    }
+    first = jobs_and_leases(&wid);
+    settings(first);
+    records(first, wid);
     fsm_close(F);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
