@@ -470,6 +470,10 @@ static int decode_fields(const struct record *r,
         if (tag >= r->n_fields || r->fields[tag].kind == K_NONE) {
             if (unknown_start == NULL) {
                 unknown_start = d - 6;
+            } else if (r->keep_unknown && unknown_end != d - 6) {
+                /* Unknown fields are kept as one span: one with known
+                 * fields inside would write stale copies of them back. */
+                return ERR_CORRUPT;
             }
             unknown_end = d + n;
             continue;
@@ -783,7 +787,9 @@ static void enc_hashes(struct wbuf *w, unsigned tag, const void *rec)
     wle(w, tag, 2);
     wle(w, (uint64_t)c->n_jobs * 8, 4);
     for (uint32_t i = 0; i < c->n_jobs; i++) {
-        wle(w, c->hashes[i], 8);
+        uint64_t h;
+        memcpy(&h, &c->hashes[i], sizeof h); /* May be unaligned. */
+        wle(w, h, 8);
     }
 }
 

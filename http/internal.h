@@ -281,6 +281,16 @@ struct http_route
 extern const struct http_route http__routes[];
 extern const size_t http__n_routes;
 
+/* The route for @method on @path (the normalized path, no query), with its
+ * {variable} segment in *a; NULL if none, with *path_known telling 405 (a
+ * pattern matched the path, not the method) from 404. Pure: no request, no
+ * server (tests/fuzz/fuzz_routes.c). */
+const struct http_route *http__route_find(const char *method,
+                                          size_t method_len,
+                                          const char *path,
+                                          size_t path_len,
+                                          struct http_args *a,
+                                          bool *path_known);
 /* Route @req: the handler, a forward to the leader, 404 or 405. */
 void http__route(struct http_server *s, h2o_req_t *req);
 

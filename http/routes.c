@@ -84,9 +84,12 @@ const struct http_route http__routes[] = {
 const size_t http__n_routes = sizeof http__routes / sizeof http__routes[0];
 
 /* Does @path match @pattern? Sets a->id to the variable segment. */
-static bool match(const char *pattern, h2o_iovec_t path, struct http_args *a)
+static bool match(const char *pattern,
+                  const char *path,
+                  size_t len,
+                  struct http_args *a)
 {
-    const char *p = pattern, *s = path.base, *end = path.base + path.len;
+    const char *p = pattern, *s = path, *end = path + len;
 
     while (*p != '\0') {
         if (*p == '{') {
@@ -110,9 +113,27 @@ static bool match(const char *pattern, h2o_iovec_t path, struct http_args *a)
     return s == end;
 }
 
-static bool method_is(h2o_req_t *req, const char *m)
+const struct http_route *http__route_find(const char *method,
+                                          size_t method_len,
+                                          const char *path,
+                                          size_t path_len,
+                                          struct http_args *a,
+                                          bool *path_known)
 {
-    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
+    *path_known = false;
+    for (size_t i = 0; i < http__n_routes; i++) {
+        const struct http_route *r = &http__routes[i];
+        *a = (struct http_args){{NULL, 0}, NULL};
+        if (!match(r->pattern, path, path_len, a)) {
+            continue;
+        }
+        *path_known = true;
+        if (h2o_memis(method, method_len, r->method, strlen(r->method))) {
+            return r;
+        }
+    }
+    *a = (struct http_args){{NULL, 0}, NULL};
+    return NULL;
 }
 
 /* Must @r run here, or be forwarded to the leader? */
@@ -178,22 +199,17 @@ static bool same_site(struct http_server *s, h2o_req_t *req)
 void http__route(struct http_server *s, h2o_req_t *req)
 {
     h2o_iovec_t path = req->path_normalized;
-    bool path_known = false;
+    struct http_args a;
+    bool path_known;
+    const struct http_route *r;
 
     if (!same_site(s, req)) {
         return;
     }
 
-    for (size_t i = 0; i < http__n_routes; i++) {
-        const struct http_route *r = &http__routes[i];
-        struct http_args a = {{NULL, 0}, NULL};
-        if (!match(r->pattern, path, &a)) {
-            continue;
-        }
-        path_known = true;
-        if (!method_is(req, r->method)) {
-            continue;
-        }
+    r = http__route_find(req->method.base, req->method.len, path.base, path.len,
+                         &a, &path_known);
+    if (r != NULL) {
         /* A follower checks, then forwards (with the Authorization
          * header); the leader checks again. */
         if (s->cfg.acl && !http__acl_authorize(s, req, r, &a)) {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and cluster tests (normal and ASan+UBSan
-# builds, the deterministic simulation), the multi-process tests and the
-# network-namespace fault suite. Prints "N passed, N failed" last and
-# exits non-zero when anything failed.
+# builds, the deterministic simulation), 30 s of each fuzz target, the
+# multi-process tests and the network-namespace fault suite. Prints
+# "N passed, N failed" last and exits non-zero when anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +46,19 @@ echo "== unit and cluster tests (build/)"
 run_meson build
 echo "== unit and cluster tests under ASan+UBSan (build-asan/)"
 run_meson build-asan
+
+# libFuzzer targets, 30 s each (scripts/fuzz.sh): one passed or failed per
+# target; the seed corpora replay every crash found so far.
+echo "== fuzzing (scripts/fuzz.sh 30)"
+fuzz_out=$(scripts/fuzz.sh 30 2>&1)
+echo "$fuzz_out"
+p=$(echo "$fuzz_out" | grep -cE "^fuzz_[a-z_]+: .* 0 crashes$" || true)
+f=$(echo "$fuzz_out" | grep -cE "^fuzz_[a-z_]+: .* [1-9][0-9]* crashes$" || true)
+passed=$((passed + p))
+failed=$((failed + f))
+if [ $((p + f)) -eq 0 ]; then
+    failed=$((failed + 1)) # Did not build or run at all.
+fi
 
 # pytest over tests/integration against the rotad of build dir $1; extra
 # environment in the rest of the arguments.

@@ -258,16 +258,13 @@ static void reap(void)
     pthread_mutex_unlock(&W.lock);
 }
 
-static void start_job(json_t *lease)
+static void start_job(const struct lease *l)
 {
     struct run *r = calloc(1, sizeof *r);
-    json_t *job = json_object_get(lease, "job");
-    snprintf(r->id, sizeof r->id, "%s",
-             json_string_value(json_object_get(job, "id")));
-    r->token = (uint64_t)json_integer_value(json_object_get(lease, "token"));
-    r->attempt =
-        (unsigned)json_integer_value(json_object_get(lease, "attempt"));
-    r->job = json_incref(job);
+    memcpy(r->id, l->id, sizeof r->id);
+    r->token = l->token;
+    r->attempt = l->attempt;
+    r->job = json_incref(l->job);
     pthread_mutex_lock(&W.lock);
     r->next = W.runs;
     W.runs = r;
@@ -613,10 +610,16 @@ int main(int argc, char **argv)
         json_decref(body);
         if (st == 200) {
             size_t i;
-            json_t *lease;
-            json_array_foreach(json_object_get(out, "leases"), i, lease)
+            json_t *v;
+            json_array_foreach(json_object_get(out, "leases"), i, v)
             {
-                start_job(lease);
+                struct lease l;
+                char err[64];
+                if (worker_lease_parse(v, &l, err, sizeof err) != 0) {
+                    LOG(LOG_WARN, "lease skipped", "reason=\"%s\"", err);
+                    continue;
+                }
+                start_job(&l);
             }
         } else if (st == 404 || st == 403) {
             register_worker(c);

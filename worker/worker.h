@@ -45,6 +45,21 @@ struct executor
     void (*run)(struct run *r, struct outcome *out);
 };
 
+/* lease.c: one element of "leases" in the leader's answer to a lease
+ * request. 0 with *out filled (out->job borrowed from @lease), or -1 with
+ * the reason in @err when it is malformed (then skip it). */
+struct lease
+{
+    char id[20];
+    uint64_t token;
+    unsigned attempt;
+    json_t *job;
+};
+int worker_lease_parse(json_t *lease,
+                       struct lease *out,
+                       char *err,
+                       size_t size);
+
 /* executors.c: the registry. */
 const struct executor *executor_find(const char *type);
 
