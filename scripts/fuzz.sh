@@ -17,7 +17,8 @@
 # kept in build-fuzz/fuzz-corpus/<name>/. A crashing input is written to
 # build-fuzz/fuzz-artifacts/<name>-crash-...; the log of the last run of a
 # target is build-fuzz/fuzz-logs/<name>.log. FUZZ_NICE=19 runs the
-# fuzzers at that niceness.
+# fuzzers at that niceness; FUZZ_JOBS=N runs N targets at a time (default:
+# one per CPU).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,15 +59,14 @@ fi
 mkdir -p "$B/fuzz-logs" "$B/fuzz-artifacts"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
-failed=0
-for t in "${TARGETS[@]}"; do
-    work="$B/fuzz-corpus/$t"
-    seeds="tests/fuzz/corpus/$t"
-    log="$B/fuzz-logs/$t.log"
-    tfile="$B/fuzz-logs/$t.time"
+# One target: its summary line into fuzz-logs/<t>.line, the first error
+# line and the log's path after it if it crashed.
+run_one() {
+    local t=$1 work="$B/fuzz-corpus/$1" seeds="tests/fuzz/corpus/$1"
+    local log="$B/fuzz-logs/$1.log" tfile="$B/fuzz-logs/$1.time" maxlen=4096
+    local before after crashes rc runs eps cpu corpus
     mkdir -p "$work"
     before=$(ls "$B/fuzz-artifacts" | grep -c "^$t-" || true)
-    maxlen=4096
     [ "$t" = snapshot ] && maxlen=16384
     /usr/bin/time -f "%U %S" -o "$tfile" \
         nice -n "${FUZZ_NICE:-0}" "$B/tests/fuzz/fuzz_$t" \
@@ -84,12 +84,30 @@ for t in "${TARGETS[@]}"; do
     if [ $rc -ne 0 ] && [ $crashes -eq 0 ]; then
         crashes=1 # Died without an artifact (e.g. in startup).
     fi
-    echo "fuzz_$t: ${runs:-0} runs, ${eps:-0} execs/s, cpu ${cpu:-?}s," \
-         "corpus $corpus, $crashes crashes"
-    if [ $crashes -ne 0 ]; then
-        failed=$((failed + 1))
-        grep -m1 -E "ERROR: |runtime error|SUMMARY" "$log" | sed 's/^/    /'
-        echo "    log: $log"
-    fi
+    {
+        echo "fuzz_$t: ${runs:-0} runs, ${eps:-0} execs/s, cpu ${cpu:-?}s," \
+             "corpus $corpus, $crashes crashes"
+        if [ $crashes -ne 0 ]; then
+            grep -m1 -E "ERROR: |runtime error|SUMMARY" "$log" | sed 's/^/    /'
+            echo "    log: $log"
+        fi
+    } >"$B/fuzz-logs/$t.line"
+}
+
+# FUZZ_JOBS targets at a time (default: one per CPU), lines in order.
+jobs_max=${FUZZ_JOBS:-$(nproc)}
+pids=()
+for t in "${TARGETS[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do
+        wait -n
+    done
+    run_one "$t" &
+    pids+=($!)
+done
+wait "${pids[@]}"
+failed=0
+for t in "${TARGETS[@]}"; do
+    cat "$B/fuzz-logs/$t.line"
+    grep -q " 0 crashes$" "$B/fuzz-logs/$t.line" || failed=$((failed + 1))
 done
 [ $failed -eq 0 ]
