@@ -39,6 +39,7 @@
 
 #define LOG_MODULE "cluster"
 #include "cluster/tls_transport.h"
+#include "common/list.h"
 #include "common/log.h"
 
 #define READ_BUF_SIZE (64 * 1024)
@@ -58,39 +59,45 @@ enum conn_state {
 
 struct tt;
 
-struct conn
+/* What a connection of either mode has (struct conn, struct pconn): its
+ * place in tt->links, the deadline timer, the count of open handles,
+ * raft's connect request and raft's transport handshake. */
+struct link_base
 {
     struct tt *tt;
-    struct conn *prev;
-    struct conn *next;
-    enum conn_state state;
+    struct list item; /* In tt->links. */
     bool outgoing;
-    bool pending;               /* Incoming, counted in tt->pending_in. */
-    char peer[64];              /* For logs: "a.b.c.d:port". */
-    char host[INET_ADDRSTRLEN]; /* Outgoing: the IP dialled. */
-    unsigned handles;           /* Handles not yet closed. */
-    uv_tcp_t tcp;
-    uv_timer_t timer; /* Handshake deadline, then drain deadline. */
-    uv_pipe_t pump;   /* Our end of the socketpair. */
-    bool pump_inited;
-    uv_pipe_t *raft_pipe; /* Raft's end, until handed over. */
+    bool pending;     /* Incoming, counted in tt->pending_in. */
+    char peer[64];    /* For logs: "a.b.c.d:port". */
+    unsigned handles; /* Handles not yet closed. */
+    uv_timer_t timer; /* Handshake deadline (TLS: then drain deadline). */
     uv_connect_t connect;
-    uv_shutdown_t shutdown;
-    bool tcp_reading;
-    bool pump_reading;
-    SSL *ssl;
-    BIO *rbio; /* Network -> SSL. */
-    BIO *wbio; /* SSL -> network. */
     /* Outgoing: raft's request, fired once. */
     struct raft_uv_connect *req;
     raft_uv_connect_cb cb;
-    int status;
     /* Incoming: raft's transport handshake. */
     uint64_t preamble[3];
     size_t preamble_n;
     char *address;
     size_t address_len;
     size_t address_n;
+};
+
+struct conn
+{
+    struct link_base base;
+    enum conn_state state;
+    char host[INET_ADDRSTRLEN]; /* Outgoing: the IP dialled. */
+    uv_tcp_t tcp;
+    uv_pipe_t pump; /* Our end of the socketpair. */
+    bool pump_inited;
+    uv_pipe_t *raft_pipe; /* Raft's end, until handed over. */
+    uv_shutdown_t shutdown;
+    bool tcp_reading;
+    bool pump_reading;
+    SSL *ssl;
+    BIO *rbio; /* Network -> SSL. */
+    BIO *wbio; /* SSL -> network. */
 };
 
 struct wreq
@@ -100,14 +107,11 @@ struct wreq
     char data[];
 };
 
-struct pconn;
-
 struct tt
 {
     struct raft_uv_transport *transport;
     uv_loop_t *loop;
-    bool plain;           /* No TLS (--insecure): struct pconn, below. */
-    struct pconn *pconns; /* Plain mode's connections. */
+    bool plain; /* No TLS (--insecure): struct pconn, below. */
     SSL_CTX *server_ctx;
     SSL_CTX *client_ctx;
     raft_id id;
@@ -115,7 +119,7 @@ struct tt
     uv_tcp_t listener;
     bool listener_open;
     raft_uv_accept_cb accept_cb;
-    struct conn *conns;
+    struct list links; /* Of struct conn, or of struct pconn if plain. */
     unsigned pending_in;
     bool closing;
     raft_uv_transport_close_cb close_cb;
@@ -197,13 +201,16 @@ static void ssl_reason(struct conn *c, char *buf, size_t size)
     ERR_clear_error();
 }
 
-static void log_refused(struct tt *tt,
-                        const char *peer,
-                        bool outgoing,
-                        const char *reason)
+/* A TLS or raft handshake failure of @b: count it and log it, at most
+ * REFUSE_LOG_BURST lines a window (the caller closes @b). */
+static void link_refused(struct link_base *b, const char *reason)
 {
+    struct tt *tt = b->tt;
     uint64_t now = uv_now(tt->loop);
 
+    if (!b->outgoing) {
+        tt->stats.refused++;
+    }
     if (now >= tt->log_window_end) {
         tt->log_window_end = now + REFUSE_LOG_WINDOW_MS;
         tt->log_count = 0;
@@ -214,8 +221,8 @@ static void log_refused(struct tt *tt,
     }
     tt->log_count++;
     LOG(LOG_WARN, "raft peer refused",
-        "peer=%s dir=%s reason=\"%s\" suppressed=%u", peer,
-        outgoing ? "out" : "in", reason, tt->log_suppressed);
+        "peer=%s dir=%s reason=\"%s\" suppressed=%u", b->peer,
+        b->outgoing ? "out" : "in", reason, tt->log_suppressed);
     tt->log_suppressed = 0;
 }
 
@@ -225,10 +232,7 @@ static void refuse(struct conn *c, const char *reason)
     if (c->state == CONN_CLOSING) {
         return;
     }
-    if (!c->outgoing) {
-        c->tt->stats.refused++;
-    }
-    log_refused(c->tt, c->peer, c->outgoing, reason);
+    link_refused(&c->base, reason);
     conn_close(c);
 }
 
@@ -243,12 +247,117 @@ static void refuse_ssl(struct conn *c)
 
 static void maybe_closed(struct tt *tt)
 {
-    if (tt->closing && tt->conns == NULL && tt->pconns == NULL &&
-        !tt->listener_open && tt->close_cb != NULL) {
+    if (tt->closing && list_empty(&tt->links) && !tt->listener_open &&
+        tt->close_cb != NULL) {
         raft_uv_transport_close_cb cb = tt->close_cb;
         tt->close_cb = NULL;
         cb(tt->transport);
     }
+}
+
+/* Start @b, the base of @owner: init @tcp and the timer (their data is
+ * @owner), start the handshake deadline, count it as pending if incoming,
+ * put it first in tt->links. */
+static void link_init(struct link_base *b,
+                      struct tt *tt,
+                      void *owner,
+                      uv_tcp_t *tcp,
+                      bool outgoing,
+                      uv_timer_cb deadline_cb)
+{
+    b->tt = tt;
+    b->outgoing = outgoing;
+    snprintf(b->peer, sizeof b->peer, "unknown");
+    uv_tcp_init(tt->loop, tcp);
+    tcp->data = owner;
+    uv_timer_init(tt->loop, &b->timer);
+    b->timer.data = owner;
+    b->handles = 2;
+    uv_timer_start(&b->timer, deadline_cb, TLS_TRANSPORT_HANDSHAKE_MS, 0);
+    if (!outgoing) {
+        b->pending = true;
+        tt->pending_in++;
+    }
+    list_push(tt->links.next, &b->item); /* Before the first: newest first. */
+    tt->stats.open++;
+}
+
+/* @b no longer counts among the incoming connections in handshake. */
+static void link_unpend(struct link_base *b)
+{
+    if (b->pending) {
+        b->pending = false;
+        b->tt->pending_in--;
+    }
+}
+
+/* The last handle of @b closed: take it out of tt->links, fail raft's
+ * connect request if it was not answered, free @owner (whose base @b is). */
+static void link_free(struct link_base *b, void *owner)
+{
+    struct tt *tt = b->tt;
+    struct raft_uv_connect *req = b->req;
+
+    list_remove(&b->item);
+    tt->stats.open--;
+    if (req != NULL) {
+        tt->stats.connect_failed++;
+        b->req = NULL;
+        b->cb(req, NULL, tt->closing ? RAFT_CANCELED : RAFT_NOCONNECTION);
+    }
+    free(b->address);
+    free(owner);
+    maybe_closed(tt);
+}
+
+/* Where the next bytes of raft's transport handshake go: the fixed part
+ * (protocol, server id, address length), then the address. */
+static uv_buf_t link_preamble_space(struct link_base *b)
+{
+    if (b->preamble_n < sizeof b->preamble) {
+        return uv_buf_init((char *)b->preamble + b->preamble_n,
+                           (unsigned)(sizeof b->preamble - b->preamble_n));
+    }
+    return uv_buf_init(b->address + b->address_n,
+                       (unsigned)(b->address_len - b->address_n));
+}
+
+enum preamble_step {
+    PREAMBLE_MORE,
+    PREAMBLE_DONE,
+    PREAMBLE_BAD, /* Refuse: "bad raft handshake". */
+    PREAMBLE_NOMEM,
+};
+
+/* Count @n bytes read into link_preamble_space(). */
+static enum preamble_step link_preamble_read(struct link_base *b, size_t n)
+{
+    if (b->preamble_n < sizeof b->preamble) {
+        b->preamble_n += n;
+        if (b->preamble_n < sizeof b->preamble) {
+            return PREAMBLE_MORE;
+        }
+        b->address_len = le64(b->preamble[2]);
+        if (le64(b->preamble[0]) != RAFT_HANDSHAKE_PROTOCOL ||
+            b->address_len == 0 || b->address_len > ADDRESS_MAX) {
+            return PREAMBLE_BAD;
+        }
+        b->address = malloc(b->address_len);
+        return b->address != NULL ? PREAMBLE_MORE : PREAMBLE_NOMEM;
+    }
+    b->address_n += n;
+    return b->address_n == b->address_len ? PREAMBLE_DONE : PREAMBLE_MORE;
+}
+
+/* Whether the address raft's handshake claims is "a.b.c.d:port"; its host
+ * into @host. */
+static bool link_preamble_address(const struct link_base *b,
+                                  char *host,
+                                  size_t size)
+{
+    int port;
+    return memchr(b->address, '\0', b->address_len) != NULL &&
+           split_address(b->address, host, size, &port) == 0;
 }
 
 static void timer_cb(uv_timer_t *timer);
@@ -277,49 +386,15 @@ static struct conn *conn_new(struct tt *tt, bool outgoing)
     } else {
         SSL_set_accept_state(c->ssl);
     }
-    c->tt = tt;
-    c->outgoing = outgoing;
     c->state = outgoing ? CONN_CONNECTING : CONN_HANDSHAKE;
-    c->status = RAFT_NOCONNECTION;
-    snprintf(c->peer, sizeof c->peer, "unknown");
-    uv_tcp_init(tt->loop, &c->tcp);
-    c->tcp.data = c;
-    uv_timer_init(tt->loop, &c->timer);
-    c->timer.data = c;
-    c->handles = 2;
-    uv_timer_start(&c->timer, timer_cb, TLS_TRANSPORT_HANDSHAKE_MS, 0);
-    c->next = tt->conns;
-    if (tt->conns != NULL) {
-        tt->conns->prev = c;
-    }
-    tt->conns = c;
-    tt->stats.open++;
+    link_init(&c->base, tt, c, &c->tcp, outgoing, timer_cb);
     return c;
 }
 
 static void conn_free(struct conn *c)
 {
-    struct tt *tt = c->tt;
-    struct raft_uv_connect *req = c->req;
-
-    if (c->prev != NULL) {
-        c->prev->next = c->next;
-    } else {
-        tt->conns = c->next;
-    }
-    if (c->next != NULL) {
-        c->next->prev = c->prev;
-    }
-    tt->stats.open--;
-    if (req != NULL) {
-        tt->stats.connect_failed++;
-        c->req = NULL;
-        c->cb(req, NULL, tt->closing ? RAFT_CANCELED : c->status);
-    }
     SSL_free(c->ssl); /* Frees both BIOs. */
-    free(c->address);
-    free(c);
-    maybe_closed(tt);
+    link_free(&c->base, c);
 }
 
 static void conn_handle_closed(uv_handle_t *handle)
@@ -330,7 +405,7 @@ static void conn_handle_closed(uv_handle_t *handle)
         raft_free(c->raft_pipe);
         c->raft_pipe = NULL;
     }
-    if (--c->handles == 0) {
+    if (--c->base.handles == 0) {
         conn_free(c);
     }
 }
@@ -341,12 +416,9 @@ static void conn_close(struct conn *c)
         return;
     }
     c->state = CONN_CLOSING;
-    if (c->pending) {
-        c->pending = false;
-        c->tt->pending_in--;
-    }
+    link_unpend(&c->base);
     uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+    uv_close((uv_handle_t *)&c->base.timer, conn_handle_closed);
     if (c->pump_inited) {
         uv_close((uv_handle_t *)&c->pump, conn_handle_closed);
     }
@@ -399,8 +471,8 @@ static int write_to(struct conn *c,
         free(w);
         return -1;
     }
-    if (stream->write_queue_size > c->tt->stats.pipe_queue_max) {
-        c->tt->stats.pipe_queue_max = stream->write_queue_size;
+    if (stream->write_queue_size > c->base.tt->stats.pipe_queue_max) {
+        c->base.tt->stats.pipe_queue_max = stream->write_queue_size;
     }
     return 0;
 }
@@ -448,8 +520,8 @@ static int flush_wbio(struct conn *c)
         free(w);
         return -1;
     }
-    if (c->tcp.write_queue_size > c->tt->stats.tcp_queue_max) {
-        c->tt->stats.tcp_queue_max = c->tcp.write_queue_size;
+    if (c->tcp.write_queue_size > c->base.tt->stats.tcp_queue_max) {
+        c->base.tt->stats.tcp_queue_max = c->tcp.write_queue_size;
     }
     return 0;
 }
@@ -500,7 +572,7 @@ static void drain(struct conn *c, uv_stream_t *stream)
 {
     c->state = CONN_DRAINING;
     stop_reads(c);
-    uv_timer_start(&c->timer, timer_cb, TLS_TRANSPORT_HANDSHAKE_MS, 0);
+    uv_timer_start(&c->base.timer, timer_cb, TLS_TRANSPORT_HANDSHAKE_MS, 0);
     c->shutdown.data = c;
     if (uv_shutdown(&c->shutdown, stream, shutdown_cb) != 0) {
         conn_close(c);
@@ -536,8 +608,8 @@ static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     struct conn *c = handle->data;
     (void)suggested;
-    buf->base = c->tt->buf;
-    buf->len = sizeof c->tt->buf;
+    buf->base = c->base.tt->buf;
+    buf->len = sizeof c->base.tt->buf;
 }
 
 static void tcp_read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
@@ -588,7 +660,7 @@ static void tcp_read_stop(struct conn *c)
 /* SSL_read into the pump while its queue is under the bound. */
 static void net_to_raft(struct conn *c)
 {
-    struct tt *tt = c->tt;
+    struct tt *tt = c->base.tt;
     size_t n = 0;
     int err = SSL_ERROR_WANT_READ;
 
@@ -632,8 +704,8 @@ static void net_to_raft(struct conn *c)
     if (err != SSL_ERROR_WANT_READ) {
         char reason[256];
         ssl_reason(c, reason, sizeof reason);
-        LOG(LOG_DEBUG, "raft peer tls error", "peer=%s reason=\"%s\"", c->peer,
-            reason);
+        LOG(LOG_DEBUG, "raft peer tls error", "peer=%s reason=\"%s\"",
+            c->base.peer, reason);
         conn_close(c);
         return;
     }
@@ -690,7 +762,7 @@ static void pump_read_start(struct conn *c)
 /* Create the socketpair: raft_pipe for raft, pump for us. */
 static int open_pipe(struct conn *c)
 {
-    uv_loop_t *loop = c->tt->loop;
+    uv_loop_t *loop = c->base.tt->loop;
     int fds[2];
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
@@ -705,11 +777,11 @@ static int open_pipe(struct conn *c)
     }
     uv_pipe_init(loop, c->raft_pipe, 0);
     c->raft_pipe->data = c;
-    c->handles++;
+    c->base.handles++;
     uv_pipe_init(loop, &c->pump, 0);
     c->pump.data = c;
     c->pump_inited = true;
-    c->handles++;
+    c->base.handles++;
     if (uv_pipe_open(c->raft_pipe, fds[0]) != 0) {
         close(fds[0]);
         close(fds[1]);
@@ -727,9 +799,9 @@ static uv_stream_t *handover(struct conn *c)
 {
     uv_stream_t *s = (uv_stream_t *)c->raft_pipe;
     c->raft_pipe = NULL;
-    c->handles--;
+    c->base.handles--;
     s->data = NULL;
-    uv_timer_stop(&c->timer);
+    uv_timer_stop(&c->base.timer);
     c->state = CONN_OPEN;
     return s;
 }
@@ -737,7 +809,7 @@ static uv_stream_t *handover(struct conn *c)
 /* Outgoing TLS is up: check the name, send raft's handshake, hand over. */
 static void outgoing_ready(struct conn *c)
 {
-    struct tt *tt = c->tt;
+    struct tt *tt = c->base.tt;
     X509 *peer = SSL_get0_peer_certificate(c->ssl);
     size_t alen = (strlen(tt->address) + 1 + 7) / 8 * 8;
     unsigned char hs[24 + ADDRESS_MAX + 8];
@@ -761,24 +833,22 @@ static void outgoing_ready(struct conn *c)
         return;
     }
     tt->stats.connected++;
-    req = c->req;
-    c->req = NULL;
+    req = c->base.req;
+    c->base.req = NULL;
     stream = handover(c);
     pump_read_start(c);
-    c->cb(req, stream, 0);
+    c->base.cb(req, stream, 0);
 }
 
 /* Incoming raft handshake read: check the claimed address, hand over. */
 static void incoming_ready(struct conn *c)
 {
-    struct tt *tt = c->tt;
+    struct tt *tt = c->base.tt;
     X509 *peer = SSL_get0_peer_certificate(c->ssl);
-    raft_id id = le64(c->preamble[1]);
+    raft_id id = le64(c->base.preamble[1]);
     char host[ADDRESS_MAX];
-    int port;
 
-    if (memchr(c->address, '\0', c->address_len) == NULL ||
-        split_address(c->address, host, sizeof host, &port) != 0) {
+    if (!link_preamble_address(&c->base, host, sizeof host)) {
         refuse(c, "bad raft handshake address");
         return;
     }
@@ -786,7 +856,7 @@ static void incoming_ready(struct conn *c)
         char reason[ADDRESS_MAX + 64];
         snprintf(reason, sizeof reason,
                  "client certificate has no IP SAN for claimed address %s",
-                 c->address);
+                 c->base.address);
         refuse(c, reason);
         return;
     }
@@ -794,27 +864,21 @@ static void incoming_ready(struct conn *c)
         conn_close(c);
         return;
     }
-    c->pending = false;
-    tt->pending_in--;
+    link_unpend(&c->base);
     tt->stats.accepted++;
     pump_read_start(c);
-    tt->accept_cb(tt->transport, id, c->address, handover(c));
-    free(c->address);
-    c->address = NULL;
+    tt->accept_cb(tt->transport, id, c->base.address, handover(c));
+    free(c->base.address);
+    c->base.address = NULL;
 }
 
 static void read_preamble(struct conn *c)
 {
     while (c->state == CONN_PREAMBLE) {
+        uv_buf_t space = link_preamble_space(&c->base);
         int r;
         ERR_clear_error();
-        if (c->preamble_n < sizeof c->preamble) {
-            r = SSL_read(c->ssl, (char *)c->preamble + c->preamble_n,
-                         (int)(sizeof c->preamble - c->preamble_n));
-        } else {
-            r = SSL_read(c->ssl, c->address + c->address_n,
-                         (int)(c->address_len - c->address_n));
-        }
+        r = SSL_read(c->ssl, space.base, (int)space.len);
         if (r <= 0) {
             int err = SSL_get_error(c->ssl, r);
             if (flush_wbio(c) != 0) {
@@ -826,27 +890,18 @@ static void read_preamble(struct conn *c)
             }
             return;
         }
-        if (c->preamble_n < sizeof c->preamble) {
-            c->preamble_n += (size_t)r;
-            if (c->preamble_n < sizeof c->preamble) {
-                continue;
-            }
-            c->address_len = le64(c->preamble[2]);
-            if (le64(c->preamble[0]) != RAFT_HANDSHAKE_PROTOCOL ||
-                c->address_len == 0 || c->address_len > ADDRESS_MAX) {
+        switch (link_preamble_read(&c->base, (size_t)r)) {
+            case PREAMBLE_MORE:
+                break;
+            case PREAMBLE_DONE:
+                incoming_ready(c);
+                break;
+            case PREAMBLE_BAD:
                 refuse(c, "bad raft handshake");
                 return;
-            }
-            c->address = malloc(c->address_len);
-            if (c->address == NULL) {
+            case PREAMBLE_NOMEM:
                 conn_close(c);
                 return;
-            }
-            continue;
-        }
-        c->address_n += (size_t)r;
-        if (c->address_n == c->address_len) {
-            incoming_ready(c);
         }
     }
 }
@@ -868,7 +923,7 @@ static void conn_advance(struct conn *c)
             }
             return;
         }
-        if (c->outgoing) {
+        if (c->base.outgoing) {
             outgoing_ready(c);
         } else {
             c->state = CONN_PREAMBLE;
@@ -893,24 +948,9 @@ static void conn_advance(struct conn *c)
 
 struct pconn
 {
-    struct tt *tt;
-    struct pconn *prev;
-    struct pconn *next;
-    bool outgoing;
-    bool pending; /* Incoming, counted in tt->pending_in. */
+    struct link_base base;
     bool closing;
-    char peer[64];
     uv_tcp_t *tcp; /* Raft's once handed over (then NULL here). */
-    uv_timer_t timer;
-    unsigned handles;
-    uv_connect_t connect;
-    struct raft_uv_connect *req; /* Outgoing: raft's request, fired once. */
-    raft_uv_connect_cb cb;
-    uint64_t preamble[3]; /* Incoming: raft's transport handshake. */
-    size_t preamble_n;
-    char *address;
-    size_t address_len;
-    size_t address_n;
 };
 
 static void pconn_timer_cb(uv_timer_t *timer);
@@ -927,57 +967,19 @@ static struct pconn *pconn_new(struct tt *tt, bool outgoing)
         free(p);
         return NULL;
     }
-    p->tt = tt;
-    p->outgoing = outgoing;
-    snprintf(p->peer, sizeof p->peer, "unknown");
-    uv_tcp_init(tt->loop, p->tcp);
-    p->tcp->data = p;
-    uv_timer_init(tt->loop, &p->timer);
-    p->timer.data = p;
-    p->handles = 2;
-    uv_timer_start(&p->timer, pconn_timer_cb, TLS_TRANSPORT_HANDSHAKE_MS, 0);
-    p->next = tt->pconns;
-    if (tt->pconns != NULL) {
-        tt->pconns->prev = p;
-    }
-    tt->pconns = p;
-    tt->stats.open++;
+    link_init(&p->base, tt, p, p->tcp, outgoing, pconn_timer_cb);
     return p;
-}
-
-static void pconn_free(struct pconn *p)
-{
-    struct tt *tt = p->tt;
-    struct raft_uv_connect *req = p->req;
-
-    if (p->prev != NULL) {
-        p->prev->next = p->next;
-    } else {
-        tt->pconns = p->next;
-    }
-    if (p->next != NULL) {
-        p->next->prev = p->prev;
-    }
-    tt->stats.open--;
-    if (req != NULL) {
-        tt->stats.connect_failed++;
-        p->req = NULL;
-        p->cb(req, NULL, tt->closing ? RAFT_CANCELED : RAFT_NOCONNECTION);
-    }
-    free(p->address);
-    free(p);
-    maybe_closed(tt);
 }
 
 static void pconn_handle_closed(uv_handle_t *handle)
 {
     struct pconn *p = handle->data;
 
-    if (handle != (uv_handle_t *)&p->timer) {
+    if (handle != (uv_handle_t *)&p->base.timer) {
         raft_free(handle); /* Our TCP handle, never handed over. */
     }
-    if (--p->handles == 0) {
-        pconn_free(p);
+    if (--p->base.handles == 0) {
+        link_free(&p->base, p);
     }
 }
 
@@ -988,15 +990,12 @@ static void pconn_close(struct pconn *p)
         return;
     }
     p->closing = true;
-    if (p->pending) {
-        p->pending = false;
-        p->tt->pending_in--;
-    }
+    link_unpend(&p->base);
     if (p->tcp != NULL) {
         uv_close((uv_handle_t *)p->tcp, pconn_handle_closed);
         p->tcp = NULL;
     }
-    uv_close((uv_handle_t *)&p->timer, pconn_handle_closed);
+    uv_close((uv_handle_t *)&p->base.timer, pconn_handle_closed);
 }
 
 static void pconn_refuse(struct pconn *p, const char *reason)
@@ -1004,10 +1003,7 @@ static void pconn_refuse(struct pconn *p, const char *reason)
     if (p->closing) {
         return;
     }
-    if (!p->outgoing) {
-        p->tt->stats.refused++;
-    }
-    log_refused(p->tt, p->peer, p->outgoing, reason);
+    link_refused(&p->base, reason);
     pconn_close(p);
 }
 
@@ -1015,7 +1011,7 @@ static void pconn_timer_cb(uv_timer_t *timer)
 {
     struct pconn *p = timer->data;
 
-    if (p->outgoing) {
+    if (p->base.outgoing) {
         pconn_close(p); /* TCP connect timed out: not a refusal. */
     } else {
         pconn_refuse(p, "handshake timeout");
@@ -1028,12 +1024,9 @@ static uv_stream_t *pconn_handover(struct pconn *p)
     uv_stream_t *s = (uv_stream_t *)p->tcp;
 
     p->tcp = NULL;
-    p->handles--;
+    p->base.handles--;
     s->data = NULL;
-    if (p->pending) {
-        p->pending = false;
-        p->tt->pending_in--;
-    }
+    link_unpend(&p->base);
     pconn_close(p);
     return s;
 }
@@ -1042,26 +1035,17 @@ static void palloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     struct pconn *p = handle->data;
     (void)suggested;
-
-    if (p->preamble_n < sizeof p->preamble) {
-        buf->base = (char *)p->preamble + p->preamble_n;
-        buf->len = sizeof p->preamble - p->preamble_n;
-    } else {
-        buf->base = p->address + p->address_n;
-        buf->len = p->address_len - p->address_n;
-    }
+    *buf = link_preamble_space(&p->base);
 }
 
 static void pincoming_ready(struct pconn *p)
 {
-    struct tt *tt = p->tt;
-    raft_id id = le64(p->preamble[1]);
+    struct tt *tt = p->base.tt;
+    raft_id id = le64(p->base.preamble[1]);
     char host[ADDRESS_MAX];
-    int port;
     uv_stream_t *stream;
 
-    if (memchr(p->address, '\0', p->address_len) == NULL ||
-        split_address(p->address, host, sizeof host, &port) != 0) {
+    if (!link_preamble_address(&p->base, host, sizeof host)) {
         pconn_refuse(p, "bad raft handshake address");
         return;
     }
@@ -1069,7 +1053,7 @@ static void pincoming_ready(struct pconn *p)
     tt->stats.accepted++;
     stream = pconn_handover(p);
     /* @p is freed in a close callback, so its address outlives this. */
-    tt->accept_cb(tt->transport, id, p->address, stream);
+    tt->accept_cb(tt->transport, id, p->base.address, stream);
 }
 
 static void pread_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
@@ -1088,26 +1072,18 @@ static void pread_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
         pconn_refuse(p, uv_strerror((int)n));
         return;
     }
-    if (p->preamble_n < sizeof p->preamble) {
-        p->preamble_n += (size_t)n;
-        if (p->preamble_n < sizeof p->preamble) {
-            return;
-        }
-        p->address_len = le64(p->preamble[2]);
-        if (le64(p->preamble[0]) != RAFT_HANDSHAKE_PROTOCOL ||
-            p->address_len == 0 || p->address_len > ADDRESS_MAX) {
+    switch (link_preamble_read(&p->base, (size_t)n)) {
+        case PREAMBLE_MORE:
+            break;
+        case PREAMBLE_DONE:
+            pincoming_ready(p);
+            break;
+        case PREAMBLE_BAD:
             pconn_refuse(p, "bad raft handshake");
-            return;
-        }
-        p->address = malloc(p->address_len);
-        if (p->address == NULL) {
+            break;
+        case PREAMBLE_NOMEM:
             pconn_close(p);
-        }
-        return;
-    }
-    p->address_n += (size_t)n;
-    if (p->address_n == p->address_len) {
-        pincoming_ready(p);
+            break;
     }
 }
 
@@ -1132,13 +1108,11 @@ static void plain_accept(struct tt *tt, uv_stream_t *server)
     if (p == NULL) {
         return;
     }
-    p->pending = true;
-    tt->pending_in++;
     if (uv_accept(server, (uv_stream_t *)p->tcp) != 0) {
         pconn_close(p);
         return;
     }
-    peer_name(p->tcp, p->peer, sizeof p->peer);
+    peer_name(p->tcp, p->base.peer, sizeof p->base.peer);
     if (tt->pending_in > TLS_TRANSPORT_MAX_PENDING) {
         pconn_refuse(p, "too many connections in handshake");
         return;
@@ -1158,7 +1132,7 @@ static void pwrite_cb(uv_write_t *req, int status)
 static void pconnect_cb(uv_connect_t *req, int status)
 {
     struct pconn *p = req->data;
-    struct tt *tt = p->tt;
+    struct tt *tt = p->base.tt;
     size_t alen = (strlen(tt->address) + 1 + 7) / 8 * 8;
     struct wreq *w;
     uv_buf_t b;
@@ -1170,7 +1144,7 @@ static void pconnect_cb(uv_connect_t *req, int status)
     }
     if (status < 0) {
         snprintf(tt->transport->errmsg, sizeof tt->transport->errmsg,
-                 "connect %s: %s", p->peer, uv_strerror(status));
+                 "connect %s: %s", p->base.peer, uv_strerror(status));
         pconn_close(p);
         return;
     }
@@ -1193,10 +1167,10 @@ static void pconnect_cb(uv_connect_t *req, int status)
         return;
     }
     tt->stats.connected++;
-    rreq = p->req;
-    p->req = NULL;
+    rreq = p->base.req;
+    p->base.req = NULL;
     stream = pconn_handover(p);
-    p->cb(rreq, stream, 0);
+    p->base.cb(rreq, stream, 0);
 }
 
 static int plain_connect(struct tt *tt,
@@ -1214,23 +1188,23 @@ static int plain_connect(struct tt *tt,
     if (p == NULL) {
         return RAFT_NOMEM;
     }
-    snprintf(p->peer, sizeof p->peer, "%s", address);
+    snprintf(p->base.peer, sizeof p->base.peer, "%s", address);
     if (split_address(address, host, sizeof host, &port) != 0 ||
         uv_ip4_addr(host, port, &sa) != 0) {
         snprintf(t->errmsg, sizeof t->errmsg, "bad address %s", address);
         pconn_close(p);
         return RAFT_NOCONNECTION;
     }
-    p->connect.data = p;
-    if (uv_tcp_connect(&p->connect, p->tcp, (const struct sockaddr *)&sa,
+    p->base.connect.data = p;
+    if (uv_tcp_connect(&p->base.connect, p->tcp, (const struct sockaddr *)&sa,
                        pconnect_cb) != 0) {
         snprintf(t->errmsg, sizeof t->errmsg, "connect %s failed", address);
         pconn_close(p);
         return RAFT_NOCONNECTION;
     }
     req->cb = cb;
-    p->req = req;
-    p->cb = cb;
+    p->base.req = req;
+    p->base.cb = cb;
     return 0;
 }
 
@@ -1278,13 +1252,11 @@ static void listen_cb(uv_stream_t *server, int status)
     if (c == NULL) {
         return;
     }
-    c->pending = true;
-    tt->pending_in++;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
         return;
     }
-    peer_name(&c->tcp, c->peer, sizeof c->peer);
+    peer_name(&c->tcp, c->base.peer, sizeof c->base.peer);
     if (tt->pending_in > TLS_TRANSPORT_MAX_PENDING) {
         refuse(c, "too many connections in handshake");
         return;
@@ -1328,8 +1300,9 @@ static void connect_cb(uv_connect_t *req, int status)
         return;
     }
     if (status < 0) {
-        snprintf(c->tt->transport->errmsg, sizeof c->tt->transport->errmsg,
-                 "connect %s: %s", c->peer, uv_strerror(status));
+        snprintf(c->base.tt->transport->errmsg,
+                 sizeof c->base.tt->transport->errmsg, "connect %s: %s",
+                 c->base.peer, uv_strerror(status));
         conn_close(c);
         return;
     }
@@ -1363,7 +1336,7 @@ static int tt_connect(struct raft_uv_transport *t,
     if (c == NULL) {
         return RAFT_NOMEM;
     }
-    snprintf(c->peer, sizeof c->peer, "%s", address);
+    snprintf(c->base.peer, sizeof c->base.peer, "%s", address);
     if (split_address(address, c->host, sizeof c->host, &port) != 0 ||
         uv_ip4_addr(c->host, port, &sa) != 0 ||
         X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), c->host) != 1) {
@@ -1371,16 +1344,16 @@ static int tt_connect(struct raft_uv_transport *t,
         conn_close(c);
         return RAFT_NOCONNECTION;
     }
-    c->connect.data = c;
-    if (uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&sa,
+    c->base.connect.data = c;
+    if (uv_tcp_connect(&c->base.connect, &c->tcp, (const struct sockaddr *)&sa,
                        connect_cb) != 0) {
         snprintf(t->errmsg, sizeof t->errmsg, "connect %s failed", address);
         conn_close(c);
         return RAFT_NOCONNECTION;
     }
     req->cb = cb;
-    c->req = req;
-    c->cb = cb;
+    c->base.req = req;
+    c->base.cb = cb;
     return 0;
 }
 
@@ -1394,17 +1367,19 @@ static void listener_closed(uv_handle_t *handle)
 static void tt_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 {
     struct tt *tt = t->impl;
+    struct list *item;
 
     tt->closing = true;
     tt->close_cb = cb;
     if (tt->listener_open) {
         uv_close((uv_handle_t *)&tt->listener, listener_closed);
     }
-    for (struct conn *c = tt->conns; c != NULL; c = c->next) {
-        conn_close(c);
-    }
-    for (struct pconn *p = tt->pconns; p != NULL; p = p->next) {
-        pconn_close(p);
+    LIST_FOREACH (item, &tt->links) {
+        if (tt->plain) {
+            pconn_close(CONTAINER_OF(item, struct pconn, base.item));
+        } else {
+            conn_close(CONTAINER_OF(item, struct conn, base.item));
+        }
     }
     maybe_closed(tt);
 }
@@ -1460,13 +1435,12 @@ err : {
 }
 }
 
-int cluster_tls_transport_init(struct raft_uv_transport *t,
-                               uv_loop_t *loop,
-                               const char *ca_file,
-                               const char *cert_file,
-                               const char *key_file,
-                               char *errmsg,
-                               size_t size)
+/* @t cleared but for its data, and a transport for it on @loop (NULL when
+ * out of memory), given to @t by tt_attach(). */
+static struct tt *tt_new(struct raft_uv_transport *t,
+                         uv_loop_t *loop,
+                         char *errmsg,
+                         size_t size)
 {
     void *data = t->data;
     struct tt *tt;
@@ -1476,10 +1450,36 @@ int cluster_tls_transport_init(struct raft_uv_transport *t,
     tt = calloc(1, sizeof *tt);
     if (tt == NULL) {
         snprintf(errmsg, size, "out of memory");
-        return RAFT_NOMEM;
+        return NULL;
     }
     tt->transport = t;
     tt->loop = loop;
+    list_init(&tt->links);
+    return tt;
+}
+
+static void tt_attach(struct raft_uv_transport *t, struct tt *tt)
+{
+    t->impl = tt;
+    t->init = tt_init;
+    t->listen = tt_listen;
+    t->connect = tt_connect;
+    t->close = tt_close;
+}
+
+int cluster_tls_transport_init(struct raft_uv_transport *t,
+                               uv_loop_t *loop,
+                               const char *ca_file,
+                               const char *cert_file,
+                               const char *key_file,
+                               char *errmsg,
+                               size_t size)
+{
+    struct tt *tt = tt_new(t, loop, errmsg, size);
+
+    if (tt == NULL) {
+        return RAFT_NOMEM;
+    }
     tt->server_ctx = make_ctx(TLS_server_method(), true, ca_file, cert_file,
                               key_file, errmsg, size);
     if (tt->server_ctx != NULL) {
@@ -1491,11 +1491,7 @@ int cluster_tls_transport_init(struct raft_uv_transport *t,
         free(tt);
         return RAFT_INVALID;
     }
-    t->impl = tt;
-    t->init = tt_init;
-    t->listen = tt_listen;
-    t->connect = tt_connect;
-    t->close = tt_close;
+    tt_attach(t, tt);
     return 0;
 }
 
@@ -1504,24 +1500,13 @@ int cluster_plain_transport_init(struct raft_uv_transport *t,
                                  char *errmsg,
                                  size_t size)
 {
-    void *data = t->data;
-    struct tt *tt;
+    struct tt *tt = tt_new(t, loop, errmsg, size);
 
-    memset(t, 0, sizeof *t);
-    t->data = data;
-    tt = calloc(1, sizeof *tt);
     if (tt == NULL) {
-        snprintf(errmsg, size, "out of memory");
         return RAFT_NOMEM;
     }
-    tt->transport = t;
-    tt->loop = loop;
     tt->plain = true;
-    t->impl = tt;
-    t->init = tt_init;
-    t->listen = tt_listen;
-    t->connect = tt_connect;
-    t->close = tt_close;
+    tt_attach(t, tt);
     return 0;
 }
 
