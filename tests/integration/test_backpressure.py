@@ -4,6 +4,7 @@ leader's death (--leader-hold) instead of failing."""
 
 import http.client
 import json
+import os
 import signal
 import threading
 import time
@@ -134,8 +135,11 @@ def test_overload_is_refused_and_bounded(cluster):
     assert not other, other[:3]
     assert refused[0] > 0, "nothing was refused: the bound never acted"
     assert acked[0] > 0
-    # 24 requests of ~220 KB in flight plus 1 MB of commands: far below this.
-    assert peak[0] - base < 300 * 1024, (base, peak[0])
+    # 24 requests of ~220 KB in flight plus 1 MB of commands: far below
+    # this. An ASan build keeps freed memory in its quarantine (256 MB by
+    # default) on top.
+    bound = 300 * 1024 + (300 * 1024 if "ASAN_OPTIONS" in os.environ else 0)
+    assert peak[0] - base < bound, (base, peak[0])
     # Exactly what was acknowledged exists, on every node (plus, after a
     # leader change, what may or may not have committed).
     c.wait_converged()
