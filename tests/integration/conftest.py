@@ -338,12 +338,12 @@ def _finish(request, cluster):
     return cluster.stop(keep=failed)
 
 
-@pytest.fixture(scope="module")
-def shared_cluster(request):
-    """One 3-node cluster for the tests that do not break anything."""
+def module_cluster(request, n=3, flags=None):
+    """Generator for a module-scoped cluster fixture: yields the started
+    cluster once, then stops it and fails on a bad exit (next(gen, None))."""
     if not os.path.exists(ROTAD):
         pytest.fail(f"{ROTAD} is not built")
-    c = Cluster(3).start()
+    c = Cluster(n, flags).start()
     yield c
     failed = request.session.testsfailed > 0
     if failed:
@@ -351,6 +351,12 @@ def shared_cluster(request):
     problems = c.stop(keep=failed)
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(request):
+    """One 3-node cluster for the tests that do not break anything."""
+    yield from module_cluster(request)
 
 
 @pytest.fixture

@@ -133,18 +133,11 @@ def test_rate_bad_json_numbers(shared_acl):
 
 @pytest.fixture(scope="module")
 def shared_acl(request):
-    from conftest import Cluster, ROTAD
-    if not os.path.exists(ROTAD):
-        pytest.fail(f"{ROTAD} is not built")
-    c = Cluster(1, ACL).start()
-    admin = bootstrap(c.leader())
-    yield c.leader(), admin
-    failed = request.session.testsfailed > 0
-    if failed:
-        c.dump_logs()
-    problems = c.stop(keep=failed)
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+    from conftest import module_cluster
+    gen = module_cluster(request, 1, ACL)
+    c = next(gen)
+    yield c.leader(), bootstrap(c.leader())
+    next(gen, None)
 
 
 def test_rate_rotactl(cluster):
