@@ -74,10 +74,6 @@ static void submitted_cb(void *data, int status, const struct fsm_result *res)
         http__forward(s, req);
         return;
     }
-    if (status == ERR_UNKNOWN && http__hold_safe_again(req) &&
-        http__hold(s, req, status, "leadership was lost")) {
-        return; /* Every job has its idempotency key: ask the next leader. */
-    }
     if (status != 0) {
         http__send_err(req, status, NULL,
                        status == ERR_UNKNOWN

@@ -131,9 +131,11 @@ void http__send_error(h2o_req_t *req,
 
 void http__send_err(h2o_req_t *req, int err, const char *field, const char *msg)
 {
-    /* Nothing was done with a request that found no leader: it waits for
-     * one (hold.c) rather than failing while an election runs. */
-    if ((err == ERR_NOLEADER || err == ERR_NOTLEADER) &&
+    /* Nothing was done with a request that found no leader, and a lost
+     * leadership's unknown outcome is harmless to repeat for some: they
+     * wait for the next leader (hold.c) rather than fail. */
+    if ((err == ERR_NOLEADER || err == ERR_NOTLEADER ||
+         (err == ERR_UNKNOWN && http__hold_safe_again(req))) &&
         http__hold(CONTAINER_OF(req->conn->ctx, struct http_server, ctx), req,
                    err, msg)) {
         return;
