@@ -158,6 +158,9 @@ static void *run_worker(void *arg)
     curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)w->conns);
     for (int i = 0; i < w->conns; i++) {
         cs[i].easy = curl_easy_init();
+        /* No SIGALRM-based DNS timeouts: without this libcurl calls
+         * sigaction twice per transfer (~20 syscalls per request seen). */
+        curl_easy_setopt(cs[i].easy, CURLOPT_NOSIGNAL, 1L);
         cs[i].hdr = curl_slist_append(NULL, "Content-Type: application/json");
         cs[i].hdr = curl_slist_append(cs[i].hdr, "Expect:");
         if (creds.auth[0] != '\0') {

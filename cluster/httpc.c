@@ -55,6 +55,7 @@ struct sock
     struct list link; /* In h->socks. */
     curl_socket_t fd;
     struct httpc *h;
+    int events; /* What poll watches now: a same-events call is no syscall. */
 };
 
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -273,7 +274,10 @@ static int socket_cb(CURL *easy,
     if (what & CURL_POLL_OUT) {
         events |= UV_WRITABLE;
     }
-    uv_poll_start(&s->poll, events, poll_cb);
+    if (events != s->events) {
+        s->events = events;
+        uv_poll_start(&s->poll, events, poll_cb);
+    }
     return 0;
 }
 

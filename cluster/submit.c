@@ -24,6 +24,8 @@
 /* Bounds of one entry: flush early above these. */
 #define BATCH_MAX_COMMANDS 8192
 #define BATCH_MAX_BYTES (8u << 20)
+/* Entries proposed and not applied yet before the next one waits. */
+#define PROPOSE_MAX_INFLIGHT 1
 
 int cluster__err_from_raft(int rv)
 {
@@ -62,6 +64,7 @@ static void batch_applied_cb(struct raft_apply *apply, int status, void *result)
 
     list_remove(&b->link);
     b->c->inflight_cost -= b->cost;
+    b->c->inflight_entries--;
     for (unsigned i = 0; i < b->n; i++) {
         const struct fsm_result *r = NULL;
         if (rv == 0) {
@@ -125,13 +128,24 @@ static void flush(struct cluster *c)
         return;
     }
     list_push(&c->inflight, &b->link);
+    c->inflight_entries++;
     c->stats.batches++;
     c->stats.commands += n;
 }
 
+/* Once per loop iteration, unless an entry is still on its way: then the
+ * batch keeps growing until that entry is applied (its callback wakes the
+ * loop) or reaches the bounds above. Under load this makes fewer, bigger
+ * entries, so every replica pays fewer appends and LMDB transactions per
+ * command: at 32 single submits in flight over three nodes, 4.6 commands
+ * per entry became 14 and the servers' CPU per job fell by ~15%
+ * (bench/README.md). An idle cluster still proposes at once. */
 static void flush_cb(uv_prepare_t *handle)
 {
-    flush(handle->data);
+    struct cluster *c = handle->data;
+    if (c->inflight_entries < PROPOSE_MAX_INFLIGHT) {
+        flush(c);
+    }
 }
 
 int cluster_submit(struct cluster *c,
