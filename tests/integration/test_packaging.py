@@ -1,0 +1,317 @@
+"""Packaging: docker/Dockerfile, docker/compose.yml, .dockerignore, the systemd units
+in deploy/systemd and the Debian package of scripts/build-deb.sh.
+
+No Docker engine is needed (none is used): the Dockerfile's runtime packages are
+checked against this machine's apt index (Debian 12), the compose file is read as
+YAML. The units are checked with systemd-analyze verify; the .deb is built from
+ROTA_BUILD_DIR, inspected, simulated with apt-get and unpacked to run rotad.
+The ASan pass (ROTA_BUILD_DIR ending in build-asan) skips the .deb tests: a package
+of sanitizer binaries is not what ships, and the normal pass already builds it.
+"""
+
+import fnmatch
+import functools
+import glob
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import BUILD, ROOT, ROTACTL, ROTAD, WORKER
+
+ASAN = os.path.normpath(BUILD).endswith("build-asan")
+DOCKERFILE = os.path.join(ROOT, "docker", "Dockerfile")
+COMPOSE = os.path.join(ROOT, "docker", "compose.yml")
+DOCKERIGNORE = os.path.join(ROOT, ".dockerignore")
+UNITS = os.path.join(ROOT, "deploy", "systemd")
+BINARIES = {"rotad": ROTAD, "rota-worker": WORKER, "rotactl": ROTACTL}
+# Libraries of the sanitizer runtime and the base system (in every Debian image).
+NOT_RUNTIME_DEPS = {"libc6", "libasan8", "libubsan1", "libgcc-s1", "libstdc++6"}
+
+
+def run(args, **kw):
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, **kw)
+
+
+# ---- Dockerfile ---------------------------------------------------------------------
+
+def dockerfile_stages():
+    """The Dockerfile's stages (text after each FROM), continuation lines joined."""
+    text = open(DOCKERFILE).read()
+    text = re.sub(r"\\\n", " ", text)
+    text = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("#"))
+    return re.split(r"(?mi)^\s*FROM\s+", text)[1:]
+
+
+def runtime_packages():
+    """Every package the last stage apt-get installs (options dropped)."""
+    pkgs = []
+    for m in re.finditer(r"apt-get\s+install\s+([^&;|\n]*)", dockerfile_stages()[-1]):
+        pkgs += [w for w in m.group(1).split() if not w.startswith("-")]
+    return pkgs
+
+
+@functools.lru_cache(maxsize=None)
+def needed_packages(binary):
+    """The Debian packages of the libraries @binary links directly (readelf NEEDED,
+    the path from ldd, the package from dpkg -S; one dpkg call, it is slow)."""
+    needed = re.findall(r"\(NEEDED\).*\[(.+)\]", run(["readelf", "-d", binary]).stdout)
+    paths = dict(re.findall(r"^\s*(\S+) => (\S+)", run(["ldd", binary]).stdout, re.M))
+    candidates = {}
+    for so in needed:
+        assert so in paths, f"{binary}: ldd does not resolve {so}"
+        candidates[so] = (paths[so], os.path.realpath(paths[so]))
+    owners = {}
+    out = run(["dpkg", "-S"] + sorted({p for c in candidates.values() for p in c})).stdout
+    for line in out.splitlines():
+        pkg, _, path = line.partition(": ")
+        owners[path.strip()] = pkg.split(":")[0]
+    pkgs = set()
+    for so, cands in candidates.items():
+        found = [owners[c] for c in cands if c in owners]
+        assert found, f"{binary}: no package owns {cands}"
+        pkgs.add(found[0])
+    return frozenset(pkgs)
+
+
+def test_dockerfile_runtime_packages_exist_in_debian():
+    pkgs = runtime_packages()
+    assert len(pkgs) >= 5, f"no runtime apt-get install found in the Dockerfile: {pkgs}"
+    # One call (apt-cache takes about a second here): exit 0 only if every name is a
+    # real package (unknown and purely virtual names fail); the records say which.
+    r = run(["apt-cache", "show", "--no-all-versions"] + pkgs)
+    found = set(re.findall(r"(?m)^Package: (\S+)", r.stdout))
+    missing = sorted(set(pkgs) - found)
+    assert r.returncode == 0 and not missing, \
+        f"not in this Debian's apt index: {missing} (apt-cache: {r.stderr.strip()})"
+
+
+def test_dockerfile_runtime_installs_what_the_binaries_link():
+    pkgs = set(runtime_packages())
+    for name, path in BINARIES.items():
+        lacking = needed_packages(path) - NOT_RUNTIME_DEPS - pkgs
+        assert not lacking, f"{name} links libraries of {lacking}: not in the runtime stage"
+    # The readyz healthcheck of compose.yml runs curl in the image.
+    assert "curl" in pkgs and "ca-certificates" in pkgs
+
+
+def test_dockerfile_installs_the_three_binaries_as_user_rota():
+    last = dockerfile_stages()[-1]
+    copies = re.findall(r"(?m)^\s*COPY\s+--from=\S+\s+(\S+)\s+(\S+)", last)
+    sources = {os.path.basename(s): d for s, d in copies}
+    for name, path in BINARIES.items():
+        assert name in sources, f"{name} not copied into the runtime image"
+        # The source inside the build stage is build/<the same path as here>.
+        rel = os.path.relpath(path, BUILD) if name != "rota-worker" else "worker/rota-worker"
+        assert any(s.endswith("/build/" + rel) for s, _ in copies), (name, copies)
+    users = re.findall(r"(?m)^\s*USER\s+(\S+)", last)
+    assert users and users[-1] in ("rota", "10001"), f"runtime stage runs as {users or 'root'}"
+    assert re.search(r"(useradd|adduser)\b[^\n]*\brota\b", last)
+    assert "/var/lib/rota" in last
+
+
+def test_dockerignore_excludes_build_and_local_state():
+    patterns = [l.strip().rstrip("/") for l in open(DOCKERIGNORE)
+                if l.strip() and not l.startswith("#")]
+
+    def ignored(path):
+        return any(fnmatch.fnmatch(path, p.lstrip("/")) or
+                   (p.startswith("**/") and fnmatch.fnmatch(os.path.basename(path), p[3:]))
+                   for p in patterns)
+
+    for path in ("build", "build-asan", "build-fuzz", ".rota", ".git", "docker/certs",
+                 "certs", "tests/integration/__pycache__", "node_modules"):
+        assert ignored(path), f".dockerignore lets {path} into the build context"
+    for path in ("scripts/build.sh", "meson.build", "docker/Dockerfile", "rotad/main.c"):
+        assert not ignored(path), f".dockerignore drops {path}, which the build needs"
+
+
+# ---- compose.yml ----------------------------------------------------------------------
+
+def compose():
+    yaml = pytest.importorskip("yaml")
+    return yaml.safe_load(open(COMPOSE))
+
+
+def as_list(v):
+    return v if isinstance(v, list) else ([] if v is None else v.split())
+
+
+def test_compose_nodes_secure_and_healthchecked():
+    services = compose()["services"]
+    nodes = {n: s for n, s in services.items()
+             if "rota-worker" not in " ".join(as_list(s.get("entrypoint")))}
+    assert len(nodes) == 3, f"expected 3 rotad nodes, got {sorted(nodes)}"
+    for name, s in nodes.items():
+        cmd = as_list(s.get("command"))
+        assert "--certs-dir" in cmd and "--insecure" not in cmd, f"{name} not in secure mode"
+        test = " ".join(as_list(s.get("healthcheck", {}).get("test")))
+        assert "/readyz" in test, f"{name}: healthcheck {test!r} does not ask /readyz"
+        assert "https://" in test and "--cacert" in test, f"{name}: healthcheck without the CA"
+
+
+def test_compose_has_two_workers():
+    services = compose()["services"]
+    workers = {n: s for n, s in services.items()
+               if "rota-worker" in " ".join(as_list(s.get("entrypoint")) +
+                                            as_list(s.get("command")))}
+    assert workers, "no rota-worker service"
+    replicas = sum(s.get("deploy", {}).get("replicas", 1) for s in workers.values())
+    assert replicas >= 2, f"{replicas} worker(s)"
+    for name, s in workers.items():
+        env = s.get("environment", {})
+        if isinstance(env, list):
+            env = dict(e.split("=", 1) for e in env)
+        args = " ".join(as_list(s.get("command")))
+        servers = env.get("ROTA_SERVERS", "") + args
+        assert servers.count("https://") >= 3, f"{name}: not all nodes, or not HTTPS"
+        assert "ROTA_CA_FILE" in env or "--ca-file" in args, f"{name}: no CA file"
+        assert "ROTA_TOKEN_FILE" in env or "ROTA_TOKEN" in env or "--token-file" in args
+        assert not any("node.key" in v or v.split(":")[0].rstrip("/") == "./certs"
+                       for v in s.get("volumes", [])), f"{name} can read the node key"
+
+
+def test_compose_ports_bound_to_loopback():
+    ports = [(n, str(p)) for n, s in compose()["services"].items()
+             for p in s.get("ports", [])]
+    assert ports, "no published ports"
+    for name, p in ports:
+        assert p.startswith("127.0.0.1:"), f"{name} publishes {p} on every interface"
+
+
+# ---- systemd units ------------------------------------------------------------------
+
+def unit_settings(path):
+    out = {}
+    for line in open(path):
+        line = line.strip()
+        if "=" in line and not line.startswith(("#", ";", "[")):
+            k, v = line.split("=", 1)
+            out.setdefault(k.strip(), []).append(v.strip())
+    return out
+
+
+def test_systemd_units_verify(tmp_path):
+    """systemd-analyze verify needs the ExecStart binaries: the copies point at the
+    build tree's. Its findings are warnings with exit 0, so any output fails."""
+    if not os.path.exists("/usr/bin/systemd-analyze"):
+        pytest.skip("no systemd-analyze")
+    units = sorted(glob.glob(os.path.join(UNITS, "*.service")))
+    assert {os.path.basename(u) for u in units} >= {"rotad.service", "rota-worker.service"}
+    copies = []
+    for u in units:
+        text = open(u).read()
+        for name, path in BINARIES.items():
+            text = text.replace(f"/usr/bin/{name} ", f"{path} ")
+        assert "/usr/bin/rota" not in text
+        copy = tmp_path / os.path.basename(u)
+        copy.write_text(text)
+        copies.append(str(copy))
+    r = run(["/usr/bin/systemd-analyze", "verify"] + copies)
+    assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), \
+        f"systemd-analyze verify: rc {r.returncode}\n{r.stdout}{r.stderr}"
+
+
+@pytest.mark.parametrize("unit,binary,envfile", [
+    ("rotad.service", "rotad", "/etc/rota/rotad.env"),
+    ("rota-worker.service", "rota-worker", "/etc/rota/worker.env")])
+def test_systemd_unit_hardening(unit, binary, envfile):
+    s = unit_settings(os.path.join(UNITS, unit))
+    one = {k: v[-1] for k, v in s.items()}
+    expect = {"User": "rota", "DynamicUser": "no", "EnvironmentFile": envfile,
+              "Restart": "on-failure", "ProtectSystem": "strict", "ProtectHome": "yes",
+              "PrivateTmp": "yes", "NoNewPrivileges": "yes", "ProtectKernelTunables": "yes",
+              "ProtectControlGroups": "yes", "LockPersonality": "yes",
+              "LimitNOFILE": "65536", "Wants": "network-online.target"}
+    for k, v in expect.items():
+        assert one.get(k) == v, f"{unit}: {k}={one.get(k)}, want {v}"
+    assert one["ExecStart"].startswith(f"/usr/bin/{binary} ")
+    assert "network-online.target" in one["After"].split()
+    assert one.get("StateDirectory", "").startswith("rota")
+    assert set(one["RestrictAddressFamilies"].split()) == {"AF_INET", "AF_INET6", "AF_UNIX"}
+    assert "StartLimitIntervalSec" in s and "StartLimitBurst" in s
+    if binary == "rota-worker":
+        # Shell jobs: /bin/sh and whatever it runs need W+X mappings (JITs) at times.
+        assert one.get("MemoryDenyWriteExecute", "no") == "no"
+    # The example env file sets what the unit reads.
+    example = os.path.join(UNITS, os.path.basename(envfile) + ".example")
+    var = "ROTAD_OPTS" if binary == "rotad" else "ROTA_WORKER_OPTS"
+    assert f"${var}" in one["ExecStart"] and re.search(rf"(?m)^{var}=", open(example).read())
+
+
+# ---- Debian package -----------------------------------------------------------------
+
+needs_deb = pytest.mark.skipif(ASAN or shutil.which("dpkg-deb") is None,
+                               reason="the .deb is built from the normal build only")
+
+
+@pytest.fixture(scope="module")
+def deb(tmp_path_factory):
+    out = tmp_path_factory.mktemp("deb")
+    r = run([os.path.join(ROOT, "scripts", "build-deb.sh"), BUILD, str(out)])
+    assert r.returncode == 0, f"build-deb.sh failed:\n{r.stdout}{r.stderr}"
+    debs = glob.glob(str(out / "rota_*.deb"))
+    assert len(debs) == 1 and r.stdout.strip() == debs[0], (debs, r.stdout)
+    return debs[0]
+
+
+@needs_deb
+def test_deb_contents(deb):
+    arch = run(["dpkg", "--print-architecture"]).stdout.strip()
+    assert deb.endswith(f"_{arch}.deb")
+    listing = run(["dpkg-deb", "-c", deb]).stdout
+    files = {l.split()[-1].lstrip(".") for l in listing.splitlines()}
+    for f in ("/usr/bin/rotad", "/usr/bin/rota-worker", "/usr/bin/rotactl",
+              "/lib/systemd/system/rotad.service", "/lib/systemd/system/rota-worker.service",
+              "/usr/share/doc/rota/operations.md"):
+        assert f in files, f"{f} not in the package:\n{listing}"
+    assert all(l.split()[1] == "root/root" for l in listing.splitlines())
+
+
+@needs_deb
+def test_deb_control_and_depends(deb):
+    fields = {f: run(["dpkg-deb", "-f", deb, f]).stdout.strip()
+              for f in ("Package", "Version", "Architecture", "Depends")}
+    assert fields["Package"] == "rota"
+    assert re.match(r"^[0-9][A-Za-z0-9.+~-]*$", fields["Version"]), fields["Version"]
+    depends = {d.split()[0] for d in fields["Depends"].split(",")}
+    # The raft and uv runtime packages, and every package a binary links.
+    assert any(d.startswith("libraft") for d in depends), fields["Depends"]
+    assert any(d.startswith("libuv") for d in depends), fields["Depends"]
+    for name, path in BINARIES.items():
+        lacking = needed_packages(path) - depends
+        assert not lacking, f"{name} links {lacking}; Depends: {fields['Depends']}"
+    assert "adduser" in depends  # postinst
+
+
+@needs_deb
+def test_deb_maintainer_scripts(deb, tmp_path):
+    run(["dpkg-deb", "-e", deb, str(tmp_path / "DEBIAN")])
+    postinst = tmp_path / "DEBIAN" / "postinst"
+    text = postinst.read_text()
+    assert os.access(postinst, os.X_OK)
+    assert re.search(r"adduser --system --group[^\n]*--home /var/lib/rota", text)
+    assert "/etc/rota" in text
+    for script in ("postinst", "prerm", "postrm"):
+        r = run(["sh", "-n", str(tmp_path / "DEBIAN" / script)])
+        assert r.returncode == 0, f"{script}: {r.stderr}"
+
+
+@needs_deb
+def test_deb_installs_and_runs(deb, tmp_path):
+    # Dependency resolution against this machine's apt index, without installing.
+    if shutil.which("apt-get"):
+        r = run(["apt-get", "install", "--simulate", "-q", deb])
+        assert r.returncode == 0 and "Inst rota " in r.stdout, \
+            f"apt-get install --simulate:\n{r.stdout}{r.stderr}"
+    # Unpacked into a throwaway root: the packaged binaries run.
+    root = tmp_path / "root"
+    r = run(["dpkg-deb", "-x", deb, str(root)])
+    assert r.returncode == 0, r.stderr
+    for name in BINARIES:
+        r = run([str(root / "usr" / "bin" / name), "--help"])
+        assert "usage:" in r.stdout + r.stderr, f"{name} --help: rc {r.returncode} {r.stderr}"
+    r = run([str(root / "usr" / "bin" / "rotad"), "--help"])
+    assert r.returncode == 0
