@@ -170,6 +170,9 @@ struct cluster_stats
     unsigned long long raft_guard_fixes; /* cluster/raft_guard.h */
     unsigned long long refused_busy;     /* cluster_admit() said no. */
     unsigned long long inflight_bytes;   /* Now: cluster_admit()'s cost. */
+    unsigned long long fwd_sent;         /* Forward channel: requests sent, */
+    unsigned long long fwd_received;     /* ... received (leader), */
+    unsigned long long fwd_errors;       /* ... failed without an answer. */
 };
 void cluster_stats(struct cluster *c, struct cluster_stats *out);
 
@@ -215,5 +218,51 @@ int cluster_forward(struct cluster *c,
                     const struct cluster_http_req *r,
                     cluster_http_cb cb,
                     void *data);
+
+/* ---- Forward channel (cluster/fwd.c) --------------------------------------
+ * A follower sends a write to the leader as bytes the HTTP layer encoded
+ * (a command), over one persistent node-to-node connection on the raft port
+ * (mutual TLS in secure mode), many per syscall; the leader's HTTP layer
+ * handles them and answers each. Used where it is open; HTTP forwarding
+ * (cluster_forward) otherwise. */
+
+/* An answer: the leader's, or the channel's own failure (then @status is
+ * 0 and @err says why; @not_sent: the request never left this node). */
+struct cluster_fwd_answer
+{
+    int err;        /* 0 or ERR_*: the write's outcome, as on the leader. */
+    bool not_sent;  /* Channel failure before the bytes left. */
+    int status;     /* HTTP status when err == 0. */
+    uint64_t index; /* Applied index the answer reflects (X-Rota-Index). */
+    const char *field, *msg; /* Of an error: "" when none (borrowed). */
+    const char *body;        /* Borrowed for the callback's duration. */
+    size_t body_len;
+};
+typedef void (*cluster_fwd_cb)(void *data, const struct cluster_fwd_answer *a);
+
+/* Follower: whether the channel to the node it believes leads is open. */
+bool cluster_fwd_ready(struct cluster *c);
+/* Follower: send @payload with @kind (non-zero, the HTTP layer's) to the
+ * leader; @cb gets the answer exactly once (ERR_TIMEOUT after
+ * --forward-timeout). Non-zero: nothing was sent (no channel, too big). */
+int cluster_fwd_send(struct cluster *c,
+                     uint32_t kind,
+                     const void *payload,
+                     size_t len,
+                     cluster_fwd_cb cb,
+                     void *data);
+
+/* Leader: one received request, answered exactly once. */
+struct cluster_fwd_call;
+typedef void (*cluster_fwd_handler)(void *data,
+                                    struct cluster_fwd_call *call,
+                                    uint32_t kind,
+                                    const void *payload,
+                                    size_t len);
+void cluster_fwd_set_handler(struct cluster *c,
+                             cluster_fwd_handler h,
+                             void *data);
+void cluster_fwd_reply(struct cluster_fwd_call *call,
+                       const struct cluster_fwd_answer *a);
 
 #endif /* CLUSTER_CLUSTER_H_ */

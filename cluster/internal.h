@@ -26,6 +26,7 @@ struct batch
 };
 
 struct httpc; /* cluster/httpc.c */
+struct fwd;   /* cluster/fwd.c */
 
 struct cluster
 {
@@ -53,7 +54,7 @@ struct cluster
     struct submit *pending_subs;
     unsigned pending_cap;
     uv_prepare_t flush;
-    struct list inflight; /* struct batch */
+    struct list inflight;      /* struct batch */
     unsigned inflight_entries; /* Batches proposed, not applied yet. */
     /* Bytes of commands queued or proposed and not applied yet (plus a
      * fixed cost per command for what waits on it): cluster_admit(). */
@@ -73,6 +74,9 @@ struct cluster
     uint64_t last_register_ms;
 
     struct httpc *http;
+    struct fwd *fwd;
+    cluster_fwd_handler fwd_handler; /* The leader's, set by HTTP. */
+    void *fwd_handler_data;
     struct cluster_stats stats;
 
     bool closing;
@@ -97,5 +101,10 @@ void cluster__httpc_close(struct httpc *h, void (*cb)(struct cluster *c));
 
 /* node.c */
 void cluster__handle_closed(struct cluster *c);
+
+/* fwd.c */
+int cluster__fwd_init(struct cluster *c);
+void cluster__fwd_tick(struct cluster *c); /* Leader watch: (re)dial. */
+void cluster__fwd_close(struct cluster *c);
 
 #endif /* CLUSTER_INTERNAL_H_ */

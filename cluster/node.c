@@ -331,6 +331,11 @@ int cluster_start(struct cluster *c, char *errmsg, size_t size)
         snprintf(errmsg, size, "group commit: %s", err_strerror(rv));
         return rv;
     }
+    rv = cluster__fwd_init(c);
+    if (rv != 0) {
+        snprintf(errmsg, size, "forward channel: %s", err_strerror(rv));
+        return rv;
+    }
     rv = raft_start(&c->raft);
     if (rv != 0) {
         snprintf(errmsg, size, "raft start: %s", raft_errmsg(&c->raft));
@@ -375,6 +380,7 @@ static void watch_cb(uv_timer_t *timer)
     }
     c->state = state;
     cluster__register_tick(c);
+    cluster__fwd_tick(c);
 }
 
 /* ---- Close -------------------------------------------------------------- */
@@ -429,6 +435,7 @@ void cluster_close(struct cluster *c, cluster_close_cb cb, void *data)
         uv_close((uv_handle_t *)&c->watch, watch_closed_cb);
     }
     cluster__submit_close(c);
+    cluster__fwd_close(c);
     raft_close(&c->raft, raft_closed_cb);
 }
 

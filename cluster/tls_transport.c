@@ -44,6 +44,8 @@
 
 #define READ_BUF_SIZE (64 * 1024)
 #define RAFT_HANDSHAKE_PROTOCOL 1 /* raft 0.15 uv_tcp.h */
+/* The first word of the handshake of a side connection: "ROTASIDE". */
+#define SIDE_HANDSHAKE_PROTOCOL 0x4544495341544f52ULL
 #define ADDRESS_MAX 256
 #define REFUSE_LOG_WINDOW_MS 10000
 #define REFUSE_LOG_BURST 10
@@ -67,10 +69,11 @@ struct link_base
     struct tt *tt;
     struct list item; /* In tt->links. */
     bool outgoing;
-    bool pending;     /* Incoming, counted in tt->pending_in. */
-    char peer[64];    /* For logs: "a.b.c.d:port". */
-    unsigned handles; /* Handles not yet closed. */
-    uv_timer_t timer; /* Handshake deadline (TLS: then drain deadline). */
+    bool pending;      /* Incoming, counted in tt->pending_in. */
+    uint64_t protocol; /* Outgoing: the handshake's first word. */
+    char peer[64];     /* For logs: "a.b.c.d:port". */
+    unsigned handles;  /* Handles not yet closed. */
+    uv_timer_t timer;  /* Handshake deadline (TLS: then drain deadline). */
     uv_connect_t connect;
     /* Outgoing: raft's request, fired once. */
     struct raft_uv_connect *req;
@@ -119,6 +122,8 @@ struct tt
     uv_tcp_t listener;
     bool listener_open;
     raft_uv_accept_cb accept_cb;
+    cluster_side_accept_cb side_cb; /* NULL: side connections refused. */
+    void *side_data;
     struct list links; /* Of struct conn, or of struct pconn if plain. */
     unsigned pending_in;
     bool closing;
@@ -338,7 +343,9 @@ static enum preamble_step link_preamble_read(struct link_base *b, size_t n)
             return PREAMBLE_MORE;
         }
         b->address_len = le64(b->preamble[2]);
-        if (le64(b->preamble[0]) != RAFT_HANDSHAKE_PROTOCOL ||
+        if ((le64(b->preamble[0]) != RAFT_HANDSHAKE_PROTOCOL &&
+             (le64(b->preamble[0]) != SIDE_HANDSHAKE_PROTOCOL ||
+              b->tt->side_cb == NULL)) ||
             b->address_len == 0 || b->address_len > ADDRESS_MAX) {
             return PREAMBLE_BAD;
         }
@@ -821,7 +828,7 @@ static void outgoing_ready(struct conn *c)
         return;
     }
     memset(hs, 0, sizeof hs);
-    put_le64(hs, RAFT_HANDSHAKE_PROTOCOL);
+    put_le64(hs, c->base.protocol);
     put_le64(hs + 8, tt->id);
     put_le64(hs + 16, alen);
     memcpy(hs + 24, tt->address, strlen(tt->address));
@@ -867,7 +874,11 @@ static void incoming_ready(struct conn *c)
     link_unpend(&c->base);
     tt->stats.accepted++;
     pump_read_start(c);
-    tt->accept_cb(tt->transport, id, c->base.address, handover(c));
+    if (le64(c->base.preamble[0]) == SIDE_HANDSHAKE_PROTOCOL) {
+        tt->side_cb(tt->side_data, id, c->base.address, handover(c));
+    } else {
+        tt->accept_cb(tt->transport, id, c->base.address, handover(c));
+    }
     free(c->base.address);
     c->base.address = NULL;
 }
@@ -1053,7 +1064,11 @@ static void pincoming_ready(struct pconn *p)
     tt->stats.accepted++;
     stream = pconn_handover(p);
     /* @p is freed in a close callback, so its address outlives this. */
-    tt->accept_cb(tt->transport, id, p->base.address, stream);
+    if (le64(p->base.preamble[0]) == SIDE_HANDSHAKE_PROTOCOL) {
+        tt->side_cb(tt->side_data, id, p->base.address, stream);
+    } else {
+        tt->accept_cb(tt->transport, id, p->base.address, stream);
+    }
 }
 
 static void pread_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
@@ -1156,7 +1171,7 @@ static void pconnect_cb(uv_connect_t *req, int status)
         pconn_close(p);
         return;
     }
-    put_le64((unsigned char *)w->data, RAFT_HANDSHAKE_PROTOCOL);
+    put_le64((unsigned char *)w->data, p->base.protocol);
     put_le64((unsigned char *)w->data + 8, tt->id);
     put_le64((unsigned char *)w->data + 16, alen);
     memcpy(w->data + 24, tt->address, strlen(tt->address));
@@ -1176,7 +1191,8 @@ static void pconnect_cb(uv_connect_t *req, int status)
 static int plain_connect(struct tt *tt,
                          struct raft_uv_connect *req,
                          const char *address,
-                         raft_uv_connect_cb cb)
+                         raft_uv_connect_cb cb,
+                         uint64_t protocol)
 {
     struct raft_uv_transport *t = tt->transport;
     struct sockaddr_in sa;
@@ -1188,6 +1204,7 @@ static int plain_connect(struct tt *tt,
     if (p == NULL) {
         return RAFT_NOMEM;
     }
+    p->base.protocol = protocol;
     snprintf(p->base.peer, sizeof p->base.peer, "%s", address);
     if (split_address(address, host, sizeof host, &port) != 0 ||
         uv_ip4_addr(host, port, &sa) != 0) {
@@ -1314,28 +1331,29 @@ static void connect_cb(uv_connect_t *req, int status)
     }
 }
 
-static int tt_connect(struct raft_uv_transport *t,
-                      struct raft_uv_connect *req,
-                      raft_id id,
-                      const char *address,
-                      raft_uv_connect_cb cb)
+/* Connect to @address and write a handshake starting with @protocol. */
+static int dial(struct raft_uv_transport *t,
+                struct raft_uv_connect *req,
+                const char *address,
+                raft_uv_connect_cb cb,
+                uint64_t protocol)
 {
     struct tt *tt = t->impl;
     struct sockaddr_in sa;
     struct conn *c;
     int port;
-    (void)id;
 
     if (tt->closing) {
         return RAFT_CANCELED;
     }
     if (tt->plain) {
-        return plain_connect(tt, req, address, cb);
+        return plain_connect(tt, req, address, cb, protocol);
     }
     c = conn_new(tt, true);
     if (c == NULL) {
         return RAFT_NOMEM;
     }
+    c->base.protocol = protocol;
     snprintf(c->base.peer, sizeof c->base.peer, "%s", address);
     if (split_address(address, c->host, sizeof c->host, &port) != 0 ||
         uv_ip4_addr(c->host, port, &sa) != 0 ||
@@ -1355,6 +1373,33 @@ static int tt_connect(struct raft_uv_transport *t,
     c->base.req = req;
     c->base.cb = cb;
     return 0;
+}
+
+static int tt_connect(struct raft_uv_transport *t,
+                      struct raft_uv_connect *req,
+                      raft_id id,
+                      const char *address,
+                      raft_uv_connect_cb cb)
+{
+    (void)id;
+    return dial(t, req, address, cb, RAFT_HANDSHAKE_PROTOCOL);
+}
+
+int cluster_transport_dial_side(struct raft_uv_transport *t,
+                                struct raft_uv_connect *req,
+                                const char *address,
+                                raft_uv_connect_cb cb)
+{
+    return dial(t, req, address, cb, SIDE_HANDSHAKE_PROTOCOL);
+}
+
+void cluster_transport_set_side(struct raft_uv_transport *t,
+                                cluster_side_accept_cb cb,
+                                void *data)
+{
+    struct tt *tt = t->impl;
+    tt->side_cb = cb;
+    tt->side_data = data;
 }
 
 static void listener_closed(uv_handle_t *handle)

@@ -83,6 +83,28 @@ int cluster_plain_transport_init(struct raft_uv_transport *t,
  * calls t->close from raft_close), or if @t was never used. */
 void cluster_tls_transport_close(struct raft_uv_transport *t);
 
+/* Side connections: the same port, the same TLS and handshake deadline,
+ * and a handshake that says "not raft" (its first word), for node-to-node
+ * traffic that is not raft's (cluster/fwd.c). An accepted one goes to @cb
+ * with the peer's id, its claimed address (checked against its
+ * certificate) and the stream, which @cb then owns: uv_close() it and
+ * raft_free() it in the close callback. Until this is called, side
+ * handshakes are refused like any bad handshake. */
+typedef void (*cluster_side_accept_cb)(void *data,
+                                       raft_id id,
+                                       const char *address,
+                                       uv_stream_t *stream);
+void cluster_transport_set_side(struct raft_uv_transport *t,
+                                cluster_side_accept_cb cb,
+                                void *data);
+
+/* Open a side connection to @address; @cb as raft's connect callback
+ * (status 0 and a stream the caller owns, as above, or an error). */
+int cluster_transport_dial_side(struct raft_uv_transport *t,
+                                struct raft_uv_connect *req,
+                                const char *address,
+                                raft_uv_connect_cb cb);
+
 void cluster_tls_transport_stats(const struct raft_uv_transport *t,
                                  struct cluster_tls_transport_stats *out);
 

@@ -267,6 +267,9 @@ enum {
     ROUTE_LEADER = 1 << 0,       /* Followers forward it to the leader. */
     ROUTE_LINEARIZABLE = 1 << 1, /* Leader too with ?consistency=... */
     ROUTE_METRICS = 1 << 2,      /* No role with --metrics-public. */
+    /* A follower with an open forward channel runs the handler itself and
+     * sends the encoded command to the leader (cluster_fwd_send). */
+    ROUTE_CHANNEL = 1 << 3,
 };
 
 struct http_route
@@ -341,6 +344,12 @@ void http__acl_tokens_delete(struct http_server *s,
 void http__jobs_submit_batch(struct http_server *s,
                              h2o_req_t *req,
                              const struct http_args *a);
+/* The leader's handler of the forward channel (cluster_fwd_set_handler). */
+void http__fwd_handle(void *data,
+                      struct cluster_fwd_call *fc,
+                      uint32_t kind,
+                      const void *payload,
+                      size_t len);
 void http__jobs_submit(struct http_server *s,
                        h2o_req_t *req,
                        const struct http_args *a);

@@ -18,6 +18,47 @@
 
 enum { CALL_SUBMIT, CALL_ONE };
 
+/* The forward channel's kinds (cluster_fwd_send): a SUBMIT command whose
+ * answer is one job, or {"jobs": [...]}. */
+enum { FWD_SUBMIT = 1, FWD_SUBMIT_BATCH = 2 };
+
+/* Render the jobs of @res (ids) from the local fsm into @b (from @pool):
+ * 0, ERR_NOTFOUND if a single job is not there, or a read error. */
+static int render_jobs(struct http_server *s,
+                       h2o_mem_pool_t *pool,
+                       const struct fsm_result *res,
+                       bool batch,
+                       struct sb *b)
+{
+    struct fsm_reader *rd;
+    uint32_t found = 0;
+    int rv = fsm_read_begin(cluster_fsm(s->cluster), &rd);
+
+    if (rv != 0) {
+        return rv;
+    }
+    http__sb_init(b, pool);
+    if (batch) {
+        http__sb_puts(b, "{\"jobs\":[");
+    }
+    for (uint32_t i = 0; i < res->n_ids; i++) {
+        struct fsm_job job;
+        if (fsm_get_job(rd, res->ids[i], &job) == 0) {
+            if (found++ > 0) {
+                http__sb_put(b, ",", 1);
+            }
+            http__job_write(b, &job);
+        }
+    }
+    fsm_read_end(rd);
+    if (batch) {
+        http__sb_puts(b, "]}");
+    } else if (found != 1) {
+        return ERR_NOTFOUND;
+    }
+    return 0;
+}
+
 /* Render the jobs of @res (ids) from the local fsm and answer. */
 static void reply_jobs(struct http_server *s,
                        h2o_req_t *req,
@@ -25,36 +66,197 @@ static void reply_jobs(struct http_server *s,
                        bool batch,
                        int status)
 {
-    struct fsm_reader *rd;
     struct sb b;
-    uint32_t found = 0;
-    int rv = fsm_read_begin(cluster_fsm(s->cluster), &rd);
+    int rv = render_jobs(s, &req->pool, res, batch, &b);
 
+    if (rv == ERR_NOTFOUND) {
+        http__send_err(req, ERR_NOTFOUND, NULL, "job vanished");
+        return;
+    }
     if (rv != 0) {
         http__send_err(req, rv, NULL, "cannot read the job table");
         return;
     }
-    http__sb_init(&b, &req->pool);
-    if (batch) {
-        http__sb_puts(&b, "{\"jobs\":[");
-    }
+    http__send_sb(req, status, &b, cluster_applied_index(s->cluster));
+}
+
+/* How many of @res's jobs are new (not found by their idempotency key). */
+static int created_count(const struct fsm_result *res)
+{
+    int created = 0;
     for (uint32_t i = 0; i < res->n_ids; i++) {
-        struct fsm_job job;
-        if (fsm_get_job(rd, res->ids[i], &job) == 0) {
-            if (found++ > 0) {
-                http__sb_put(&b, ",", 1);
-            }
-            http__job_write(&b, &job);
-        }
+        created += res->existed == NULL || !res->existed[i];
     }
-    fsm_read_end(rd);
-    if (batch) {
-        http__sb_puts(&b, "]}");
-    } else if (found != 1) {
-        http__send_err(req, ERR_NOTFOUND, NULL, "job vanished");
+    return created;
+}
+
+/* ---- The forward channel: a follower's side ------------------------------ */
+
+static void fwd_answered_cb(void *data, const struct cluster_fwd_answer *a)
+{
+    struct call *call = data;
+    struct http_server *s = call->s;
+    h2o_req_t *req = http__call_finish(call);
+    struct sb b;
+
+    if (req == NULL) {
         return;
     }
-    http__send_sb(req, status, &b, cluster_applied_index(s->cluster));
+    if (a->not_sent) {
+        /* The channel broke before the bytes left: HTTP forwarding (which
+         * holds the request if no leader is known). */
+        http__forward(s, req);
+        return;
+    }
+    if (a->err != 0) {
+        http__send_err(req, a->err, a->field[0] != '\0' ? a->field : NULL,
+                       a->msg[0] != '\0' ? a->msg : NULL);
+        return;
+    }
+    http__sb_init(&b, &req->pool);
+    http__sb_put(&b, a->body, a->body_len);
+    http__send_sb(req, a->status, &b, a->index);
+}
+
+/* Follower: send @cmd over the channel; false if it is not open (the
+ * caller forwards over HTTP then). */
+static bool fwd_submit(struct http_server *s,
+                       h2o_req_t *req,
+                       struct fsm_cmd *cmd,
+                       bool batch)
+{
+    struct call *call;
+    void *buf;
+    size_t len;
+    int rv;
+
+    if (!cluster_fwd_ready(s->cluster)) {
+        return false;
+    }
+    rv = fsm_cmd_encode(cmd, &buf, &len);
+    if (rv != 0) {
+        http__send_err(req, rv, NULL, NULL);
+        return true;
+    }
+    call = http__call_new(s, req);
+    rv = cluster_fwd_send(s->cluster, batch ? FWD_SUBMIT_BATCH : FWD_SUBMIT,
+                          buf, len, fwd_answered_cb, call);
+    free(buf);
+    if (rv != 0) {
+        http__call_unref(call);
+        return false;
+    }
+    s->forwarded++;
+    return true;
+}
+
+/* ---- The forward channel: the leader's side ------------------------------ */
+
+struct fwd_submit
+{
+    struct http_server *s;
+    struct cluster_fwd_call *fc;
+    bool batch;
+};
+
+static void fwd_reply_err(struct cluster_fwd_call *fc,
+                          int err,
+                          const char *field,
+                          const char *msg)
+{
+    struct cluster_fwd_answer a = {.err = err, .field = field, .msg = msg};
+    cluster_fwd_reply(fc, &a);
+}
+
+static void fwd_submitted_cb(void *data,
+                             int status,
+                             const struct fsm_result *res)
+{
+    struct fwd_submit *fs = data;
+    struct http_server *s = fs->s;
+    h2o_mem_pool_t pool;
+    struct sb b;
+    int created, rv;
+
+    if (status != 0) {
+        fwd_reply_err(fs->fc, status, NULL,
+                      status == ERR_UNKNOWN
+                          ? "leadership was lost: the write may or may not "
+                            "be committed; retry with an idempotency key"
+                          : NULL);
+    } else if (res->code != 0) {
+        fwd_reply_err(fs->fc, res->code, res->field, res->msg);
+    } else {
+        created = created_count(res);
+        s->submitted += (unsigned long long)created;
+        h2o_mem_init_pool(&pool);
+        rv = render_jobs(s, &pool, res, fs->batch, &b);
+        if (rv != 0) {
+            fwd_reply_err(fs->fc, rv, NULL,
+                          rv == ERR_NOTFOUND ? "job vanished"
+                                             : "cannot read the job table");
+        } else {
+            struct cluster_fwd_answer a = {
+                .status = created > 0 ? 201 : 200,
+                .index = cluster_applied_index(s->cluster),
+                .body = b.p,
+                .body_len = b.len,
+            };
+            cluster_fwd_reply(fs->fc, &a);
+        }
+        h2o_mem_clear_pool(&pool);
+    }
+    free(fs);
+}
+
+/* A SUBMIT from a follower that parsed, validated and checked it against
+ * the ACL (the channel is node to node: mutual TLS in secure mode). Only
+ * SUBMIT commands are taken here. */
+void http__fwd_handle(void *data,
+                      struct cluster_fwd_call *fc,
+                      uint32_t kind,
+                      const void *payload,
+                      size_t len)
+{
+    struct http_server *s = data;
+    struct fsm_cmd cmd;
+    struct fsm_job *store = NULL;
+    struct fwd_submit *fs;
+    bool ok = false;
+    int rv;
+
+    if (kind != FWD_SUBMIT && kind != FWD_SUBMIT_BATCH) {
+        fwd_reply_err(fc, ERR_INVALID, NULL, "unknown forward kind");
+        return;
+    }
+    rv = fsm_cmd_decode(payload, len, &cmd, &store);
+    if (rv == 0) {
+        ok = cmd.type == FSM_CMD_SUBMIT;
+        fsm_cmd_free(&cmd, store);
+    }
+    if (!ok) {
+        fwd_reply_err(fc, ERR_INVALID, NULL, "not a submit command");
+        return;
+    }
+    if ((rv = cluster_admit(s->cluster, len)) != 0) {
+        fwd_reply_err(fc, rv, NULL,
+                      "the leader has too many writes waiting for their "
+                      "commit: retry later");
+        return;
+    }
+    fs = malloc(sizeof *fs);
+    if (fs == NULL) {
+        fwd_reply_err(fc, ERR_NOMEM, NULL, NULL);
+        return;
+    }
+    fs->s = s;
+    fs->fc = fc;
+    fs->batch = kind == FWD_SUBMIT_BATCH;
+    rv = cluster_submit(s->cluster, payload, len, fwd_submitted_cb, fs);
+    if (rv != 0) {
+        free(fs);
+        fwd_reply_err(fc, rv, NULL, NULL);
+    }
 }
 
 static void submitted_cb(void *data, int status, const struct fsm_result *res)
@@ -87,9 +289,7 @@ static void submitted_cb(void *data, int status, const struct fsm_result *res)
         return;
     }
     if (kind == CALL_SUBMIT) {
-        for (uint32_t i = 0; i < res->n_ids; i++) {
-            created += res->existed == NULL || !res->existed[i];
-        }
+        created = created_count(res);
         s->submitted += (unsigned long long)created;
     }
     reply_jobs(s, req, res, batch,
@@ -105,6 +305,13 @@ static void submit_encoded(struct http_server *s,
     struct call *call;
     int rv;
 
+    if (kind == CALL_SUBMIT && !cluster_is_leader(s->cluster)) {
+        /* A follower here: the route has ROUTE_CHANNEL. */
+        if (!fwd_submit(s, req, cmd, batch)) {
+            http__forward(s, req);
+        }
+        return;
+    }
     /* New jobs wait while the node has more uncommitted writes than it
      * may hold (cluster_admit): 429 + Retry-After, nothing proposed. */
     if (kind == CALL_SUBMIT &&

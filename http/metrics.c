@@ -152,6 +152,15 @@ void http__metrics(struct http_server *s,
            "Requests forwarded to the leader.", s->forwarded);
     metric(&o, "rota_http_client_errors_total", "counter",
            "Failed forwards and joins.", cs.forward_errors);
+    metric(&o, "rota_forward_channel_sent_total", "counter",
+           "Writes sent to the leader over the forward channel.", cs.fwd_sent);
+    metric(&o, "rota_forward_channel_received_total", "counter",
+           "Writes received from followers over the forward channel.",
+           cs.fwd_received);
+    metric(&o, "rota_forward_channel_errors_total", "counter",
+           "Forward channel writes that got no answer (channel closed, "
+           "timeout).",
+           cs.fwd_errors);
     sched_metrics(&o, s->sched);
     http__send_text(req, 200, "text/plain; version=0.0.4", o.buf, o.len);
 }

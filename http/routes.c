@@ -27,7 +27,7 @@
 #define ADMIN "admin"
 
 const struct http_route http__routes[] = {
-    {"POST", "/v1/jobs", http__jobs_submit, LEADER, SUBMIT},
+    {"POST", "/v1/jobs", http__jobs_submit, LEADER | ROUTE_CHANNEL, SUBMIT},
     {"POST", "/v1/jobs/batch", http__jobs_submit_batch, LEADER, SUBMIT},
     {"GET", "/v1/jobs", http__jobs_list, 0, READ},
     {"GET", "/v1/jobs/{id}", http__jobs_get, LINEAR, READ},
@@ -143,6 +143,9 @@ static bool must_forward(struct http_server *s,
 {
     char buf[32];
     if (cluster_is_leader(s->cluster)) {
+        return false;
+    }
+    if ((r->flags & ROUTE_CHANNEL) && cluster_fwd_ready(s->cluster)) {
         return false;
     }
     if (r->flags & ROUTE_LEADER) {

@@ -722,6 +722,7 @@ int http_server_start(uv_loop_t *loop,
     }
     s->loop = loop;
     s->cluster = c;
+    cluster_fwd_set_handler(c, http__fwd_handle, s);
     s->sched = sc;
     s->cfg = *cfg;
     if (s->cfg.write_timeout_ms == 0) {

@@ -1,0 +1,123 @@
+"""The forward channel (cluster/fwd.c, docs/architecture.md): a follower
+parses and checks POST /v1/jobs itself and sends the encoded command to the
+leader over one persistent node-to-node connection on the raft port (mutual
+TLS in secure mode) instead of relaying the HTTP request. The answers are
+the leader's: the same bodies, statuses and errors as a submit to the
+leader, the same jobs on every node."""
+
+import re
+
+from conftest import submit, wait_until
+from test_security import make_certs
+from conftest import Cluster
+
+
+def counter(node, name):
+    st, _, text = node.req("GET", "/metrics")
+    assert st == 200
+    if isinstance(text, (bytes, bytearray)):
+        text = text.decode()
+    m = re.search(rf"^{name} (\d+)$", text if isinstance(text, str) else str(text), re.M)
+    assert m, name
+    return int(m.group(1))
+
+
+def channel_open(c, follower):
+    """Wait until the follower's channel carries writes (it opens right
+    after the leader is known), by submitting until the counter moves."""
+    def sent():
+        before = counter(follower, "rota_forward_channel_sent_total")
+        submit(follower, {"type": "noop", "queue": "warm"})
+        return counter(follower, "rota_forward_channel_sent_total") > before
+    wait_until(sent, timeout=10, what="forward channel in use")
+
+
+def test_follower_submits_go_over_the_channel(shared_cluster):
+    c = shared_cluster
+    lead, f = c.leader(), c.followers()[0]
+    channel_open(c, f)
+    sent0 = counter(f, "rota_forward_channel_sent_total")
+    recv0 = counter(lead, "rota_forward_channel_received_total")
+
+    one = submit(f, {"type": "noop", "queue": "fc", "priority": 7,
+                     "payload": {"k": "v"}})
+    assert one["status"] == "pending" and one["priority"] == 7
+    assert one["payload"] == {"k": "v"} and one["queue"] == "fc"
+    st, hdrs, many = f.req("POST", "/v1/jobs", [{"type": "noop", "queue": "fc"},
+                                                  {"type": "other", "queue": "fc"}])
+    assert st == 201, many
+    assert [j["type"] for j in many["jobs"]] == ["noop", "other"]
+    assert int({k.lower(): v for k, v in hdrs.items()}["x-rota-index"]) > 0
+
+    # Idempotency keys work through it: the second answer is 200, same job.
+    k1 = submit(f, {"type": "noop", "queue": "fc", "idempotency_key": "fc-1"})
+    k2 = submit(f, {"type": "noop", "queue": "fc", "idempotency_key": "fc-1"}, expect=200)
+    assert k1["id"] == k2["id"]
+
+    assert counter(f, "rota_forward_channel_sent_total") - sent0 == 4
+    assert counter(lead, "rota_forward_channel_received_total") - recv0 >= 4
+    # Every node has them (the leader's answer came after the commit).
+    c.wait_converged()
+    for n in c.alive():
+        st, _, q = n.req("GET", "/v1/queues/fc")
+        assert q["counts"]["pending"] == 4, (n.id, q)
+    assert c.job(one["id"])["priority"] == 7
+
+
+def test_errors_through_the_channel(shared_cluster):
+    c = shared_cluster
+    lead, f = c.leader(), c.followers()[0]
+    channel_open(c, f)
+    # Refused on the follower before anything is sent.
+    sent0 = counter(f, "rota_forward_channel_sent_total")
+    st, _, body = f.req("POST", "/v1/jobs", {"type": "noop", "delay": "nans"})
+    assert st == 400 and body["error"]["field"] == "delay", body
+    assert counter(f, "rota_forward_channel_sent_total") == sent0
+    # Refused by the leader's state: the error comes back as the leader's.
+    st, _, q = lead.req("PUT", "/v1/queues/fcap", {"max_pending": 1})
+    assert st == 200, q
+    submit(f, {"type": "noop", "queue": "fcap"})
+    st, hdrs, body = f.req("POST", "/v1/jobs", {"type": "noop", "queue": "fcap"})
+    assert st == 429, body
+    assert body["error"]["code"] == "resource_exhausted", body
+    assert "retry-after" in {k.lower() for k in hdrs}
+    # An idempotency key reused with another body: 409 from the leader.
+    submit(f, {"type": "noop", "queue": "fc2", "idempotency_key": "fc2"})
+    st, _, body = f.req("POST", "/v1/jobs", {"type": "noop", "queue": "fc2",
+                                             "priority": 3, "idempotency_key": "fc2"})
+    assert st == 409 and body["error"]["code"] == "conflict", body
+    st, _, q = lead.req("GET", "/v1/queues/fcap")
+    assert q["counts"]["pending"] == 1
+
+
+def test_channel_follows_a_new_leader(cluster):
+    c = cluster()
+    old = c.leader()
+    f = c.followers()[0]
+    channel_open(c, f)
+    old.kill()
+    new = c.wait_for_leader()
+    assert new.id != old.id
+    target = f if f.id != new.id else [n for n in c.followers() if n.alive()][0]
+    jobs = [submit(target, {"type": "noop", "queue": "fl", "idempotency_key": f"fl-{i}"})
+            for i in range(20)]
+    wait_until(lambda: counter(target, "rota_forward_channel_sent_total") > 0,
+               what="channel to the new leader")
+    channel_open(c, target)
+    c.wait_converged(nodes=[n for n in c.nodes if n.alive()])
+    for j in jobs:
+        assert c.job(j["id"])["queue"] == "fl"
+
+
+def test_secure_channel(tmp_path):
+    certs = make_certs(str(tmp_path / "certs"), "127.0.0.1", "localhost")
+    c = Cluster(3, ["--certs-dir", certs]).start()
+    try:
+        f = c.followers()[0]
+        channel_open(c, f)
+        job = submit(f, {"type": "noop", "queue": "sec"})
+        assert c.job(job["id"])["queue"] == "sec"
+        assert counter(c.leader(), "rota_forward_channel_received_total") >= 1
+    finally:
+        problems = c.stop()
+    assert not problems, problems
