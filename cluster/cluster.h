@@ -24,9 +24,9 @@ struct cluster_config
     const char *data_dir;
     const char *raft_addr;
     const char *http_addr;
-    const char *cluster; /* "1@a:p,2@b:p": initial voters, or NULL. */
-    const char *join;    /* http://host:port of any member, or NULL. */
-    unsigned snapshot_threshold;
+    const char *cluster;         /* "1@a:p,2@b:p": initial voters, or NULL. */
+    const char *join;            /* http://host:port of any member, or NULL. */
+    unsigned snapshot_threshold; /* Entries; 0: adaptive (node.c). */
     unsigned snapshot_trailing;
     unsigned election_timeout;
     unsigned heartbeat_timeout;

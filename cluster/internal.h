@@ -63,6 +63,9 @@ struct cluster
 
     /* Install-snapshot timeout, rescaled when the snapshot changes. */
     raft_index snapshot_seen;
+    /* Adaptive snapshot threshold: the fsm counters at the last snapshot. */
+    unsigned long long snap_entries_seen, snap_bytes_seen;
+    unsigned snapshot_threshold_now;
 
     /* Leader watch. */
     uv_timer_t watch;

@@ -47,6 +47,7 @@ static int apply_cb(struct raft_fsm *rf,
     }
     g->stats.entries_applied++;
     g->stats.commands_applied += g->result.n;
+    g->stats.bytes_applied += buf->len;
     *result = &g->result;
     return 0;
 }

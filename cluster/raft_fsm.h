@@ -44,6 +44,7 @@ struct cluster_raft_fsm_stats
     unsigned long long snapshots_restored;
     unsigned long long entries_applied;
     unsigned long long commands_applied;
+    unsigned long long bytes_applied; /* Of the entries applied. */
 };
 void cluster_raft_fsm_stats(struct raft_fsm *rf,
                             struct cluster_raft_fsm_stats *out);

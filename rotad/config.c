@@ -55,7 +55,8 @@ static const struct option_def defs[] = {
     OPT("snapshot-threshold",
         K_UINT,
         snapshot_threshold,
-        "entries between snapshots (1024)"),
+        "entries between snapshots; 0 = adaptive: at least 1024, up to "
+        "65536 as the state grows (8x the snapshot file's bytes of log) (0)"),
     OPT("snapshot-trailing",
         K_UINT,
         snapshot_trailing,
@@ -334,7 +335,7 @@ int rotad_config_load(struct rotad_config *cfg,
     cfg->max_payload = 64 << 10;
     cfg->max_inflight = (size_t)64 << 20;
     cfg->leader_hold = 5000;
-    cfg->snapshot_threshold = 1024;
+    cfg->snapshot_threshold = 0; /* Adaptive (cluster/node.c). */
     cfg->snapshot_trailing = 2048;
     cfg->install_snapshot_timeout = 5000;
     cfg->election_timeout = 1000;

