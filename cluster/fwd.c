@@ -164,10 +164,20 @@ static size_t out_pending(const struct fconn *k)
     return k->out[0].len + k->out[1].len;
 }
 
-/* ---- Connections ----------------------------------------------------------
- */
+/* ---- Connections --------------------------------------------------- */
 
 static void fail_conn_requests(struct fconn *k);
+
+static void conn_unref(struct fconn *k)
+{
+    if (--k->refs == 0) {
+        /* Closed (its stream callback ran) and no call left. */
+        free(k->in);
+        free(k->out[0].p);
+        free(k->out[1].p);
+        free(k);
+    }
+}
 
 static void stream_closed_cb(uv_handle_t *handle)
 {
@@ -175,12 +185,7 @@ static void stream_closed_cb(uv_handle_t *handle)
     struct cluster *c = k->c;
     raft_free(handle);
     k->stream = NULL;
-    if (--k->refs == 0) {
-        free(k->in);
-        free(k->out[0].p);
-        free(k->out[1].p);
-        free(k);
-    }
+    conn_unref(k);
     cluster__handle_closed(c);
 }
 
@@ -207,22 +212,8 @@ static void conn_close(struct fconn *k, const char *why)
         f->c->open_handles++;
         k->stream->data = k;
         uv_close((uv_handle_t *)k->stream, stream_closed_cb);
-    } else if (--k->refs == 0) {
-        free(k->in);
-        free(k->out[0].p);
-        free(k->out[1].p);
-        free(k);
-    }
-}
-
-static void conn_unref(struct fconn *k)
-{
-    if (--k->refs == 0) {
-        /* Closed (its stream callback ran) and no call left. */
-        free(k->in);
-        free(k->out[0].p);
-        free(k->out[1].p);
-        free(k);
+    } else {
+        conn_unref(k);
     }
 }
 
@@ -369,8 +360,7 @@ static struct fconn *conn_new(struct fwd *f, bool outgoing)
     return k;
 }
 
-/* ---- Follower -------------------------------------------------------------
- */
+/* ---- Follower ------------------------------------------------------ */
 
 static void answer_local(struct freq *r, int err, bool not_sent)
 {
@@ -612,8 +602,7 @@ static void sweep_cb(uv_timer_t *t)
     }
 }
 
-/* ---- Leader ---------------------------------------------------------------
- */
+/* ---- Leader -------------------------------------------------------- */
 
 static void on_request(struct fconn *k,
                        uint32_t kind,
@@ -702,8 +691,7 @@ void cluster_fwd_set_handler(struct cluster *c,
     c->fwd_handler_data = data;
 }
 
-/* ---- Life -----------------------------------------------------------------
- */
+/* ---- Life ---------------------------------------------------------- */
 
 static void flush_cb(uv_prepare_t *p)
 {
