@@ -24,6 +24,10 @@ struct item
     struct call *call; /* The request's; one reference per pending item. */
     int status;        /* HTTP status of this job's answer; 0: pending. */
     uint64_t id;
+    /* A follower's job: the leader's rendering of it (forward channel),
+     * in the request's pool; the local fsm may not have it yet. */
+    char *json;
+    size_t json_len;
     char code[32];
     char field[64];
     char msg[256];
@@ -61,11 +65,15 @@ static void item_err(struct item *it, int err, const char *field, const char *m)
 static void write_item(struct sb *b, struct fsm_reader *rd, struct item *it)
 {
     struct fsm_job job;
-    if (it->code[0] == '\0' && fsm_get_job(rd, it->id, &job) != 0) {
+    if (it->code[0] == '\0' && it->json == NULL &&
+        fsm_get_job(rd, it->id, &job) != 0) {
         item_err(it, ERR_NOTFOUND, NULL, "job vanished");
     }
     http__sb_printf(b, "{\"status\":%d,", it->status);
-    if (it->code[0] == '\0') {
+    if (it->code[0] == '\0' && it->json != NULL) {
+        http__sb_puts(b, "\"job\":");
+        http__sb_put(b, it->json, it->json_len);
+    } else if (it->code[0] == '\0') {
         http__sb_puts(b, "\"job\":");
         http__job_write(b, &job);
     } else {
@@ -141,6 +149,46 @@ static void submitted_cb(void *data, int status, const struct fsm_result *res)
     item_done(it->call);
 }
 
+/* A follower's job, answered by the leader over the forward channel. */
+static void fwd_item_cb(void *data, const struct cluster_fwd_answer *a)
+{
+    struct item *it = data;
+    h2o_req_t *req = it->call->req;
+    if (a->not_sent) {
+        item_err(it, ERR_UNAVAILABLE, NULL,
+                 "the leader could not be reached (not sent): retry");
+    } else if (a->err != 0) {
+        item_err(it, a->err, a->field[0] != '\0' ? a->field : NULL, a->msg);
+    } else if (req != NULL) {
+        it->json = h2o_mem_alloc_pool(&req->pool, a->body_len + 1);
+        memcpy(it->json, a->body, a->body_len);
+        it->json_len = a->body_len;
+        it->status = a->status;
+    }
+    item_done(it->call);
+}
+
+/* Submit @cmd for @it: proposed here on the leader, sent over the forward
+ * channel on a follower. */
+static int item_submit(struct http_server *s,
+                       struct fsm_cmd *cmd,
+                       struct item *it)
+{
+    void *buf;
+    size_t len;
+    int rv;
+    if (cluster_is_leader(s->cluster)) {
+        return cluster_submit_cmd(s->cluster, cmd, submitted_cb, it);
+    }
+    rv = fsm_cmd_encode(cmd, &buf, &len);
+    if (rv == 0) {
+        rv = cluster_fwd_send(s->cluster, HTTP_FWD_SUBMIT, buf, len,
+                              fwd_item_cb, it);
+        free(buf);
+    }
+    return rv;
+}
+
 /* Parse, check and submit job @i; its outcome goes to @it. */
 static void submit_item(struct http_server *s,
                         h2o_req_t *req,
@@ -171,7 +219,7 @@ static void submit_item(struct http_server *s,
         cmd.hashes = &in.hash;
         it->call->refs++;
         batch_of(it->call)->pending++;
-        rv = cluster_submit_cmd(s->cluster, &cmd, submitted_cb, it);
+        rv = item_submit(s, &cmd, it);
         if (rv != 0) {
             it->call->refs--;
             batch_of(it->call)->pending--;
@@ -209,8 +257,11 @@ void http__jobs_submit_batch(struct http_server *s,
         http__send_err(req, rv, NULL,
                        "this node has too many writes waiting for their "
                        "commit: retry later");
-    } else if (!cluster_is_leader(s->cluster)) {
-        http__forward(s, req); /* Lost leadership since routing. */
+    } else if (!cluster_is_leader(s->cluster) &&
+               !cluster_fwd_ready(s->cluster)) {
+        /* A follower without the forward channel (ROUTE_CHANNEL), or
+         * leadership lost since routing. */
+        http__forward(s, req);
     } else if ((call = http__call_new_extra(
                     s, req, sizeof *bt + n * sizeof bt->items[0])) == NULL) {
         http__send_err(req, ERR_NOMEM, NULL, NULL);

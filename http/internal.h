@@ -344,6 +344,9 @@ void http__acl_tokens_delete(struct http_server *s,
 void http__jobs_submit_batch(struct http_server *s,
                              h2o_req_t *req,
                              const struct http_args *a);
+/* The forward channel's kinds (cluster_fwd_send): a SUBMIT command whose
+ * answer is one job, or {"jobs": [...]}. */
+enum { HTTP_FWD_SUBMIT = 1, HTTP_FWD_SUBMIT_BATCH = 2 };
 /* The leader's handler of the forward channel (cluster_fwd_set_handler). */
 void http__fwd_handle(void *data,
                       struct cluster_fwd_call *fc,

@@ -18,10 +18,6 @@
 
 enum { CALL_SUBMIT, CALL_ONE };
 
-/* The forward channel's kinds (cluster_fwd_send): a SUBMIT command whose
- * answer is one job, or {"jobs": [...]}. */
-enum { FWD_SUBMIT = 1, FWD_SUBMIT_BATCH = 2 };
-
 /* Render the jobs of @res (ids) from the local fsm into @b (from @pool):
  * 0, ERR_NOTFOUND if a single job is not there, or a read error. */
 static int render_jobs(struct http_server *s,
@@ -139,8 +135,9 @@ static bool fwd_submit(struct http_server *s,
         return true;
     }
     call = http__call_new(s, req);
-    rv = cluster_fwd_send(s->cluster, batch ? FWD_SUBMIT_BATCH : FWD_SUBMIT,
-                          buf, len, fwd_answered_cb, call);
+    rv = cluster_fwd_send(s->cluster,
+                          batch ? HTTP_FWD_SUBMIT_BATCH : HTTP_FWD_SUBMIT, buf,
+                          len, fwd_answered_cb, call);
     free(buf);
     if (rv != 0) {
         http__call_unref(call);
@@ -225,7 +222,7 @@ void http__fwd_handle(void *data,
     bool ok = false;
     int rv;
 
-    if (kind != FWD_SUBMIT && kind != FWD_SUBMIT_BATCH) {
+    if (kind != HTTP_FWD_SUBMIT && kind != HTTP_FWD_SUBMIT_BATCH) {
         fwd_reply_err(fc, ERR_INVALID, NULL, "unknown forward kind");
         return;
     }
@@ -251,7 +248,7 @@ void http__fwd_handle(void *data,
     }
     fs->s = s;
     fs->fc = fc;
-    fs->batch = kind == FWD_SUBMIT_BATCH;
+    fs->batch = kind == HTTP_FWD_SUBMIT_BATCH;
     rv = cluster_submit(s->cluster, payload, len, fwd_submitted_cb, fs);
     if (rv != 0) {
         free(fs);

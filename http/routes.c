@@ -28,7 +28,8 @@
 
 const struct http_route http__routes[] = {
     {"POST", "/v1/jobs", http__jobs_submit, LEADER | ROUTE_CHANNEL, SUBMIT},
-    {"POST", "/v1/jobs/batch", http__jobs_submit_batch, LEADER, SUBMIT},
+    {"POST", "/v1/jobs/batch", http__jobs_submit_batch, LEADER | ROUTE_CHANNEL,
+     SUBMIT},
     {"GET", "/v1/jobs", http__jobs_list, 0, READ},
     {"GET", "/v1/jobs/{id}", http__jobs_get, LINEAR, READ},
     {"PATCH", "/v1/jobs/{id}", http__jobs_patch, LEADER, SUBMIT},

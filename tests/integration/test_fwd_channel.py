@@ -65,6 +65,32 @@ def test_follower_submits_go_over_the_channel(shared_cluster):
     assert c.job(one["id"])["priority"] == 7
 
 
+def test_batch_endpoint_over_the_channel(shared_cluster):
+    """POST /v1/jobs/batch on a follower: each valid job is one SUBMIT sent
+    over the channel; the answers are the leader's, per job."""
+    c = shared_cluster
+    lead, f = c.leader(), c.followers()[0]
+    channel_open(c, f)
+    sent0 = counter(f, "rota_forward_channel_sent_total")
+    first = submit(lead, {"type": "noop", "queue": "fcb", "idempotency_key": "fcb-1"})
+    st, _, body = f.req("POST", "/v1/jobs/batch", {"jobs": [
+        {"type": "noop", "queue": "fcb", "priority": 4},
+        {"type": "noop", "queue": "fcb", "priority": "high"},
+        {"type": "noop", "queue": "fcb", "idempotency_key": "fcb-1"},
+        {"type": "noop", "queue": "fcb", "idempotency_key": "fcb-1", "priority": 2},
+    ]})
+    assert st == 200, body
+    r = body["results"]
+    assert [x["status"] for x in r] == [201, 400, 200, 409], r
+    assert r[0]["job"]["priority"] == 4 and r[0]["job"]["queue"] == "fcb"
+    assert r[1]["error"]["field"] == "priority"
+    assert r[2]["job"]["id"] == first["id"]
+    assert r[3]["error"]["code"] == "conflict"
+    # Three were sent (the invalid one was refused on the follower).
+    assert counter(f, "rota_forward_channel_sent_total") - sent0 == 3
+    assert c.job(r[0]["job"]["id"])["priority"] == 4
+
+
 def test_errors_through_the_channel(shared_cluster):
     c = shared_cluster
     lead, f = c.leader(), c.followers()[0]
