@@ -1,0 +1,134 @@
+#!/usr/bin/python3
+"""Summary of a bench/compare.sh results folder: Rota's rota-bench lines,
+and the peers harness's BullMQ and Rota lines with the ratios the
+performance issue asks for; PNG charts with gnuplot when it is installed.
+
+    bench/compare.py bench/results/<time>
+"""
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+
+
+def lines(path):
+    if not os.path.exists(path):
+        return []
+    out = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+    return out
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def peers(rows, workload):
+    """Medians of one workload: jobs/s, server µs per job, p50/p99."""
+    rs = [r for r in rows if r.get("workload") == workload]
+    if not rs:
+        return None
+    out = {"runs": len(rs)}
+    if workload in ("w1", "w1bulk"):
+        out["rate"] = median([r["submit"]["jobs_per_s"] for r in rs])
+        out["p99"] = median([r["submit"].get("p99_ms") for r in rs])
+    elif workload == "w2":
+        out["rate"] = median([r["e2e"]["jobs_per_s"] for r in rs])
+        out["p99"] = median([r["e2e"]["submit_to_start"]["p99_ms"] for r in rs])
+    elif workload == "w3":
+        out["rate"] = None
+        out["p99"] = median([(r.get("delayed") or {}).get("lateness", {}).get("p99_ms")
+                             for r in rs])
+    out["cpu_us"] = median([r["server_cpu_s"] * 1e6 / r["n"] for r in rs
+                            if r.get("server_cpu_s") is not None])
+    return out
+
+
+def fmt(x, unit=""):
+    if x is None:
+        return "-"
+    return f"{x:,.0f}{unit}" if x >= 100 else f"{x:.1f}{unit}"
+
+
+def ratio(a, b):
+    return "-" if a is None or b in (None, 0) else f"{a / b:.2f}x"
+
+
+def charts(out, bench):
+    if shutil.which("gnuplot") is None:
+        print("(no charts: gnuplot is not installed; apt-get install gnuplot-nox)")
+        return
+    script = []
+    dat = os.path.join(out, "submit-progress.dat")
+    if os.path.getsize(dat) if os.path.exists(dat) else 0:
+        script += [
+            "set terminal png size 800,400",
+            f"set output '{os.path.join(out, 'submit-throughput.png')}'",
+            "set title 'rota-bench submit: jobs/s over time'",
+            "set xlabel 's'", "set ylabel 'jobs/s'", "set grid",
+            f"plot '{dat}' using 1:2 with linespoints title 'jobs/s'",
+        ]
+    lat = os.path.join(out, "latency.dat")
+    with open(lat, "w") as f:
+        for b in bench:
+            key = "latency_ms" if "latency_ms" in b else (
+                "lateness_ms" if "lateness_ms" in b else "submit_to_start_ms")
+            v = b.get(key) or {}
+            if v:
+                f.write(f"{b['mode']} {v.get('p50', 0)} {v.get('p99', 0)} {v.get('max', 0)}\n")
+    script += [
+        "reset",
+        "set terminal png size 800,400",
+        f"set output '{os.path.join(out, 'latency.png')}'",
+        "set ylabel 'ms'", "set xlabel 'rota-bench mode'",
+        "set title 'rota-bench latency percentiles (ms)'",
+        "set style data histograms", "set style fill solid", "set logscale y",
+        "set grid",
+        f"plot '{lat}' using 2:xtic(1) title 'p50', '' using 3 title 'p99', '' using 4 title 'max'",
+    ]
+    subprocess.run(["gnuplot"], input="\n".join(script), text=True, check=False)
+    print(f"charts: {out}/submit-throughput.png, {out}/latency.png")
+
+
+def main():
+    out = sys.argv[1]
+    bench = lines(os.path.join(out, "rota-bench.jsonl"))
+    print("rota-bench (fresh plain 3-node cluster, all nodes):")
+    for b in bench:
+        print("  " + json.dumps(b, separators=(",", ":")))
+    bull = lines(os.path.join(out, "peers-bullmq.jsonl"))
+    rota = lines(os.path.join(out, "peers-rota.jsonl"))
+    if bull and rota:
+        print("\npeers harness, same sitting (medians):")
+        print(f"  {'workload':<34} {'BullMQ':>12} {'Rota':>12} {'Rota/BullMQ':>12}")
+        rows = [
+            ("W1 jobs/s", "w1", "rate", ""),
+            ("W1 server CPU per job", "w1", "cpu_us", " us"),
+            ("W1-bulk jobs/s", "w1bulk", "rate", ""),
+            ("W2 completed jobs/s", "w2", "rate", ""),
+            ("W2 submit->start p99 ms", "w2", "p99", ""),
+            ("W3 lateness p99 ms", "w3", "p99", ""),
+        ]
+        for label, wl, key, unit in rows:
+            pb, pr = peers(bull, wl), peers(rota, wl)
+            vb = pb.get(key) if pb else None
+            vr = pr.get(key) if pr else None
+            print(f"  {label:<34} {fmt(vb, unit):>12} {fmt(vr, unit):>12} {ratio(vr, vb):>12}")
+        print("  targets (issue 13): W1 CPU <= 3x, W1 jobs/s >= 1x, W2 >= 1.5x, "
+              "W3 p99 <= 50 ms")
+    charts(out, bench)
+
+
+if __name__ == "__main__":
+    main()
