@@ -111,7 +111,7 @@ static int token_create(struct ctl *ctl, int argc, char **argv)
 
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "q:t:", opts, NULL)) != -1) {
         switch (c) {
             case 'n':
                 json_object_set_new(req, "name", json_string(optarg));
@@ -198,8 +198,11 @@ static int token_delete(struct ctl *ctl, const char *id)
     int rv;
     snprintf(path, sizeof path, "/v1/acl/tokens/%s", id);
     rv = ctl_call(ctl, "DELETE", path, NULL, &out);
-    if (rv == 0) {
-        printf("deleted %s\n", str(out, "id"));
+    if (rv == 0 && ctl->json) {
+        ctl_print_json(out);
+        json_decref(out);
+    } else if (rv == 0) {
+        printf("deleted token %s\n", str(out, "id"));
         json_decref(out);
     }
     return rv;

@@ -50,6 +50,20 @@ int ctl_call(struct ctl *ctl,
  * has none yet, else '&'. */
 void ctl_add_query(char *q, size_t size, const char *key, const char *val);
 
+/* output.c: the server's JSON, or tables. */
+void ctl_print_json(json_t *v); /* Indented; @v stays owned by the caller. */
+const char *ctl_str(json_t *o, const char *key); /* "-" if absent or "". */
+long long ctl_int(json_t *o, const char *key);
+void ctl_job_header(void);
+void ctl_job_row(json_t *job);
+void ctl_jobs_table(json_t *jobs); /* Header and one row per job. */
+/* The age of the time (RFC 3339, UTC) in o[key]: "3s ago", "5m ago"; "-"
+ * if there is none. */
+void ctl_age(json_t *o, const char *key, char *out, size_t size);
+
+/* workers: GET /v1/workers as a table. */
+int ctl_cmd_workers(struct ctl *ctl, int argc, char **argv);
+
 /* sched.c: schedules, dead letters, workflows, queues. */
 int ctl_cmd_job_action(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_dlq(struct ctl *ctl, int argc, char **argv);

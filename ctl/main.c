@@ -1,10 +1,11 @@
 /* rotactl: talk to any Rota node.
  *
- *   rotactl [--server URL[,URL...]] [--json] [--timeout S] COMMAND [options]
+ *   rotactl [-s|--server URL[,URL...]] [--json | -o json|table]
+ *           [--timeout S] COMMAND [options]
  *
- * Commands print a readable table, or the server's JSON with --json. A
- * refusal prints the server's error and exits 1; usage errors exit 2; no
- * server reachable exits 3. */
+ * Commands print a readable table or one summary line, or the server's
+ * JSON with --json (-o json). A refusal prints the server's error and
+ * exits 1; usage errors exit 2; no server reachable exits 3. */
 
 #include <curl/curl.h>
 #include <getopt.h>
@@ -25,35 +26,6 @@ struct command
 };
 
 static const struct command *find_command(const char *name);
-
-static void print_json(json_t *v)
-{
-    char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
-    puts(s != NULL ? s : "null");
-    free(s);
-}
-
-static const char *str(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_string(v) ? json_string_value(v) : "-";
-}
-
-static void job_header(void)
-{
-    printf("%-16s  %-14s %-10s %6s  %-10s %4s  %s\n", "ID", "TYPE", "QUEUE",
-           "PRIO", "STATUS", "TRY", "CREATED");
-}
-
-static void job_row(json_t *j)
-{
-    printf("%-16s  %-14.14s %-10.10s %6lld  %-10s %4lld  %s\n", str(j, "id"),
-           str(j, "type"), str(j, "queue"),
-           (long long)json_integer_value(json_object_get(j, "priority")),
-           str(j, "status"),
-           (long long)json_integer_value(json_object_get(j, "attempts")),
-           str(j, "created_at"));
-}
 
 static int usage_error(const char *cmd, const char *msg)
 {
@@ -204,7 +176,8 @@ static int submit_parse(int argc, char **argv, struct submit_args *a)
     a->job = json_object();
     a->file = NULL;
     optind = 1;
-    while (err == NULL && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while (err == NULL &&
+           (c = getopt_long(argc, argv, "t:p:q:", opts, NULL)) != -1) {
         if (c == 'f') {
             a->file = optarg;
         } else if (c == 'p') {
@@ -255,17 +228,17 @@ static int submit_send(struct ctl *ctl, const char *body)
         return rv;
     }
     if (ctl->json) {
-        print_json(out);
+        ctl_print_json(out);
     } else {
         jobs = json_object_get(out, "jobs");
-        job_header();
+        ctl_job_header();
         if (jobs != NULL) {
             json_array_foreach(jobs, i, j)
             {
-                job_row(j);
+                ctl_job_row(j);
             }
         } else {
-            job_row(out);
+            ctl_job_row(out);
         }
     }
     json_decref(out);
@@ -295,7 +268,7 @@ static int cmd_submit(struct ctl *ctl, int argc, char **argv)
 static int show_job(struct ctl *ctl, json_t *job)
 {
     if (ctl->json) {
-        print_json(job);
+        ctl_print_json(job);
     } else {
         const char *key;
         json_t *v;
@@ -355,7 +328,7 @@ static int cmd_patch(struct ctl *ctl, int argc, char **argv)
         return usage_error("patch", "missing job id");
     }
     optind = 2;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:q:", opts, NULL)) != -1) {
         switch (c) {
             case 'P':
                 json_object_set_new(patch, "priority",
@@ -410,7 +383,7 @@ static int cmd_list(struct ctl *ctl, int argc, char **argv)
     int c, rv = 0;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "q:t:n:", opts, NULL)) != -1) {
         switch (c) {
             case 's':
                 ctl_add_query(query, sizeof query, "status", optarg);
@@ -425,6 +398,7 @@ static int cmd_list(struct ctl *ctl, int argc, char **argv)
                 ctl_add_query(query, sizeof query, "type", optarg);
                 break;
             case 'l':
+            case 'n':
                 ctl_add_query(query, sizeof query, "limit", optarg);
                 break;
             case 'c':
@@ -457,7 +431,7 @@ static int cmd_list(struct ctl *ctl, int argc, char **argv)
         }
         jobs = json_object_get(out, "jobs");
         if (!ctl->json && first) {
-            job_header();
+            ctl_job_header();
         }
         first = false;
         json_array_foreach(jobs, i, j)
@@ -465,7 +439,7 @@ static int cmd_list(struct ctl *ctl, int argc, char **argv)
             if (ctl->json) {
                 json_array_append(collected, j);
             } else {
-                job_row(j);
+                ctl_job_row(j);
             }
         }
         const char *nc = json_string_value(json_object_get(out, "next_cursor"));
@@ -478,14 +452,14 @@ static int cmd_list(struct ctl *ctl, int argc, char **argv)
             if (nc != NULL) {
                 json_object_set_new(res, "next_cursor", json_string(nc));
             }
-            print_json(res);
+            ctl_print_json(res);
             json_decref(res);
         }
         json_decref(out);
     } while (all && next[0] != '\0');
     if (rv == 0 && all && ctl->json) {
         json_t *res = json_pack("{s:O}", "jobs", collected);
-        print_json(res);
+        ctl_print_json(res);
         json_decref(res);
     }
     json_decref(collected);
@@ -499,13 +473,13 @@ static int show_cluster(struct ctl *ctl, json_t *v)
     json_t *nodes, *n, *leader;
     size_t i;
     if (ctl->json) {
-        print_json(v);
+        ctl_print_json(v);
         json_decref(v);
         return 0;
     }
     leader = json_object_get(v, "leader");
     printf("leader: %s  term: %lld\n",
-           json_is_object(leader) ? str(leader, "http_addr") : "none",
+           json_is_object(leader) ? ctl_str(leader, "http_addr") : "none",
            (long long)json_integer_value(json_object_get(v, "term")));
     printf("%-4s %-22s %-22s %-9s %-5s %s\n", "ID", "RAFT", "HTTP", "ROLE",
            "VOTER", "APPLIED");
@@ -520,7 +494,8 @@ static int show_cluster(struct ctl *ctl, json_t *v)
         }
         printf("%-4lld %-22s %-22s %-9s %-5s %s\n",
                (long long)json_integer_value(json_object_get(n, "id")),
-               str(n, "raft_addr"), str(n, "http_addr"), str(n, "role"),
+               ctl_str(n, "raft_addr"), ctl_str(n, "http_addr"),
+               ctl_str(n, "role"),
                json_is_true(json_object_get(n, "voter")) ? "yes" : "no",
                applied);
     }
@@ -607,22 +582,25 @@ static int cmd_transfer(struct ctl *ctl, int argc, char **argv)
 
 static const struct command commands[] = {
     {"submit",
-     "--type T [--payload JSON] [--queue Q] [--priority N] [--user U] "
+     "-t|--type T [-p|--payload JSON] [-q|--queue Q] [--priority N] "
+     "[--user U] "
      "[--tag k=v]... [--delay D | --run-at TIME] [--schedule CRON "
      "[--timezone TZ]] [--max-attempts N] [--timeout D] [--depends-on ID]... "
      "[--idempotency-key K] [--name N] | --file FILE|-",
      cmd_submit},
     {"get", "ID [--linearizable]", cmd_get},
     {"list",
-     "[--status S] [--user U] [--queue Q] [--type T] [--limit N] "
-     "[--cursor C] [--all]",
+     "[--status S] [--user U] [-q|--queue Q] [-t|--type T] "
+     "[-n|--limit N] [--cursor C] [--all]",
      cmd_list},
     {"cancel", "ID", cmd_cancel},
     {"patch",
-     "ID [--priority N] [--payload JSON] [--queue Q] [--max-attempts N] "
+     "ID [--priority N] [-p|--payload JSON] [-q|--queue Q] "
+     "[--max-attempts N] "
      "[--run-at TIME | --delay D] [--timeout D]",
      cmd_patch},
     {"cluster", "", cmd_cluster},
+    {"workers", "(the registered workers)", ctl_cmd_workers},
     {"join", "--id N --raft-addr A:P --http-addr A:P", cmd_join},
     {"remove", "ID", cmd_remove},
     {"transfer", "[ID]", cmd_transfer},
@@ -631,17 +609,19 @@ static const struct command commands[] = {
     {"trigger", "ID (a schedule: run now)", ctl_cmd_job_action},
     {"runs", "ID (a schedule's occurrences)", ctl_cmd_job_action},
     {"retry", "ID (requeue a failed job)", ctl_cmd_job_action},
-    {"dlq", "[--queue Q] [--type T] [--user U] [--retry | --delete]",
+    {"dlq", "[-q|--queue Q] [-t|--type T] [--user U] [--retry | --delete]",
      ctl_cmd_dlq},
     {"preview", "SCHEDULE [--timezone TZ] [--n N]", ctl_cmd_preview},
     {"workflow", "ID [--cancel] | --file FILE|-", ctl_cmd_workflow},
     {"queues", "", ctl_cmd_queues},
-    {"queue", "NAME [--pause | --resume] [--concurrency N|none]",
+    {"queue",
+     "NAME [--pause | --resume] [--concurrency N|none] "
+     "[--max-pending N|none]",
      ctl_cmd_queues},
     {"acl",
      "bootstrap | token create --name N --role admin|submit|worker|read "
-     "[--queue Q]... [--type T]... [--expires-at TIME] | token list | "
-     "token delete ID",
+     "[-q|--queue Q]... [-t|--type T]... [--expires-at TIME] "
+     "[--rate PER_S [--burst N]] | token list | token delete ID",
      ctl_cmd_acl},
     {"cert",
      "create-ca --certs-dir D [--lifetime DAYS] [--overwrite] | "
@@ -662,25 +642,95 @@ static const struct command *find_command(const char *name)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: rotactl [--server URL[,URL...]] [--json] [--timeout S] "
-            "COMMAND [options]\n"
-            "  --server   nodes to try in turn (env ROTA_SERVER, default "
-            "http://127.0.0.1:8001)\n"
-            "  --json     print the server's JSON\n"
-            "  --ca-file F     verify HTTPS against this CA (env "
-            "ROTA_CA_FILE)\n"
-            "  --token-file F  send the ACL token in F as Bearer (env "
-            "ROTA_TOKEN: the token itself, ROTA_TOKEN_FILE)\n"
-            "  Without them, a quickstart's .rota/certs/ca.crt and .rota/token "
-            "in this\n  directory are used (and https://127.0.0.1:8001).\n"
-            "\ncommands:\n");
+    fprintf(
+        out,
+        "usage: rotactl [-s|--server URL[,URL...]] [--json | -o json|table] "
+        "[--timeout S] COMMAND [options]\n"
+        "  -s, --server URL[,URL...]  nodes to try in turn (env "
+        "ROTA_SERVERS, as rota-worker;\n"
+        "                  the old ROTA_SERVER is still read; default "
+        "http://127.0.0.1:8001)\n"
+        "  --json, -o json print the server's JSON (also after the "
+        "command)\n"
+        "  -o table        a readable table or summary line (the "
+        "default)\n"
+        "  --timeout S     seconds per request (default 10)\n"
+        "  --ca-file F     verify HTTPS against this CA (env "
+        "ROTA_CA_FILE)\n"
+        "  --token-file F  send the ACL token in F as Bearer (env "
+        "ROTA_TOKEN: the token itself, ROTA_TOKEN_FILE)\n"
+        "  Without them, a quickstart's .rota/certs/ca.crt and .rota/token "
+        "in this\n  directory are used (and https://127.0.0.1:8001).\n"
+        "\ncommands (short options: -q --queue, -t --type, -p --payload, "
+        "-n --limit):\n");
     for (size_t i = 0; i < N_COMMANDS; i++) {
         fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].usage);
     }
     fprintf(out,
             "\nexit: 0 ok, 1 refused by the server, 2 usage, 3 no "
             "server reachable\n");
+}
+
+/* -o/--output FMT: 0, or -1 for an unknown format. */
+static int set_output(struct ctl *ctl, const char *fmt)
+{
+    if (strcmp(fmt, "json") == 0) {
+        ctl->json = true;
+    } else if (strcmp(fmt, "table") == 0) {
+        ctl->json = false;
+    } else {
+        fprintf(stderr, "rotactl: -o wants json or table, not \"%s\"\n", fmt);
+        return -1;
+    }
+    return 0;
+}
+
+/* The output options (--json, -o FMT, -oFMT, --output FMT, --output=FMT)
+ * at argv[*i]: 1 if it is one (*i then at its last word), 0 if not, -1 on
+ * an error. */
+static int output_option(struct ctl *ctl, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    if (strcmp(a, "--json") == 0) {
+        ctl->json = true;
+        return 1;
+    }
+    if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
+        if (*i + 1 >= argc) {
+            fprintf(stderr, "rotactl: %s wants json or table\n", a);
+            return -1;
+        }
+        return set_output(ctl, argv[++*i]) == 0 ? 1 : -1;
+    }
+    if (strncmp(a, "--output=", 9) == 0) {
+        return set_output(ctl, a + 9) == 0 ? 1 : -1;
+    }
+    if (strncmp(a, "-o", 2) == 0 && a[2] != '\0') {
+        return set_output(ctl, a + 2) == 0 ? 1 : -1;
+    }
+    return 0;
+}
+
+/* Take the output options out of a command's arguments (up to "--"), so
+ * that `rotactl list --json` is `rotactl --json list`. The new argc, or -1
+ * on an error. */
+static int strip_output_options(struct ctl *ctl, int argc, char **argv)
+{
+    int n = 1, i;
+    for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        int r = output_option(ctl, argc, argv, &i);
+        if (r < 0) {
+            return -1;
+        }
+        if (r == 0) {
+            argv[n++] = argv[i];
+        }
+    }
+    for (; i < argc; i++) {
+        argv[n++] = argv[i];
+    }
+    argv[n] = NULL;
+    return n;
 }
 
 /* With nothing said (no options, no ROTA_* environment), a quickstart's
@@ -708,16 +758,30 @@ int main(int argc, char **argv)
     const struct command *cmd;
     const char *token_file = NULL, *ca_file = NULL;
     char err[256];
-    int i, rv;
+    int i, n, rv;
 
     memset(&ctl, 0, sizeof ctl);
     ctl.timeout = 10;
-    ctl.servers = getenv("ROTA_SERVER");
+    /* ROTA_SERVERS, the name rota-worker reads; ROTA_SERVER, the old one. */
+    ctl.servers = getenv("ROTA_SERVERS");
+    if (ctl.servers == NULL || ctl.servers[0] == '\0') {
+        ctl.servers = getenv("ROTA_SERVER");
+    }
+    if (ctl.servers != NULL && ctl.servers[0] == '\0') {
+        ctl.servers = NULL;
+    }
     for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
-            ctl.json = true;
-        } else if (strcmp(argv[i], "--server") == 0 && i + 1 < argc) {
+        int r = output_option(&ctl, argc, argv, &i);
+        if (r < 0) {
+            return CTL_EXIT_USAGE;
+        } else if (r > 0) {
+            continue;
+        } else if ((strcmp(argv[i], "--server") == 0 ||
+                    strcmp(argv[i], "-s") == 0) &&
+                   i + 1 < argc) {
             ctl.servers = argv[++i];
+        } else if (strncmp(argv[i], "--server=", 9) == 0) {
+            ctl.servers = argv[i] + 9;
         } else if (strcmp(argv[i], "--token-file") == 0 && i + 1 < argc) {
             token_file = argv[++i];
         } else if (strcmp(argv[i], "--ca-file") == 0 && i + 1 < argc) {
@@ -747,13 +811,17 @@ int main(int argc, char **argv)
         printf("usage: rotactl %s %s\n", cmd->name, cmd->usage);
         return 0;
     }
+    n = strip_output_options(&ctl, argc - i, argv + i);
+    if (n < 0) {
+        return CTL_EXIT_USAGE;
+    }
     quickstart_defaults(&ctl, &ca_file, &token_file);
     if (creds_load(&ctl.creds, ca_file, token_file, err, sizeof err) != 0) {
         fprintf(stderr, "rotactl: %s\n", err);
         return CTL_EXIT_USAGE;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    rv = cmd->run(&ctl, argc - i, argv + i);
+    rv = cmd->run(&ctl, n, argv + i);
     memset(&ctl.creds, 0, sizeof ctl.creds);
     if (ctl.curl != NULL) {
         curl_easy_cleanup(ctl.curl);

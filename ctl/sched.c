@@ -1,6 +1,6 @@
 /* rotactl commands for schedules, the dead-letter queue, workflows and
- * queues: thin wrappers over the HTTP API (docs/api.md) that print the
- * server's JSON. */
+ * queues: thin wrappers over the HTTP API (docs/api.md) that print a table
+ * or a summary line, or the server's JSON with --json. */
 
 #include <curl/curl.h>
 #include <getopt.h>
@@ -10,23 +10,200 @@
 
 #include "ctl/ctl.h"
 
-static int print(json_t *out)
+/* How the answer of one request is shown without --json. */
+typedef void (*show_fn)(json_t *out, const char *arg);
+
+static int call_show(struct ctl *ctl,
+                     const char *method,
+                     const char *path,
+                     const char *body,
+                     show_fn show,
+                     const char *arg)
 {
-    char *s = json_dumps(out, JSON_INDENT(2) | JSON_ENCODE_ANY);
-    puts(s != NULL ? s : "null");
-    free(s);
+    json_t *out = NULL;
+    int rv = ctl_call(ctl, method, path, body, &out);
+    if (rv != 0) {
+        return rv;
+    }
+    if (ctl->json) {
+        ctl_print_json(out);
+    } else {
+        show(out, arg);
+    }
     json_decref(out);
     return 0;
 }
 
-static int call_print(struct ctl *ctl,
-                      const char *method,
-                      const char *path,
-                      const char *body)
+/* pause, resume: "paused schedule ID (next run T)". */
+static void show_schedule(json_t *out, const char *action)
 {
-    json_t *out = NULL;
-    int rv = ctl_call(ctl, method, path, body, &out);
-    return rv != 0 ? rv : print(out);
+    printf("%s schedule %s (next run %s)\n",
+           strcmp(action, "pause") == 0 ? "paused" : "resumed",
+           ctl_str(out, "id"), ctl_str(out, "next_run_at"));
+}
+
+/* trigger: the run it created. */
+static void show_trigger(json_t *out, const char *sid)
+{
+    printf("triggered schedule %s: run %s (%s)\n", sid, ctl_str(out, "id"),
+           ctl_str(out, "status"));
+}
+
+/* retry: the job, requeued. */
+static void show_job_row(json_t *out, const char *arg)
+{
+    (void)arg;
+    ctl_job_header();
+    ctl_job_row(out);
+}
+
+static void show_runs(json_t *out, const char *arg)
+{
+    json_t *r;
+    size_t i;
+    (void)arg;
+    printf("%-24s  %-16s  %-10s  %s\n", "NOMINAL AT", "JOB", "OUTCOME",
+           "DETAIL");
+    json_array_foreach(json_object_get(out, "runs"), i, r)
+    {
+        char detail[64] = "";
+        const char *d = ctl_str(r, "error");
+        if (json_is_integer(json_object_get(r, "occurrences"))) {
+            snprintf(detail, sizeof detail, "%lld occurrence(s) skipped",
+                     ctl_int(r, "occurrences"));
+            d = detail;
+        } else if (strcmp(d, "-") == 0) {
+            d = ctl_str(r, "reason");
+        }
+        printf("%-24s  %-16s  %-10s  %s\n", ctl_str(r, "nominal_at"),
+               ctl_str(r, "job_id"), ctl_str(r, "outcome"),
+               strcmp(d, "-") == 0 ? "" : d);
+    }
+    if (json_is_string(json_object_get(out, "next_before"))) {
+        printf("(older runs before %s)\n", ctl_str(out, "next_before"));
+    }
+}
+
+/* dlq: the failed jobs with their last error. */
+static void show_dlq(json_t *out, const char *arg)
+{
+    json_t *j;
+    size_t i;
+    (void)arg;
+    printf("%-16s  %-14s %-10s %4s  %-24s  %s\n", "ID", "TYPE", "QUEUE", "TRY",
+           "FINISHED", "LAST ERROR");
+    json_array_foreach(json_object_get(out, "jobs"), i, j)
+    {
+        printf("%-16s  %-14.14s %-10.10s %4lld  %-24s  %.60s\n",
+               ctl_str(j, "id"), ctl_str(j, "type"), ctl_str(j, "queue"),
+               ctl_int(j, "attempts"), ctl_str(j, "finished_at"),
+               ctl_str(j, "last_error"));
+    }
+    if (json_is_string(json_object_get(out, "next_cursor"))) {
+        printf("next cursor: %s\n", ctl_str(out, "next_cursor"));
+    }
+}
+
+/* dlq --retry | --delete: "retried 3 of 3 dead-letter jobs". */
+static void show_dlq_bulk(json_t *out, const char *verb)
+{
+    printf("%s %lld of %lld dead-letter jobs%s\n", verb, ctl_int(out, verb),
+           ctl_int(out, "matched"),
+           json_is_true(json_object_get(out, "more"))
+               ? " (more are left: run it again)"
+               : "");
+}
+
+/* "none" for a JSON null (no cap), else the number. */
+static void cap_text(json_t *q, const char *key, char *out, size_t size)
+{
+    json_t *v = json_object_get(q, key);
+    if (json_is_integer(v)) {
+        snprintf(out, size, "%lld", (long long)json_integer_value(v));
+    } else {
+        snprintf(out, size, "none");
+    }
+}
+
+static void queue_header(void)
+{
+    printf("%-16s %-7s %11s %11s %8s %8s %8s %10s %9s %7s\n", "NAME", "STATE",
+           "CONCURRENCY", "MAX PENDING", "WAITING", "PENDING", "RUNNING",
+           "COMPLETED", "CANCELLED", "FAILED");
+}
+
+static void queue_row(json_t *q)
+{
+    json_t *counts = json_object_get(q, "counts");
+    char conc[24], maxp[24];
+    cap_text(q, "concurrency", conc, sizeof conc);
+    cap_text(q, "max_pending", maxp, sizeof maxp);
+    /* Scheduled and waiting jobs are both not yet runnable. */
+    printf("%-16s %-7s %11s %11s %8lld %8lld %8lld %10lld %9lld %7lld\n",
+           ctl_str(q, "name"),
+           json_is_true(json_object_get(q, "paused")) ? "paused" : "active",
+           conc, maxp,
+           ctl_int(counts, "scheduled") + ctl_int(counts, "waiting"),
+           ctl_int(counts, "pending"), ctl_int(counts, "running"),
+           ctl_int(counts, "completed"), ctl_int(counts, "cancelled"),
+           ctl_int(counts, "failed"));
+}
+
+static void show_queues(json_t *out, const char *arg)
+{
+    json_t *q;
+    size_t i;
+    (void)arg;
+    queue_header();
+    json_array_foreach(json_object_get(out, "queues"), i, q)
+    {
+        queue_row(q);
+    }
+}
+
+static void show_queue(json_t *out, const char *arg)
+{
+    (void)arg;
+    queue_header();
+    queue_row(out);
+}
+
+/* workflow: a summary line, then its jobs. */
+static void show_workflow(json_t *out, const char *arg)
+{
+    const char *key;
+    json_t *v;
+    bool first = true;
+    (void)arg;
+    printf("workflow %s \"%s\": %s (", ctl_str(out, "id"),
+           json_string_value(json_object_get(out, "name")) != NULL
+               ? json_string_value(json_object_get(out, "name"))
+               : "",
+           ctl_str(out, "status"));
+    json_object_foreach(json_object_get(out, "counts"), key, v)
+    {
+        if (json_integer_value(v) > 0) {
+            printf("%s%lld %s", first ? "" : ", ",
+                   (long long)json_integer_value(v), key);
+            first = false;
+        }
+    }
+    printf("%s)\n", first ? "no jobs" : "");
+    if (json_array_size(json_object_get(out, "jobs")) > 0) {
+        ctl_jobs_table(json_object_get(out, "jobs"));
+    }
+}
+
+/* preview: one time a line. */
+static void show_times(json_t *out, const char *arg)
+{
+    json_t *t;
+    size_t i;
+    (void)arg;
+    json_array_foreach(json_object_get(out, "times"), i, t)
+    {
+        puts(json_is_string(t) ? json_string_value(t) : "-");
+    }
 }
 
 static int need_arg(int argc, char **argv, const char *cmd, const char *what)
@@ -47,8 +224,14 @@ int ctl_cmd_job_action(struct ctl *ctl, int argc, char **argv)
         return rv;
     }
     snprintf(path, sizeof path, "/v1/jobs/%s/%s", argv[1], argv[0]);
-    return call_print(ctl, strcmp(argv[0], "runs") == 0 ? "GET" : "POST", path,
-                      NULL);
+    if (strcmp(argv[0], "runs") == 0) {
+        return call_show(ctl, "GET", path, NULL, show_runs, NULL);
+    }
+    return call_show(ctl, "POST", path, NULL,
+                     strcmp(argv[0], "trigger") == 0 ? show_trigger
+                     : strcmp(argv[0], "retry") == 0 ? show_job_row
+                                                     : show_schedule,
+                     strcmp(argv[0], "trigger") == 0 ? argv[1] : argv[0]);
 }
 
 /* dlq [--queue Q] [--type T] [--user U] [--retry | --delete] */
@@ -62,7 +245,7 @@ int ctl_cmd_dlq(struct ctl *ctl, int argc, char **argv)
     int c;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "q:t:", opts, NULL)) != -1) {
         switch (c) {
             case 'q':
                 ctl_add_query(path, sizeof path, "queue", optarg);
@@ -88,9 +271,12 @@ int ctl_cmd_dlq(struct ctl *ctl, int argc, char **argv)
         char retry[1300];
         const char *q = strchr(path, '?');
         snprintf(retry, sizeof retry, "/v1/dlq/retry%s", q != NULL ? q : "");
-        return call_print(ctl, method, retry, NULL);
+        return call_show(ctl, method, retry, NULL, show_dlq_bulk, "retried");
     }
-    return call_print(ctl, method, path, NULL);
+    if (strcmp(method, "DELETE") == 0) {
+        return call_show(ctl, method, path, NULL, show_dlq_bulk, "deleted");
+    }
+    return call_show(ctl, method, path, NULL, show_dlq, NULL);
 }
 
 /* "none" (null: no cap) or a non-negative integer; NULL if neither (the
@@ -122,7 +308,7 @@ int ctl_cmd_queues(struct ctl *ctl, int argc, char **argv)
 
     if (strcmp(argv[0], "queues") == 0) {
         json_decref(set);
-        return call_print(ctl, "GET", "/v1/queues", NULL);
+        return call_show(ctl, "GET", "/v1/queues", NULL, show_queues, NULL);
     }
     rv = need_arg(argc, argv, "queue", "queue name");
     if (rv != 0) {
@@ -149,11 +335,11 @@ int ctl_cmd_queues(struct ctl *ctl, int argc, char **argv)
     snprintf(path, sizeof path, "/v1/queues/%s", argv[1]);
     if (json_object_size(set) == 0) {
         json_decref(set);
-        return call_print(ctl, "GET", path, NULL);
+        return call_show(ctl, "GET", path, NULL, show_queue, NULL);
     }
     char *body = json_dumps(set, JSON_COMPACT);
     json_decref(set);
-    rv = call_print(ctl, "PUT", path, body);
+    rv = call_show(ctl, "PUT", path, body, show_queue, NULL);
     free(body);
     return rv;
 }
@@ -175,7 +361,8 @@ int ctl_cmd_workflow(struct ctl *ctl, int argc, char **argv)
         }
         char *body = json_dumps(wf, JSON_COMPACT);
         json_decref(wf);
-        int rv = call_print(ctl, "POST", "/v1/workflows", body);
+        int rv =
+            call_show(ctl, "POST", "/v1/workflows", body, show_workflow, NULL);
         free(body);
         return rv;
     }
@@ -185,7 +372,8 @@ int ctl_cmd_workflow(struct ctl *ctl, int argc, char **argv)
     }
     snprintf(path, sizeof path, "/v1/workflows/%s", argv[1]);
     bool cancel = argc >= 3 && strcmp(argv[2], "--cancel") == 0;
-    return call_print(ctl, cancel ? "DELETE" : "GET", path, NULL);
+    return call_show(ctl, cancel ? "DELETE" : "GET", path, NULL, show_workflow,
+                     NULL);
 }
 
 /* preview SCHEDULE [--timezone TZ] [--n N] */
@@ -206,5 +394,5 @@ int ctl_cmd_preview(struct ctl *ctl, int argc, char **argv)
             return CTL_EXIT_USAGE;
         }
     }
-    return call_print(ctl, "GET", path, NULL);
+    return call_show(ctl, "GET", path, NULL, show_times, NULL);
 }
