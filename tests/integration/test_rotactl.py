@@ -74,45 +74,188 @@ def test_rotactl_errors(shared_cluster):
 
 def test_rotactl_scheduling_commands(shared_cluster, tmp_path):
     c = shared_cluster
-    rc, out, err = ctl(c, "preview", "30 2 * * *", "--timezone", "America/New_York", "--n", "2")
+    rc, out, err = ctl(c, "--json", "preview", "30 2 * * *", "--timezone", "America/New_York",
+                       "--n", "2")
     assert rc == 0, err
-    assert len(json.loads(out)["times"]) == 2
+    times = json.loads(out)["times"]
+    assert len(times) == 2
+    rc, out, err = ctl(c, "preview", "30 2 * * *", "--timezone", "America/New_York", "--n", "2")
+    assert rc == 0 and out.split() == times, (out, err)  # One time a line.
     rc, out, err = ctl(c, "--json", "submit", "--type", "noop", "--schedule", "0 0 1 1 *",
                        "--queue", "ctl-nobody")
     assert rc == 0, err
     sid = json.loads(out)["id"]
-    rc, out, err = ctl(c, "pause", sid)
+    rc, out, err = ctl(c, "--json", "pause", sid)
     assert rc == 0 and json.loads(out)["paused"] is True, err
     rc, out, err = ctl(c, "resume", sid)
+    assert rc == 0 and out.startswith(f"resumed schedule {sid}"), (out, err)
+    rc, out, err = ctl(c, "pause", sid, "--json")  # --json after the command.
+    assert rc == 0 and json.loads(out)["paused"] is True, err
+    rc, out, err = ctl(c, "-o", "json", "resume", sid)
     assert rc == 0 and json.loads(out)["paused"] is False, err
-    rc, out, err = ctl(c, "trigger", sid)
+    rc, out, err = ctl(c, "--json", "trigger", sid)
     assert rc == 0, err
     run = json.loads(out)["id"]
     # Reads are served by the first server: poll until it applied the run.
-    wait_until(lambda: [r["job_id"] for r in json.loads(ctl(c, "runs", sid)[1])["runs"]] == [run],
+    wait_until(lambda: [r["job_id"] for r in
+                        json.loads(ctl(c, "--json", "runs", sid)[1])["runs"]] == [run],
                what="the run listed")
+    rc, out, err = ctl(c, "runs", sid)
+    assert rc == 0 and "OUTCOME" in out.splitlines()[0] and run in out, (out, err)
     rc, _, err = ctl(c, "trigger", sid)  # overlap=forbid: refused
     assert rc == 1 and "overlap" in err
-    rc, out, err = ctl(c, "queue", "ctl-q", "--pause", "--concurrency", "2")
+    rc, out, err = ctl(c, "--json", "queue", "ctl-q", "--pause", "--concurrency", "2")
     assert rc == 0 and json.loads(out)["paused"] is True and json.loads(out)["concurrency"] == 2
-    rc, out, err = ctl(c, "queue", "ctl-q", "--max-pending", "7")
+    rc, out, err = ctl(c, "--json", "queue", "ctl-q", "--max-pending", "7")
     assert rc == 0 and json.loads(out)["max_pending"] == 7, (out, err)
     rc, out, err = ctl(c, "queue", "ctl-q", "--max-pending", "none")
-    assert rc == 0 and json.loads(out)["max_pending"] is None, (out, err)
+    row = out.splitlines()[1].split()
+    assert rc == 0 and row[:4] == ["ctl-q", "paused", "2", "none"], (out, err)
     rc, out, err = ctl(c, "queue", "ctl-q", "--max-pending", "lots")
     assert rc != 0 and "max-pending" in err, (rc, out, err)
-    wait_until(lambda: "ctl-q" in [q["name"] for q in json.loads(ctl(c, "queues")[1])["queues"]],
+    wait_until(lambda: "ctl-q" in [q["name"] for q in
+                                   json.loads(ctl(c, "--json", "queues")[1])["queues"]],
                what="the queue listed")
+    rc, out, err = ctl(c, "queues")
+    assert rc == 0 and "NAME" in out.splitlines()[0], err
+    assert any(l.split()[:2] == ["ctl-q", "paused"] for l in out.splitlines()), out
     wf = tmp_path / "wf.json"
     wf.write_text(json.dumps({"name": "ctl", "jobs": [
         {"key": "a", "type": "noop", "queue": "ctl-q"},
         {"key": "b", "type": "noop", "queue": "ctl-q", "depends_on": ["a"]}]}))
-    rc, out, err = ctl(c, "workflow", "--file", str(wf))
+    rc, out, err = ctl(c, "--json", "workflow", "--file", str(wf))
     assert rc == 0, err
     wid = json.loads(out)["id"]
     rc, out, _ = ctl(c, "workflow", wid, "--cancel")  # A write: the leader answers.
-    assert rc == 0 and json.loads(out)["status"] == "cancelled"
-    rc, out, _ = ctl(c, "dlq", "--queue", "ctl-q")
+    assert rc == 0 and out.startswith(f'workflow {wid} "ctl": cancelled'), out
+    assert "2 cancelled" in out.splitlines()[0] and "ID" in out.splitlines()[1], out
+    rc, out, _ = ctl(c, "--json", "dlq", "--queue", "ctl-q")
     assert rc == 0 and json.loads(out)["jobs"] == []
-    rc, out, _ = ctl(c, "dlq", "--queue", "ctl-q", "--retry")
+    rc, out, _ = ctl(c, "dlq", "-q", "ctl-q")
+    assert rc == 0 and "LAST ERROR" in out and len(out.splitlines()) == 1, out
+    rc, out, _ = ctl(c, "--json", "dlq", "--queue", "ctl-q", "--retry")
     assert rc == 0 and json.loads(out)["matched"] == 0
+    rc, out, _ = ctl(c, "dlq", "--queue", "ctl-q", "--retry")
+    assert rc == 0 and out.strip() == "retried 0 of 0 dead-letter jobs", out
+
+
+def test_rotactl_workers(shared_cluster, worker_built):
+    c = shared_cluster
+    c.start_worker("ctl-worker-1", concurrency=3, queues="ctl-wq")
+    rc, out, err = wait_until(
+        lambda: (lambda r: r if "ctl-worker-1" in r[1] else None)(ctl(c, "workers")),
+        what="the worker listed")
+    assert rc == 0, err
+    assert out.splitlines()[0].split()[:3] == ["NAME", "ID", "STATE"], out
+    assert "LAST HEARTBEAT" in out.splitlines()[0]
+    row = next(l for l in out.splitlines() if l.startswith("ctl-worker-1 "))
+    assert " alive " in row and "ctl-wq" in row and "/3" in row, row
+    # Heartbeats live in the leader's memory: it shows their age.
+    leader = f"http://{c.leader().http}"
+    rc, out, err = wait_until(
+        lambda: (lambda r: r if "ctl-worker-1" in r[1] else None)(
+            ctl(c, "workers", servers=leader)), what="the worker listed by the leader")
+    row = next(l for l in out.splitlines() if l.startswith("ctl-worker-1 "))
+    assert row.endswith("s ago") and " alive " in row, row
+    rc, jout, err = ctl(c, "--json", "workers")
+    assert rc == 0, err
+    w = next(w for w in json.loads(jout)["workers"] if w["name"] == "ctl-worker-1")
+    assert w["id"] in row and w["concurrency"] == 3 and w["queues"] == "ctl-wq"
+
+
+def test_rotactl_output_option(shared_cluster):
+    """-o json is --json (before or after the command); -o table the default."""
+    c = shared_cluster
+    leader = [f"http://{c.leader().http}"]  # One node: the same answer twice.
+    _, a, _ = ctl(c, "--json", "cluster", servers=leader[0])
+    _, b, _ = ctl(c, "-o", "json", "cluster", servers=leader[0])
+    _, d, _ = ctl(c, "cluster", "-o", "json", servers=leader[0])
+    _, e, _ = ctl(c, "--output=json", "cluster", servers=leader[0])
+    assert json.loads(a)["nodes"] == json.loads(b)["nodes"] == json.loads(d)["nodes"] \
+        == json.loads(e)["nodes"]
+    rc, t, _ = ctl(c, "--json", "-o", "table", "cluster", servers=leader[0])
+    assert rc == 0 and t.startswith("leader:"), t
+    rc, _, err = ctl(c, "-o", "yaml", "cluster")
+    assert rc == 2 and "json or table" in err
+
+
+def test_rotactl_short_options(shared_cluster):
+    c = shared_cluster
+    rc, out, err = ctl(c, "-o", "json", "submit", "-t", "noop", "-q", "ctl-short",
+                       "-p", '{"n":1}', "--user", "ctl-short-user")
+    assert rc == 0, err
+    job = json.loads(out)
+    assert job["type"] == "noop" and job["queue"] == "ctl-short" and job["payload"] == {"n": 1}
+    rc, out, err = ctl(c, "--json", "submit", "-t", "noop", "-q", "ctl-short",
+                       "--user", "ctl-short-user")
+    assert rc == 0, err
+    rc, out, err = wait_until(lambda: (lambda r: r if len(json.loads(r[1])["jobs"]) == 2
+                                       else None)(
+        ctl(c, "--json", "list", "-q", "ctl-short", "-t", "noop", "--user", "ctl-short-user")),
+        what="both jobs listed")
+    rc, out, err = ctl(c, "--json", "list", "-q", "ctl-short", "-n", "1")
+    assert rc == 0 and len(json.loads(out)["jobs"]) == 1 and "next_cursor" in json.loads(out)
+    # -s is --server.
+    p = subprocess.run([ROTACTL, "-s", f"http://{c.leader().http}", "cluster"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and p.stdout.startswith("leader:"), p.stderr
+    rc, out, _ = ctl(c, "--help")
+    assert rc == 0 and "-s, --server" in out and "-q --queue" in out
+
+
+def run_env(env_extra, *args):
+    env = {k: v for k, v in os.environ.items() if k not in ("ROTA_SERVER", "ROTA_SERVERS")}
+    env.update(env_extra)
+    p = subprocess.run([ROTACTL, *args], capture_output=True, text=True, timeout=30,
+                       env=env, cwd="/")
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_rotactl_environment(shared_cluster):
+    """ROTA_SERVERS (rota-worker's name) first, then ROTA_SERVER; -s wins."""
+    c = shared_cluster
+    follower = f"http://{c.followers()[0].http}"
+    dead = "http://127.0.0.1:1"
+    rc, out, err = run_env({"ROTA_SERVERS": f"{dead},{follower}"}, "cluster")
+    assert rc == 0 and out.startswith("leader:") and "127.0.0.1:1/" in err, (out, err)
+    rc, out, err = run_env({"ROTA_SERVERS": follower, "ROTA_SERVER": dead}, "cluster")
+    assert rc == 0 and err == "", err  # ROTA_SERVERS is read first.
+    rc, out, err = run_env({"ROTA_SERVER": follower}, "cluster")  # The old name.
+    assert rc == 0, err
+    rc, out, err = run_env({"ROTA_SERVERS": follower}, "-s", dead, "cluster")
+    assert rc == 3 and "no server answered" in err
+    rc, out, err = run_env({"ROTA_SERVERS": dead}, "--server", follower, "cluster")
+    assert rc == 0, err
+
+
+COMPLETION = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "ctl", "rotactl.bash-completion")
+
+
+def complete(*words):
+    """COMPREPLY of the completion function for the command line @words
+    (the last one being completed)."""
+    script = (f"source {COMPLETION}\n"
+              "COMP_WORDS=(\"$@\"); COMP_CWORD=$(( $# - 1 ))\n"
+              "COMP_LINE=\"$*\"; COMP_POINT=${#COMP_LINE}\n"
+              "_rotactl rotactl \"${COMP_WORDS[COMP_CWORD]}\" \"${COMP_WORDS[COMP_CWORD-1]}\"\n"
+              "printf '%s\\n' \"${COMPREPLY[@]}\"\n")
+    p = subprocess.run(["bash", "-c", script, "bash", *words], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    return [w for w in p.stdout.splitlines() if w]
+
+
+def test_rotactl_bash_completion():
+    p = subprocess.run(["bash", "-n", COMPLETION], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert complete("rotactl", "wo") == ["workers", "workflow"]
+    assert complete("rotactl", "work") == ["workers", "workflow"]
+    assert complete("rotactl", "worke") == ["workers"]
+    assert complete("rotactl", "-s", "http://x:1", "cl") == ["cluster"]
+    assert "--limit" in complete("rotactl", "list", "--")
+    assert complete("rotactl", "-o", "") == ["json", "table"]
+    assert complete("rotactl", "acl", "token", "") == ["create", "list", "delete"]
+    p = subprocess.run(["bash", "-c", f"source {COMPLETION}; complete -p rotactl"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and "-F _rotactl" in p.stdout, p.stderr
