@@ -64,9 +64,7 @@ static void join_names(json_t *arr, char *out, size_t size)
 static int print_created(struct ctl *ctl, json_t *out)
 {
     if (ctl->json) {
-        char *s = json_dumps(out, JSON_INDENT(2));
-        puts(s != NULL ? s : "null");
-        free(s);
+        ctl_print_json(out);
     } else {
         printf("id:     %s\nname:   %s\nrole:   %s\nsecret: %s\n",
                str(out, "id"), str(out, "name"), str(out, "role"),
@@ -161,17 +159,10 @@ static int token_list(struct ctl *ctl)
 {
     json_t *out, *t;
     size_t i;
-    int rv = ctl_call(ctl, "GET", "/v1/acl/tokens", NULL, &out);
+    int rv = ctl_get_table(ctl, "/v1/acl/tokens", &out);
 
-    if (rv != 0) {
+    if (rv != 0 || out == NULL) {
         return rv;
-    }
-    if (ctl->json) {
-        char *s = json_dumps(out, JSON_INDENT(2));
-        puts(s != NULL ? s : "null");
-        free(s);
-        json_decref(out);
-        return 0;
     }
     printf("%-16s  %-16s %-7s %-16s %-16s %-20s %s\n", "ID", "NAME", "ROLE",
            "QUEUES", "TYPES", "RATE", "EXPIRES");

@@ -52,6 +52,9 @@ void ctl_add_query(char *q, size_t size, const char *key, const char *val);
 
 /* output.c: the server's JSON, or tables. */
 void ctl_print_json(json_t *v); /* Indented; @v stays owned by the caller. */
+/* GET @path into *out (the caller's); with --json it is printed instead and
+ * *out is NULL. Returns ctl_call()'s status. */
+int ctl_get_table(struct ctl *ctl, const char *path, json_t **out);
 const char *ctl_str(json_t *o, const char *key); /* "-" if absent or "". */
 long long ctl_int(json_t *o, const char *key);
 void ctl_job_header(void);

@@ -14,6 +14,17 @@ void ctl_print_json(json_t *v)
     free(s);
 }
 
+int ctl_get_table(struct ctl *ctl, const char *path, json_t **out)
+{
+    int rv = ctl_call(ctl, "GET", path, NULL, out);
+    if (rv == 0 && ctl->json) {
+        ctl_print_json(*out);
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rv;
+}
+
 const char *ctl_str(json_t *o, const char *key)
 {
     json_t *v = json_object_get(o, key);

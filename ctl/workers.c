@@ -16,14 +16,9 @@ int ctl_cmd_workers(struct ctl *ctl, int argc, char **argv)
                 argv[1]);
         return CTL_EXIT_USAGE;
     }
-    rv = ctl_call(ctl, "GET", "/v1/workers", NULL, &out);
-    if (rv != 0) {
+    rv = ctl_get_table(ctl, "/v1/workers", &out);
+    if (rv != 0 || out == NULL) {
         return rv;
-    }
-    if (ctl->json) {
-        ctl_print_json(out);
-        json_decref(out);
-        return 0;
     }
     printf("%-20s %-16s  %-5s  %-16s %-16s %7s  %s\n", "NAME", "ID", "STATE",
            "QUEUES", "TYPES", "RUNNING", "LAST HEARTBEAT");
