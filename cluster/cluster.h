@@ -252,6 +252,13 @@ int cluster_fwd_send(struct cluster *c,
                      cluster_fwd_cb cb,
                      void *data);
 
+/* cluster_fwd_send() of @cmd encoded (as cluster_submit_cmd() does). */
+int cluster_fwd_send_cmd(struct cluster *c,
+                         uint32_t kind,
+                         const struct fsm_cmd *cmd,
+                         cluster_fwd_cb cb,
+                         void *data);
+
 /* Leader: one received request, answered exactly once. */
 struct cluster_fwd_call;
 typedef void (*cluster_fwd_handler)(void *data,

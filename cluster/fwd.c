@@ -167,6 +167,7 @@ static size_t out_pending(const struct fconn *k)
 /* ---- Connections --------------------------------------------------- */
 
 static void fail_conn_requests(struct fconn *k);
+static void conn_drained(struct fconn *k);
 
 static void conn_unref(struct fconn *k)
 {
@@ -226,9 +227,7 @@ static void write_cb(uv_write_t *req, int status)
         conn_close(k, uv_strerror(status));
         return;
     }
-    if (k->draining && k->outstanding == 0) {
-        conn_close(k, NULL);
-    }
+    conn_drained(k);
 }
 
 /* Hand what @k collected to the kernel (one write). */
@@ -374,15 +373,23 @@ static void answer_local(struct freq *r, int err, bool not_sent)
     r->cb(r->data, &a);
 }
 
-static void slot_free(struct fwd *f, struct freq *r)
+/* @r leaves its slot and its connection's count; the caller answers and
+ * frees it. */
+static void slot_release(struct fwd *f, struct freq *r)
 {
     unsigned slot = (unsigned)(r->id & (SLOTS - 1));
     f->slots[slot] = NULL;
     f->free_slots[f->n_free++] = slot;
-    if (r->conn != NULL) {
-        r->conn->outstanding--;
+    r->conn->outstanding--;
+    r->conn = NULL;
+}
+
+/* A draining connection (to a former leader) closes once it owes nothing. */
+static void conn_drained(struct fconn *k)
+{
+    if (k->draining && k->outstanding == 0 && !k->writing) {
+        conn_close(k, NULL);
     }
-    free(r);
 }
 
 static void fail_conn_requests(struct fconn *k)
@@ -392,11 +399,8 @@ static void fail_conn_requests(struct fconn *k)
         struct freq *r = f->slots[i];
         if (r != NULL && r->conn == k) {
             bool not_sent = r->seq > k->written;
-            f->slots[i] = NULL;
-            f->free_slots[f->n_free++] = i;
-            k->outstanding--;
+            slot_release(f, r);
             f->c->stats.fwd_errors++;
-            r->conn = NULL;
             answer_local(r, not_sent ? ERR_UNAVAILABLE : ERR_UNKNOWN, not_sent);
             free(r);
         }
@@ -438,15 +442,10 @@ static void on_answer(struct fconn *k, uint64_t id, const char *p, size_t n)
     a.msg = msg;
     a.body = p + 24 + flen + mlen;
     a.body_len = blen;
-    f->slots[id & (SLOTS - 1)] = NULL;
-    f->free_slots[f->n_free++] = (unsigned)(id & (SLOTS - 1));
-    k->outstanding--;
-    r->conn = NULL;
+    slot_release(f, r);
     r->cb(r->data, &a);
     free(r);
-    if (k->draining && k->outstanding == 0 && !k->writing) {
-        conn_close(k, NULL);
-    }
+    conn_drained(k);
 }
 
 static void raw_closed_cb(uv_handle_t *handle)
@@ -508,9 +507,7 @@ void cluster__fwd_tick(struct cluster *c)
         /* Answers of the former leader still come: keep reading them. */
         f->client = NULL;
         k->draining = true;
-        if (k->outstanding == 0 && !k->writing) {
-            conn_close(k, NULL);
-        }
+        conn_drained(k);
         k = NULL;
     }
     if (k != NULL || f->dialing || leader == 0 || addr == NULL ||
@@ -587,17 +584,36 @@ int cluster_fwd_send(struct cluster *c,
     return 0;
 }
 
+int cluster_fwd_send_cmd(struct cluster *c,
+                         uint32_t kind,
+                         const struct fsm_cmd *cmd,
+                         cluster_fwd_cb cb,
+                         void *data)
+{
+    void *buf;
+    size_t len;
+    int rv = fsm_cmd_encode(cmd, &buf, &len);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = cluster_fwd_send(c, kind, buf, len, cb, data);
+    free(buf);
+    return rv;
+}
+
 static void sweep_cb(uv_timer_t *t)
 {
     struct fwd *f = t->data;
     uint64_t now = (uint64_t)clock_now_ms();
-    for (unsigned i = 0; i < SLOTS; i++) {
+    for (unsigned i = 0; i < SLOTS && f->n_free < SLOTS; i++) {
         struct freq *r = f->slots[i];
         if (r != NULL && r->deadline <= now) {
-            struct freq copy = *r;
+            struct fconn *k = r->conn;
+            slot_release(f, r);
             f->c->stats.fwd_errors++;
-            slot_free(f, r);
-            answer_local(&copy, ERR_TIMEOUT, false);
+            answer_local(r, ERR_TIMEOUT, false);
+            free(r);
+            conn_drained(k);
         }
     }
 }
@@ -756,14 +772,7 @@ void cluster__fwd_close(struct cluster *c)
     while (!list_empty(&f->conns)) {
         conn_close(CONTAINER_OF(f->conns.next, struct fconn, link), NULL);
     }
-    for (unsigned i = 0; i < SLOTS; i++) {
-        if (f->slots[i] != NULL) {
-            struct freq *r = f->slots[i];
-            f->slots[i] = NULL;
-            answer_local(r, ERR_SHUTDOWN, false);
-            free(r);
-        }
-    }
+    /* Closing the connections answered every request (each has one). */
     uv_prepare_stop(&f->flush);
     uv_close((uv_handle_t *)&f->flush, fwd_handle_closed);
     uv_timer_stop(&f->sweep);

@@ -54,8 +54,7 @@ struct cluster
     struct submit *pending_subs;
     unsigned pending_cap;
     uv_prepare_t flush;
-    struct list inflight;      /* struct batch */
-    unsigned inflight_entries; /* Batches proposed, not applied yet. */
+    struct list inflight; /* struct batch */
     /* Bytes of commands queued or proposed and not applied yet (plus a
      * fixed cost per command for what waits on it): cluster_admit(). */
     size_t inflight_cost;

@@ -24,8 +24,6 @@
 /* Bounds of one entry: flush early above these. */
 #define BATCH_MAX_COMMANDS 8192
 #define BATCH_MAX_BYTES (8u << 20)
-/* Entries proposed and not applied yet before the next one waits. */
-#define PROPOSE_MAX_INFLIGHT 1
 
 int cluster__err_from_raft(int rv)
 {
@@ -64,7 +62,6 @@ static void batch_applied_cb(struct raft_apply *apply, int status, void *result)
 
     list_remove(&b->link);
     b->c->inflight_cost -= b->cost;
-    b->c->inflight_entries--;
     for (unsigned i = 0; i < b->n; i++) {
         const struct fsm_result *r = NULL;
         if (rv == 0) {
@@ -128,7 +125,6 @@ static void flush(struct cluster *c)
         return;
     }
     list_push(&c->inflight, &b->link);
-    c->inflight_entries++;
     c->stats.batches++;
     c->stats.commands += n;
 }
@@ -143,7 +139,7 @@ static void flush(struct cluster *c)
 static void flush_cb(uv_prepare_t *handle)
 {
     struct cluster *c = handle->data;
-    if (c->inflight_entries < PROPOSE_MAX_INFLIGHT) {
+    if (list_empty(&c->inflight)) {
         flush(c);
     }
 }

@@ -911,6 +911,12 @@ int fsm_cmd_encode(const struct fsm_cmd *cmd, void **buf, size_t *len)
     return 0;
 }
 
+int fsm_cmd_type(const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    return len >= 2 && p[0] == CODEC_VERSION ? p[1] : -1;
+}
+
 int fsm_cmd_decode(const void *buf,
                    size_t len,
                    struct fsm_cmd *cmd,
@@ -922,7 +928,7 @@ int fsm_cmd_decode(const void *buf,
 
     memset(cmd, 0, sizeof *cmd);
     *jobs_store = NULL;
-    if (len < 2 || p[0] != CODEC_VERSION) {
+    if (fsm_cmd_type(buf, len) < 0) {
         return ERR_CORRUPT;
     }
     cmd->type = p[1];

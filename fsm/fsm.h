@@ -337,6 +337,10 @@ int fsm_cmd_decode(const void *buf,
                    size_t len,
                    struct fsm_cmd *cmd,
                    struct fsm_job **jobs_store);
+/* The type of an encoded command (enum fsm_cmd_type) without decoding it,
+ * or -1 if @buf is not one of this version. */
+int fsm_cmd_type(const void *buf, size_t len);
+
 /* Items decoded by fsm_cmd_decode() are in cmd->items, an array allocated
  * with the jobs: free it with fsm_cmd_free(). */
 void fsm_cmd_free(struct fsm_cmd *cmd, struct fsm_job *jobs_store);

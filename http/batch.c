@@ -174,19 +174,11 @@ static int item_submit(struct http_server *s,
                        struct fsm_cmd *cmd,
                        struct item *it)
 {
-    void *buf;
-    size_t len;
-    int rv;
     if (cluster_is_leader(s->cluster)) {
         return cluster_submit_cmd(s->cluster, cmd, submitted_cb, it);
     }
-    rv = fsm_cmd_encode(cmd, &buf, &len);
-    if (rv == 0) {
-        rv = cluster_fwd_send(s->cluster, HTTP_FWD_SUBMIT, buf, len,
-                              fwd_item_cb, it);
-        free(buf);
-    }
-    return rv;
+    return cluster_fwd_send_cmd(s->cluster, HTTP_FWD_SUBMIT, cmd, fwd_item_cb,
+                                it);
 }
 
 /* Parse, check and submit job @i; its outcome goes to @it. */

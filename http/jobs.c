@@ -55,27 +55,6 @@ static int render_jobs(struct http_server *s,
     return 0;
 }
 
-/* Render the jobs of @res (ids) from the local fsm and answer. */
-static void reply_jobs(struct http_server *s,
-                       h2o_req_t *req,
-                       const struct fsm_result *res,
-                       bool batch,
-                       int status)
-{
-    struct sb b;
-    int rv = render_jobs(s, &req->pool, res, batch, &b);
-
-    if (rv == ERR_NOTFOUND) {
-        http__send_err(req, ERR_NOTFOUND, NULL, "job vanished");
-        return;
-    }
-    if (rv != 0) {
-        http__send_err(req, rv, NULL, "cannot read the job table");
-        return;
-    }
-    http__send_sb(req, status, &b, cluster_applied_index(s->cluster));
-}
-
 /* How many of @res's jobs are new (not found by their idempotency key). */
 static int created_count(const struct fsm_result *res)
 {
@@ -84,6 +63,54 @@ static int created_count(const struct fsm_result *res)
         created += res->existed == NULL || !res->existed[i];
     }
     return created;
+}
+
+/* A write's answer, whichever way it goes back (HTTP here, or the forward
+ * channel to the follower the client reached): an error, or the jobs of
+ * @res rendered into @body with @status. */
+struct outcome
+{
+    int err;
+    const char *field, *msg;
+    int status;
+    struct sb body;
+};
+
+static void settle(struct http_server *s,
+                   h2o_mem_pool_t *pool,
+                   int status,
+                   const struct fsm_result *res,
+                   int kind,
+                   bool batch,
+                   struct outcome *o)
+{
+    int created, rv;
+
+    memset(o, 0, sizeof *o);
+    if (status != 0) {
+        o->err = status;
+        o->msg = status == ERR_UNKNOWN
+                     ? "leadership was lost: the write may or may not be "
+                       "committed; retry with an idempotency key"
+                     : NULL;
+        return;
+    }
+    if (res->code != 0) {
+        o->err = res->code;
+        o->field = res->field;
+        o->msg = res->msg;
+        return;
+    }
+    created = kind == CALL_SUBMIT ? created_count(res) : 0;
+    s->submitted += (unsigned long long)created;
+    rv = render_jobs(s, pool, res, batch, &o->body);
+    if (rv != 0) {
+        o->err = rv;
+        o->msg =
+            rv == ERR_NOTFOUND ? "job vanished" : "cannot read the job table";
+        return;
+    }
+    o->status = created > 0 ? 201 : 200;
 }
 
 /* ---- The forward channel: a follower's side ------------------------------ */
@@ -122,24 +149,14 @@ static bool fwd_submit(struct http_server *s,
                        bool batch)
 {
     struct call *call;
-    void *buf;
-    size_t len;
-    int rv;
 
     if (!cluster_fwd_ready(s->cluster)) {
         return false;
     }
-    rv = fsm_cmd_encode(cmd, &buf, &len);
-    if (rv != 0) {
-        http__send_err(req, rv, NULL, NULL);
-        return true;
-    }
     call = http__call_new(s, req);
-    rv = cluster_fwd_send(s->cluster,
-                          batch ? HTTP_FWD_SUBMIT_BATCH : HTTP_FWD_SUBMIT, buf,
-                          len, fwd_answered_cb, call);
-    free(buf);
-    if (rv != 0) {
+    if (cluster_fwd_send_cmd(s->cluster,
+                             batch ? HTTP_FWD_SUBMIT_BATCH : HTTP_FWD_SUBMIT,
+                             cmd, fwd_answered_cb, call) != 0) {
         http__call_unref(call);
         return false;
     }
@@ -170,39 +187,22 @@ static void fwd_submitted_cb(void *data,
                              const struct fsm_result *res)
 {
     struct fwd_submit *fs = data;
-    struct http_server *s = fs->s;
     h2o_mem_pool_t pool;
-    struct sb b;
-    int created, rv;
+    struct outcome o;
 
-    if (status != 0) {
-        fwd_reply_err(fs->fc, status, NULL,
-                      status == ERR_UNKNOWN
-                          ? "leadership was lost: the write may or may not "
-                            "be committed; retry with an idempotency key"
-                          : NULL);
-    } else if (res->code != 0) {
-        fwd_reply_err(fs->fc, res->code, res->field, res->msg);
-    } else {
-        created = created_count(res);
-        s->submitted += (unsigned long long)created;
-        h2o_mem_init_pool(&pool);
-        rv = render_jobs(s, &pool, res, fs->batch, &b);
-        if (rv != 0) {
-            fwd_reply_err(fs->fc, rv, NULL,
-                          rv == ERR_NOTFOUND ? "job vanished"
-                                             : "cannot read the job table");
-        } else {
-            struct cluster_fwd_answer a = {
-                .status = created > 0 ? 201 : 200,
-                .index = cluster_applied_index(s->cluster),
-                .body = b.p,
-                .body_len = b.len,
-            };
-            cluster_fwd_reply(fs->fc, &a);
-        }
-        h2o_mem_clear_pool(&pool);
-    }
+    h2o_mem_init_pool(&pool);
+    settle(fs->s, &pool, status, res, CALL_SUBMIT, fs->batch, &o);
+    cluster_fwd_reply(fs->fc,
+                      &(struct cluster_fwd_answer){
+                          .err = o.err,
+                          .field = o.field,
+                          .msg = o.msg,
+                          .status = o.status,
+                          .index = cluster_applied_index(fs->s->cluster),
+                          .body = o.body.p,
+                          .body_len = o.err == 0 ? o.body.len : 0,
+                      });
+    h2o_mem_clear_pool(&pool);
     free(fs);
 }
 
@@ -216,22 +216,15 @@ void http__fwd_handle(void *data,
                       size_t len)
 {
     struct http_server *s = data;
-    struct fsm_cmd cmd;
-    struct fsm_job *store = NULL;
     struct fwd_submit *fs;
-    bool ok = false;
     int rv;
 
     if (kind != HTTP_FWD_SUBMIT && kind != HTTP_FWD_SUBMIT_BATCH) {
         fwd_reply_err(fc, ERR_INVALID, NULL, "unknown forward kind");
         return;
     }
-    rv = fsm_cmd_decode(payload, len, &cmd, &store);
-    if (rv == 0) {
-        ok = cmd.type == FSM_CMD_SUBMIT;
-        fsm_cmd_free(&cmd, store);
-    }
-    if (!ok) {
+    /* Apply decodes it (and rejects it alone if it does not). */
+    if (fsm_cmd_type(payload, len) != FSM_CMD_SUBMIT) {
         fwd_reply_err(fc, ERR_INVALID, NULL, "not a submit command");
         return;
     }
@@ -263,7 +256,7 @@ static void submitted_cb(void *data, int status, const struct fsm_result *res)
     bool batch = call->batch;
     int kind = call->kind;
     h2o_req_t *req = http__call_finish(call);
-    int created = 0;
+    struct outcome o;
 
     if (req == NULL) {
         return;
@@ -273,24 +266,13 @@ static void submitted_cb(void *data, int status, const struct fsm_result *res)
         http__forward(s, req);
         return;
     }
-    if (status != 0) {
-        http__send_err(req, status, NULL,
-                       status == ERR_UNKNOWN
-                           ? "leadership was lost: the write may or may not "
-                             "be committed; retry with an idempotency key"
-                           : NULL);
-        return;
+    settle(s, &req->pool, status, res, kind, batch, &o);
+    if (o.err != 0) {
+        http__send_err(req, o.err, o.field, o.msg);
+    } else {
+        http__send_sb(req, o.status, &o.body,
+                      cluster_applied_index(s->cluster));
     }
-    if (res->code != 0) {
-        http__send_err(req, res->code, res->field, res->msg);
-        return;
-    }
-    if (kind == CALL_SUBMIT) {
-        created = created_count(res);
-        s->submitted += (unsigned long long)created;
-    }
-    reply_jobs(s, req, res, batch,
-               kind == CALL_SUBMIT && created > 0 ? 201 : 200);
 }
 
 static void submit_encoded(struct http_server *s,

@@ -13,6 +13,7 @@ sanitizer report. Otherwise the test fails at teardown with the report.
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import ssl
@@ -165,6 +166,14 @@ class Node:
             hdrs.update(kw.get("headers") or {})
             kw["headers"] = {k: v for k, v in hdrs.items() if v is not None}
         return request(self.http, method, path, body, **kw)
+
+    def metric(self, name):
+        """The value of an unlabelled metric in this node's /metrics."""
+        st, _, text = self.req("GET", "/metrics")
+        assert st == 200, (st, text)
+        m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+        assert m, f"{name} not in /metrics of node {self.id}"
+        return float(m.group(1))
 
     def log_text(self):
         try:

@@ -18,10 +18,11 @@ JOBS is 50,000 (ROTA_SPACE_JOBS to change it)."""
 import http.client
 import json
 import os
+import re
 import signal
 import time
 
-from conftest import wait_until
+from conftest import submit, wait_until
 
 JOBS = int(os.environ.get("ROTA_SPACE_JOBS", "50000"))
 BATCH = 1000
@@ -116,3 +117,31 @@ def test_space_reused_after_retention(cluster):
     assert compacted < sizes[2] / 10, (compacted, sizes)
     status, _, body = node.req("POST", "/v1/jobs", {"type": "noop"})
     assert status == 201, body
+
+
+def test_adaptive_snapshot_threshold(cluster):
+    """--snapshot-threshold 0 (the default): the first snapshot comes after
+    1024 entries, then the threshold is re-derived from the snapshot's size
+    and the entries' average size (docs/cli.md), logged, within
+    1024..65536."""
+    c = cluster(1)
+    n = c.nodes[0]
+    # A state worth snapshotting: 30,000 jobs with 300-byte payloads (that
+    # do not compress) in 30
+    # entries, then 1,000 small entries to reach the first snapshot.
+    for i in range(30):
+        st, _, b = n.req("POST", "/v1/jobs",
+                         [{"type": "noop", "queue": "snap", "delay": "1h",
+                           "payload": {"p": os.urandom(150).hex()}}
+                          for j in range(1000)])
+        assert st == 201, b
+    for i in range(1000):
+        submit(n, {"type": "noop", "queue": "snap2", "delay": "1h"})
+    line = wait_until(lambda: re.search(
+        r'msg="snapshot threshold" entries=(\d+) snapshot_bytes=(\d+) '
+        r'entry_bytes_avg=(\d+)', n.log_text()), timeout=20,
+        what="snapshot threshold line")
+    entries, snap, avg = (int(x) for x in line.groups())
+    assert entries == max(1024, min(65536, min(8 * snap, 256 << 20) // avg))
+    # The state is big next to the log since the start: more than 1024.
+    assert entries > 1024, line.group(0)

@@ -89,6 +89,13 @@ static void test_codec_garbage_is_corrupt(void **state)
     c.jobs = jobs;
     c.hashes = hashes;
     assert_int_equal(fsm_cmd_encode(&c, &buf, &len), 0);
+    /* The type without a decode (the leader's check of a forwarded
+     * command); too short or another version: -1. */
+    assert_int_equal(fsm_cmd_type(buf, len), FSM_CMD_SUBMIT);
+    assert_int_equal(fsm_cmd_type(buf, 1), -1);
+    ((unsigned char *)buf)[0] ^= 0xff;
+    assert_int_equal(fsm_cmd_type(buf, len), -1);
+    ((unsigned char *)buf)[0] ^= 0xff;
     assert_int_equal(fsm_cmd_decode(buf, len, &d, &store), 0);
     assert_int_equal(d.n_jobs, 2);
     assert_memory_equal(d.jobs[1].type.p, "bb", 2);
