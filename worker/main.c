@@ -337,16 +337,18 @@ static void *heartbeat_thread(void *arg)
             mark(json_object_get(out, "lost"), false);
         } else if (st == 404) {
             /* Declared down: every lease we hold is gone. */
-            LOG(LOG_WARN, "re-registering",
-                "reason=\"worker unknown or "
-                "declared down\" id=%s",
-                W.id);
             pthread_mutex_lock(&W.lock);
             for (struct run *r = W.runs; r != NULL; r = r->next) {
                 r->lost = true;
             }
             pthread_mutex_unlock(&W.lock);
-            register_worker(c);
+            /* A worker that is stopping (its DELETE may be what made it
+             * unknown) never registers again on the way out. */
+            if (!W.draining) {
+                LOG(LOG_WARN, "re-registering",
+                    "reason=\"worker unknown or declared down\" id=%s", W.id);
+                register_worker(c);
+            }
         }
         json_decref(out);
         for (unsigned t = 0; t < every && !W.stop_threads; t += 20) {
