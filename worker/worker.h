@@ -4,9 +4,9 @@
 /* rota-worker: registers, long-polls for leases, runs jobs through the
  * executor registry, heartbeats, reports results (docs/worker.md).
  *
- * Threads: the main thread leases; one thread per running job executes it;
- * a heartbeat thread and a completion thread talk to the cluster. Shared
- * state is under worker.lock. */
+ * Threads: the main thread leases; a fixed pool of --concurrency threads,
+ * made at start, runs the leased jobs from a queue; a heartbeat thread and a
+ * completion thread talk to the cluster. Shared state is under worker.lock. */
 
 #include <jansson.h>
 #include <pthread.h>
@@ -18,13 +18,13 @@ struct run
     char id[20];
     uint64_t token;
     unsigned attempt;
-    json_t *job; /* The job record (owned). */
-    pthread_t thread;
+    json_t *job;          /* The job record (owned). */
     volatile bool cancel; /* Stop it and report it cancelled. */
     volatile bool lost;   /* Stop it and report nothing (lease lost). */
+    volatile bool drain;  /* Stopped by the drain timeout: give it back. */
     volatile int pgid;    /* shell: the process group to signal. */
-    bool done;
-    struct run *next;
+    struct run *next;     /* Every lease held (worker.runs). */
+    struct run *qnext;    /* Leased, not started yet (worker.queue). */
 };
 
 /* What an executor reports. */
