@@ -2,7 +2,7 @@
  *
  *   rota-worker --servers URL[,URL...] [--queues default,email]
  *               [--concurrency N] [--name NAME] [--output-limit BYTES]
- *               [--drain-timeout S] [--kill-grace S]
+ *               [--drain-timeout S] [--kill-grace S] [--exec-dir DIR]
  *
  * Any server will do: writes are forwarded to the leader. On a connection
  * error or a 5xx the worker rotates to the next server. Results that could
@@ -129,7 +129,7 @@ static long call(CURL *c,
 static void register_worker(CURL *c)
 {
     json_t *qs = json_array();
-    char copy[1024], *save = NULL;
+    char copy[WORKER_TYPES_MAX + 1], *save = NULL;
     long backoff = 100;
 
     snprintf(copy, sizeof copy, "%s", W.queues);
@@ -137,7 +137,7 @@ static void register_worker(CURL *c)
          q = strtok_r(NULL, ",", &save)) {
         json_array_append_new(qs, json_string(q));
     }
-    char types[256];
+    char types[WORKER_TYPES_MAX + 1];
     json_t *ts = json_array();
     worker_types(types, sizeof types);
     snprintf(copy, sizeof copy, "%s", types);
@@ -495,11 +495,14 @@ static void usage(FILE *f)
             "[--kill-grace S]\n"
             "       [--allow-shell [--shell-allow REGEX]] "
             "[--http-allow PREFIX]...\n"
+            "       [--exec-dir DIR]\n"
             "       [--ca-file F] [--token-file F]\n"
             "  env: ROTA_CA_FILE, ROTA_TOKEN (the secret) or ROTA_TOKEN_FILE\n"
             "  shell jobs run arbitrary commands as this user: they are off "
             "unless\n  --allow-shell (then only commands matching "
             "--shell-allow, if given).\n"
+            "  --exec-dir DIR: a job of type T runs the executable DIR/T, "
+            "payload on\n  stdin, result on stdout (JSON).\n"
             "  env: ROTA_SERVERS, ROTA_QUEUES, ROTA_CONCURRENCY, ROTA_NAME\n"
             "  SIGTERM drains: no new leases, running jobs finish (or are "
             "stopped and\n  given back after --drain-timeout), then it "
@@ -508,14 +511,21 @@ static void usage(FILE *f)
 
 static void parse(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"servers", 1, 0, 's'},      {"queues", 1, 0, 'q'},
-        {"concurrency", 1, 0, 'c'},  {"name", 1, 0, 'n'},
-        {"output-limit", 1, 0, 'o'}, {"drain-timeout", 1, 0, 'd'},
-        {"kill-grace", 1, 0, 'k'},   {"allow-shell", 0, 0, 'S'},
-        {"shell-allow", 1, 0, 'R'},  {"http-allow", 1, 0, 'H'},
-        {"ca-file", 1, 0, 'A'},      {"token-file", 1, 0, 'T'},
-        {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
+    static const struct option opts[] = {{"servers", 1, 0, 's'},
+                                         {"queues", 1, 0, 'q'},
+                                         {"concurrency", 1, 0, 'c'},
+                                         {"name", 1, 0, 'n'},
+                                         {"output-limit", 1, 0, 'o'},
+                                         {"drain-timeout", 1, 0, 'd'},
+                                         {"kill-grace", 1, 0, 'k'},
+                                         {"allow-shell", 0, 0, 'S'},
+                                         {"shell-allow", 1, 0, 'R'},
+                                         {"http-allow", 1, 0, 'H'},
+                                         {"ca-file", 1, 0, 'A'},
+                                         {"token-file", 1, 0, 'T'},
+                                         {"exec-dir", 1, 0, 'X'},
+                                         {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *servers = getenv("ROTA_SERVERS");
     const char *ca_file = NULL, *token_file = NULL;
     char host[128], err[256];
@@ -566,6 +576,9 @@ static void parse(int argc, char **argv)
             case 'R':
                 worker_shell_allow = optarg;
                 break;
+            case 'X':
+                worker_exec_dir = optarg;
+                break;
             case 'H':
                 if (worker_n_http_allow == WORKER_MAX_HTTP_ALLOW) {
                     fprintf(stderr, "rota-worker: at most %d --http-allow\n",
@@ -588,7 +601,7 @@ static void parse(int argc, char **argv)
         usage(stderr);
         exit(2);
     }
-    if (worker_policy_init() != 0) {
+    if (worker_policy_init() != 0 || worker_exec_dir_init() != 0) {
         exit(2);
     }
     if (creds_load(&W.creds, ca_file, token_file, err, sizeof err) != 0) {
