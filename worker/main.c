@@ -295,6 +295,8 @@ static void pool_start(void)
     W.pool = calloc((size_t)W.concurrency, sizeof *W.pool);
     W.qtail = &W.queue;
     pthread_attr_init(&attr);
+    /* 1 MiB each (not the default 8): up to 10,000 of them at start. */
+    pthread_attr_setstacksize(&attr, 1024 * 1024);
     for (W.n_pool = 0; W.n_pool < W.concurrency; W.n_pool++) {
         int rv = pthread_create(&W.pool[W.n_pool], &attr, pool_thread, NULL);
         if (rv != 0) {
@@ -653,8 +655,21 @@ static void drain(CURL *c)
     pthread_mutex_unlock(&W.lock);
     wait_idle(-1);
     pool_stop();
-    for (int i = 0; i < 100 && !flush_results(c); i++) {
-        sleep_ms(100);
+    /* Every result delivered, including a batch the completion thread
+     * is sending now: a DELETE before it would make those leases lost. */
+    for (int tries = 0; tries < 100;) {
+        pthread_mutex_lock(&W.lock);
+        bool idle = json_array_size(W.pending) == 0 && W.flushing == NULL;
+        pthread_mutex_unlock(&W.lock);
+        if (idle) {
+            break;
+        }
+        if (!flush_results(c)) {
+            tries++;
+            sleep_ms(100);
+        } else {
+            sleep_ms(5);
+        }
     }
     char path[128];
     snprintf(path, sizeof path, "/v1/workers/%s", W.id);
