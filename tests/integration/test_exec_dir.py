@@ -32,6 +32,8 @@ SCRIPTS = {
     "flaky.sh": '#!/bin/sh\n[ "$ROTA_JOB_ATTEMPT" = 1 ] && { echo busy >&2; exit 75; }\n'
                 'echo \'{"attempt":\'"$ROTA_JOB_ATTEMPT"\'}\'\n',
     "fail.sh": "#!/bin/sh\necho broken >&2\nexit 3\n",
+    # A JSON string of 70,000 bytes: over the default --output-limit (64 KiB).
+    "big.sh": "#!/bin/sh\nprintf '\"'; head -c 70000 /dev/zero | tr '\\000' a; printf '\"'\n",
     "quiet.sh": "#!/bin/sh\ncat >/dev/null\n",
     # Its pid in PIDS/<job id>, then sleeps until stopped.
     "slow.sh": '#!/bin/sh\necho $$ > "$(dirname "$0")/../pids/$ROTA_JOB_ID"\nexec sleep 60\n',
@@ -112,12 +114,15 @@ def test_exec_dir_shell_script(fn):
     assert j["status"] == "completed" and j["result"] is None, json.dumps(j)
 
 
-def test_exec_dir_non_json_stdout_fails(fn):
+def test_exec_dir_non_json_or_too_long_stdout_fails(fn):
     job = run(fn, "notjson.sh", max_attempts=3)
     j = done(fn, job["id"], "failed")
     assert j["attempts"] == 1, j  # Not retried: the function broke its contract.
     assert j["last_error"].startswith("exec-dir: stdout is not JSON"), j
     assert j["result"] is None
+    j = done(fn, run(fn, "big.sh", max_attempts=3)["id"], "failed")
+    assert j["attempts"] == 1 and j["result"] is None, j
+    assert j["last_error"] == "exec-dir: stdout is longer than 65536 bytes (--output-limit)", j
 
 
 def test_exec_dir_exit_75_retried_other_exit_by_policy(fn):
