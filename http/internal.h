@@ -496,6 +496,11 @@ void http__digest(struct http_server *s,
 void http__metrics(struct http_server *s,
                    h2o_req_t *req,
                    const struct http_args *a);
+/* Count the jobs of a SUBMIT's result @res from @from on that were
+ * created (no idempotency key matched): s->submitted and per queue. */
+void http__count_created(struct http_server *s,
+                         const struct fsm_result *res,
+                         uint32_t from);
 void http__dashboard(struct http_server *s,
                      h2o_req_t *req,
                      const struct http_args *a);

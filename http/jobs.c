@@ -102,7 +102,9 @@ static void settle(struct http_server *s,
         return;
     }
     created = kind == CALL_SUBMIT ? created_count(res) : 0;
-    s->submitted += (unsigned long long)created;
+    if (created > 0) {
+        http__count_created(s, res, 0);
+    }
     rv = render_jobs(s, pool, res, batch, &o->body);
     if (rv != 0) {
         o->err = rv;

@@ -4,13 +4,14 @@
 set -euo pipefail
 
 # clang and libclang-rt-14-dev: libFuzzer and the sanitizers (scripts/fuzz.sh);
-# python3-yaml, dpkg-dev, systemd: the packaging tests (compose, .deb, units).
+# python3-yaml, dpkg-dev, systemd: the packaging tests (compose, .deb, units);
+# prometheus: promtool for tests/integration/test_metrics.py.
 PKGS=(build-essential pkg-config meson ninja-build clang-format clang-tidy
       clang libclang-rt-14-dev
       libraft-dev libuv1-dev liblmdb-dev libh2o-dev libssl-dev liblz4-dev
       libjansson-dev libcurl4-openssl-dev libyaml-dev libcmocka-dev libicu-dev
       python3 python3-pytest curl iproute2 iptables openssl
-      python3-yaml dpkg-dev systemd)
+      python3-yaml dpkg-dev systemd prometheus)
 
 missing=()
 for p in "${PKGS[@]}"; do
