@@ -477,8 +477,12 @@ void http__digest(struct http_server *s,
 void http__metrics(struct http_server *s,
                    h2o_req_t *req,
                    const struct http_args *a);
+/* http/dashboard.c: GET / and /dashboard (index.html), GET /ui/{file}. */
 void http__dashboard(struct http_server *s,
                      h2o_req_t *req,
                      const struct http_args *a);
+void http__dashboard_file(struct http_server *s,
+                          h2o_req_t *req,
+                          const struct http_args *a);
 
 #endif /* HTTP_INTERNAL_H_ */
