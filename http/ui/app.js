@@ -75,8 +75,8 @@ const shown = {};
 function render(id, data, build) {
   const key = JSON.stringify(data);
   if (shown[id] === key) return;
-  shown[id] = key;
   $(id).replaceChildren(...[].concat(build()));
+  shown[id] = key;
 }
 
 function button(label, act, cls) {
@@ -495,7 +495,7 @@ async function viewWorkers() {
   const data = await api('GET', '/v1/workers');
   render('workers-table', data, () => table([
     ['Id', (w) => w.id], ['Name', (w) => w.name],
-    ['Queues', (w) => (w.queues || []).join(', ')],
+    ['Queues', (w) => [].concat(w.queues || []).join(', ')],
     ['Types', (w) => w.types || 'all but shell'],
     ['Running', (w) => `${w.running}/${w.concurrency}`, 'num'],
     ['Last heartbeat', (w) => w.last_heartbeat],
@@ -545,6 +545,10 @@ function wire() {
   });
   $('signout').addEventListener('click', () => {
     sessionStorage.removeItem(TOKEN_KEY);
+    for (const id of Object.keys(shown)) {
+      delete shown[id];
+      $(id).replaceChildren(); // Nothing seen with the token stays.
+    }
     resetPermissions();
     notice('');
     setAuthUI();
@@ -577,7 +581,10 @@ function wire() {
       `${await bulk('DELETE', '/v1/dlq' + query({queue: f.queue, type: f.type}))} dead letters deleted.`);
   });
   $('dlq-purge').classList.add('admin');
-  window.addEventListener('hashchange', showView);
+  window.addEventListener('hashchange', () => {
+    notice(''); // An action's outcome belongs to the screen it was done on.
+    showView();
+  });
 }
 
 async function start() {
