@@ -158,6 +158,9 @@ async function insecure() {
   await shot('queues');
   ok.paused = 'dash-idle';
 
+  await scheduleAndDag();
+  await purge();
+
   // Workers and cluster screens.
   await go('#/workers');
   await page.waitForFunction((n) => {
@@ -172,6 +175,62 @@ async function insecure() {
   await shot('cluster');
 
   await hostile();
+}
+
+// A schedule is paused, resumed and run now from its page, which lists the
+// run; a workflow job's page links its parent and its child.
+async function scheduleAndDag() {
+  const ids = cfg.ids;
+  await go(`#/jobs/${ids.schedule}`);
+  await page.waitForFunction((id) => {
+    const t = document.querySelector('#view-job:not([hidden]) .job-title');
+    return t && t.textContent.includes(id);
+  }, {timeout: WAIT}, ids.schedule);
+  await click('#job-detail', 'pause');
+  await poll('schedule paused', async () => (await job(ids.schedule)).paused === true);
+  await click('#job-detail', 'resume');
+  await poll('schedule resumed', async () => (await job(ids.schedule)).paused === false);
+  await click('#job-detail', 'trigger');
+  const run = await poll('a run recorded', async () => {
+    const r = await api('GET', `/v1/jobs/${ids.schedule}/runs`);
+    return r.data.runs.length > 0 && r.data.runs[0].job_id;
+  });
+  await page.waitForFunction((rid) => [...document.querySelectorAll('#job-detail a.job-link')]
+    .some((a) => a.textContent === rid), {timeout: WAIT}, run);
+  await shot('schedule');
+  ok.schedule = ids.schedule;
+
+  await go(`#/jobs/${ids.wf_first}`);
+  await page.waitForFunction((child) => {
+    const c = document.querySelector('#job-detail .children');
+    return c && c.textContent.includes(child);
+  }, {timeout: WAIT}, ids.wf_second);
+  await go(`#/jobs/${ids.wf_second}`);
+  await page.waitForFunction((parent) => {
+    const c = document.querySelector('#job-detail .parents');
+    return c && c.textContent.includes(parent);
+  }, {timeout: WAIT}, ids.wf_first);
+  ok.dag = true;
+}
+
+// The dead letters of one queue are purged in bulk.
+async function purge() {
+  const ids = cfg.ids;
+  await go('#/dlq');
+  await page.type('#dlq-filters input[name=queue]', 'dash-purge');
+  await page.$eval('#dlq-filters input[name=queue]', (e) => e.dispatchEvent(new Event('change', {bubbles: true})));
+  await page.waitForFunction((a, b) => {
+    const rows = [...document.querySelectorAll('#dlq-table tbody tr')].map((r) => r.dataset.id);
+    return rows.length === 2 && rows.includes(a) && rows.includes(b);
+  }, {timeout: WAIT}, ids.purge[0], ids.purge[1]);
+  await clickSel('#dlq-purge');
+  for (const id of ids.purge) {
+    await poll(`dead letter ${id} purged`, async () => (await api('GET', `/v1/jobs/${id}`)).status === 404);
+  }
+  assert.ok(dialogs.some((d) => d.type === 'confirm' && d.message.includes('queue dash-purge')));
+  await page.waitForFunction(() => document.querySelector('#notice').textContent.includes('2 dead letters deleted'),
+    {timeout: WAIT});
+  ok.purged = ids.purge;
 }
 
 // A job whose name and payload hold markup is shown as text: no element is

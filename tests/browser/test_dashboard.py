@@ -118,26 +118,44 @@ def test_jobs_order_desc(cluster):
 def test_dashboard_insecure(cluster, worker_built, tmp_path):
     """The page against an --insecure cluster: jobs appear newest first,
     a detail opens, a running job is cancelled, a dead letter retried, a
-    queue paused and capped, workers and members shown, markup in a job
-    shown as text."""
+    queue paused and capped, a schedule paused, resumed and run, a
+    workflow's parent and child linked, a queue's dead letters purged,
+    workers and members shown, markup in a job shown as text."""
     c = cluster(3)
     c.start_worker("dash-worker")
     leader = c.leader()
     sleep = post(leader, "/v1/jobs", {"type": "sleep", "name": "long", "payload": {"ms": 600000}})
     # A sleep with a bad payload fails at once (not retryable): a dead letter.
     dead = post(leader, "/v1/jobs", {"type": "sleep", "name": "bad", "payload": {"ms": "x"}})
-    wait_until(lambda: job(c, dead["id"])["status"] == "failed", what="the dead letter")
+    purge = [post(leader, "/v1/jobs", {"type": "sleep", "queue": "dash-purge",
+                                       "payload": {"ms": -1}})["id"] for _ in range(2)]
+    c.start_worker("dash-purger", queues="dash-purge")
+    for j in [dead["id"]] + purge:
+        wait_until(lambda j=j: job(c, j)["status"] == "failed", what=f"dead letter {j}")
+    # A schedule far in the future and a two-job workflow nobody runs.
+    sched = post(leader, "/v1/jobs", {"type": "noop", "name": "yearly", "queue": "nobody-dash",
+                                      "schedule": "0 0 1 1 *"})
+    wf = post(leader, "/v1/workflows", {"name": "pair", "jobs": [
+        {"key": "first", "type": "noop", "queue": "nobody-dash"},
+        {"key": "second", "type": "noop", "queue": "nobody-dash", "depends_on": ["first"]}]})
+    wf_ids = {j["workflow_key"]: j["id"] for j in wf["jobs"]}
     out = drive(tmp_path, {"scenario": "insecure", "base": f"http://{c.followers()[0].http}",
                            "worker": "dash-worker",
-                           "ids": {"sleep": sleep["id"], "dead": dead["id"]}})
+                           "ids": {"sleep": sleep["id"], "dead": dead["id"], "purge": purge,
+                                   "schedule": sched["id"], "wf_first": wf_ids["first"],
+                                   "wf_second": wf_ids["second"]}})
     # What the page did, as the API sees it.
     assert job(c, sleep["id"])["status"] == "cancelled"
     assert len(job(c, dead["id"])["history"]) >= 2
     q = leader.req("GET", "/v1/queues/dash-idle")[2]
     assert q["paused"] is True and q["concurrency"] == 7
+    for j in purge:
+        assert leader.req("GET", f"/v1/jobs/{j}")[0] == 404
+    runs = leader.req("GET", f"/v1/jobs/{sched['id']}/runs")[2]["runs"]
+    assert len(runs) == 1 and job(c, sched["id"])["paused"] is False
     hostile = job(c, out["hostile"])
     assert hostile["name"].startswith("<img")
-    for f in ("jobs", "job", "dlq", "queues", "workers", "cluster"):
+    for f in ("jobs", "job", "dlq", "queues", "workers", "cluster", "schedule"):
         assert (tmp_path / "shots" / f"dashboard-{f}.png").stat().st_size > 1000
 
 
