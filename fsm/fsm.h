@@ -491,6 +491,7 @@ struct fsm_query
     struct fsm_str type;
     const char *cursor; /* Opaque text from a previous page, or NULL. */
     unsigned limit;     /* 1..1000. */
+    bool desc;          /* Walk the index backwards (newest first). */
 };
 /* Called once per matching job, in order. Return non-zero to stop after
  * this job (the cursor continues after it; none if no match follows). */

@@ -501,8 +501,12 @@ void http__metrics(struct http_server *s,
 void http__count_created(struct http_server *s,
                          const struct fsm_result *res,
                          uint32_t from);
+/* http/dashboard.c: GET / and /dashboard (index.html), GET /ui/{file}. */
 void http__dashboard(struct http_server *s,
                      h2o_req_t *req,
                      const struct http_args *a);
+void http__dashboard_file(struct http_server *s,
+                          h2o_req_t *req,
+                          const struct http_args *a);
 
 #endif /* HTTP_INTERNAL_H_ */

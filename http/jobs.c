@@ -628,7 +628,7 @@ static void list_render(struct call *call)
     }
     http__sb_puts(&ctx.b, "]");
     if (next[0] != '\0') {
-        /* Cursors are [a-z0-9] only: no escaping needed. */
+        /* Cursors are [A-Za-z0-9] only: no escaping needed. */
         http__sb_printf(&ctx.b, ",\"next_cursor\":\"%s\"", next);
     }
     http__sb_puts(&ctx.b, "}");
@@ -639,7 +639,7 @@ void http__jobs_list_status(struct http_server *s,
                             h2o_req_t *req,
                             uint8_t fixed)
 {
-    char status[32], limit[16];
+    char status[32], limit[16], order[8];
     struct list_req *lr;
     struct call *call;
 
@@ -675,6 +675,15 @@ void http__jobs_list_status(struct http_server *s,
             return;
         }
         lr->q.limit = (unsigned)v;
+    }
+    if (http__query(req, "order", order, sizeof order) != NULL) {
+        lr->q.desc = strcmp(order, "desc") == 0;
+        if (!lr->q.desc && strcmp(order, "asc") != 0) {
+            http__call_unref(call);
+            http__send_error(req, 400, "invalid_argument", "order",
+                             "must be asc or desc");
+            return;
+        }
     }
     if (http__query(req, "cursor", lr->cursor, sizeof lr->cursor) != NULL &&
         lr->cursor[0] != '\0') {

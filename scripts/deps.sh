@@ -5,13 +5,16 @@ set -euo pipefail
 
 # clang and libclang-rt-14-dev: libFuzzer and the sanitizers (scripts/fuzz.sh);
 # python3-yaml, dpkg-dev, systemd: the packaging tests (compose, .deb, units);
-# prometheus: promtool for tests/integration/test_metrics.py.
+# prometheus: promtool for tests/integration/test_metrics.py;
+# chromium: the dashboard's browser tests (tests/browser, with node and npm).
 PKGS=(build-essential pkg-config meson ninja-build clang-format clang-tidy
       clang libclang-rt-14-dev
       libraft-dev libuv1-dev liblmdb-dev libh2o-dev libssl-dev liblz4-dev
       libjansson-dev libcurl4-openssl-dev libyaml-dev libcmocka-dev libicu-dev
       python3 python3-pytest curl iproute2 iptables openssl
-      python3-yaml dpkg-dev systemd prometheus)
+# python3-yaml, dpkg-dev, systemd: the packaging tests (compose, .deb, units);
+# prometheus: promtool for tests/integration/test_metrics.py;
+# chromium: the dashboard's browser tests (tests/browser, with node and npm).
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -19,6 +22,11 @@ for p in "${PKGS[@]}"; do
         missing+=("$p")
     fi
 done
+# node and npm may come from elsewhere (nodesource's nodejs has npm inside):
+# Debian's npm only when there is none.
+if ! command -v npm >/dev/null 2>&1; then
+    missing+=(npm)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi

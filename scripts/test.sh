@@ -48,13 +48,17 @@ echo "== unit and cluster tests under ASan+UBSan (build-asan/)"
 run_meson build-asan
 
 
-# pytest over tests/integration against the rotad of build dir $1; extra
-# environment in the rest of the arguments.
+# pytest over tests/integration (or the test directory $2) against the rotad
+# of build dir $1; extra environment in the rest of the arguments.
 run_pytest() {
-    local dir=$1 out rc p f
+    local dir=$1 tests=tests/integration out rc p f
     shift
+    if [ $# -gt 0 ] && [ -d "$1" ]; then
+        tests=$1
+        shift
+    fi
     out=$(env "$@" ROTA_BUILD_DIR="$(pwd)/$dir" timeout 1500 \
-          /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1)
+          /usr/bin/python3 -m pytest -q -p no:cacheprovider "$tests" 2>&1)
     rc=$?
     echo "$out" | tail -40
     p=$(echo "$out" | tail -1 | grep -oE "[0-9]+ passed" | grep -oE "[0-9]+" || true)
@@ -76,6 +80,17 @@ echo "== multi-process tests against the ASan+UBSan build"
 run_pytest build-asan ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     ROTA_WORKER_BIN="$(pwd)/build/worker/rota-worker"
+
+# The dashboard in Debian's headless chromium (tests/browser): puppeteer-core
+# from the committed package-lock.json, never a downloaded browser.
+echo "== browser tests (tests/browser)"
+if (cd tests/browser && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund \
+        --loglevel=error >/dev/null); then
+    run_pytest build tests/browser
+else
+    echo "npm ci failed in tests/browser"
+    failed=$((failed + 1))
+fi
 
 # libFuzzer targets, 30 s each (scripts/fuzz.sh), at nice 19 and one at a
 # time in the background while the fault suite runs (which mostly waits
