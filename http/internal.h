@@ -481,4 +481,12 @@ void http__dashboard(struct http_server *s,
                      h2o_req_t *req,
                      const struct http_args *a);
 
+/* openapi.c: GET /v1/openapi.json, http/openapi.json embedded at build
+ * time (scripts/embed.py, http/meson.build). */
+extern const unsigned char http__openapi_json[];
+extern const size_t http__openapi_json_len;
+void http__openapi(struct http_server *s,
+                   h2o_req_t *req,
+                   const struct http_args *a);
+
 #endif /* HTTP_INTERNAL_H_ */
