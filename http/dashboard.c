@@ -1,5 +1,5 @@
-/* The dashboard: a single-page app (http/ui/) embedded into rotad at build
- * time (scripts/embed.py). GET / and GET /dashboard answer index.html,
+/* Static files: the dashboard, a single-page app (http/ui/) embedded into rotad
+ * at build time (scripts/embed.py). GET / and GET /dashboard answer index.html,
  * GET /ui/{file} the other files. No token is needed for these static
  * files; the app sends the user's token with its API calls. Each answer
  * carries an ETag and Cache-Control: no-cache, so a browser revalidates
@@ -75,4 +75,17 @@ void http__dashboard_file(struct http_server *s,
         return;
     }
     send_file(req, f);
+}
+
+/* GET /v1/openapi.json: the OpenAPI 3.1 description of the API
+ * (http/openapi.json, embedded the same way). No token needed: it
+ * describes the routes and reveals no state. tests/integration/
+ * test_openapi.py checks it against the route table and real answers. */
+void http__openapi(struct http_server *s,
+                   h2o_req_t *req,
+                   const struct http_args *a)
+{
+    (void)s;
+    (void)a;
+    send_file(req, find(H2O_STRLIT("openapi.json")));
 }

@@ -509,4 +509,9 @@ void http__dashboard_file(struct http_server *s,
                           h2o_req_t *req,
                           const struct http_args *a);
 
+/* dashboard.c: GET /v1/openapi.json (http/openapi.json). */
+void http__openapi(struct http_server *s,
+                   h2o_req_t *req,
+                   const struct http_args *a);
+
 #endif /* HTTP_INTERNAL_H_ */

@@ -73,6 +73,7 @@ const struct http_route http__routes[] = {
     {"GET", "/", http__dashboard, 0, NULL},
     {"GET", "/dashboard", http__dashboard, 0, NULL},
     {"GET", "/ui/{file}", http__dashboard_file, 0, NULL},
+    {"GET", "/v1/openapi.json", http__openapi, 0, NULL},
     /* The seeds' aliases. */
     {"POST", "/jobs", http__jobs_submit, LEADER, SUBMIT},
     {"GET", "/jobs", http__jobs_list, 0, READ},

@@ -20,7 +20,7 @@ ACL = ["--acl"]
 # a role that is not listed here fails test_acl_route_table_walk.
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/v1/cluster"),
           ("POST", "/v1/acl/bootstrap"), ("GET", "/"), ("GET", "/dashboard"),
-          ("GET", "/ui/{file}")}
+          ("GET", "/ui/{file}"), ("GET", "/v1/openapi.json")}
 ROLES = {"READ": "read", "SUBMIT": "submit", "WORKER": "worker", "ADMIN": "admin"}
 
 
