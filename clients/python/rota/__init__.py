@@ -8,9 +8,9 @@
 See docs/clients.md.
 """
 
-from .client import TERMINAL, Client, Event, new_key
+from .client import TERMINAL, Client, Event, EventStream, new_key
 from .errors import APIError, Permanent
 from .worker import Worker
 
-__all__ = ["Client", "Worker", "APIError", "Permanent", "Event", "TERMINAL", "new_key"]
+__all__ = ["Client", "Worker", "APIError", "Permanent", "Event", "EventStream", "TERMINAL", "new_key"]
 __version__ = "0.1.0"

@@ -520,12 +520,17 @@ class Client:
             ms = int(min(60.0, left) * 1000)
             if ms < 1:
                 return self.get(id)
+            asked = time.monotonic()
             job = self._read_json(f"/v1/jobs/{_q(id)}?wait={ms}ms",
                                   timeout=ms / 1000.0 + self.timeout)
             if job.get("status") in TERMINAL:
                 return job
             if deadline is not None and time.monotonic() >= deadline:
                 return job
+            if time.monotonic() - asked < ms / 2000.0:
+                # Answered long before the wait ended without being
+                # terminal (a server without ?wait=): poll, gently.
+                time.sleep(0.25)
 
     def cancel(self, id):
         """Cancels a job that has not finished; returns it (cancelled)."""
@@ -552,8 +557,9 @@ class Client:
             query["cursor"] = cursor
 
     def events(self, last_event_id=None, reconnect=True, **filters):
-        """Iterates over GET /v1/events (Server-Sent Events) as Event
-        objects. Filters: queue, type, job, events (a list or comma string,
+        """Subscribes to GET /v1/events (Server-Sent Events): returns an
+        EventStream, an iterator of Event objects, connected when this
+        returns. Filters: queue, type, job, events (a list or comma string,
         "job.*" allowed). A dropped connection is opened again (on another
         node if need be) with Last-Event-ID, so no event is missed; if the
         node no longer holds them, an "events.lost" event says so."""
@@ -562,50 +568,94 @@ class Client:
             if v is not None:
                 query[k] = ",".join(v) if isinstance(v, (list, tuple, set)) else v
         path = "/v1/events" + ("?" + urllib.parse.urlencode(query) if query else "")
+        return EventStream(self, path, last_event_id, reconnect)
+
+
+class EventStream:
+    """An open GET /v1/events: iterate for Event objects; close() when done
+    (or use it as a context manager). last_event_id is the id of the last
+    event read (pass it to Client.events to resume later)."""
+
+    def __init__(self, client, path, last_event_id, reconnect):
+        self.last_event_id = last_event_id
+        self._client = client
+        self._path = path
+        self._reconnect = reconnect
+        self._conn = self._events = None
+        self._addr = client._next_server()
+        self._connect()
+
+    def _connect(self):
+        cl = self._client
+        deadline = time.monotonic() + cl.retry_for
         backoff = 0.05
-        deadline = None
-        addr = self._next_server()
         while True:
-            hdrs = self._headers({"Accept": "text/event-stream"})
+            hdrs = cl._headers({"Accept": "text/event-stream"})
             hdrs.pop("Content-Type")
-            if last_event_id:
-                hdrs["Last-Event-ID"] = last_event_id
-            conn = None
+            if self.last_event_id:
+                hdrs["Last-Event-ID"] = self.last_event_id
             try:
-                # Keepalive comments every 15 s: a silent minute is a dead link.
-                conn, resp = self._transport.open(addr, "GET", path, hdrs, max(self.timeout, 45))
-                if resp.status != 200:
-                    raw = resp.read()
-                    try:
-                        err = APIError.from_body(resp.status, json.loads(raw), _retry_after(
-                            {k.lower(): v for k, v in resp.getheaders()}))
-                    except ValueError:
-                        err = APIError(resp.status, "http_error", raw[:200].decode(errors="replace"))
-                    if resp.status not in (429, 502, 503, 504):
-                        raise err
-                    raise _Unreachable(str(err))
-                deadline = None
-                backoff = 0.05
-                for ev in _sse(resp):
-                    if ev.id:
-                        last_event_id = ev.id
-                    yield ev
-            except (_Unreachable, OSError, http.client.HTTPException) as e:
-                if not reconnect:
-                    raise APIError(0, "unreachable", str(e)) from e
-                if deadline is None:
-                    deadline = time.monotonic() + self.retry_for
-                if time.monotonic() > deadline:
-                    raise APIError(0, "unreachable", str(e)) from e
-                addr = self._next_server(avoid={addr})
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                # Keepalive comments come every 15 s: 45 silent s is a dead link.
+                conn, resp = cl._transport.open(self._addr, "GET", self._path, hdrs,
+                                                max(cl.timeout, 45))
+                if resp.status == 200:
+                    self._conn, self._events = conn, _sse(resp)
+                    return
+                raw = resp.read()
+                conn.close()
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = raw.decode(errors="replace")
+                err = APIError.from_body(resp.status, body, _retry_after(
+                    {k.lower(): v for k, v in resp.getheaders()}))
+                if resp.status not in (429, 502, 503, 504):
+                    raise err
+            except _Unreachable as e:
+                err = APIError(0, "unreachable", str(e))
+            if time.monotonic() + backoff > deadline:
+                raise err
+            self._addr = cl._next_server(avoid={self._addr})
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        while True:
+            if self._events is None:
+                if not self._reconnect:
+                    raise StopIteration
+                self._connect()
+            try:
+                ev = next(self._events)
+            except StopIteration:
+                # The server ended the stream (events.dropped): resume.
+                self._drop()
                 continue
-            finally:
-                if conn is not None:
-                    conn.close()
-            if not reconnect:
-                return  # The server ended the stream (events.dropped).
+            except (OSError, http.client.HTTPException):
+                self._drop()
+                self._addr = self._client._next_server(avoid={self._addr})
+                continue
+            if ev.id:
+                self.last_event_id = ev.id
+            return ev
+
+    def _drop(self):
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = self._events = None
+
+    def close(self):
+        self._reconnect = False
+        self._drop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def _q(id):
