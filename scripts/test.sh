@@ -48,13 +48,17 @@ echo "== unit and cluster tests under ASan+UBSan (build-asan/)"
 run_meson build-asan
 
 
-# pytest over tests/integration against the rotad of build dir $1; extra
-# environment in the rest of the arguments.
+# pytest over tests/integration (or --path P) against the rotad of build
+# dir $1; extra environment in the rest of the arguments.
 run_pytest() {
-    local dir=$1 out rc p f
+    local dir=$1 path=tests/integration out rc p f
     shift
+    if [ "${1:-}" = "--path" ]; then
+        path=$2
+        shift 2
+    fi
     out=$(env "$@" ROTA_BUILD_DIR="$(pwd)/$dir" timeout 1500 \
-          /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1)
+          /usr/bin/python3 -m pytest -q -p no:cacheprovider "$path" 2>&1)
     rc=$?
     echo "$out" | tail -40
     p=$(echo "$out" | tail -1 | grep -oE "[0-9]+ passed" | grep -oE "[0-9]+" || true)
@@ -76,6 +80,10 @@ echo "== multi-process tests against the ASan+UBSan build"
 run_pytest build-asan ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     ROTA_WORKER_BIN="$(pwd)/build/worker/rota-worker"
+
+# The Python client library (clients/python) against real clusters.
+echo "== Python client tests"
+run_pytest build --path clients/python/tests
 
 # libFuzzer targets, 30 s each (scripts/fuzz.sh), at nice 19 and one at a
 # time in the background while the fault suite runs (which mostly waits
