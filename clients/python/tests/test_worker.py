@@ -206,3 +206,34 @@ def test_sigterm_drains_and_exits(shared_cluster, tmp_path):
     assert "returned" in out.read_text()
     assert it.done(c, job["id"])["result"] == {"pid_done": True}
     assert all(x["name"] != name or x["state"] != "alive" for x in workers(c))
+
+
+def test_reregisters_when_declared_down(cluster, run_worker):
+    """Heartbeats that do not arrive for the TTL: the cluster declares the
+    worker down; its next heartbeat gets 404 and it registers again (a
+    new id) and goes on running jobs."""
+    c = cluster(3, ["--worker-ttl", "1000"])
+    cl = make_client(c)
+    w = rota.Worker(cl, queues=["pyre"], concurrency=1, name="py-re")
+    w.handler("py.re")(lambda job: job["payload"])
+    silent = threading.Event()
+    call = w._call
+
+    def maybe_silent(method, path, *a, **kw):
+        if silent.is_set() and path != "/v1/workers":
+            return 0, None  # As if the network dropped it.
+        return call(method, path, *a, **kw)
+    w._call = maybe_silent
+    run_worker(w)
+    first = cl.submit("py.re", {"n": 1}, queue="pyre")
+    assert it.done(c, first["id"])["result"] == {"n": 1}
+    old_id = w.id
+    silent.set()
+    wait_until(lambda: any(x["id"] == old_id and x["state"] == "down" for x in workers(c)),
+               timeout=30, what="the worker declared down")
+    silent.clear()
+    wait_until(lambda: w.id != old_id and any(x["id"] == w.id and x["state"] == "alive"
+                                                for x in workers(c)),
+               timeout=30, what="the worker registered again")
+    second = cl.submit("py.re", {"n": 2}, queue="pyre")
+    assert it.done(c, second["id"])["result"] == {"n": 2}
