@@ -425,7 +425,7 @@ class Client:
                     behind = seen > 0 and int(hs.get("x-rota-index", "0")) <= seen
                 except ValueError:
                     behind = False
-                lead = self._leader
+                lead = self.leader() if behind else None
                 if behind and lead is not None and lead != addr:
                     try:  # Read your own writes.
                         return self._call(lead, "GET", path, timeout=timeout)
