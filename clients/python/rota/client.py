@@ -515,11 +515,12 @@ class Client:
         and returns it; after timeout seconds (None: no limit) returns its
         latest state. Uses GET ?wait= in pieces of at most 60 s."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        job = None
         while True:
             left = 60.0 if deadline is None else deadline - time.monotonic()
             ms = int(min(60.0, left) * 1000)
             if ms < 1:
-                return self.get(id)
+                return job if job is not None else self.get(id)
             asked = time.monotonic()
             job = self._read_json(f"/v1/jobs/{_q(id)}?wait={ms}ms",
                                   timeout=ms / 1000.0 + self.timeout)
