@@ -412,7 +412,7 @@ static bool parse_id_or_404(h2o_req_t *req,
     return true;
 }
 
-static void get_job_now(struct http_server *s, h2o_req_t *req, uint64_t id)
+void http__job_answer(struct http_server *s, h2o_req_t *req, uint64_t id)
 {
     struct fsm_reader *rd;
     struct fsm_job job;
@@ -478,7 +478,7 @@ static void barrier_done_cb(void *data, int status, const char *msg)
         http__send_err(req, status, NULL, msg);
         return;
     }
-    get_job_now(s, req, id);
+    http__job_answer(s, req, id);
 }
 
 void http__jobs_get(struct http_server *s,
@@ -492,6 +492,9 @@ void http__jobs_get(struct http_server *s,
 
     if (!parse_id_or_404(req, ids, len, &id)) {
         return;
+    }
+    if (http__job_wait(s, req, id) != 0) {
+        return; /* Parked until the job ends, or answered 400/503. */
     }
     if (http__query(req, "consistency", buf, sizeof buf) != NULL &&
         strcmp(buf, "linearizable") == 0 && cluster_is_leader(s->cluster)) {
@@ -507,7 +510,7 @@ void http__jobs_get(struct http_server *s,
         }
         return;
     }
-    get_job_now(s, req, id);
+    http__job_answer(s, req, id);
 }
 
 struct list_ctx

@@ -39,6 +39,7 @@ const struct http_route http__routes[] = {
     {"POST", "/v1/jobs/{id}/resume", http__schedule_resume, LEADER, SUBMIT},
     {"POST", "/v1/jobs/{id}/trigger", http__schedule_trigger, LEADER, SUBMIT},
     {"POST", "/v1/jobs/{id}/retry", http__job_retry, LEADER, SUBMIT},
+    {"GET", "/v1/events", http__events_stream, 0, READ},
     {"GET", "/v1/schedule/preview", http__schedule_preview, 0, READ},
     {"GET", "/v1/dlq", http__dlq_list, 0, READ},
     {"DELETE", "/v1/dlq", http__dlq_delete, LEADER, ADMIN},
