@@ -16,6 +16,7 @@ the first attempt created.
 import http.client
 import json
 import random
+import socket
 import ssl
 import threading
 import time
@@ -635,7 +636,8 @@ class EventStream:
                 # The server ended the stream (events.dropped): resume.
                 self._drop()
                 continue
-            except (OSError, http.client.HTTPException):
+            except (OSError, ValueError, AttributeError, http.client.HTTPException):
+                # ValueError, AttributeError: closed under us by close().
                 self._drop()
                 self._addr = self._client._next_server(avoid={self._addr})
                 continue
@@ -649,7 +651,15 @@ class EventStream:
         self._conn = self._events = None
 
     def close(self):
+        """Ends the stream; from another thread too (a blocked iteration
+        then stops)."""
         self._reconnect = False
+        conn = self._conn
+        if conn is not None and conn.sock is not None:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)  # Wakes a blocked read.
+            except OSError:
+                pass
         self._drop()
 
     def __enter__(self):

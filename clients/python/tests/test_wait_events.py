@@ -68,7 +68,16 @@ def next_event(stream, cond):
     for ev in stream:
         if cond(ev):
             return ev
-    raise AssertionError("the stream ended")
+    raise AssertionError("the stream ended (or the watchdog closed it)")
+
+
+def watchdog(stream, seconds=30):
+    """Closes the stream after @seconds so a missing event fails the test
+    instead of blocking it."""
+    t = threading.Timer(seconds, stream.close)
+    t.daemon = True
+    t.start()
+    return t
 
 
 def test_events_reconnect_with_last_event_id(cluster):
@@ -79,6 +88,7 @@ def test_events_reconnect_with_last_event_id(cluster):
     cl = make_client(c, nodes=[f1, f2, c.leader()])  # The stream opens on f1.
     q = uniq("pyev")
     stream = cl.events(queue=q)
+    dog = watchdog(stream)
     first = cl.submit("noop", queue=q)
     ev = next_event(stream, lambda e: e.event == "job.created")
     assert ev.data["job"]["id"] == first["id"] and ev.id
@@ -93,6 +103,8 @@ def test_events_reconnect_with_last_event_id(cluster):
             seen.append(ev)
         if want <= {(e.event, e.data["job"]["id"]) for e in seen}:
             break
+    dog.cancel()
+    assert want <= {(e.event, e.data["job"]["id"]) for e in seen}, seen
     stream.close()
     assert ("job.created", first["id"]) not in {(e.event, e.data["job"]["id"]) for e in seen}
     ids = [tuple(int(x) for x in e.id.split("-")) for e in seen]
@@ -104,11 +116,13 @@ def test_events_filters(shared_cluster):
     cl = make_client(shared_cluster)
     q = uniq("pyevf")
     stream = cl.events(queue=q, events=["job.cancelled"])
+    dog = watchdog(stream)
     job = cl.submit("noop", queue=q, delay="1h")
     other = cl.submit("noop", queue=uniq("pyevf-other"), delay="1h")
     cl.cancel(other["id"])
     cl.cancel(job["id"])
-    ev = next(stream)
+    ev = next_event(stream, lambda e: True)
+    dog.cancel()
     stream.close()
     assert ev.event == "job.cancelled" and ev.data["job"]["id"] == job["id"], ev
     assert ev.data["job"]["queue"] == q and ev.data["job"]["status"] == "cancelled"
