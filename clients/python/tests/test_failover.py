@@ -37,15 +37,18 @@ def test_leader_killed_while_threads_submit(cluster):
         for i in range(per_thread):
             if t % 2 == 0 and i == per_thread // 4:
                 killed.wait(60)  # Half the threads go on only after the kill.
-            key = f"fo-{t}-{i}"
+            # Half the threads name their keys, half leave it to the client.
+            key = f"fo-{t}-{i}" if t % 4 < 2 else None
             try:
                 job = cl.submit("noop", {"t": t, "i": i}, queue=q, idempotency_key=key)
             except rota.APIError as e:
                 with lock:
                     errors.append((key, e))
                 continue
+            assert key is None or job["idempotency_key"] == key
+            assert job["payload"] == {"t": t, "i": i}
             with lock:
-                acked[key] = job["id"]
+                acked[job["idempotency_key"]] = job["id"]
             progress.release()
     threads = [threading.Thread(target=submitter, args=(t,)) for t in range(n_threads)]
     for t in threads:
