@@ -218,7 +218,10 @@ class Worker:
         else:
             try:
                 value = fn(job)
-                text = json.dumps(value)  # The result must be JSON.
+                try:
+                    text = json.dumps(value)  # The result must be JSON.
+                except (TypeError, ValueError) as e:
+                    raise Permanent(f"the handler's result is not JSON: {e}") from e
                 res.update(ok=True, result=json.loads(text))
             except Permanent as e:
                 res.update(retryable=False, exit_code=1, error=_describe(e),

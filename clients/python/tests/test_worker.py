@@ -104,6 +104,10 @@ def test_retry_then_success_and_permanent_failure(shared_cluster, run_worker):
     @w.handler("py.bad")
     def bad(job):
         raise rota.Permanent("the payload is wrong")
+
+    @w.handler("py.notjson")
+    def notjson(job):
+        return {"a set": {1, 2}}
     run_worker(w)
     backoff = {"initial": "100ms", "multiplier": 1, "max": "100ms", "jitter": 0}
     flaky_job = cl.submit("py.flaky", queue=q, max_attempts=3, backoff=backoff)
@@ -115,6 +119,8 @@ def test_retry_then_success_and_permanent_failure(shared_cluster, run_worker):
     dead = it.done(c, bad_job["id"], status="failed")
     assert dead["attempts"] == 1, dead  # Not retried although max_attempts is 3.
     assert "Permanent: the payload is wrong" in dead["last_error"], dead
+    odd = it.done(c, cl.submit("py.notjson", queue=q, max_attempts=3)["id"], status="failed")
+    assert odd["attempts"] == 1 and "not JSON" in odd["last_error"], odd
 
 
 def test_cancel_reaches_the_running_handler(shared_cluster, run_worker):
