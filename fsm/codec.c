@@ -91,6 +91,38 @@ enum {
     C_WORKFLOW,
     C_TOKEN,
     C_QUEUE_MAX_PENDING,
+    C_WEBHOOK,
+};
+
+enum {
+    WH_ID = 1,
+    WH_URL,
+    WH_QUEUES,
+    WH_SECRET,
+    WH_EVENTS,
+    WH_CREATED,
+    WH_PENDING,
+    WH_DELIVERED,
+    WH_EXPIRED,
+    WH_DROPPED,
+};
+
+enum {
+    DL_KIND = 1,
+    DL_STATUS,
+    DL_ATTEMPTS,
+    DL_ID,
+    DL_RUN,
+    DL_AT,
+    DL_A,
+    DL_QUEUE,
+    DL_NAME,
+    DL_ERROR,
+    DL_TRIES,
+    DL_NEXT_AT,
+    DL_LAST_STATUS,
+    DL_LAST_AT,
+    DL_LAST_ERROR,
 };
 
 enum {
@@ -654,6 +686,65 @@ static const struct field token_fields[] = {
 static const struct record token_record =
     RECORD(struct fsm_token, token_fields);
 
+static const struct field webhook_fields[] = {
+    [WH_ID] = U64(struct fsm_webhook, id),
+    [WH_URL] = STR(struct fsm_webhook, url),
+    [WH_QUEUES] = STR(struct fsm_webhook, queues),
+    [WH_SECRET] = STR(struct fsm_webhook, secret),
+    [WH_EVENTS] = U32(struct fsm_webhook, events),
+    [WH_CREATED] = I64(struct fsm_webhook, created_at),
+    [WH_PENDING] = U32(struct fsm_webhook, pending),
+    [WH_DELIVERED] = U64(struct fsm_webhook, delivered),
+    [WH_EXPIRED] = U64(struct fsm_webhook, expired),
+    [WH_DROPPED] = U64(struct fsm_webhook, dropped),
+};
+
+static const struct record webhook_record =
+    RECORD(struct fsm_webhook, webhook_fields);
+
+int fsm_webhook_encode(const struct fsm_webhook *w, void **buf, size_t *len)
+{
+    return encode_to(&webhook_record, w, buf, len);
+}
+
+int fsm_webhook_decode(const void *buf, size_t len, struct fsm_webhook *w)
+{
+    return decode_record(&webhook_record, buf, len, w, NULL);
+}
+
+/* A delivery record: the event's fields and the delivery's state (the
+ * webhook and the event key are the record's LMDB key). */
+static const struct field delivery_fields[] = {
+    [DL_KIND] = U8(struct fsm_delivery, ev.kind),
+    [DL_STATUS] = U8(struct fsm_delivery, ev.status),
+    [DL_ATTEMPTS] = U32(struct fsm_delivery, ev.attempts),
+    [DL_ID] = U64(struct fsm_delivery, ev.id),
+    [DL_RUN] = U64(struct fsm_delivery, ev.run),
+    [DL_AT] = I64(struct fsm_delivery, ev.at),
+    [DL_A] = STR(struct fsm_delivery, ev.type),
+    [DL_QUEUE] = STR(struct fsm_delivery, ev.queue),
+    [DL_NAME] = STR(struct fsm_delivery, ev.name),
+    [DL_ERROR] = STR(struct fsm_delivery, ev.error),
+    [DL_TRIES] = U32(struct fsm_delivery, tries),
+    [DL_NEXT_AT] = I64(struct fsm_delivery, next_at),
+    [DL_LAST_STATUS] = I32(struct fsm_delivery, last_status),
+    [DL_LAST_AT] = I64(struct fsm_delivery, last_at),
+    [DL_LAST_ERROR] = STR(struct fsm_delivery, last_error),
+};
+
+static const struct record delivery_record =
+    RECORD(struct fsm_delivery, delivery_fields);
+
+int fsm__delivery_encode(const struct fsm_delivery *d, void **buf, size_t *len)
+{
+    return encode_to(&delivery_record, d, buf, len);
+}
+
+int fsm__delivery_decode(const void *buf, size_t len, struct fsm_delivery *d)
+{
+    return decode_record(&delivery_record, buf, len, d, NULL);
+}
+
 int fsm_token_encode(const struct fsm_token *t, void **buf, size_t *len)
 {
     return encode_to(&token_record, t, buf, len);
@@ -839,6 +930,19 @@ static void enc_token(struct wbuf *w, unsigned tag, const void *rec)
     encode_nested(w, tag, &token_record, &c->token);
 }
 
+static int dec_webhook(void *rec, void *ctx, const unsigned char *d, size_t n)
+{
+    struct fsm_cmd *c = rec;
+    (void)ctx;
+    return fsm_webhook_decode(d, n, &c->webhook) != 0 ? ERR_CORRUPT : 0;
+}
+
+static void enc_webhook(struct wbuf *w, unsigned tag, const void *rec)
+{
+    const struct fsm_cmd *c = rec;
+    encode_nested(w, tag, &webhook_record, &c->webhook);
+}
+
 /* Any command type decodes any of these (a newer tag is skipped); which of
  * them a type writes is its layout. */
 static const struct field cmd_fields[] = {
@@ -859,6 +963,7 @@ static const struct field cmd_fields[] = {
     [C_WORKFLOW] = STR(struct fsm_cmd, workflow),
     [C_TOKEN] = FUNC(dec_token, enc_token),
     [C_QUEUE_MAX_PENDING] = U32(struct fsm_cmd, queue.max_pending),
+    [C_WEBHOOK] = FUNC(dec_webhook, enc_webhook),
 };
 
 static const struct record cmd_record = RECORD(struct fsm_cmd, cmd_fields);
@@ -882,6 +987,8 @@ static const uint8_t *cmd_layout(uint8_t type)
         [FSM_CMD_TOKEN_SET] = {C_TOKEN},
         [FSM_CMD_TOKEN_DEL] = {C_ID},
         [FSM_CMD_ACL_BOOTSTRAP] = {C_TOKEN},
+        [FSM_CMD_WEBHOOK_SET] = {C_WEBHOOK},
+        [FSM_CMD_WEBHOOK_DEL] = {C_ID},
     };
 
     if (FSM_CMD_HAS_ITEMS(type)) {

@@ -235,7 +235,7 @@ void http__forward(struct http_server *s, h2o_req_t *req)
     snprintf(method, sizeof method, "%.*s", (int)req->method.len,
              req->method.base);
     struct cluster_http_req fr = {
-        method, path, headers, req->entity.base, req->entity.len, 0};
+        method, path, headers, req->entity.base, req->entity.len, 0, false};
     rv = cluster_forward(s->cluster, &fr, forward_cb, call);
     if (rv != 0) {
         http__call_unref(call); /* The callback's reference. */
@@ -759,7 +759,8 @@ int http_server_start(uv_loop_t *loop,
     h2o_create_filter(&host->fallback_path, sizeof(h2o_filter_t))
         ->on_setup_ostream = json_errors_setup;
     h2o_context_init(&s->ctx, loop, &s->config);
-    if (http__hold_init(s) != 0 || http__events_init(s) != 0) {
+    if (http__hold_init(s) != 0 || http__events_init(s) != 0 ||
+        http__webhooks_init(s) != 0) {
         snprintf(errmsg, size, "out of memory");
         return ERR_NOMEM;
     }
@@ -828,6 +829,7 @@ void http_server_close(struct http_server *s,
     h2o_context_request_shutdown(&s->ctx);
     http__hold_close(s);
     http__events_close(s);
+    http__webhooks_close(s);
     s->config.http1.callbacks.foreach_request(&s->ctx, shut_read, NULL);
     uv_close((uv_handle_t *)&s->sweep, NULL);
     /* Shutdown is requested: the deferred calls answer 503 now. */
@@ -886,6 +888,7 @@ void http_server_destroy(struct http_server *s)
     h2o_config_dispose(&s->config);
     http__hold_free(s);
     http__events_free(s);
+    http__webhooks_free(s);
     SSL_CTX_free(s->ssl_ctx);
     free(s->addr);
     free(s);
