@@ -83,6 +83,20 @@ async function req(addr, method, p, body) {
   return { status: res.status, body: parsed };
 }
 
+/* Whether @node serves GET /v1/events (and with it GET /v1/jobs/{id}?wait=):
+ * the status of its answer's head, then the stream is dropped. */
+async function hasEvents(node) {
+  const ctrl = new AbortController();
+  const t = setTimeout(() => ctrl.abort(), 5000);
+  try {
+    const res = await fetch(`${node.url}/v1/events`, { signal: ctrl.signal });
+    return res.status === 200;
+  } finally {
+    clearTimeout(t);
+    ctrl.abort();
+  }
+}
+
 class Node {
   constructor(cluster, id, raft, http) {
     this.cluster = cluster;
@@ -121,7 +135,9 @@ class Node {
     if (!this.alive()) return;
     this.killed = sig === 'SIGKILL';
     this.proc.kill(sig);
-    const r = await Promise.race([this.exited, sleep(10000).then(() => null)]);
+    let timer;
+    const r = await Promise.race([this.exited, new Promise((res) => (timer = setTimeout(res, 10000, null)))]);
+    clearTimeout(timer);
     if (r === null) {
       this.cluster.problems.push(`node ${this.id} pid ${this.proc.pid}: no exit 10 s after ${sig}`);
       this.killed = true;
@@ -170,6 +186,11 @@ class Cluster {
     return this.nodes.filter((n) => n.alive());
   }
 
+  /* Starts a stopped node again, with its data. */
+  restart(node) {
+    node.start(['--cluster', this.spec, ...this.flags]);
+  }
+
   /* The leader every alive node agrees on, with every alive node ready. */
   leader(timeout = 20000) {
     return waitUntil(async () => {
@@ -213,4 +234,4 @@ class Cluster {
   }
 }
 
-module.exports = { Cluster, waitUntil, sleep, req };
+module.exports = { Cluster, waitUntil, sleep, req, hasEvents };

@@ -79,7 +79,9 @@ class Bell {
     this.p = new Promise((r) => (this.ring = r));
   }
   wait(ms: number): Promise<void> {
-    return Promise.race([this.p, sleep(ms)]);
+    let t: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((r) => (t = setTimeout(r, ms)));
+    return Promise.race([this.p, timeout]).finally(() => clearTimeout(t));
   }
   wake(): void {
     this.ring();

@@ -6,7 +6,7 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { Client, Worker, RotaError, Permanent } = require('..');
-const { Cluster, waitUntil } = require('../harness/cluster');
+const { Cluster, waitUntil, hasEvents } = require('../harness/cluster');
 
 let cluster;
 let client;
@@ -35,7 +35,7 @@ async function status(id, want, timeout = 20000) {
 
 /* A worker on its own queue, running until the test stops it. */
 function startWorker(q, handlers, opts = {}) {
-  const w = new Worker(client, { queues: [q], concurrency: 4, name: `w-${q}`, ...opts });
+  const w = new Worker(client, { queues: [q], concurrency: 4, name: `w-${q}`, leaseWaitMs: 500, ...opts });
   for (const [type, fn] of Object.entries(handlers)) w.handle(type, fn);
   const done = w.run();
   return { w, done };
@@ -275,5 +275,75 @@ describe('client against a 3-node cluster', () => {
     const mine = workers.filter((x) => x.id === w.id || x.name === `w-${q}`);
     assert.ok(w.id !== '');
     assert.ok(mine.every((x) => x.state === 'down'), JSON.stringify(mine));
+  });
+
+  test('wait() resolves when the job finishes, or with its state when the wait ends', async (t) => {
+    if (!(await hasEvents(cluster.nodes[0]))) return t.skip('this rotad has no GET /v1/events (nor ?wait=)');
+    const q = queue('wait');
+    const idle = await client.submit('ts.never', {}, { queue: q });
+    const still = await client.wait(idle.id, { timeout: 300 });
+    assert.equal(still.id, idle.id);
+    assert.equal(still.status, 'pending');
+
+    let release;
+    const gate = new Promise((r) => (release = r));
+    let started = false;
+    const { w, done } = startWorker(q, {
+      'ts.gated': async () => {
+        started = true;
+        await gate;
+        return { answer: 42 };
+      },
+    });
+    try {
+      const job = await client.submit('ts.gated', {}, { queue: q });
+      await waitUntil(() => started, { what: 'handler started' });
+      const waiting = client.wait(job.id, { timeout: 30000 });
+      release();
+      const fin = await waiting; /* Had it not waited it would be running. */
+      assert.equal(fin.status, 'completed');
+      assert.deepEqual(fin.result, { answer: 42 });
+      await assert.rejects(client.wait('00000000000000ff', { timeout: 1000 }), (e) => e.status === 404);
+    } finally {
+      w.stop();
+      await done;
+    }
+  });
+
+  test('events() streams a job\'s life in order', async (t) => {
+    if (!(await hasEvents(cluster.nodes[0]))) return t.skip('this rotad has no GET /v1/events (nor ?wait=)');
+    const q = queue('events');
+    const ctrl = new AbortController();
+    const got = [];
+    const reading = (async () => {
+      for await (const ev of client.events({ queue: q }, { signal: ctrl.signal })) got.push(ev);
+    })();
+    const { w, done } = startWorker(q, { 'ts.echo': async (job) => job.payload });
+    try {
+      /* Connected once a job submitted now shows up. */
+      await waitUntil(async () => {
+        await client.submit('ts.echo', { marker: true }, { queue: q });
+        return got.some((e) => e.event === 'job.created');
+      }, { interval: 200, what: 'the stream connected' });
+      const job = await client.submit('ts.echo', { v: 1 }, { queue: q });
+      await waitUntil(() => got.some((e) => e.event === 'job.completed' && e.job.id === job.id),
+        { what: 'job.completed event' });
+      const mine = got.filter((e) => e.job && e.job.id === job.id);
+      assert.deepEqual(mine.map((e) => e.event), ['job.created', 'job.started', 'job.completed']);
+      assert.equal(mine[2].job.status, 'completed');
+      assert.equal(mine[2].job.queue, q);
+      assert.equal(mine[2].data.event, 'job.completed');
+      assert.ok(got.every((e) => e.job === undefined || e.job.queue === q), 'filtered by queue');
+      const ids = got.filter((e) => e.id).map((e) => e.id.split('-').map(Number));
+      for (let i = 1; i < ids.length; i++) {
+        const [a, b] = [ids[i - 1], ids[i]];
+        assert.ok(b[0] > a[0] || (b[0] === a[0] && b[1] > a[1]), `ids increase: ${a} then ${b}`);
+      }
+    } finally {
+      ctrl.abort();
+      await reading;
+      w.stop();
+      await done;
+    }
   });
 });
