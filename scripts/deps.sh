@@ -18,14 +18,28 @@ for p in "${PKGS[@]}"; do
         missing+=("$p")
     fi
 done
-if [ ${#missing[@]} -eq 0 ]; then
-    exit 0
+# Node.js 20+ with npm: the TypeScript client (clients/node) builds and
+# tests with them (its own packages come from npm ci, in scripts/test.sh).
+if ! command -v node >/dev/null 2>&1; then
+    missing+=(nodejs)
+elif ! command -v npm >/dev/null 2>&1; then
+    missing+=(npm)
 fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
     SUDO="sudo"
 fi
-echo "deps: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-echo "deps: done"
+if [ ${#missing[@]} -ne 0 ]; then
+    echo "deps: installing ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    if [[ " ${missing[*]} " == *" nodejs "* ]] && ! command -v npm >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq npm >/dev/null
+    fi
+    echo "deps: done"
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ] || ! command -v npm >/dev/null 2>&1; then
+    echo "deps: clients/node needs Node.js 20 or newer and npm (node: $(node --version 2>/dev/null || echo none))" >&2
+    exit 1
+fi
