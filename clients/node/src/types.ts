@@ -60,7 +60,8 @@ export interface JobSpec extends JobOptions {
 export interface Job {
   id: string;
   type: string;
-  payload: unknown;
+  /* eslint-disable-next-line @typescript-eslint/no-explicit-any -- any JSON */
+  payload: any;
   queue: string;
   priority: number;
   status: JobStatus;
@@ -68,7 +69,8 @@ export interface Job {
   max_attempts: number;
   created_at: string;
   updated_at: string;
-  result?: unknown;
+  /* eslint-disable-next-line @typescript-eslint/no-explicit-any -- any JSON */
+  result?: any;
   last_error?: string | null;
   [field: string]: unknown;
 }

@@ -256,10 +256,12 @@ export class Worker {
 
   private async heartbeatLoop(): Promise<void> {
     while (!this.loopsDone.signal.aborted) {
-      const running = [...this.runs.values()]
-        .filter((r) => !r.lost)
-        .map((r) => ({ id: r.id, token: r.token }))
-        .concat([...this.pending, ...this.flushing].map((r) => ({ id: r.id, token: r.token })));
+      /* Every lease held: running, or finished with its result still to
+       * deliver. A lease left out is given back by the leader. */
+      const held = new Map<string, number>();
+      for (const r of this.runs.values()) if (!r.lost) held.set(r.id, r.token);
+      for (const r of [...this.pending, ...this.flushing]) held.set(r.id, r.token);
+      const running = [...held].map(([id, token]) => ({ id, token }));
       const a = await this.call("POST", `/v1/workers/${this.id}/heartbeat`, { running }, 5000);
       if (a?.status === 200) {
         const out = a.body as { cancel?: string[]; lost?: string[] };
