@@ -12,9 +12,12 @@ const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
+const { execFileSync } = require('node:child_process');
+const { Agent, request } = require('undici');
 
 const BUILD = process.env.ROTA_BUILD_DIR || path.join(__dirname, '..', '..', '..', 'build');
 const ROTAD = path.join(BUILD, 'rotad');
+const ROTACTL = path.join(BUILD, 'ctl', 'rotactl');
 
 const handedOut = new Set();
 const live = new Set(); /* Every child still running: killed on exit. */
@@ -65,22 +68,34 @@ async function waitUntil(cond, { timeout = 15000, interval = 50, what = 'conditi
   throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
 }
 
-/* One HTTP request: {status, body (parsed JSON or text)}. */
-async function req(addr, method, p, body) {
-  const res = await fetch(`http://${addr}${p}`, {
-    method,
-    headers: body !== undefined ? { 'content-type': 'application/json' } : {},
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-    signal: AbortSignal.timeout(10000),
-  });
-  const text = await res.text();
+/* One HTTP request to @url: {status, body (parsed JSON or text)}. With
+ * @tls ({agent, token}): HTTPS verified against the cluster CA, with the
+ * token. */
+async function req(url, method, p, body, tls) {
+  const headers = body !== undefined ? { 'content-type': 'application/json' } : {};
+  if (tls && tls.token) headers.authorization = `Bearer ${tls.token}`;
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(new Error(`${method} ${url}${p}: no answer in 10 s`)), 10000);
+  let res, text;
+  try {
+    res = await request(url + p, {
+      method,
+      headers,
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+      signal: ctrl.signal,
+      dispatcher: tls ? tls.agent : undefined,
+    });
+    text = await res.body.text();
+  } finally {
+    clearTimeout(timer);
+  }
   let parsed = text;
   try {
     parsed = JSON.parse(text);
   } catch {
     /* Text. */
   }
-  return { status: res.status, body: parsed };
+  return { status: res.statusCode, body: parsed };
 }
 
 /* Whether @node serves GET /v1/events (and with it GET /v1/jobs/{id}?wait=):
@@ -89,8 +104,16 @@ async function hasEvents(node) {
   const ctrl = new AbortController();
   const t = setTimeout(() => ctrl.abort(), 5000);
   try {
-    const res = await fetch(`${node.url}/v1/events`, { signal: ctrl.signal });
-    return res.status === 200;
+    const c = node.cluster;
+    const res = await request(`${node.url}/v1/events`, {
+      signal: ctrl.signal,
+      dispatcher: c.ca ? c.agent : undefined,
+      headers: c.token ? { authorization: `Bearer ${c.token}` } : {},
+    });
+    const ok = res.statusCode === 200;
+    res.body.on('error', () => {});
+    if (!ok) await res.body.text();
+    return ok;
   } finally {
     clearTimeout(t);
     ctrl.abort();
@@ -103,7 +126,7 @@ class Node {
     this.id = id;
     this.raft = raft;
     this.http = http;
-    this.url = `http://${http}`;
+    this.url = `${cluster.ca ? 'https' : 'http'}://${http}`;
     this.dir = path.join(cluster.dir, `n${id}`);
     this.log = path.join(cluster.dir, `n${id}.log`);
     this.proc = null;
@@ -114,7 +137,8 @@ class Node {
   start(extra) {
     const fd = fs.openSync(this.log, 'a');
     const args = ['--id', String(this.id), '--data-dir', this.dir, '--raft-addr', this.raft,
-      '--http-addr', this.http, '--insecure', ...extra];
+      '--http-addr', this.http, ...extra];
+    if (!extra.includes('--certs-dir')) args.push('--insecure'); /* Said out loud. */
     const p = spawn(ROTAD, args, { stdio: ['ignore', fd, fd] });
     fs.closeSync(fd);
     this.proc = p;
@@ -149,7 +173,8 @@ class Node {
   }
 
   req(method, p, body) {
-    return req(this.http, method, p, body);
+    const c = this.cluster;
+    return req(this.url, method, p, body, c.ca ? { agent: c.agent, token: c.token } : undefined);
   }
 
   logTail(n = 25) {
@@ -162,20 +187,60 @@ class Node {
 }
 
 class Cluster {
-  static async start(n = 3) {
+  /* @secure: certificates made by rotactl cert, HTTPS and access control
+   * on (an admin token bootstrapped: cluster.token), as conftest.py does
+   * with --certs-dir. */
+  static async start(n = 3, { secure = false } = {}) {
     if (!fs.existsSync(ROTAD)) throw new Error(`${ROTAD} is not built (set ROTA_BUILD_DIR)`);
     const c = new Cluster();
     c.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rota-ts-'));
     c.problems = [];
     c.nodes = [];
+    c.ca = null;
+    c.token = null;
+    const tls = [];
+    if (secure) {
+      const certs = path.join(c.dir, 'certs');
+      for (const args of [['create-ca'], ['create-node', '127.0.0.1', 'localhost']]) {
+        execFileSync(ROTACTL, ['cert', args[0], '--certs-dir', certs, ...args.slice(1)], { stdio: 'pipe', timeout: 30000 });
+      }
+      c.ca = path.join(certs, 'ca.crt');
+      c.agent = new Agent({ connect: { ca: fs.readFileSync(c.ca), maxCachedSessions: 0 } }); /* See src/transport.ts. */
+      tls.push('--certs-dir', certs);
+    }
     for (let i = 1; i <= n; i++) {
       c.nodes.push(new Node(c, i, `127.0.0.1:${await freePort()}`, `127.0.0.1:${await freePort()}`));
     }
-    c.flags = ['--election-timeout', '500', '--heartbeat-timeout', '50'];
+    c.flags = ['--election-timeout', '500', '--heartbeat-timeout', '50', ...tls];
     c.spec = c.nodes.map((x) => `${x.id}@${x.raft}`).join(',');
     for (const x of c.nodes) x.start(['--cluster', c.spec, ...c.flags]);
     await c.leader(20000);
+    if (secure) {
+      const lead = await c.leader();
+      const r = await lead.req('POST', '/v1/acl/bootstrap', {});
+      if (r.status !== 201) throw new Error(`bootstrap: ${r.status} ${JSON.stringify(r.body)}`);
+      c.token = r.body.secret;
+      await c.tokenKnown(c.token);
+    }
     return c;
+  }
+
+  /* Until every alive node knows the token (followers apply it a
+   * heartbeat after the leader). */
+  async tokenKnown(secret) {
+    for (const n of this.alive()) {
+      await waitUntil(async () => (await req(n.url, 'GET', '/v1/jobs?limit=1', undefined,
+        { agent: this.agent, token: secret })).status !== 401, { what: `token known on node ${n.id}` });
+    }
+  }
+
+  /* A new token's secret (secure mode), known on every node. */
+  async makeToken(role, limits = {}) {
+    const lead = await this.leader();
+    const r = await lead.req('POST', '/v1/acl/tokens', { name: `t-${role}-${Date.now()}`, role, ...limits });
+    if (r.status !== 201) throw new Error(`token: ${r.status} ${JSON.stringify(r.body)}`);
+    await this.tokenKnown(r.body.secret);
+    return r.body.secret;
   }
 
   get urls() {
@@ -230,6 +295,7 @@ class Cluster {
     } else {
       fs.rmSync(this.dir, { recursive: true, force: true });
     }
+    if (this.agent) await this.agent.close();
     if (this.problems.length > 0) throw new Error(this.problems.join('\n'));
   }
 }

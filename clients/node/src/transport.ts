@@ -31,7 +31,11 @@ export class Transport {
   constructor(opts: { caFile?: string; token?: string }) {
     this.agent = new Agent({
       keepAliveTimeout: 10_000,
-      connect: opts.caFile ? { ca: readFileSync(opts.caFile) } : undefined,
+      /* No TLS session resumption: rotad's HTTPS (it asks for a client
+       * certificate, without a session id context) drops a connection that
+       * offers a cached session, so every new connection after the first
+       * would fail. */
+      connect: opts.caFile ? { ca: readFileSync(opts.caFile), maxCachedSessions: 0 } : { maxCachedSessions: 0 },
     });
     if (opts.token) this.auth = `Bearer ${opts.token}`;
   }
