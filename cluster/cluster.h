@@ -157,6 +157,10 @@ struct cluster_member
 typedef void (*cluster_member_cb)(void *data, const struct cluster_member *m);
 void cluster_members(struct cluster *c, cluster_member_cb cb, void *data);
 
+/* Commit latency buckets (seconds): not cumulative, the last is +Inf. */
+#define CLUSTER_COMMIT_BUCKETS 14
+extern const double cluster_commit_bounds_s[CLUSTER_COMMIT_BUCKETS];
+
 struct cluster_stats
 {
     unsigned long long batches;        /* Raft entries proposed. */
@@ -173,6 +177,11 @@ struct cluster_stats
     unsigned long long fwd_sent;         /* Forward channel: requests sent, */
     unsigned long long fwd_received;     /* ... received (leader), */
     unsigned long long fwd_errors;       /* ... failed without an answer. */
+    /* Leader: an entry's proposal (raft_apply) to its apply callback here
+     * (committed by a majority, then applied), per entry proposed. */
+    unsigned long long commit_buckets[CLUSTER_COMMIT_BUCKETS + 1];
+    double commit_sum;
+    unsigned long long commit_count;
 };
 void cluster_stats(struct cluster *c, struct cluster_stats *out);
 

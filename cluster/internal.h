@@ -19,8 +19,9 @@ struct batch
 {
     struct raft_apply apply; /* Embedded: raft hands it back to us. */
     struct cluster *c;
-    struct list link; /* In c->inflight. */
-    size_t cost;      /* Its share of c->inflight_cost. */
+    struct list link;     /* In c->inflight. */
+    size_t cost;          /* Its share of c->inflight_cost. */
+    uint64_t proposed_ns; /* uv_hrtime() at raft_apply: commit latency. */
     unsigned n;
     struct submit subs[]; /* n of them. */
 };

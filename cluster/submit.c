@@ -25,6 +25,23 @@
 #define BATCH_MAX_COMMANDS 8192
 #define BATCH_MAX_BYTES (8u << 20)
 
+const double cluster_commit_bounds_s[CLUSTER_COMMIT_BUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+
+/* The commit latency histogram (cluster_stats). */
+static void observe_commit(struct cluster *c, uint64_t proposed_ns)
+{
+    double s = (double)(uv_hrtime() - proposed_ns) / 1e9;
+    int k = 0;
+    while (k < CLUSTER_COMMIT_BUCKETS && s > cluster_commit_bounds_s[k]) {
+        k++;
+    }
+    c->stats.commit_buckets[k]++;
+    c->stats.commit_sum += s;
+    c->stats.commit_count++;
+}
+
 int cluster__err_from_raft(int rv)
 {
     switch (rv) {
@@ -62,6 +79,9 @@ static void batch_applied_cb(struct raft_apply *apply, int status, void *result)
 
     list_remove(&b->link);
     b->c->inflight_cost -= b->cost;
+    if (rv == 0) {
+        observe_commit(b->c, b->proposed_ns);
+    }
     for (unsigned i = 0; i < b->n; i++) {
         const struct fsm_result *r = NULL;
         if (rv == 0) {
@@ -118,6 +138,7 @@ static void flush(struct cluster *c)
     fsm_batch_reset(&c->pending);
 
     b->apply.data = b;
+    b->proposed_ns = uv_hrtime();
     rv = raft_apply(&c->raft, &b->apply, &buf, 1, batch_applied_cb);
     if (rv != 0) {
         raft_free(buf.base); /* raft owns it only when the call returns 0. */

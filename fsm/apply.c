@@ -672,9 +672,11 @@ int fsm_apply(struct fsm *f,
     memset(&a, 0, sizeof a);
     a.f = f;
     a.index = index;
+    fsm__ev_begin(f, 0);
     if (fsm__batch_header(entry, len, &a.now, &count) != 0 || count > len / 8) {
         return finish(f, txn, index);
     }
+    f->ev_now = a.now;
     if (ensure_results(f, count) != 0) {
         mdb_txn_abort(txn);
         snprintf(f->errmsg, sizeof f->errmsg, "apply: out of memory");
@@ -699,6 +701,7 @@ int fsm_apply(struct fsm *f,
             continue;
         }
         size_t rchg_mark = f->n_rchg, keys_mark = f->keys_used;
+        size_t ev_mark = fsm__ev_mark(f);
         rv = mdb_txn_begin(f->env, txn, 0, &a.txn);
         if (rv != 0) {
             mdb_txn_abort(txn);
@@ -716,6 +719,7 @@ int fsm_apply(struct fsm *f,
             r->n_ids = 0;
             f->n_rchg = rchg_mark; /* Rejected: nothing changed. */
             f->keys_used = keys_mark;
+            fsm__ev_rewind(f, ev_mark);
         } else {
             rv = mdb_txn_commit(a.txn);
             if (rv != 0) {
@@ -738,6 +742,7 @@ int fsm_apply(struct fsm *f,
         return rv;
     }
     fsm__rchg_flush(f);
+    fsm__ev_flush(f, index);
     *results = f->results;
     *n = count;
     return 0;

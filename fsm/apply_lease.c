@@ -86,6 +86,9 @@ int fsm__apply_worker_reg(struct apply_ctx *a, const struct fsm_cmd *cmd)
     w.registered_at = a->now;
     w.down = 0;
     int rv = put_worker(a, &w);
+    if (rv == 0) {
+        fsm__ev_worker(a->f, FSM_EV_WORKER_UP, &w);
+    }
     return rv != 0 ? rv : fsm__add_id(a, w.id, 0);
 }
 
@@ -385,6 +388,9 @@ int fsm__apply_items(struct apply_ctx *a, const struct fsm_cmd *cmd)
         if (rv == ERR_NOTFOUND) {
             return fsm__reject(a, ERR_NOTFOUND, "id", "no worker %016llx",
                                (unsigned long long)cmd->id);
+        }
+        if (!w.down) { /* Before the write: @w borrows from its page. */
+            fsm__ev_worker(a->f, FSM_EV_WORKER_DOWN, &w);
         }
         if (cmd->type == FSM_CMD_WORKER_DOWN) {
             w.down = 1;

@@ -179,6 +179,12 @@ static int item_fire(struct apply_ctx *a,
         rv = put_run(a, s.id, it, run_id);
     }
     if (rv == 0) {
+        fsm__ev_schedule(a->f,
+                         it->action == FSM_FIRE_SKIP ? FSM_EV_SCHEDULE_SKIPPED
+                                                     : FSM_EV_SCHEDULE_FIRED,
+                         &s, run_id, it->error);
+    }
+    if (rv == 0) {
         struct fsm_job prev;
         /* @old is stale after the writes above: re-read it for the put. */
         if (fsm__get_job(a->f, a->txn, s.id, &prev) != 0) {

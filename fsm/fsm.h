@@ -415,6 +415,48 @@ typedef void (*fsm_running_cb)(void *data,
 void fsm_watch_running(struct fsm *f, fsm_running_cb cb, void *data);
 uint64_t fsm_restores(struct fsm *f);
 
+/* State changes as events (http/events.c: GET /v1/events, ?wait=). Each
+ * committed entry reports its events in order after it commits, numbered
+ * @pos = 0, 1, ... within entry @index; apply is deterministic, so every
+ * node numbers the same change alike. A rejected command reports nothing,
+ * nor does a restore (fsm_restores() counts those). Job changes reported:
+ * creation, start, completion, cancellation, an attempt that failed (then
+ * retrying or dead); a job that goes to the dead-letter queue without
+ * running is dead only. Strings are borrowed for the call. */
+enum fsm_event_kind {
+    FSM_EV_JOB_CREATED = 1,
+    FSM_EV_JOB_STARTED,
+    FSM_EV_JOB_COMPLETED,
+    FSM_EV_JOB_FAILED,
+    FSM_EV_JOB_RETRYING,
+    FSM_EV_JOB_DEAD,
+    FSM_EV_JOB_CANCELLED,
+    FSM_EV_WORKER_UP,
+    FSM_EV_WORKER_DOWN,
+    FSM_EV_SCHEDULE_FIRED,
+    FSM_EV_SCHEDULE_SKIPPED,
+    FSM_EV_MAX = FSM_EV_SCHEDULE_SKIPPED
+};
+
+struct fsm_event
+{
+    uint64_t index;
+    uint32_t pos;
+    uint8_t kind;
+    uint8_t status;    /* Jobs: the status after the change. */
+    uint32_t attempts; /* Jobs. */
+    uint64_t id;       /* The job, worker or schedule. */
+    uint64_t run;      /* schedule.fired: the run created (0 if none). */
+    int64_t at;        /* The entry's time (ms since the epoch). */
+    struct fsm_str type, queue; /* Jobs and schedules. */
+    struct fsm_str name;        /* Workers. */
+    struct fsm_str error;       /* Failed attempts, dead, skipped fires. */
+};
+typedef void (*fsm_event_cb)(void *data, const struct fsm_event *ev);
+void fsm_watch_events(struct fsm *f, fsm_event_cb cb, void *data);
+/* "job.created", ...; NULL for an unknown kind. */
+const char *fsm_event_name(int kind);
+
 /* Index of the last applied entry (stored in the same txn as its effect). */
 uint64_t fsm_applied_index(struct fsm *f);
 
@@ -449,6 +491,7 @@ struct fsm_query
     struct fsm_str type;
     const char *cursor; /* Opaque text from a previous page, or NULL. */
     unsigned limit;     /* 1..1000. */
+    bool desc;          /* Walk the index backwards (newest first). */
 };
 /* Called once per matching job, in order. Return non-zero to stop after
  * this job (the cursor continues after it; none if no match follows). */

@@ -50,6 +50,15 @@ struct fsm
     char *rchg_keys;
     size_t keys_used, keys_cap;
     uint64_t restores;
+    /* Events of the entry being applied (fsm_watch_events), reported once
+     * it commits; strings copied into @ev_strs (offsets until the flush). */
+    fsm_event_cb ev_cb;
+    void *ev_data;
+    struct fsm_event *ev;
+    size_t n_ev, cap_ev;
+    char *ev_strs;
+    size_t ev_strs_used, ev_strs_cap;
+    int64_t ev_now;
 };
 
 struct fsm__rchg
@@ -63,6 +72,24 @@ struct fsm__rchg
 /* store.c: the running-set change log of the entry being applied. */
 void fsm__rchg_note(struct fsm *f, const struct fsm_job *job, int delta);
 void fsm__rchg_flush(struct fsm *f);
+
+/* events.c: the event log of the entry being applied. fsm__ev_job notes
+ * what a job write changes (old NULL: created); the others note the event
+ * @kind of a worker or a schedule. A mark/rewind pair drops a rejected
+ * command's events. */
+void fsm__ev_job(struct fsm *f,
+                 const struct fsm_job *old,
+                 const struct fsm_job *job);
+void fsm__ev_worker(struct fsm *f, int kind, const struct fsm_worker *w);
+void fsm__ev_schedule(struct fsm *f,
+                      int kind,
+                      const struct fsm_job *s,
+                      uint64_t run,
+                      struct fsm_str error);
+void fsm__ev_begin(struct fsm *f, int64_t now);
+size_t fsm__ev_mark(const struct fsm *f);
+void fsm__ev_rewind(struct fsm *f, size_t mark);
+void fsm__ev_flush(struct fsm *f, uint64_t index);
 
 struct fsm_reader
 {

@@ -1,7 +1,9 @@
 /* Listing through the secondary indexes. The most selective index the
- * filters allow is walked from the cursor; remaining filters are checked on
- * the record. The cursor is the last returned index key, in hex, behind a
- * letter naming the index: it is stable under inserts and deletes. */
+ * filters allow is walked from the cursor, forwards or (q->desc) backwards;
+ * remaining filters are checked on the record. The cursor is the last
+ * returned index key, in hex, behind a letter naming the index (upper case
+ * when walking backwards, so a cursor only continues its own order): it is
+ * stable under inserts and deletes. */
 
 #include <stdio.h>
 #include <string.h>
@@ -53,6 +55,9 @@ static int make_plan(const struct fsm_query *q, struct plan *p)
     } else {
         p->db = DB_JOBS;
         p->letter = 'j';
+    }
+    if (q->desc) {
+        p->letter = (char)(p->letter - 'a' + 'A');
     }
     return 0;
 }
@@ -116,6 +121,71 @@ static int read_cursor(const char *c,
     return 0;
 }
 
+/* Positions @cur on the first key of the plan's range (after the cursor
+ * key @ckey when @clen > 0). */
+static int seek_first(MDB_cursor *cur,
+                      struct plan *p,
+                      unsigned char *ckey,
+                      size_t clen,
+                      MDB_val *k,
+                      MDB_val *v)
+{
+    int rv;
+    if (clen > 0) {
+        k->mv_size = clen;
+        k->mv_data = ckey;
+    } else {
+        k->mv_size = p->prefix_len;
+        k->mv_data = p->prefix;
+    }
+    rv = k->mv_size > 0 ? mdb_cursor_get(cur, k, v, MDB_SET_RANGE)
+                        : mdb_cursor_get(cur, k, v, MDB_FIRST);
+    if (rv == 0 && clen > 0 && k->mv_size == clen &&
+        memcmp(k->mv_data, ckey, clen) == 0) {
+        rv = mdb_cursor_get(cur, k, v, MDB_NEXT);
+    }
+    return rv;
+}
+
+/* Positions @cur on the last key of the plan's range (before the cursor key
+ * @ckey when @clen > 0): the first key at or past the bound, then one back;
+ * the last key of the table when nothing is past the bound. */
+static int seek_last(MDB_cursor *cur,
+                     struct plan *p,
+                     unsigned char *ckey,
+                     size_t clen,
+                     MDB_val *k,
+                     MDB_val *v)
+{
+    unsigned char bound[FSM_MAX_STR + 32];
+    size_t len;
+    int rv;
+    if (clen > 0) {
+        memcpy(bound, ckey, clen);
+        len = clen;
+    } else {
+        /* Just past every key with the prefix: the prefix plus one. */
+        memcpy(bound, p->prefix, p->prefix_len);
+        len = p->prefix_len;
+        while (len > 0 && bound[len - 1] == 0xff) {
+            len--;
+        }
+        if (len > 0) {
+            bound[len - 1]++;
+        }
+    }
+    rv = MDB_NOTFOUND;
+    if (len > 0) {
+        k->mv_size = len;
+        k->mv_data = bound;
+        rv = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+    }
+    if (rv == 0) {
+        return mdb_cursor_get(cur, k, v, MDB_PREV);
+    }
+    return rv == MDB_NOTFOUND ? mdb_cursor_get(cur, k, v, MDB_LAST) : rv;
+}
+
 int fsm_list(struct fsm_reader *rd,
              const struct fsm_query *q,
              fsm_list_cb cb,
@@ -130,6 +200,7 @@ int fsm_list(struct fsm_reader *rd,
     MDB_val k, v;
     unsigned limit = q->limit == 0 ? 100 : q->limit, found = 0;
     bool more = false, full = false;
+    MDB_cursor_op step;
     int rv;
 
     next[0] = '\0';
@@ -143,20 +214,10 @@ int fsm_list(struct fsm_reader *rd,
     if (rv != 0) {
         return fsm__lmdb_error(f, rv, "list: cursor");
     }
-    if (clen > 0) {
-        k.mv_size = clen;
-        k.mv_data = ckey;
-    } else {
-        k.mv_size = p.prefix_len;
-        k.mv_data = p.prefix;
-    }
-    rv = k.mv_size > 0 ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)
-                       : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    if (rv == 0 && clen > 0 && k.mv_size == clen &&
-        memcmp(k.mv_data, ckey, clen) == 0) {
-        rv = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    for (; rv == 0; rv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    rv = q->desc ? seek_last(cur, &p, ckey, clen, &k, &v)
+                 : seek_first(cur, &p, ckey, clen, &k, &v);
+    step = q->desc ? MDB_PREV : MDB_NEXT;
+    for (; rv == 0; rv = mdb_cursor_get(cur, &k, &v, step)) {
         struct fsm_job job;
         if (k.mv_size < p.prefix_len + 8 ||
             memcmp(k.mv_data, p.prefix, p.prefix_len) != 0) {

@@ -113,6 +113,8 @@ void fsm_close(struct fsm *f)
     free(f->ids);
     free(f->rchg);
     free(f->rchg_keys);
+    free(f->ev);
+    free(f->ev_strs);
     free(f->existed);
     free(f);
 }
@@ -371,7 +373,10 @@ int fsm__put_job(struct fsm *f,
     uint8_t old_status = old != NULL ? old->status : 0;
     void *buf;
     size_t len;
+
     int rv;
+
+    fsm__ev_job(f, old, job);
 
     /* Everything that reads @old or @job first: both may borrow from
      * LMDB pages that the writes below change. */

@@ -144,7 +144,7 @@ static void submitted_cb(void *data, int status, const struct fsm_result *res)
     } else {
         it->id = res->ids[0];
         it->status = res->existed != NULL && res->existed[0] ? 200 : 201;
-        it->call->s->submitted += it->status == 201;
+        http__count_created(it->call->s, res, 0);
     }
     item_done(it->call);
 }

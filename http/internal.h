@@ -8,6 +8,9 @@
 #include "http/http.h"
 #include "sched/sched.h"
 
+struct events;
+struct http_args;
+
 struct http_server
 {
     uv_loop_t *loop;
@@ -41,6 +44,7 @@ struct http_server
     struct hold_state *hold;
     unsigned long long leader_held;         /* Requests held. */
     unsigned long long leader_held_expired; /* ... answered 503 after it. */
+    struct events *events;                  /* events.c */
 };
 
 /* A request waiting for an async answer (submit, forward, barrier...).
@@ -106,6 +110,21 @@ bool http__hold(struct http_server *s,
 bool http__hold_safe_again(h2o_req_t *req);
 void http__hold_close(struct http_server *s);
 void http__hold_free(struct http_server *s);
+
+/* events.c: GET /v1/events (SSE) and ?wait= on a job. */
+#define HTTP_EVENTS_KEEPALIVE_MS 15000
+int http__events_init(struct http_server *s);
+void http__events_close(struct http_server *s);
+void http__events_free(struct http_server *s);
+void http__events_stream(struct http_server *s,
+                         h2o_req_t *req,
+                         const struct http_args *a);
+/* GET /v1/jobs/{id}?wait=: 0 to answer now (no wait, a bad id, the job is
+ * final), 1 when parked until the job ends or the wait does, -1 when
+ * answered (400/503). */
+int http__job_wait(struct http_server *s, h2o_req_t *req, uint64_t id);
+/* The plain GET /v1/jobs/{id} answer from the local state (jobs.c). */
+void http__job_answer(struct http_server *s, h2o_req_t *req, uint64_t id);
 
 /* reply.c */
 void http__send_json(h2o_req_t *req, int status, json_t *body, uint64_t index);
@@ -477,8 +496,22 @@ void http__digest(struct http_server *s,
 void http__metrics(struct http_server *s,
                    h2o_req_t *req,
                    const struct http_args *a);
+/* Count the jobs of a SUBMIT's result @res from @from on that were
+ * created (no idempotency key matched): s->submitted and per queue. */
+void http__count_created(struct http_server *s,
+                         const struct fsm_result *res,
+                         uint32_t from);
+/* http/dashboard.c: GET / and /dashboard (index.html), GET /ui/{file}. */
 void http__dashboard(struct http_server *s,
                      h2o_req_t *req,
                      const struct http_args *a);
+void http__dashboard_file(struct http_server *s,
+                          h2o_req_t *req,
+                          const struct http_args *a);
+
+/* dashboard.c: GET /v1/openapi.json (http/openapi.json). */
+void http__openapi(struct http_server *s,
+                   h2o_req_t *req,
+                   const struct http_args *a);
 
 #endif /* HTTP_INTERNAL_H_ */

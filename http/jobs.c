@@ -102,7 +102,9 @@ static void settle(struct http_server *s,
         return;
     }
     created = kind == CALL_SUBMIT ? created_count(res) : 0;
-    s->submitted += (unsigned long long)created;
+    if (created > 0) {
+        http__count_created(s, res, 0);
+    }
     rv = render_jobs(s, pool, res, batch, &o->body);
     if (rv != 0) {
         o->err = rv;
@@ -412,7 +414,7 @@ static bool parse_id_or_404(h2o_req_t *req,
     return true;
 }
 
-static void get_job_now(struct http_server *s, h2o_req_t *req, uint64_t id)
+void http__job_answer(struct http_server *s, h2o_req_t *req, uint64_t id)
 {
     struct fsm_reader *rd;
     struct fsm_job job;
@@ -478,7 +480,7 @@ static void barrier_done_cb(void *data, int status, const char *msg)
         http__send_err(req, status, NULL, msg);
         return;
     }
-    get_job_now(s, req, id);
+    http__job_answer(s, req, id);
 }
 
 void http__jobs_get(struct http_server *s,
@@ -492,6 +494,9 @@ void http__jobs_get(struct http_server *s,
 
     if (!parse_id_or_404(req, ids, len, &id)) {
         return;
+    }
+    if (http__job_wait(s, req, id) != 0) {
+        return; /* Parked until the job ends, or answered 400/503. */
     }
     if (http__query(req, "consistency", buf, sizeof buf) != NULL &&
         strcmp(buf, "linearizable") == 0 && cluster_is_leader(s->cluster)) {
@@ -507,7 +512,7 @@ void http__jobs_get(struct http_server *s,
         }
         return;
     }
-    get_job_now(s, req, id);
+    http__job_answer(s, req, id);
 }
 
 struct list_ctx
@@ -623,7 +628,7 @@ static void list_render(struct call *call)
     }
     http__sb_puts(&ctx.b, "]");
     if (next[0] != '\0') {
-        /* Cursors are [a-z0-9] only: no escaping needed. */
+        /* Cursors are [A-Za-z0-9] only: no escaping needed. */
         http__sb_printf(&ctx.b, ",\"next_cursor\":\"%s\"", next);
     }
     http__sb_puts(&ctx.b, "}");
@@ -634,7 +639,7 @@ void http__jobs_list_status(struct http_server *s,
                             h2o_req_t *req,
                             uint8_t fixed)
 {
-    char status[32], limit[16];
+    char status[32], limit[16], order[8];
     struct list_req *lr;
     struct call *call;
 
@@ -670,6 +675,15 @@ void http__jobs_list_status(struct http_server *s,
             return;
         }
         lr->q.limit = (unsigned)v;
+    }
+    if (http__query(req, "order", order, sizeof order) != NULL) {
+        lr->q.desc = strcmp(order, "desc") == 0;
+        if (!lr->q.desc && strcmp(order, "asc") != 0) {
+            http__call_unref(call);
+            http__send_error(req, 400, "invalid_argument", "order",
+                             "must be asc or desc");
+            return;
+        }
     }
     if (http__query(req, "cursor", lr->cursor, sizeof lr->cursor) != NULL &&
         lr->cursor[0] != '\0') {

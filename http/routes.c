@@ -39,6 +39,7 @@ const struct http_route http__routes[] = {
     {"POST", "/v1/jobs/{id}/resume", http__schedule_resume, LEADER, SUBMIT},
     {"POST", "/v1/jobs/{id}/trigger", http__schedule_trigger, LEADER, SUBMIT},
     {"POST", "/v1/jobs/{id}/retry", http__job_retry, LEADER, SUBMIT},
+    {"GET", "/v1/events", http__events_stream, 0, READ},
     {"GET", "/v1/schedule/preview", http__schedule_preview, 0, READ},
     {"GET", "/v1/dlq", http__dlq_list, 0, READ},
     {"DELETE", "/v1/dlq", http__dlq_delete, LEADER, ADMIN},
@@ -71,6 +72,8 @@ const struct http_route http__routes[] = {
     {"GET", "/metrics", http__metrics, METRICS, READ},
     {"GET", "/", http__dashboard, 0, NULL},
     {"GET", "/dashboard", http__dashboard, 0, NULL},
+    {"GET", "/ui/{file}", http__dashboard_file, 0, NULL},
+    {"GET", "/v1/openapi.json", http__openapi, 0, NULL},
     /* The seeds' aliases. */
     {"POST", "/jobs", http__jobs_submit, LEADER, SUBMIT},
     {"GET", "/jobs", http__jobs_list, 0, READ},

@@ -759,7 +759,7 @@ int http_server_start(uv_loop_t *loop,
     h2o_create_filter(&host->fallback_path, sizeof(h2o_filter_t))
         ->on_setup_ostream = json_errors_setup;
     h2o_context_init(&s->ctx, loop, &s->config);
-    if (http__hold_init(s) != 0) {
+    if (http__hold_init(s) != 0 || http__events_init(s) != 0) {
         snprintf(errmsg, size, "out of memory");
         return ERR_NOMEM;
     }
@@ -827,6 +827,7 @@ void http_server_close(struct http_server *s,
     /* No more keep-alive, new requests get 503, HTTP/2 gets a GOAWAY. */
     h2o_context_request_shutdown(&s->ctx);
     http__hold_close(s);
+    http__events_close(s);
     s->config.http1.callbacks.foreach_request(&s->ctx, shut_read, NULL);
     uv_close((uv_handle_t *)&s->sweep, NULL);
     /* Shutdown is requested: the deferred calls answer 503 now. */
@@ -884,6 +885,7 @@ void http_server_destroy(struct http_server *s)
     h2o_context_dispose(&s->ctx);
     h2o_config_dispose(&s->config);
     http__hold_free(s);
+    http__events_free(s);
     SSL_CTX_free(s->ssl_ctx);
     free(s->addr);
     free(s);

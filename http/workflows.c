@@ -22,7 +22,7 @@ static void wf_created_cb(void *data, int status, const struct fsm_result *res)
     if (req == NULL || http__failed(req, status, res)) {
         return;
     }
-    s->submitted += res->n_ids > 0 ? res->n_ids - 1 : 0;
+    http__count_created(s, res, 1);
     http__workflow_send(s, req, res->ids[0], 201);
 }
 

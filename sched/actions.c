@@ -72,6 +72,10 @@ static void done_cb(void *data, int status, const struct fsm_result *res)
 {
     struct action *a = data;
     struct sched *sc = a->sc;
+    if (a->kind == SCHED_TRIGGER && status == 0 && res->code == 0 &&
+        res->n_ids > 0 && res->existed[0] == FSM_ITEM_OK) {
+        sc->stats.fire_runs++; /* A manual run: rota_schedule_fires_total. */
+    }
     finish(a, status, res);
     pump(sc);
 }

@@ -53,7 +53,16 @@ static void fired_cb(void *data, int status, const struct fsm_result *res)
     sc->n_fire_ids = 0;
     if (status == 0 && res->code == 0) {
         for (uint32_t i = 0; i < res->n_ids; i++) {
-            sc->stats.fired += res->existed[i] == FSM_ITEM_OK;
+            const struct fsm_item *it = &sc->fire_items[i];
+            if (res->existed[i] != FSM_ITEM_OK) {
+                continue;
+            }
+            sc->stats.fired++;
+            if (it->action == FSM_FIRE_SKIP) {
+                sc->stats.skips += it->skipped > 0 ? it->skipped : 1;
+            } else {
+                sc->stats.fire_runs++;
+            }
         }
     }
     sched__actions_pump(sc); /* Actions held by this FIRE. */

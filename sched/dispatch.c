@@ -315,6 +315,32 @@ static void answer(struct waiter *w, const uint64_t *jobs, unsigned n)
     free(w);
 }
 
+/* Per-queue counters of jobs just leased: started, and the start delay
+ * from when the job was ready (run_at: delayed start, retry backoff; else
+ * its creation) to its lease. */
+static void count_started(struct sched *sc, const uint64_t *ids, unsigned n)
+{
+    struct fsm_reader *rd;
+    sc->stats.started += n;
+    if (n == 0 || fsm_read_begin(sc->io.fsm(sc->io.data), &rd) != 0) {
+        return;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        struct fsm_job job;
+        if (fsm_get_job(rd, ids[i], &job) != 0) {
+            continue;
+        }
+        struct sched_queue_stats *q = sched__qstats(sc, job.queue);
+        int64_t ready = job.run_at > 0 ? job.run_at : job.created_at;
+        q->started++;
+        if (ready > 0 && job.started_at > 0) {
+            sched_hist_observe(&q->start_delay,
+                               (double)(job.started_at - ready) / 1000.0);
+        }
+    }
+    fsm_read_end(rd);
+}
+
 struct assign_batch
 {
     struct sched *sc;
@@ -347,7 +373,7 @@ static void assigned_cb(void *data, int status, const struct fsm_result *res)
                 ids[k++] = res->ids[j];
             }
         }
-        sc->stats.started += k;
+        count_started(sc, ids, k);
         answer(w, ids, k);
         free(ids);
         first += n;

@@ -145,6 +145,17 @@ struct live
     int64_t reported_at;
 };
 
+/* A lease given back without a result (WORKER_DOWN/DEL, RELEASE): its
+ * queue's counters, and whether its job has no attempt left (dead). */
+struct lease_end
+{
+    unsigned slot;
+    bool dead;
+};
+void sched__count_lease_ends(struct sched *sc,
+                             const struct fsm_result *res,
+                             const struct lease_end *ends);
+
 struct live *sched__live_find(struct sched *sc, uint64_t id);
 /* A sign of life of @id at @now: deadline now + TTL. */
 struct live *sched__live_touch(struct sched *sc, uint64_t id, int64_t now);
@@ -173,6 +184,13 @@ void sched__actions_fail_all(struct sched *sc, int status);
 /* Start the actions that may go now (after a FIRE applied). */
 void sched__actions_pump(struct sched *sc);
 
+/* ---- stats.c ------------------------------------------------------------ */
+
+int sched__qstats_init(struct sched *sc);
+/* The index of @queue's counters (stable: entries are never removed). */
+unsigned sched__qstats_slot(struct sched *sc, struct fsm_str queue);
+struct sched_queue_stats *sched__qstats(struct sched *sc, struct fsm_str queue);
+
 /* ---- sched.c --------------------------------------------------------------
  */
 
@@ -193,6 +211,7 @@ struct sched
     struct fsm_item fire_items[MAX_ITEMS];
     struct fsm_item retain_items[RETENTION_BATCH];
     struct fsm_item reclaim_items[MAX_RELEASE];
+    struct lease_end reclaim_ends[MAX_RELEASE];
     char reasons[MAX_ITEMS][SCHED_REASON_SIZE];
     uint64_t fire_ids[MAX_ITEMS]; /* Schedules in the in-flight FIRE. */
     unsigned n_fire_ids;
@@ -201,6 +220,11 @@ struct sched
     struct counts running;
     struct list actions; /* Schedule actions waiting or in flight. */
     struct sched_stats stats;
+    /* stats.c: per-queue counters, SCHED_STATS_QUEUES named + the
+     * overflow entry at index SCHED_STATS_QUEUES. */
+    struct sched_queue_stats *qstats;
+    unsigned n_qstats;
+    bool qstats_other;
 };
 
 int64_t sched__now(struct sched *sc);

@@ -94,11 +94,54 @@ void sched__live_reset(struct sched *sc, int64_t now)
 
 /* ---- Declaring workers down ------------------------------------------- */
 
+void sched__count_lease_ends(struct sched *sc,
+                             const struct fsm_result *res,
+                             const struct lease_end *ends)
+{
+    for (uint32_t i = 0; i < res->n_ids; i++) {
+        if (res->existed[i] == FSM_ITEM_OK) {
+            sc->qstats[ends[i].slot].failed++;
+            sc->qstats[ends[i].slot].dead += ends[i].dead;
+        }
+    }
+}
+
+static struct lease_end lease_end_of(struct sched *sc,
+                                     const struct fsm_job *job)
+{
+    struct lease_end e = {sched__qstats_slot(sc, job->queue),
+                          job->attempts >= job->max_attempts};
+    return e;
+}
+
+/* A WORKER_DOWN/DEL in flight: its leases' counters, then the caller's
+ * callback. */
+struct release
+{
+    struct sched *sc;
+    sched_submit_cb cb;
+    void *data;
+    struct lease_end ends[MAX_RELEASE];
+};
+
+static void release_done_cb(void *data,
+                            int status,
+                            const struct fsm_result *res)
+{
+    struct release *rel = data;
+    if (status == 0 && res->code == 0) {
+        sched__count_lease_ends(rel->sc, res, rel->ends);
+    }
+    rel->cb(rel->data, status, res);
+    free(rel);
+}
+
 struct down_ctx
 {
     struct sched *sc;
     uint64_t worker;
     struct fsm_item *items;
+    struct lease_end *ends;
     unsigned n, cap;
     int64_t now;
 };
@@ -113,6 +156,7 @@ static int collect_leases_cb(void *data, const struct fsm_job *job)
     d->items[d->n].token = job->lease_token;
     d->items[d->n].retry_at =
         sched__retry_at(job, d->now, sched__uniform(d->sc));
+    d->ends[d->n] = lease_end_of(d->sc, job);
     d->n++;
     return 0;
 }
@@ -124,22 +168,34 @@ int sched__release_worker(struct sched *sc,
                           void *data)
 {
     struct fsm_item *items = calloc(MAX_RELEASE, sizeof *items);
-    struct down_ctx d = {sc, worker, items, 0, MAX_RELEASE, sched__now(sc)};
+    struct release *rel = malloc(sizeof *rel);
+    struct down_ctx d = {sc, worker,      items,         NULL,
+                         0,  MAX_RELEASE, sched__now(sc)};
     struct fsm_reader *rd;
     int rv;
 
-    if (items == NULL) {
+    if (items == NULL || rel == NULL) {
+        free(items);
+        free(rel);
         return ERR_NOMEM;
     }
+    rel->sc = sc;
+    rel->cb = cb;
+    rel->data = data;
+    d.ends = rel->ends;
     rv = fsm_read_begin(sc->io.fsm(sc->io.data), &rd);
     if (rv == 0) {
         if (sched__counts_worker(&sc->running, worker) > 0) {
             fsm_running(rd, collect_leases_cb, &d);
         }
         fsm_read_end(rd);
-        rv = sched__submit_items(sc, type, worker, items, d.n, cb, data);
+        rv = sched__submit_items(sc, type, worker, items, d.n, release_done_cb,
+                                 rel);
     }
     free(items);
+    if (rv != 0) {
+        free(rel);
+    }
     return rv;
 }
 
@@ -200,6 +256,7 @@ static int reclaim_cb(void *data, const struct fsm_job *job)
                             sizeof job->id, cmp_u64) != NULL)) {
         return 0;
     }
+    r->sc->reclaim_ends[r->n] = lease_end_of(r->sc, job);
     struct fsm_item *it = &r->sc->reclaim_items[r->n++];
     memset(it, 0, sizeof *it);
     it->job_id = job->id;
@@ -221,6 +278,7 @@ static void released_cb(void *data, int status, const struct fsm_result *res)
         for (uint32_t i = 0; i < res->n_ids; i++) {
             sc->stats.unreceived += res->existed[i] == FSM_ITEM_OK;
         }
+        sched__count_lease_ends(sc, res, sc->reclaim_ends);
     }
 }
 

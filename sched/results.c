@@ -17,8 +17,12 @@ struct relay
     sched_submit_cb cb;
     void *data;
     int64_t *durations; /* COMPLETE: ms per item (-1: unknown). */
-    uint8_t *kind;      /* COMPLETE: 1 success, 2 final failure, 0 retry. */
+    uint8_t *kind;      /* COMPLETE: an OUTCOME_* per item. */
+    unsigned *slot;     /* COMPLETE: the item's queue counters. */
 };
+
+/* What a result does to its job (0: the job was not found). */
+enum { OUTCOME_OK = 1, OUTCOME_DEAD, OUTCOME_RETRY };
 
 static struct relay *relay_new(struct sched *sc, sched_submit_cb cb, void *data)
 {
@@ -35,6 +39,7 @@ static void relay_free(struct relay *r)
 {
     free(r->durations);
     free(r->kind);
+    free(r->slot);
     free(r);
 }
 
@@ -84,15 +89,20 @@ static void record_durations(struct sched *sc,
 {
     struct sched_stats *st = &sc->stats;
     for (uint32_t i = 0; i < res->n_ids; i++) {
-        if (res->existed[i] != FSM_ITEM_OK) {
+        if (res->existed[i] != FSM_ITEM_OK || r->kind[i] == 0) {
             continue;
         }
-        st->completed += r->kind[i] == 1;
-        st->failed += r->kind[i] == 2;
+        struct sched_queue_stats *q = &sc->qstats[r->slot[i]];
+        st->completed += r->kind[i] == OUTCOME_OK;
+        st->failed += r->kind[i] == OUTCOME_DEAD;
+        q->completed += r->kind[i] == OUTCOME_OK;
+        q->failed += r->kind[i] != OUTCOME_OK;
+        q->dead += r->kind[i] == OUTCOME_DEAD;
         if (r->durations[i] < 0) {
             continue;
         }
         double sec = (double)r->durations[i] / 1000.0;
+        sched_hist_observe(&q->duration, sec);
         st->duration_sum += sec;
         st->duration_count++;
         for (int k = 0; k < SCHED_DURATION_BUCKETS; k++) {
@@ -117,7 +127,8 @@ static void apply_policy(struct sched *sc,
                          struct fsm_item *it,
                          int64_t now,
                          int64_t *duration,
-                         uint8_t *kind)
+                         uint8_t *kind,
+                         unsigned *slot)
 {
     struct fsm_job job;
     struct sched_spec sp;
@@ -126,6 +137,7 @@ static void apply_policy(struct sched *sc,
     if (fsm_get_job(rd, it->job_id, &job) != 0) {
         return;
     }
+    *slot = sched__qstats_slot(sc, job.queue);
     sched__spec_read(&job, &sp);
     it->retry_at =
         now + policy_backoff_ms(job.attempts, sp.initial_ms, sp.multiplier,
@@ -136,9 +148,10 @@ static void apply_policy(struct sched *sc,
     if (job.started_at > 0) {
         *duration = now - job.started_at;
     }
-    *kind = it->ok                                                 ? 1
-            : (!it->retryable || job.attempts >= job.max_attempts) ? 2
-                                                                   : 0;
+    *kind = it->ok ? OUTCOME_OK
+            : (!it->retryable || job.attempts >= job.max_attempts)
+                ? OUTCOME_DEAD
+                : OUTCOME_RETRY;
 }
 
 int sched_complete(struct sched *sc,
@@ -154,7 +167,8 @@ int sched_complete(struct sched *sc,
     int rv;
 
     if (r == NULL || (r->durations = calloc(n, sizeof *r->durations)) == NULL ||
-        (r->kind = calloc(n, 1)) == NULL) {
+        (r->kind = calloc(n, 1)) == NULL ||
+        (r->slot = calloc(n, sizeof *r->slot)) == NULL) {
         if (r != NULL) {
             relay_free(r);
         }
@@ -167,7 +181,8 @@ int sched_complete(struct sched *sc,
         return rv;
     }
     for (unsigned i = 0; i < n; i++) {
-        apply_policy(sc, rd, &items[i], now, &r->durations[i], &r->kind[i]);
+        apply_policy(sc, rd, &items[i], now, &r->durations[i], &r->kind[i],
+                     &r->slot[i]);
     }
     fsm_read_end(rd);
     rv =

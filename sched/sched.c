@@ -15,9 +15,6 @@
 #include "common/log.h"
 #include "sched/internal.h"
 
-const double sched_duration_bounds_s[SCHED_DURATION_BUCKETS] = {
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60};
-
 int64_t sched__now(struct sched *sc)
 {
     return sc->io.now(sc->io.data);
@@ -74,6 +71,10 @@ int sched_create(const struct sched_io *io,
     if (sc == NULL) {
         return ERR_NOMEM;
     }
+    if (sched__qstats_init(sc) != 0) {
+        free(sc);
+        return ERR_NOMEM;
+    }
     sc->io = *io;
     sc->cfg = *cfg;
     sc->ttl_ms = cfg->worker_ttl_ms >= 500 ? cfg->worker_ttl_ms : 10000;
@@ -106,6 +107,7 @@ void sched_destroy(struct sched *sc)
     }
     free(sc->live);
     sched__counts_free(&sc->running);
+    free(sc->qstats);
     free(sc);
 }
 
@@ -157,9 +159,4 @@ unsigned sched_worker_ttl_ms(const struct sched *sc)
 unsigned sched_heartbeat_ms(const struct sched *sc)
 {
     return (unsigned)(sc->ttl_ms / 5);
-}
-
-void sched_stats(const struct sched *sc, struct sched_stats *out)
-{
-    *out = sc->stats;
 }

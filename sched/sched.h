@@ -194,14 +194,55 @@ int sched_parse_duration(const char *s, int64_t max_ms, int64_t *ms);
 
 #define SCHED_DURATION_BUCKETS 12
 extern const double sched_duration_bounds_s[SCHED_DURATION_BUCKETS];
+
+/* A Prometheus histogram over sched_duration_bounds_s (seconds): buckets
+ * are not cumulative here (the renderer sums them). */
+struct sched_hist
+{
+    unsigned long long buckets[SCHED_DURATION_BUCKETS + 1]; /* Last: +Inf. */
+    double sum;
+    unsigned long long count;
+};
+void sched_hist_observe(struct sched_hist *h, double seconds);
+
+/* Per-queue counters are kept for at most SCHED_STATS_QUEUES queue names
+ * (the first ones seen since this process started); events of any other
+ * queue count under SCHED_STATS_OTHER, so a flood of queue names cannot
+ * grow the leader's memory or the /metrics page without bound. */
+#define SCHED_STATS_QUEUES 256
+#define SCHED_STATS_OTHER "_other"
+#define SCHED_STATS_NAME_MAX 128 /* Longest queue name (the API's limit). */
+struct sched_queue_stats
+{
+    char name[SCHED_STATS_NAME_MAX + 1];
+    unsigned long long submitted;  /* Jobs created through the API. */
+    unsigned long long started;    /* Attempts leased to a worker. */
+    unsigned long long completed;  /* Attempts that succeeded. */
+    unsigned long long failed;     /* Attempts that failed (lease loss too). */
+    unsigned long long dead;       /* Jobs moved to the dead-letter queue. */
+    struct sched_hist duration;    /* Run time of accepted results. */
+    struct sched_hist start_delay; /* Ready (run_at or created) to start. */
+};
+
 struct sched_stats
 {
+    /* completed, failed: whole jobs (success; dead letter). */
     unsigned long long started, completed, failed, lost;
-    unsigned long long fired, unreceived, expired;
+    /* fired: FIRE items applied (runs and skips); fire_runs: occurrences
+     * and triggers that created a run; skips: occurrences skipped. */
+    unsigned long long fired, fire_runs, skips, unreceived, expired;
     unsigned long long duration_buckets[SCHED_DURATION_BUCKETS];
     double duration_sum;
     unsigned long long duration_count;
 };
 void sched_stats(const struct sched *sc, struct sched_stats *out);
+
+/* The per-queue counters (borrowed until the next call into sched): *n
+ * entries, the SCHED_STATS_OTHER one last if any event overflowed. */
+const struct sched_queue_stats *sched_queue_stats(const struct sched *sc,
+                                                  unsigned *n);
+
+/* @n jobs of @queue ("" = "default") created through the API. */
+void sched_count_submitted(struct sched *sc, struct fsm_str queue, unsigned n);
 
 #endif /* SCHED_SCHED_H_ */

@@ -4,13 +4,15 @@
 set -euo pipefail
 
 # clang and libclang-rt-14-dev: libFuzzer and the sanitizers (scripts/fuzz.sh);
-# python3-yaml, dpkg-dev, systemd: the packaging tests (compose, .deb, units).
+# python3-yaml, dpkg-dev, systemd: the packaging tests (compose, .deb, units);
+# prometheus: promtool for tests/integration/test_metrics.py;
+# chromium: the dashboard's browser tests (tests/browser, with node and npm).
 PKGS=(build-essential pkg-config meson ninja-build clang-format clang-tidy
       clang libclang-rt-14-dev
       libraft-dev libuv1-dev liblmdb-dev libh2o-dev libssl-dev liblz4-dev
       libjansson-dev libcurl4-openssl-dev libyaml-dev libcmocka-dev libicu-dev
       python3 python3-pytest curl iproute2 iptables openssl
-      python3-yaml dpkg-dev systemd)
+      python3-yaml dpkg-dev systemd prometheus chromium)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -18,28 +20,27 @@ for p in "${PKGS[@]}"; do
         missing+=("$p")
     fi
 done
-# Node.js 20+ with npm: the TypeScript client (clients/node) builds and
-# tests with them (its own packages come from npm ci, in scripts/test.sh).
+# node and npm may come from elsewhere (nodesource's nodejs has npm inside):
+# Debian's only when there is none.
 if ! command -v node >/dev/null 2>&1; then
     missing+=(nodejs)
-elif ! command -v npm >/dev/null 2>&1; then
+fi
+if ! command -v npm >/dev/null 2>&1; then
     missing+=(npm)
 fi
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
-fi
 if [ ${#missing[@]} -ne 0 ]; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then
+        SUDO="sudo"
+    fi
     echo "deps: installing ${missing[*]}"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-    if [[ " ${missing[*]} " == *" nodejs "* ]] && ! command -v npm >/dev/null 2>&1; then
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq npm >/dev/null
-    fi
     echo "deps: done"
 fi
+# The TypeScript client (clients/node) needs Node.js 20 or newer.
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [ "$node_major" -lt 20 ] || ! command -v npm >/dev/null 2>&1; then
-    echo "deps: clients/node needs Node.js 20 or newer and npm (node: $(node --version 2>/dev/null || echo none))" >&2
+if [ "$node_major" -lt 20 ]; then
+    echo "deps: clients/node needs Node.js 20 or newer (node: $(node --version 2>/dev/null || echo none))" >&2
     exit 1
 fi

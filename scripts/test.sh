@@ -48,13 +48,17 @@ echo "== unit and cluster tests under ASan+UBSan (build-asan/)"
 run_meson build-asan
 
 
-# pytest over tests/integration against the rotad of build dir $1; extra
-# environment in the rest of the arguments.
+# pytest over tests/integration (or --path P) against the rotad of build
+# dir $1; extra environment in the rest of the arguments.
 run_pytest() {
-    local dir=$1 out rc p f
+    local dir=$1 path=tests/integration out rc p f
     shift
+    if [ "${1:-}" = "--path" ]; then
+        path=$2
+        shift 2
+    fi
     out=$(env "$@" ROTA_BUILD_DIR="$(pwd)/$dir" timeout 1500 \
-          /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1)
+          /usr/bin/python3 -m pytest -q -p no:cacheprovider "$path" 2>&1)
     rc=$?
     echo "$out" | tail -40
     p=$(echo "$out" | tail -1 | grep -oE "[0-9]+ passed" | grep -oE "[0-9]+" || true)
@@ -76,6 +80,21 @@ echo "== multi-process tests against the ASan+UBSan build"
 run_pytest build-asan ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     ROTA_WORKER_BIN="$(pwd)/build/worker/rota-worker"
+
+# The dashboard in Debian's headless chromium (tests/browser): puppeteer-core
+# from the committed package-lock.json, never a downloaded browser.
+echo "== browser tests (tests/browser)"
+if (cd tests/browser && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund \
+        --loglevel=error >/dev/null); then
+    run_pytest build --path tests/browser
+else
+    echo "npm ci failed in tests/browser"
+    failed=$((failed + 1))
+fi
+
+# The Python client library (clients/python) against real clusters.
+echo "== Python client tests"
+run_pytest build --path clients/python/tests
 
 # The TypeScript client (clients/node) against real 3-node clusters of
 # build/'s rotad: npm ci and build (quiet), then node's test runner; its

@@ -2,7 +2,7 @@
  *
  *   rota-worker --servers URL[,URL...] [--queues default,email]
  *               [--concurrency N] [--name NAME] [--output-limit BYTES]
- *               [--drain-timeout S] [--kill-grace S]
+ *               [--drain-timeout S] [--kill-grace S] [--exec-dir DIR]
  *
  * Any server will do: writes are forwarded to the leader. On a connection
  * error or a 5xx the worker rotates to the next server. Results that could
@@ -37,8 +37,15 @@ struct worker
     struct creds creds; /* --ca-file, the ACL token. */
     unsigned heartbeat_ms;
     pthread_mutex_t lock;
-    struct run *runs; /* Running jobs (linked). */
-    int n_running;
+    pthread_cond_t work;      /* A run was queued, or the pool stops. */
+    pthread_cond_t slot_free; /* A run ended. */
+    pthread_t *pool;          /* --concurrency threads, made at start. */
+    int n_pool;
+    struct run *runs;   /* Every lease held: queued or running (linked). */
+    struct run *queue;  /* Leased, waiting for a pool thread (FIFO). */
+    struct run **qtail; /* Where the next queued run goes. */
+    int n_running;      /* Leases held (length of runs). */
+    bool stop_pool;
     json_t *pending;  /* Results to deliver (array). */
     json_t *flushing; /* Results being delivered now (array or NULL). */
     volatile sig_atomic_t draining;
@@ -122,7 +129,7 @@ static long call(CURL *c,
 static void register_worker(CURL *c)
 {
     json_t *qs = json_array();
-    char copy[1024], *save = NULL;
+    char copy[WORKER_TYPES_MAX + 1], *save = NULL;
     long backoff = 100;
 
     snprintf(copy, sizeof copy, "%s", W.queues);
@@ -130,7 +137,7 @@ static void register_worker(CURL *c)
          q = strtok_r(NULL, ",", &save)) {
         json_array_append_new(qs, json_string(q));
     }
-    char types[256];
+    char types[WORKER_TYPES_MAX + 1];
     json_t *ts = json_array();
     worker_types(types, sizeof types);
     snprintf(copy, sizeof copy, "%s", types);
@@ -189,75 +196,132 @@ static void register_worker(CURL *c)
 /* ---- Jobs ------------------------------------------------------------------
  */
 
-static void push_result(struct run *r, const struct outcome *o)
+/* The result of @r, queued for the completion thread; @r leaves the runs
+ * in the same critical section, so a heartbeat always lists the lease once
+ * (running or with its result queued). NULL @o: report nothing (lost). */
+static void finish(struct run *r, const struct outcome *o)
 {
-    json_t *res = json_pack("{s:s,s:I,s:b,s:b,s:i}", "id", r->id, "token",
-                            (json_int_t)r->token, "ok", o->ok, "retryable",
-                            o->retryable, "exit_code", o->exit_code);
-    if (o->error[0] != '\0') {
-        json_object_set_new(res, "error", json_string(o->error));
-    }
-    if (o->output != NULL) {
-        json_t *s = json_string(o->output); /* NULL if not UTF-8. */
-        json_object_set_new(res, "output",
-                            s != NULL ? s : json_string("(binary output)"));
-    }
-    if (o->result != NULL) {
-        json_object_set(res, "result", o->result);
+    json_t *res = NULL;
+    if (o != NULL) {
+        res = json_pack("{s:s,s:I,s:b,s:b,s:i}", "id", r->id, "token",
+                        (json_int_t)r->token, "ok", o->ok, "retryable",
+                        o->retryable, "exit_code", o->exit_code);
+        if (o->error[0] != '\0') {
+            json_object_set_new(res, "error", json_string(o->error));
+        }
+        if (o->output != NULL) {
+            json_t *s = json_string(o->output); /* NULL if not UTF-8. */
+            json_object_set_new(res, "output",
+                                s != NULL ? s : json_string("(binary output)"));
+        }
+        if (o->result != NULL) {
+            json_object_set(res, "result", o->result);
+        }
     }
     pthread_mutex_lock(&W.lock);
-    json_array_append_new(W.pending, res);
+    if (res != NULL) {
+        json_array_append_new(W.pending, res);
+    }
+    for (struct run **pp = &W.runs; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    }
+    W.n_running--;
+    pthread_cond_signal(&W.slot_free);
     pthread_mutex_unlock(&W.lock);
+    json_decref(r->job);
+    free(r);
 }
 
-static void *job_thread(void *arg)
+/* Run one leased job with its executor and report it. */
+static void run_job(struct run *r)
 {
-    struct run *r = arg;
     struct outcome o;
     const char *type = json_string_value(json_object_get(r->job, "type"));
     const struct executor *e = executor_find(type != NULL ? type : "");
 
     memset(&o, 0, sizeof o);
-    if (e == NULL) {
+    if (r->lost) {
+        /* Lost before it started: nothing to report. */
+    } else if (r->cancel) {
+        snprintf(o.error, sizeof o.error, "cancelled"); /* Never started. */
+    } else if (e == NULL) {
         snprintf(o.error, sizeof o.error, "unknown job type \"%s\"",
                  type != NULL ? type : "");
         o.retryable = false; /* An invalid job is not retried. */
     } else {
         e->run(r, &o);
     }
-    if (!r->lost) {
-        push_result(r, &o);
+    if (r->drain && !o.ok) {
+        /* Stopped because the worker is stopping: not the job's fault. */
+        snprintf(o.error, sizeof o.error, "worker stopped (drain timeout)");
+        o.retryable = true;
     }
+    finish(r, r->lost ? NULL : &o);
     free(o.output);
     json_decref(o.result);
+}
+
+/* One of the pool's threads: runs queued jobs until the pool stops. */
+static void *pool_thread(void *arg)
+{
+    (void)arg;
     pthread_mutex_lock(&W.lock);
-    r->done = true;
+    for (;;) {
+        while (W.queue == NULL && !W.stop_pool) {
+            pthread_cond_wait(&W.work, &W.lock);
+        }
+        struct run *r = W.queue;
+        if (r == NULL) {
+            break; /* Stopping, and nothing left to run. */
+        }
+        W.queue = r->qnext;
+        if (W.queue == NULL) {
+            W.qtail = &W.queue;
+        }
+        pthread_mutex_unlock(&W.lock);
+        run_job(r);
+        pthread_mutex_lock(&W.lock);
+    }
     pthread_mutex_unlock(&W.lock);
     return NULL;
 }
 
-/* Join finished job threads and free them. */
-static void reap(void)
+static void pool_start(void)
 {
-    pthread_mutex_lock(&W.lock);
-    struct run **pp = &W.runs;
-    while (*pp != NULL) {
-        struct run *r = *pp;
-        if (r->done) {
-            *pp = r->next;
-            W.n_running--;
-            pthread_mutex_unlock(&W.lock);
-            pthread_join(r->thread, NULL);
-            json_decref(r->job);
-            free(r);
-            pthread_mutex_lock(&W.lock);
-        } else {
-            pp = &r->next;
+    pthread_attr_t attr;
+    W.pool = calloc((size_t)W.concurrency, sizeof *W.pool);
+    W.qtail = &W.queue;
+    pthread_attr_init(&attr);
+    /* 1 MiB each (not the default 8): up to 10,000 of them at start. */
+    pthread_attr_setstacksize(&attr, 1024 * 1024);
+    for (W.n_pool = 0; W.n_pool < W.concurrency; W.n_pool++) {
+        int rv = pthread_create(&W.pool[W.n_pool], &attr, pool_thread, NULL);
+        if (rv != 0) {
+            LOG(LOG_ERROR, "cannot start the thread pool",
+                "threads=%d concurrency=%d error=\"%s\"", W.n_pool,
+                W.concurrency, strerror(rv));
+            exit(1);
         }
     }
-    pthread_mutex_unlock(&W.lock);
+    pthread_attr_destroy(&attr);
 }
 
+static void pool_stop(void)
+{
+    pthread_mutex_lock(&W.lock);
+    W.stop_pool = true;
+    pthread_cond_broadcast(&W.work);
+    pthread_mutex_unlock(&W.lock);
+    for (int i = 0; i < W.n_pool; i++) {
+        pthread_join(W.pool[i], NULL);
+    }
+    free(W.pool);
+}
+
+/* Hand a lease to the pool. */
 static void start_job(const struct lease *l)
 {
     struct run *r = calloc(1, sizeof *r);
@@ -269,8 +333,10 @@ static void start_job(const struct lease *l)
     r->next = W.runs;
     W.runs = r;
     W.n_running++;
+    *W.qtail = r;
+    W.qtail = &r->qnext;
+    pthread_cond_signal(&W.work);
     pthread_mutex_unlock(&W.lock);
-    pthread_create(&r->thread, NULL, job_thread, r);
 }
 
 /* ---- Heartbeats and completions -------------------------------------------
@@ -305,15 +371,13 @@ static void *heartbeat_thread(void *arg)
         char path[128];
         json_t *running = json_array(), *out = NULL;
         pthread_mutex_lock(&W.lock);
-        /* Every lease we hold: running, finished with the result still
-         * queued or being delivered. A lease left out is given back by
-         * the leader as never received. */
+        /* Every lease we hold: waiting for a thread, running, finished
+         * with the result still queued or being delivered. A lease left out is
+         * given back by the leader as never received. */
         for (struct run *r = W.runs; r != NULL; r = r->next) {
-            if (!r->done) {
-                json_array_append_new(
-                    running, json_pack("{s:s,s:I}", "id", r->id, "token",
-                                       (json_int_t)r->token));
-            }
+            json_array_append_new(running,
+                                  json_pack("{s:s,s:I}", "id", r->id, "token",
+                                            (json_int_t)r->token));
         }
         json_t *queued[2] = {W.pending, W.flushing}, *res;
         for (int q = 0; q < 2; q++) {
@@ -433,11 +497,14 @@ static void usage(FILE *f)
             "[--kill-grace S]\n"
             "       [--allow-shell [--shell-allow REGEX]] "
             "[--http-allow PREFIX]...\n"
+            "       [--exec-dir DIR]\n"
             "       [--ca-file F] [--token-file F]\n"
             "  env: ROTA_CA_FILE, ROTA_TOKEN (the secret) or ROTA_TOKEN_FILE\n"
             "  shell jobs run arbitrary commands as this user: they are off "
             "unless\n  --allow-shell (then only commands matching "
             "--shell-allow, if given).\n"
+            "  --exec-dir DIR: a job of type T runs the executable DIR/T, "
+            "payload on\n  stdin, result on stdout (JSON).\n"
             "  env: ROTA_SERVERS, ROTA_QUEUES, ROTA_CONCURRENCY, ROTA_NAME\n"
             "  SIGTERM drains: no new leases, running jobs finish (or are "
             "stopped and\n  given back after --drain-timeout), then it "
@@ -446,14 +513,21 @@ static void usage(FILE *f)
 
 static void parse(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"servers", 1, 0, 's'},      {"queues", 1, 0, 'q'},
-        {"concurrency", 1, 0, 'c'},  {"name", 1, 0, 'n'},
-        {"output-limit", 1, 0, 'o'}, {"drain-timeout", 1, 0, 'd'},
-        {"kill-grace", 1, 0, 'k'},   {"allow-shell", 0, 0, 'S'},
-        {"shell-allow", 1, 0, 'R'},  {"http-allow", 1, 0, 'H'},
-        {"ca-file", 1, 0, 'A'},      {"token-file", 1, 0, 'T'},
-        {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
+    static const struct option opts[] = {{"servers", 1, 0, 's'},
+                                         {"queues", 1, 0, 'q'},
+                                         {"concurrency", 1, 0, 'c'},
+                                         {"name", 1, 0, 'n'},
+                                         {"output-limit", 1, 0, 'o'},
+                                         {"drain-timeout", 1, 0, 'd'},
+                                         {"kill-grace", 1, 0, 'k'},
+                                         {"allow-shell", 0, 0, 'S'},
+                                         {"shell-allow", 1, 0, 'R'},
+                                         {"http-allow", 1, 0, 'H'},
+                                         {"ca-file", 1, 0, 'A'},
+                                         {"token-file", 1, 0, 'T'},
+                                         {"exec-dir", 1, 0, 'X'},
+                                         {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *servers = getenv("ROTA_SERVERS");
     const char *ca_file = NULL, *token_file = NULL;
     char host[128], err[256];
@@ -504,6 +578,9 @@ static void parse(int argc, char **argv)
             case 'R':
                 worker_shell_allow = optarg;
                 break;
+            case 'X':
+                worker_exec_dir = optarg;
+                break;
             case 'H':
                 if (worker_n_http_allow == WORKER_MAX_HTTP_ALLOW) {
                     fprintf(stderr, "rota-worker: at most %d --http-allow\n",
@@ -526,7 +603,7 @@ static void parse(int argc, char **argv)
         usage(stderr);
         exit(2);
     }
-    if (worker_policy_init() != 0) {
+    if (worker_policy_init() != 0 || worker_exec_dir_init() != 0) {
         exit(2);
     }
     if (creds_load(&W.creds, ca_file, token_file, err, sizeof err) != 0) {
@@ -541,27 +618,58 @@ static void parse(int argc, char **argv)
     free(copy);
 }
 
-static void drain(CURL *c)
+/* Until no lease is held or @deadline_ms (CLOCK_REALTIME ms; -1: none). */
+static void wait_idle(long long deadline_ms)
 {
-    long long waited = 0;
-    LOG(LOG_INFO, "draining", "running=%d timeout_s=%u", W.n_running,
-        W.drain_s);
-    while (W.n_running > 0 && waited < (long long)W.drain_s * 1000) {
-        reap();
-        sleep_ms(20);
-        waited += 20;
-    }
     pthread_mutex_lock(&W.lock);
-    for (struct run *r = W.runs; r != NULL; r = r->next) {
-        r->cancel = true; /* Stopped and given back (retryable). */
+    while (W.n_running > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        if (deadline_ms >= 0 && now >= deadline_ms) {
+            break;
+        }
+        long long until = deadline_ms >= 0 && deadline_ms < now + 100
+                              ? deadline_ms
+                              : now + 100;
+        ts.tv_sec = (time_t)(until / 1000);
+        ts.tv_nsec = (long)(until % 1000) * 1000000L;
+        pthread_cond_timedwait(&W.slot_free, &W.lock, &ts);
     }
     pthread_mutex_unlock(&W.lock);
-    while (W.n_running > 0) {
-        reap();
-        sleep_ms(20);
+}
+
+static void drain(CURL *c)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    LOG(LOG_INFO, "draining", "running=%d timeout_s=%u", W.n_running,
+        W.drain_s);
+    wait_idle((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
+              (long long)W.drain_s * 1000);
+    pthread_mutex_lock(&W.lock);
+    for (struct run *r = W.runs; r != NULL; r = r->next) {
+        r->drain = true; /* Stopped and given back (retryable). */
+        r->cancel = true;
     }
-    for (int i = 0; i < 100 && !flush_results(c); i++) {
-        sleep_ms(100);
+    pthread_mutex_unlock(&W.lock);
+    wait_idle(-1);
+    pool_stop();
+    /* Every result delivered, including a batch the completion thread
+     * is sending now: a DELETE before it would make those leases lost. */
+    for (int tries = 0; tries < 100;) {
+        pthread_mutex_lock(&W.lock);
+        bool idle = json_array_size(W.pending) == 0 && W.flushing == NULL;
+        pthread_mutex_unlock(&W.lock);
+        if (idle) {
+            break;
+        }
+        if (!flush_results(c)) {
+            tries++;
+            sleep_ms(100);
+        } else {
+            sleep_ms(5);
+        }
     }
     char path[128];
     snprintf(path, sizeof path, "/v1/workers/%s", W.id);
@@ -587,23 +695,35 @@ int main(int argc, char **argv)
     signal(SIGINT, on_signal);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     pthread_mutex_init(&W.lock, NULL);
+    pthread_cond_init(&W.work, NULL);
+    pthread_cond_init(&W.slot_free, NULL);
     W.pending = json_array();
     c = curl_easy_init();
     LOG(LOG_INFO, "started", "servers=%d queues=%s concurrency=%d", W.n_servers,
         W.queues, W.concurrency);
+    pool_start();
     register_worker(c);
     pthread_create(&hb, NULL, heartbeat_thread, NULL);
     pthread_create(&cp, NULL, complete_thread, NULL);
     while (!W.draining) {
         int free_slots;
-        reap();
-        pthread_mutex_lock(&W.lock);
-        free_slots = W.concurrency - W.n_running;
         char path[128];
+        pthread_mutex_lock(&W.lock);
+        if (W.n_running >= W.concurrency) {
+            /* Woken when a run ends; the timeout notices SIGTERM. */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&W.slot_free, &W.lock, &ts);
+        }
+        free_slots = W.concurrency - W.n_running;
         snprintf(path, sizeof path, "/v1/workers/%s/lease", W.id);
         pthread_mutex_unlock(&W.lock);
         if (free_slots <= 0) {
-            sleep_ms(5);
             continue;
         }
         json_t *out = NULL, *body = json_pack("{s:i,s:i}", "max", free_slots,

@@ -4,9 +4,9 @@
 /* rota-worker: registers, long-polls for leases, runs jobs through the
  * executor registry, heartbeats, reports results (docs/worker.md).
  *
- * Threads: the main thread leases; one thread per running job executes it;
- * a heartbeat thread and a completion thread talk to the cluster. Shared
- * state is under worker.lock. */
+ * Threads: the main thread leases; a fixed pool of --concurrency threads,
+ * made at start, runs the leased jobs from a queue; a heartbeat thread and a
+ * completion thread talk to the cluster. Shared state is under worker.lock. */
 
 #include <jansson.h>
 #include <pthread.h>
@@ -18,13 +18,13 @@ struct run
     char id[20];
     uint64_t token;
     unsigned attempt;
-    json_t *job; /* The job record (owned). */
-    pthread_t thread;
+    json_t *job;          /* The job record (owned). */
     volatile bool cancel; /* Stop it and report it cancelled. */
     volatile bool lost;   /* Stop it and report nothing (lease lost). */
+    volatile bool drain;  /* Stopped by the drain timeout: give it back. */
     volatile int pgid;    /* shell: the process group to signal. */
-    bool done;
-    struct run *next;
+    struct run *next;     /* Every lease held (worker.runs). */
+    struct run *qnext;    /* Leased, not started yet (worker.queue). */
 };
 
 /* What an executor reports. */
@@ -69,6 +69,49 @@ void exec_sleep(struct run *r, struct outcome *out);
 void exec_shell(struct run *r, struct outcome *out);
 void exec_http(struct run *r, struct outcome *out);
 
+void exec_dir(struct run *r, struct outcome *out);
+
+/* exec_proc.c: a child process for an executor (shell, exec-dir). */
+struct proc
+{
+    /* In: */
+    int stdin_fd; /* The child's stdin, or -1: the worker's. */
+    bool split;   /* stdout kept apart from stderr (out), else both: output. */
+    /* In the child, after the pipes are set up: set up and exec; never
+     * returns (exit 127 if it does). */
+    void (*child)(struct run *r, void *arg);
+    void *arg;
+    /* Out: */
+    char *out;       /* split: stdout (malloc'ed, NUL-terminated). */
+    size_t out_len;  /* Bytes kept in out (at most worker_output_limit). */
+    bool out_over;   /* split: stdout was longer than the limit. */
+    const char *why; /* "cancelled", "lease lost", "timeout" or NULL. */
+};
+/* Run it to its end, stopping its process group (SIGTERM, then SIGKILL
+ * after worker_kill_grace_ms) on r->cancel, r->lost or after @timeout_ms
+ * (<= 0: none). Fills @out: output (tail of stderr, and of stdout unless
+ * split), exit_code, and ok / error / retryable as a shell job: exit 0 is
+ * success; another exit is retryable; a stop reports p->why, retryable unless
+ * cancelled. 0, or -1 (nothing ran) with out->error set, retryable. */
+int proc_run(struct run *r,
+             struct proc *p,
+             long long timeout_ms,
+             struct outcome *out);
+
+/* exec-dir (executors.c): with --exec-dir DIR, a job whose type names an
+ * executable file in DIR runs it. Scan DIR (the types it advertises); 0, or
+ * -1 with a message on stderr. */
+extern const char *worker_exec_dir;
+int worker_exec_dir_init(void);
+/* The path to run for @type: 0 with the real path in @path, or -1 with why
+ * not in @err (a name that is not [A-Za-z0-9_.-]+ or starts with a dot, a
+ * file that is missing, not regular, not executable or outside DIR). */
+int worker_exec_dir_path(const char *type,
+                         char *path,
+                         size_t size,
+                         char *err,
+                         size_t err_size);
+
 /* Settings every executor may read. */
 extern size_t worker_output_limit;
 extern unsigned worker_kill_grace_ms;
@@ -83,7 +126,9 @@ extern const char *worker_http_allow[WORKER_MAX_HTTP_ALLOW];
 extern unsigned worker_n_http_allow;
 /* Compile --shell-allow; 0, or -1 with a message on stderr. */
 int worker_policy_init(void);
-/* The job types it runs, "a,b,c", as it registers them. */
+/* The job types it runs, "a,b,c", as it registers them (at most
+ * WORKER_TYPES_MAX bytes, the cluster's limit). */
+#define WORKER_TYPES_MAX 1024
 void worker_types(char *out, size_t size);
 /* May @cmd (shell) / @url (http) run here? false with the reason in @err. */
 bool worker_shell_permitted(const char *cmd, char *err, size_t size);

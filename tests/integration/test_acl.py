@@ -19,7 +19,8 @@ ACL = ["--acl"]
 # Routes anyone may call (role NULL in http/routes.c). A new route without
 # a role that is not listed here fails test_acl_route_table_walk.
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/v1/cluster"),
-          ("POST", "/v1/acl/bootstrap"), ("GET", "/"), ("GET", "/dashboard")}
+          ("POST", "/v1/acl/bootstrap"), ("GET", "/"), ("GET", "/dashboard"),
+          ("GET", "/ui/{file}"), ("GET", "/v1/openapi.json")}
 ROLES = {"READ": "read", "SUBMIT": "submit", "WORKER": "worker", "ADMIN": "admin"}
 
 

@@ -43,6 +43,8 @@ def sample(method, pattern, ids):
     }
     if pattern == "/v1/schedule/preview":
         path += "?schedule=@daily"
+    if pattern == "/v1/events":
+        path += "?events=none.such"  # A 400 from the handler: a stream never ends.
     if method == "POST" and pattern in ("/v1/jobs", "/jobs", "/api/jobs"):
         return path, {"type": "noop", "queue": "nobody-routes"}
     return path, bodies.get((method, pattern), {} if method in ("POST", "PUT", "PATCH") else None)

@@ -131,6 +131,24 @@ def test_sigterm_drains_and_deregisters(cluster, tmp_path):
                what="the worker deregistered")
 
 
+def test_sigterm_drain_timeout_gives_jobs_back(cluster):
+    """A job still running when --drain-timeout ends is stopped and given
+    back as retryable (not failed): another worker runs it again."""
+    c = cluster(flags=TTL)
+    w = c.start_worker("w1", extra=("--drain-timeout", "1"))
+    job = submit(c.leader(), {"type": "sleep", "payload": {"ms": 3000},
+                              "backoff": {"initial": "50ms"}})
+    wait_until(lambda: c.job(job["id"])["status"] == "running", what="running")
+    w.send_signal(signal.SIGTERM)
+    assert w.wait(timeout=20) == 0
+    j = c.job(job["id"])
+    assert j["status"] in ("pending", "scheduled") and j["attempts"] == 1, j
+    assert j["last_error"] == "worker stopped (drain timeout)", j
+    c.start_worker("w2")
+    j = done(c, job["id"])
+    assert j["attempts"] == 2, j
+
+
 def test_many_jobs_over_three_workers_complete_once(cluster, tmp_path):
     c = cluster(flags=TTL)
     for i in range(3):

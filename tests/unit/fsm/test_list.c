@@ -223,6 +223,60 @@ static void test_list_bad_cursor(void **state)
     fsm_read_end(rd);
 }
 
+/* order=desc: every query's pages, walked backwards, are exactly the
+ * forward pages reversed; without a user/queue/type filter that is newest
+ * (highest id) first. A cursor continues only its own direction. */
+static void test_list_desc(void **state)
+{
+    struct fixture *fx = *state;
+    struct fsm_query qs[5];
+    struct collect fwd, back;
+    static const unsigned limits[] = {1, 3, 8, 50, 1000};
+    struct fsm_reader *rd;
+    char next[FSM_CURSOR_SIZE];
+
+    memset(qs, 0, sizeof qs);
+    qs[1].status = FSM_CANCELLED;
+    qs[2].queue = tstr("q1");
+    qs[3].user_id = tstr("u2");
+    qs[3].status = FSM_PENDING;
+    qs[4].type = tstr("t4");
+    for (size_t i = 0; i < 5; i++) {
+        for (size_t l = 0; l < sizeof limits / sizeof limits[0]; l++) {
+            struct fsm_query q = qs[i];
+            all_pages(&fx->t, q, limits[l], &fwd);
+            q.desc = true;
+            all_pages(&fx->t, q, limits[l], &back);
+            assert_true(fwd.n > 0);
+            assert_int_equal(back.n, fwd.n);
+            for (int k = 0; k < fwd.n; k++) {
+                assert_true(back.ids[k] == fwd.ids[fwd.n - 1 - k]);
+            }
+        }
+    }
+    qs[0].desc = true;
+    all_pages(&fx->t, qs[0], 7, &back);
+    assert_int_equal(back.n, N);
+    for (int k = 0; k < N; k++) {
+        assert_true(back.ids[k] == fx->ids[N - 1 - k]);
+    }
+    /* A backwards cursor is refused going forwards, and the reverse. */
+    qs[0].limit = 5;
+    back.n = 0;
+    assert_int_equal(fsm_read_begin(fx->t.f, &rd), 0);
+    assert_int_equal(fsm_list(rd, &qs[0], collect_cb, &back, next), 0);
+    assert_true(next[0] == 'J');
+    qs[0].cursor = next;
+    qs[0].desc = false;
+    assert_int_equal(fsm_list(rd, &qs[0], collect_cb, &back, next),
+                     ERR_INVALID);
+    qs[0].cursor = "j0000000000000001";
+    qs[0].desc = true;
+    assert_int_equal(fsm_list(rd, &qs[0], collect_cb, &back, next),
+                     ERR_INVALID);
+    fsm_read_end(rd);
+}
+
 static void test_list_counts(void **state)
 {
     struct fixture *fx = *state;
@@ -244,6 +298,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_exactly_full_last_page, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_list_bad_cursor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_desc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_counts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
