@@ -98,28 +98,6 @@ async function req(url, method, p, body, tls) {
   return { status: res.statusCode, body: parsed };
 }
 
-/* Whether @node serves GET /v1/events (and with it GET /v1/jobs/{id}?wait=):
- * the status of its answer's head, then the stream is dropped. */
-async function hasEvents(node) {
-  const ctrl = new AbortController();
-  const t = setTimeout(() => ctrl.abort(), 5000);
-  try {
-    const c = node.cluster;
-    const res = await request(`${node.url}/v1/events`, {
-      signal: ctrl.signal,
-      dispatcher: c.ca ? c.agent : undefined,
-      headers: c.token ? { authorization: `Bearer ${c.token}` } : {},
-    });
-    const ok = res.statusCode === 200;
-    res.body.on('error', () => {});
-    if (!ok) await res.body.text();
-    return ok;
-  } finally {
-    clearTimeout(t);
-    ctrl.abort();
-  }
-}
-
 class Node {
   constructor(cluster, id, raft, http) {
     this.cluster = cluster;
@@ -152,6 +130,11 @@ class Node {
 
   alive() {
     return this.proc !== null && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /* Sends @sig (e.g. SIGSTOP, SIGCONT) to the process, by PID. */
+  signal(sig) {
+    if (this.alive()) this.proc.kill(sig);
   }
 
   /* Signals the process (by PID) and waits for it to end. */
@@ -300,4 +283,4 @@ class Cluster {
   }
 }
 
-module.exports = { Cluster, waitUntil, sleep, req, hasEvents };
+module.exports = { Cluster, waitUntil, sleep, req };

@@ -11,7 +11,7 @@ let cluster;
 let failed = false;
 
 function test(name, fn) {
-  it(name, async (t) => {
+  it(name, { timeout: 60000 }, async (t) => {
     try {
       await fn(t);
     } catch (e) {
