@@ -5,6 +5,8 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const path = require('node:path');
 const { Client } = require('..');
 const { Cluster, waitUntil } = require('../harness/cluster');
 
@@ -68,6 +70,33 @@ describe('failover', () => {
       await writer.close();
       if (!f.alive()) cluster.restart(f); /* The next test needs three. */
       await cluster.leader();
+    }
+  });
+
+  test('a worker process drains on SIGTERM: its job completes, it deregisters, exits 0', async () => {
+    const q = `ts-sigterm-${process.pid}`;
+    const name = `w-${q}`;
+    const client = new Client({ servers: cluster.urls });
+    const child = spawn(process.execPath, [path.join(__dirname, '..', 'harness', 'worker-main.js')], {
+      env: { ...process.env, ROTA_SERVERS: cluster.urls.join(','), ROTA_QUEUE: q, ROTA_NAME: name },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    const exited = new Promise((r) => child.once('exit', (code, sig) => r({ code, sig })));
+    try {
+      const job = await client.submit('ts.slow', {}, { queue: q });
+      await waitUntil(async () => (await cluster.job(job.id)).status === 'running', { what: 'job running' });
+      child.kill('SIGTERM');
+      const end = await exited;
+      assert.deepEqual(end, { code: 0, sig: null });
+      const fin = await cluster.job(job.id);
+      assert.equal(fin.status, 'completed');
+      assert.equal(fin.result, 'done');
+      const lead = await cluster.leader();
+      const mine = (await lead.req('GET', '/v1/workers')).body.workers.filter((w) => w.name === name);
+      assert.ok(mine.every((w) => w.state === 'down'), JSON.stringify(mine));
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await client.close();
     }
   });
 
