@@ -690,6 +690,10 @@ static SSL_CTX *make_ssl_ctx(const struct http_config *cfg,
         goto fail;
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    /* With client certificates asked for, OpenSSL refuses to resume a
+     * session (a client's cached one: libcurl, undici) unless the context
+     * has a session id context: the connection would be dropped. */
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"rota-http", 9);
     h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
     return ctx;
 fail:
