@@ -12,9 +12,7 @@ PKGS=(build-essential pkg-config meson ninja-build clang-format clang-tidy
       libraft-dev libuv1-dev liblmdb-dev libh2o-dev libssl-dev liblz4-dev
       libjansson-dev libcurl4-openssl-dev libyaml-dev libcmocka-dev libicu-dev
       python3 python3-pytest curl iproute2 iptables openssl
-# python3-yaml, dpkg-dev, systemd: the packaging tests (compose, .deb, units);
-# prometheus: promtool for tests/integration/test_metrics.py;
-# chromium: the dashboard's browser tests (tests/browser, with node and npm).
+      python3-yaml dpkg-dev systemd prometheus chromium)
 
 missing=()
 for p in "${PKGS[@]}"; do
