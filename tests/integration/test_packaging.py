@@ -15,11 +15,13 @@ import glob
 import os
 import re
 import shutil
+import socket
 import subprocess
+import textwrap
 
 import pytest
 
-from conftest import BUILD, ROOT, ROTACTL, ROTAD, WORKER
+from conftest import BUILD, ROOT, ROTACTL, ROTAD, WORKER, Cluster, wait_until
 
 ASAN = os.path.normpath(BUILD).endswith("build-asan")
 DOCKERFILE = os.path.join(ROOT, "docker", "Dockerfile")
@@ -330,7 +332,6 @@ VAGRANTFILE = os.path.join(ROOT, "Vagrantfile")
 def vagrant_scripts():
     """{NAME: bash text} of every NAME = <<~'SHELL' ... SHELL heredoc (Ruby's
     squiggly heredoc strips the common indentation, as textwrap.dedent)."""
-    import textwrap
     text = open(VAGRANTFILE).read()
     found = re.findall(r"^(\w+) = <<~'SHELL'\n(.*?)^SHELL$", text, re.S | re.M)
     return {name: textwrap.dedent(body) for name, body in found}
@@ -351,14 +352,13 @@ def vagrant_header_commands(step):
             continue
         if in_step and body.startswith("      "):
             lines.append(body.strip())
-    joined = " ".join(lines).replace("\\ ", "")
     cmds = []
     for l in lines:
         if cmds and cmds[-1].endswith("\\"):
             cmds[-1] = cmds[-1][:-1] + " " + l
         else:
             cmds.append(l)
-    assert joined  # The step exists.
+    assert cmds, f"no commands in step {step}"
     return cmds
 
 
@@ -461,8 +461,6 @@ def test_vagrant_host_steps(tmp_path):
     """Step 1 (certificates) as written; step 3 (tokens) as written against a local
     secure cluster (the address and directory replaced); then a rota-worker with the
     worker.env the provision script writes registers with that token."""
-    from conftest import Cluster, wait_until
-    import socket
     work = tmp_path / "host"
     work.mkdir()
 
