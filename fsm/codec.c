@@ -16,7 +16,11 @@
  * first unknown field to the end of the last one) and written back after the
  * known ones, so a newer node's fields survive an older node's update
  * (rolling upgrades). In items, workers, attempts and commands they are
- * skipped. Decoding is bounds-checked everywhere: bad input is ERR_CORRUPT
+ * skipped. New fields therefore get new tags after the last one (never a
+ * reused or renumbered tag): a record written before they existed decodes
+ * with them empty, e.g. attempts without worker_name/worker_host (tests:
+ * tests/unit/fsm/test_codec.c, old-format records). Decoding is bounds-checked
+ * everywhere: bad input is ERR_CORRUPT
  * (-1 from fsm_attempt_next). */
 
 #include <stdbool.h>
@@ -59,6 +63,8 @@ enum {
     T_LAST_RUN,
     T_CKEY,
     T_CKEY_LIMIT,
+    T_WORKER_NAME,
+    T_WORKER_HOST,
 };
 
 enum {
@@ -71,6 +77,8 @@ enum {
     A_EXIT_CODE,
     A_ERROR,
     A_OUTPUT,
+    A_WORKER_NAME,
+    A_WORKER_HOST,
 };
 
 enum {
@@ -151,6 +159,7 @@ enum {
     W_DOWN,
     W_TYPES,
     W_SECRET_HASH,
+    W_HOST,
 };
 
 enum {
@@ -616,6 +625,8 @@ static const struct field job_fields[] = {
     [T_LAST_RUN] = U64(struct fsm_job, last_run),
     [T_CKEY] = STR(struct fsm_job, ckey),
     [T_CKEY_LIMIT] = U32(struct fsm_job, ckey_limit),
+    [T_WORKER_NAME] = STR(struct fsm_job, worker_name),
+    [T_WORKER_HOST] = STR(struct fsm_job, worker_host),
 };
 
 static const struct record job_record = {
@@ -650,6 +661,7 @@ static const struct field worker_fields[] = {
     [W_DOWN] = U8(struct fsm_worker, down),
     [W_TYPES] = STR(struct fsm_worker, types),
     [W_SECRET_HASH] = STR(struct fsm_worker, secret_hash),
+    [W_HOST] = STR(struct fsm_worker, host),
 };
 
 static const struct record worker_record =
@@ -665,6 +677,8 @@ static const struct field attempt_fields[] = {
     [A_EXIT_CODE] = I32(struct fsm_attempt, exit_code),
     [A_ERROR] = STR(struct fsm_attempt, error),
     [A_OUTPUT] = STR(struct fsm_attempt, output),
+    [A_WORKER_NAME] = STR(struct fsm_attempt, worker_name),
+    [A_WORKER_HOST] = STR(struct fsm_attempt, worker_host),
 };
 
 static const struct record attempt_record =

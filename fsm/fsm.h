@@ -104,6 +104,11 @@ struct fsm_job
     uint64_t last_run;   /* Schedule: the job of its latest run. */
     struct fsm_str ckey; /* Concurrency key ("" = none). */
     uint32_t ckey_limit; /* Running jobs per key (>= 1 if ckey set). */
+    /* RUNNING: the name and host of the worker holding the lease, copied
+     * from its record at ASSIGN (the record may be gone when the attempt
+     * ends), written into the attempt's history entry, cleared then. */
+    struct fsm_str worker_name;
+    struct fsm_str worker_host;
     /* Encoded fields this version does not know: kept verbatim and written
      * back on every update (rolling upgrades). */
     struct fsm_str extra;
@@ -222,6 +227,10 @@ struct fsm_attempt
     int32_t exit_code;
     struct fsm_str error;
     struct fsm_str output; /* At most FSM_MAX_HISTORY_OUTPUT bytes. */
+    /* Who ran it, as the worker registered (empty in attempts recorded
+     * before these fields existed, and host when the worker sent none). */
+    struct fsm_str worker_name;
+    struct fsm_str worker_host;
 };
 /* Read the next attempt of @history (advanced). 1 when one was read, 0 at
  * the end, -1 if the list does not decode. */
@@ -265,6 +274,9 @@ struct fsm_worker
     /* SHA-256 of its registration secret, 64 hex digits (never the
      * secret itself); "" = none. */
     struct fsm_str secret_hash;
+    /* The machine it runs on as it reported it ("" = not given): at most
+     * FSM_MAX_STR bytes, no NUL. */
+    struct fsm_str host;
 };
 
 /* An ACL token (docs/api.md, Access control). The database is keyed by
