@@ -2,10 +2,10 @@
  * and GET /v1/jobs/{id}?wait=... answered when the job ends.
  *
  * Every node hears the events of the entries it applies (fsm_watch_events)
- * and keeps the last EV_RING of them in a ring of fixed slots; an event's
- * id is "<raft index>-<position>", the same on every node. A stream starts
- * at the ring's head, or after the Last-Event-ID it is given; when that id
- * is older than what the ring holds (evicted, or before this node's last
+ * and keeps the last EV_RING of them (their strings in a 2 MiB arena); an
+ * event's id is "<raft index>-<position>", the same on every node. A stream
+ * starts at the ring's head, or after the Last-Event-ID it is given; when that
+ * id is older than what the ring holds (evicted, or before this node's last
  * restore or start) the stream first says events.lost.
  *
  * A stream has one chunk in flight at a time (its pool is cleared when h2o
@@ -36,21 +36,24 @@
 #define EV_CHUNK_BYTES (32 << 10)
 #define EV_BUCKETS 1024
 #define EV_ERR_MAX 512
+#define EV_ARENA ((size_t)2 << 20)
 
 /* A leader change and the ring's own notices have no slot. */
 #define KIND_LEADER (FSM_EV_MAX + 1)
 #define MASK_ALL ((1u << (KIND_LEADER + 1)) - 2)
 
+/* A slot holds an event's numbers; its strings (type or worker name,
+ * queue, error) lie contiguous in the arena at @str (a position that only
+ * grows; the arena is EV_ARENA bytes around it). Small slots and one
+ * arena keep the memory an event touches to a couple of cache lines. */
 struct slot
 {
     uint64_t index, id, run;
     int64_t at;
+    uint64_t str;
     uint32_t pos, attempts;
     uint8_t kind, status;
     uint16_t a_len, queue_len, err_len;
-    char a[FSM_MAX_STR]; /* Type, or a worker's name. */
-    char queue[FSM_MAX_STR];
-    char err[EV_ERR_MAX];
 };
 
 struct stream
@@ -82,8 +85,10 @@ struct events
 {
     struct http_server *s;
     struct slot *ring;
-    uint64_t head;  /* Sequence of the next slot written. */
-    uint64_t first; /* Oldest sequence held. */
+    char *arena;
+    uint64_t arena_head; /* End of the last strings written. */
+    uint64_t head;       /* Sequence of the next slot written. */
+    uint64_t first;      /* Oldest sequence held. */
     /* Events up to here are not held (evicted, or before the last restore
      * or start). */
     uint64_t horizon_index;
@@ -157,11 +162,37 @@ void http__event_data(struct sb *b, const struct fsm_event *e)
     http__sb_puts(b, "}");
 }
 
-static void render_slot(struct sb *b, const struct slot *sl)
+/* The slot's strings: type (or worker name), queue, error. */
+static struct fsm_str slot_a(const struct events *ev, const struct slot *sl)
+{
+    return (struct fsm_str){ev->arena + sl->str % EV_ARENA, sl->a_len};
+}
+
+static struct fsm_str slot_queue(const struct events *ev, const struct slot *sl)
+{
+    return (struct fsm_str){ev->arena + sl->str % EV_ARENA + sl->a_len,
+                            sl->queue_len};
+}
+
+static struct fsm_str slot_err(const struct events *ev, const struct slot *sl)
+{
+    return (struct fsm_str){
+        ev->arena + sl->str % EV_ARENA + sl->a_len + sl->queue_len,
+        sl->err_len};
+}
+
+static bool str_is(const char *want, struct fsm_str s)
+{
+    return strlen(want) == s.len && memcmp(want, s.p, s.len) == 0;
+}
+
+static void render_slot(struct sb *b,
+                        const struct events *ev,
+                        const struct slot *sl)
 {
     bool worker =
         sl->kind == FSM_EV_WORKER_UP || sl->kind == FSM_EV_WORKER_DOWN;
-    struct fsm_str a = {sl->a, sl->a_len};
+    struct fsm_str a = slot_a(ev, sl);
     struct fsm_event e = {
         .index = sl->index,
         .pos = sl->pos,
@@ -173,8 +204,8 @@ static void render_slot(struct sb *b, const struct slot *sl)
         .at = sl->at,
         .type = worker ? (struct fsm_str){NULL, 0} : a,
         .name = worker ? a : (struct fsm_str){NULL, 0},
-        .queue = {sl->queue, sl->queue_len},
-        .error = {sl->err, sl->err_len},
+        .queue = slot_queue(ev, sl),
+        .error = slot_err(ev, sl),
     };
     http__sb_printf(
         b, "id: %llu-%u\nevent: %s\ndata: ", (unsigned long long)sl->index,
@@ -193,19 +224,16 @@ static bool matches(const struct stream *st, const struct slot *e)
     if (st->job != 0 && (!jobish || e->id != st->job)) {
         return false;
     }
-    if (st->queue[0] != '\0' &&
-        (!jobish || strlen(st->queue) != e->queue_len ||
-         memcmp(st->queue, e->queue, e->queue_len) != 0)) {
+    struct fsm_str queue = slot_queue(st->ev, e), type = slot_a(st->ev, e);
+    if (st->queue[0] != '\0' && (!jobish || !str_is(st->queue, queue))) {
         return false;
     }
-    if (st->type[0] != '\0' && (!jobish || strlen(st->type) != e->a_len ||
-                                memcmp(st->type, e->a, e->a_len) != 0)) {
+    if (st->type[0] != '\0' && (!jobish || !str_is(st->type, type))) {
         return false;
     }
     if (jobish && st->token != NULL) {
         struct http_args a = {.token = st->token};
-        return http__acl_allows(&a, (struct fsm_str){e->queue, e->queue_len},
-                                (struct fsm_str){e->a, e->a_len});
+        return http__acl_allows(&a, queue, type);
     }
     return true;
 }
@@ -272,7 +300,7 @@ static void stream_pump(struct stream *st, bool keepalive)
         const struct slot *e = &ev->ring[st->cursor % EV_RING];
         st->cursor++;
         if (matches(st, e)) {
-            render_slot(&b, e);
+            render_slot(&b, ev, e);
         }
     }
     if (b.len == 0 && keepalive) {
@@ -374,19 +402,36 @@ static void wake_waiters(struct events *ev, uint64_t id)
 
 /* ---- The feed ------------------------------------------------------------ */
 
-static void copy_str(char *dst, uint16_t *len, struct fsm_str s, size_t cap)
+static void evict_first(struct events *ev)
+{
+    const struct slot *old = &ev->ring[ev->first % EV_RING];
+    ev->horizon_index = old->index;
+    ev->horizon_pos = old->pos;
+    ev->first++;
+}
+
+/* Copy @s (at most @cap bytes) to the arena at *at. */
+static uint16_t put_str(struct events *ev,
+                        uint64_t *at,
+                        struct fsm_str s,
+                        size_t cap)
 {
     size_t n = s.len < cap ? s.len : cap;
     if (n > 0) {
-        memcpy(dst, s.p, n);
+        memcpy(ev->arena + *at % EV_ARENA, s.p, n);
     }
-    *len = (uint16_t)n;
+    *at += n;
+    return (uint16_t)n;
 }
 
 static void on_event(void *data, const struct fsm_event *e)
 {
     struct events *ev = data;
     uint64_t restores = fsm_restores(cluster_fsm(ev->s->cluster));
+    struct fsm_str a = e->name.len > 0 ? e->name : e->type;
+    size_t n = (a.len < FSM_MAX_STR ? a.len : FSM_MAX_STR) +
+               (e->queue.len < FSM_MAX_STR ? e->queue.len : FSM_MAX_STR) +
+               (e->error.len < EV_ERR_MAX ? e->error.len : EV_ERR_MAX);
 
     if (restores != ev->restores) { /* What came before is not held. */
         ev->restores = restores;
@@ -394,11 +439,19 @@ static void on_event(void *data, const struct fsm_event *e)
         ev->horizon_index = e->index - 1;
         ev->horizon_pos = UINT32_MAX;
     }
+    /* The strings lie contiguous: skip the arena's tail if they do not
+     * fit before its end; then drop the slots whose strings get
+     * overwritten, and the oldest when the ring is full. */
+    uint64_t at = ev->arena_head;
+    if (at % EV_ARENA + n > EV_ARENA) {
+        at += EV_ARENA - at % EV_ARENA;
+    }
+    while (ev->first < ev->head &&
+           ev->ring[ev->first % EV_RING].str + EV_ARENA < at + n) {
+        evict_first(ev);
+    }
     if (ev->head - ev->first == EV_RING) {
-        const struct slot *old = &ev->ring[ev->first % EV_RING];
-        ev->horizon_index = old->index;
-        ev->horizon_pos = old->pos;
-        ev->first++;
+        evict_first(ev);
     }
     struct slot *sl = &ev->ring[ev->head % EV_RING];
     sl->index = e->index;
@@ -409,10 +462,11 @@ static void on_event(void *data, const struct fsm_event *e)
     sl->id = e->id;
     sl->run = e->run;
     sl->at = e->at;
-    copy_str(sl->a, &sl->a_len, e->name.len > 0 ? e->name : e->type,
-             FSM_MAX_STR);
-    copy_str(sl->queue, &sl->queue_len, e->queue, FSM_MAX_STR);
-    copy_str(sl->err, &sl->err_len, e->error, EV_ERR_MAX);
+    sl->str = at;
+    sl->a_len = put_str(ev, &at, a, FSM_MAX_STR);
+    sl->queue_len = put_str(ev, &at, e->queue, FSM_MAX_STR);
+    sl->err_len = put_str(ev, &at, e->error, EV_ERR_MAX);
+    ev->arena_head = at;
     ev->head++;
     if (e->kind == FSM_EV_JOB_COMPLETED || e->kind == FSM_EV_JOB_DEAD ||
         e->kind == FSM_EV_JOB_CANCELLED) {
@@ -713,10 +767,13 @@ int http__events_init(struct http_server *s)
         return ERR_NOMEM;
     }
     ev->ring = calloc(EV_RING, sizeof *ev->ring);
+    ev->arena = malloc(EV_ARENA);
     ev->tick = malloc(sizeof *ev->tick);
     ev->idle = malloc(sizeof *ev->idle);
-    if (ev->ring == NULL || ev->tick == NULL || ev->idle == NULL) {
+    if (ev->ring == NULL || ev->arena == NULL || ev->tick == NULL ||
+        ev->idle == NULL) {
         free(ev->ring);
+        free(ev->arena);
         free(ev->tick);
         free(ev->idle);
         free(ev);
@@ -784,6 +841,7 @@ void http__events_free(struct http_server *s)
 {
     if (s->events != NULL) {
         free(s->events->ring);
+        free(s->events->arena);
         free(s->events);
     }
 }

@@ -218,6 +218,10 @@ def test_reader_that_never_reads_is_dropped(cluster):
     evs = s3.events(2)
     assert evs[0]["event"] == "events.lost" and evs[0]["data"]["after"] == "1-0"
     assert evs[1]["event"] == "job.created"
+    # Strings held across the buffer's wrap come back whole.
+    for ev in evs[1:] + s3.events(300):
+        assert ev["data"]["job"]["type"] in ("t" * 250, "noop"), ev
+        assert ev["data"]["job"]["queue"] in ("q" * 120, "nowhere"), ev
     s3.close()
 
 
