@@ -256,6 +256,16 @@ def test_rotactl_bash_completion():
     assert "--limit" in complete("rotactl", "list", "--")
     assert complete("rotactl", "-o", "") == ["json", "table"]
     assert complete("rotactl", "acl", "token", "") == ["create", "list", "delete"]
+    assert complete("rotactl", "wa") == ["wait", "watch"]
+    assert complete("rotactl", "wait", "ID", "--") == ["--json", "--help", "--timeout"]
+    assert {"--queue", "--type", "--job", "--events", "--last-event-id"} <= \
+        set(complete("rotactl", "watch", "--"))
+    assert complete("rotactl", "watch", "--events", "job.c") == ["job.created", "job.completed",
+                                                                 "job.cancelled"]
+    assert complete("rotactl", "watch", "--events", "job.*,wor") == ["job.*,worker.*",
+                                                                     "job.*,worker.up",
+                                                                     "job.*,worker.down"]
+    assert complete("rotactl", "watch", "--job", "") == []
     p = subprocess.run(["bash", "-c", f"source {COMPLETION}; complete -p rotactl"],
                        capture_output=True, text=True)
     assert p.returncode == 0 and "-F _rotactl" in p.stdout, p.stderr
