@@ -182,6 +182,13 @@ def test_watch_a_job_in_order(shared_cluster, watches):
             and cols[4] == "live-table", l
     assert lines[3].split()[5:7] == ["failed", "1"], lines[3]
     assert t.stop(signal.SIGINT) == 0
+    # From an id older than what the node holds: the events.lost line
+    # first, then what it has.
+    r = watches(servers, "--job", j["id"], "--last-event-id", "0-0")
+    lines = r.take(5)
+    assert lines[0].split()[1] == "events.lost" and "after 0-0" in lines[0], lines[0]
+    assert [l.split()[1] for l in lines[1:]] == names, lines
+    assert r.stop() == 0
 
 
 def test_watch_refusals(shared_cluster):
