@@ -213,6 +213,9 @@ struct cluster_http_req
     const void *body;
     size_t body_len;
     unsigned timeout_ms;
+    /* Not a node (webhooks): the system's CAs, no client certificate,
+     * http and https only. */
+    bool external;
 };
 
 int cluster_http_request(struct cluster *c,

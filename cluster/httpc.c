@@ -389,7 +389,9 @@ int cluster_http_request(struct cluster *c,
     curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(r->easy, CURLOPT_TCP_NODELAY, 1L);
-    if (c->cfg.tls_ca != NULL) {
+    if (req->external) {
+        curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    } else if (c->cfg.tls_ca != NULL) {
         /* Node to node: the cluster CA, our node certificate as client's. */
         curl_easy_setopt(r->easy, CURLOPT_CAINFO, c->cfg.tls_ca);
         curl_easy_setopt(r->easy, CURLOPT_SSLCERT, c->cfg.tls_cert);

@@ -416,8 +416,8 @@ void cluster__register_tick(struct cluster *c)
     snprintf(body, sizeof body,
              "{\"id\":%llu,\"raft_addr\":\"%s\",\"http_addr\":\"%s\"}",
              (unsigned long long)c->cfg.id, c->raft_addr, c->http_addr);
-    struct cluster_http_req r = {"POST", url,          headers,
-                                 body,   strlen(body), 30000};
+    struct cluster_http_req r = {"POST",       url,   headers, body,
+                                 strlen(body), 30000, false};
     if (cluster_http_request(c, &r, register_http_cb, c) == 0) {
         c->registering = true;
     }

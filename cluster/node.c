@@ -575,7 +575,12 @@ uint64_t cluster_commit_index(struct cluster *c)
 
 uint64_t cluster_applied_index(struct cluster *c)
 {
-    return raft_last_applied(&c->raft);
+    struct cluster_raft_fsm_stats fs;
+    uint64_t raft = raft_last_applied(&c->raft);
+    cluster_raft_fsm_stats(&c->rfsm, &fs);
+    /* Inside an entry's callbacks (a write's answer) raft still says the
+     * entry before: the answer's X-Rota-Index must include its own. */
+    return fs.last_index > raft ? fs.last_index : raft;
 }
 
 bool cluster_ready(struct cluster *c, const char **reason)

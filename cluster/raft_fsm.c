@@ -48,6 +48,7 @@ static int apply_cb(struct raft_fsm *rf,
     g->stats.entries_applied++;
     g->stats.commands_applied += g->result.n;
     g->stats.bytes_applied += buf->len;
+    g->stats.last_index = index;
     *result = &g->result;
     return 0;
 }

@@ -45,6 +45,9 @@ struct cluster_raft_fsm_stats
     unsigned long long entries_applied;
     unsigned long long commands_applied;
     unsigned long long bytes_applied; /* Of the entries applied. */
+    /* The last entry the fsm applied: raft's own last_applied moves only
+     * after the entry's callbacks ran (the answers of its writes). */
+    unsigned long long last_index;
 };
 void cluster_raft_fsm_stats(struct raft_fsm *rf,
                             struct cluster_raft_fsm_stats *out);

@@ -611,6 +611,11 @@ static int apply_cmd(struct apply_ctx *a, const void *buf, size_t len)
         case FSM_CMD_ACL_BOOTSTRAP:
             rv = fsm__apply_acl(a, &cmd);
             break;
+        case FSM_CMD_WEBHOOK_SET:
+        case FSM_CMD_WEBHOOK_DEL:
+        case FSM_CMD_DELIVERY:
+            rv = fsm__apply_webhook(a, &cmd);
+            break;
         default:
             rv = fsm__reject(a, ERR_INVALID, NULL, "unknown command type %u",
                              cmd.type);
@@ -735,6 +740,12 @@ int fsm_apply(struct fsm *f,
         size_t o = (size_t)(uintptr_t)f->results[i].ids;
         f->results[i].ids = f->ids != NULL ? f->ids + o : NULL;
         f->results[i].existed = f->existed != NULL ? f->existed + o : NULL;
+    }
+    rv = fsm__webhooks_deliver(f, txn, index);
+    if (rv != 0) {
+        mdb_txn_abort(txn);
+        f->n_rchg = 0;
+        return rv;
     }
     rv = finish(f, txn, index);
     if (rv != 0) {

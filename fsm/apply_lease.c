@@ -75,6 +75,11 @@ int fsm__apply_worker_reg(struct apply_ctx *a, const struct fsm_cmd *cmd)
         return fsm__reject(a, ERR_INVALID, "types", "types must be 0..%d bytes",
                            MAX_WORKER_QUEUES);
     }
+    if (w.host.len > FSM_MAX_STR ||
+        (w.host.len > 0 && memchr(w.host.p, 0, w.host.len) != NULL)) {
+        return fsm__reject(a, ERR_INVALID, "host",
+                           "host must be 0..%d bytes without NUL", FSM_MAX_STR);
+    }
     if (w.secret_hash.len != 0 && w.secret_hash.len != 64) {
         return fsm__reject(a, ERR_INVALID, "secret",
                            "a secret hash is 64 hex digits");
@@ -115,6 +120,22 @@ int fsm__end_attempt(struct apply_ctx *a,
     at.token = old->lease_token;
     at.started_at = old->started_at;
     at.finished_at = a->now;
+    /* Who ran it: copied into the job at ASSIGN, because WORKER_DEL
+     * deletes the worker's record before it ends the worker's leases (and a
+     * late COMPLETE may arrive after the record is gone). A job assigned
+     * by an older version has no copy: then the record, if it is still
+     * there. */
+    at.worker_name = old->worker_name;
+    at.worker_host = old->worker_host;
+    if (at.worker_name.len == 0) {
+        struct fsm_worker w;
+        if (get_worker(a, old->worker_id, &w) == 0) {
+            at.worker_name = w.name;
+            at.worker_host = w.host;
+        } else if (a->storage != 0) {
+            return a->storage;
+        }
+    }
     if (it != NULL) {
         at.exit_code = it->exit_code;
         at.error = it->error;
@@ -122,6 +143,8 @@ int fsm__end_attempt(struct apply_ctx *a,
     }
     /* Copies old->history (LMDB's memory) before anything is written. */
     int rv = fsm_attempt_append(old->history, &at, &job->history, mem);
+    job->worker_name = (struct fsm_str){NULL, 0};
+    job->worker_host = (struct fsm_str){NULL, 0};
     return rv == 0 ? 0 : fsm__storage(a, rv);
 }
 
@@ -283,6 +306,8 @@ static int item_assign(struct apply_ctx *a,
     job.status = FSM_RUNNING;
     job.attempts++;
     job.worker_id = it->worker_id;
+    job.worker_name = w.name; /* Borrowed: put() encodes before writing. */
+    job.worker_host = w.host;
     job.lease_token = a->index;
     job.started_at = job.updated_at = a->now;
     job.finished_at = 0;

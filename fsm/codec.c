@@ -16,7 +16,11 @@
  * first unknown field to the end of the last one) and written back after the
  * known ones, so a newer node's fields survive an older node's update
  * (rolling upgrades). In items, workers, attempts and commands they are
- * skipped. Decoding is bounds-checked everywhere: bad input is ERR_CORRUPT
+ * skipped. New fields therefore get new tags after the last one (never a
+ * reused or renumbered tag): a record written before they existed decodes
+ * with them empty, e.g. attempts without worker_name/worker_host (tests:
+ * tests/unit/fsm/test_codec.c, old-format records). Decoding is bounds-checked
+ * everywhere: bad input is ERR_CORRUPT
  * (-1 from fsm_attempt_next). */
 
 #include <stdbool.h>
@@ -59,6 +63,8 @@ enum {
     T_LAST_RUN,
     T_CKEY,
     T_CKEY_LIMIT,
+    T_WORKER_NAME,
+    T_WORKER_HOST,
 };
 
 enum {
@@ -71,6 +77,8 @@ enum {
     A_EXIT_CODE,
     A_ERROR,
     A_OUTPUT,
+    A_WORKER_NAME,
+    A_WORKER_HOST,
 };
 
 enum {
@@ -91,6 +99,38 @@ enum {
     C_WORKFLOW,
     C_TOKEN,
     C_QUEUE_MAX_PENDING,
+    C_WEBHOOK,
+};
+
+enum {
+    WH_ID = 1,
+    WH_URL,
+    WH_QUEUES,
+    WH_SECRET,
+    WH_EVENTS,
+    WH_CREATED,
+    WH_PENDING,
+    WH_DELIVERED,
+    WH_EXPIRED,
+    WH_DROPPED,
+};
+
+enum {
+    DL_KIND = 1,
+    DL_STATUS,
+    DL_ATTEMPTS,
+    DL_ID,
+    DL_RUN,
+    DL_AT,
+    DL_A,
+    DL_QUEUE,
+    DL_NAME,
+    DL_ERROR,
+    DL_TRIES,
+    DL_NEXT_AT,
+    DL_LAST_STATUS,
+    DL_LAST_AT,
+    DL_LAST_ERROR,
 };
 
 enum {
@@ -119,6 +159,7 @@ enum {
     W_DOWN,
     W_TYPES,
     W_SECRET_HASH,
+    W_HOST,
 };
 
 enum {
@@ -584,6 +625,8 @@ static const struct field job_fields[] = {
     [T_LAST_RUN] = U64(struct fsm_job, last_run),
     [T_CKEY] = STR(struct fsm_job, ckey),
     [T_CKEY_LIMIT] = U32(struct fsm_job, ckey_limit),
+    [T_WORKER_NAME] = STR(struct fsm_job, worker_name),
+    [T_WORKER_HOST] = STR(struct fsm_job, worker_host),
 };
 
 static const struct record job_record = {
@@ -618,6 +661,7 @@ static const struct field worker_fields[] = {
     [W_DOWN] = U8(struct fsm_worker, down),
     [W_TYPES] = STR(struct fsm_worker, types),
     [W_SECRET_HASH] = STR(struct fsm_worker, secret_hash),
+    [W_HOST] = STR(struct fsm_worker, host),
 };
 
 static const struct record worker_record =
@@ -633,6 +677,8 @@ static const struct field attempt_fields[] = {
     [A_EXIT_CODE] = I32(struct fsm_attempt, exit_code),
     [A_ERROR] = STR(struct fsm_attempt, error),
     [A_OUTPUT] = STR(struct fsm_attempt, output),
+    [A_WORKER_NAME] = STR(struct fsm_attempt, worker_name),
+    [A_WORKER_HOST] = STR(struct fsm_attempt, worker_host),
 };
 
 static const struct record attempt_record =
@@ -653,6 +699,65 @@ static const struct field token_fields[] = {
 
 static const struct record token_record =
     RECORD(struct fsm_token, token_fields);
+
+static const struct field webhook_fields[] = {
+    [WH_ID] = U64(struct fsm_webhook, id),
+    [WH_URL] = STR(struct fsm_webhook, url),
+    [WH_QUEUES] = STR(struct fsm_webhook, queues),
+    [WH_SECRET] = STR(struct fsm_webhook, secret),
+    [WH_EVENTS] = U32(struct fsm_webhook, events),
+    [WH_CREATED] = I64(struct fsm_webhook, created_at),
+    [WH_PENDING] = U32(struct fsm_webhook, pending),
+    [WH_DELIVERED] = U64(struct fsm_webhook, delivered),
+    [WH_EXPIRED] = U64(struct fsm_webhook, expired),
+    [WH_DROPPED] = U64(struct fsm_webhook, dropped),
+};
+
+static const struct record webhook_record =
+    RECORD(struct fsm_webhook, webhook_fields);
+
+int fsm_webhook_encode(const struct fsm_webhook *w, void **buf, size_t *len)
+{
+    return encode_to(&webhook_record, w, buf, len);
+}
+
+int fsm_webhook_decode(const void *buf, size_t len, struct fsm_webhook *w)
+{
+    return decode_record(&webhook_record, buf, len, w, NULL);
+}
+
+/* A delivery record: the event's fields and the delivery's state (the
+ * webhook and the event key are the record's LMDB key). */
+static const struct field delivery_fields[] = {
+    [DL_KIND] = U8(struct fsm_delivery, ev.kind),
+    [DL_STATUS] = U8(struct fsm_delivery, ev.status),
+    [DL_ATTEMPTS] = U32(struct fsm_delivery, ev.attempts),
+    [DL_ID] = U64(struct fsm_delivery, ev.id),
+    [DL_RUN] = U64(struct fsm_delivery, ev.run),
+    [DL_AT] = I64(struct fsm_delivery, ev.at),
+    [DL_A] = STR(struct fsm_delivery, ev.type),
+    [DL_QUEUE] = STR(struct fsm_delivery, ev.queue),
+    [DL_NAME] = STR(struct fsm_delivery, ev.name),
+    [DL_ERROR] = STR(struct fsm_delivery, ev.error),
+    [DL_TRIES] = U32(struct fsm_delivery, tries),
+    [DL_NEXT_AT] = I64(struct fsm_delivery, next_at),
+    [DL_LAST_STATUS] = I32(struct fsm_delivery, last_status),
+    [DL_LAST_AT] = I64(struct fsm_delivery, last_at),
+    [DL_LAST_ERROR] = STR(struct fsm_delivery, last_error),
+};
+
+static const struct record delivery_record =
+    RECORD(struct fsm_delivery, delivery_fields);
+
+int fsm__delivery_encode(const struct fsm_delivery *d, void **buf, size_t *len)
+{
+    return encode_to(&delivery_record, d, buf, len);
+}
+
+int fsm__delivery_decode(const void *buf, size_t len, struct fsm_delivery *d)
+{
+    return decode_record(&delivery_record, buf, len, d, NULL);
+}
 
 int fsm_token_encode(const struct fsm_token *t, void **buf, size_t *len)
 {
@@ -839,6 +944,19 @@ static void enc_token(struct wbuf *w, unsigned tag, const void *rec)
     encode_nested(w, tag, &token_record, &c->token);
 }
 
+static int dec_webhook(void *rec, void *ctx, const unsigned char *d, size_t n)
+{
+    struct fsm_cmd *c = rec;
+    (void)ctx;
+    return fsm_webhook_decode(d, n, &c->webhook) != 0 ? ERR_CORRUPT : 0;
+}
+
+static void enc_webhook(struct wbuf *w, unsigned tag, const void *rec)
+{
+    const struct fsm_cmd *c = rec;
+    encode_nested(w, tag, &webhook_record, &c->webhook);
+}
+
 /* Any command type decodes any of these (a newer tag is skipped); which of
  * them a type writes is its layout. */
 static const struct field cmd_fields[] = {
@@ -859,6 +977,7 @@ static const struct field cmd_fields[] = {
     [C_WORKFLOW] = STR(struct fsm_cmd, workflow),
     [C_TOKEN] = FUNC(dec_token, enc_token),
     [C_QUEUE_MAX_PENDING] = U32(struct fsm_cmd, queue.max_pending),
+    [C_WEBHOOK] = FUNC(dec_webhook, enc_webhook),
 };
 
 static const struct record cmd_record = RECORD(struct fsm_cmd, cmd_fields);
@@ -882,6 +1001,8 @@ static const uint8_t *cmd_layout(uint8_t type)
         [FSM_CMD_TOKEN_SET] = {C_TOKEN},
         [FSM_CMD_TOKEN_DEL] = {C_ID},
         [FSM_CMD_ACL_BOOTSTRAP] = {C_TOKEN},
+        [FSM_CMD_WEBHOOK_SET] = {C_WEBHOOK},
+        [FSM_CMD_WEBHOOK_DEL] = {C_ID},
     };
 
     if (FSM_CMD_HAS_ITEMS(type)) {

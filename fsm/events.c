@@ -52,6 +52,11 @@ void fsm__ev_rewind(struct fsm *f, size_t mark)
 static bool keep(struct fsm *f, struct fsm_str *s, uint32_t max)
 {
     uint32_t len = s->len < max ? s->len : max;
+    if (len < s->len) { /* Cut at a UTF-8 character boundary. */
+        while (len > 0 && ((unsigned char)s->p[len] & 0xc0) == 0x80) {
+            len--;
+        }
+    }
     if (VEC_RESERVE(f->ev_strs, f->ev_strs_cap, f->ev_strs_used + len + 1) !=
         0) {
         return false;
@@ -73,7 +78,7 @@ static struct fsm_event *note(struct fsm *f,
                               struct fsm_str type,
                               struct fsm_str queue)
 {
-    if (f->ev_cb == NULL || VEC_RESERVE(f->ev, f->cap_ev, f->n_ev + 1) != 0) {
+    if (VEC_RESERVE(f->ev, f->cap_ev, f->n_ev + 1) != 0) {
         return NULL;
     }
     struct fsm_event *e = &f->ev[f->n_ev];
@@ -115,9 +120,6 @@ void fsm__ev_job(struct fsm *f,
                  const struct fsm_job *old,
                  const struct fsm_job *job)
 {
-    if (f->ev_cb == NULL) {
-        return;
-    }
     if (old == NULL) {
         job_event(f, FSM_EV_JOB_CREATED, job, false);
         if (job->status == FSM_CANCELLED) {

@@ -104,6 +104,11 @@ struct fsm_job
     uint64_t last_run;   /* Schedule: the job of its latest run. */
     struct fsm_str ckey; /* Concurrency key ("" = none). */
     uint32_t ckey_limit; /* Running jobs per key (>= 1 if ckey set). */
+    /* RUNNING: the name and host of the worker holding the lease, copied
+     * from its record at ASSIGN (the record may be gone when the attempt
+     * ends), written into the attempt's history entry, cleared then. */
+    struct fsm_str worker_name;
+    struct fsm_str worker_host;
     /* Encoded fields this version does not know: kept verbatim and written
      * back on every update (rolling upgrades). */
     struct fsm_str extra;
@@ -150,12 +155,15 @@ enum fsm_cmd_type {
     FSM_CMD_TOKEN_DEL,   /* Delete the ACL token whose id is @id. */
     FSM_CMD_ACL_BOOTSTRAP, /* The first admin token (@token), once per
                             * cluster: ERR_CONFLICT afterwards. */
+    FSM_CMD_WEBHOOK_SET,   /* Create the webhook @webhook (id derived). */
+    FSM_CMD_WEBHOOK_DEL,   /* Delete webhook @id and its deliveries. */
+    FSM_CMD_DELIVERY,      /* Outcomes of webhook deliveries (@items). */
 };
 /* Commands whose body is a list of items. */
 #define FSM_CMD_HAS_ITEMS(t)                                                 \
     (((t) >= FSM_CMD_WORKER_DEL && (t) <= FSM_CMD_PROMOTE) ||                \
      (t) == FSM_CMD_FIRE || (t) == FSM_CMD_RETRY || (t) == FSM_CMD_DELETE || \
-     (t) == FSM_CMD_RELEASE)
+     (t) == FSM_CMD_RELEASE || (t) == FSM_CMD_DELIVERY)
 
 /* FIRE actions. */
 enum {
@@ -219,6 +227,10 @@ struct fsm_attempt
     int32_t exit_code;
     struct fsm_str error;
     struct fsm_str output; /* At most FSM_MAX_HISTORY_OUTPUT bytes. */
+    /* Who ran it, as the worker registered (empty in attempts recorded
+     * before these fields existed, and host when the worker sent none). */
+    struct fsm_str worker_name;
+    struct fsm_str worker_host;
 };
 /* Read the next attempt of @history (advanced). 1 when one was read, 0 at
  * the end, -1 if the list does not decode. */
@@ -230,6 +242,24 @@ int fsm_attempt_append(struct fsm_str history,
                        struct fsm_str *out,
                        char **mem);
 
+/* A webhook (see fsm_delivery below). */
+#define FSM_MAX_WEBHOOKS 64
+#define FSM_MAX_DELIVERIES 100000 /* Pending per webhook; more: dropped. */
+#define FSM_WEBHOOK_URL_MAX 2048
+enum { FSM_DELIVERY_EXPIRE = 1 };
+struct fsm_webhook
+{
+    uint64_t id;
+    struct fsm_str url;
+    struct fsm_str queues; /* Comma-separated; "" = all. */
+    struct fsm_str secret; /* HMAC key for X-Rota-Signature. */
+    uint32_t events;       /* Bits 1 << FSM_EV_*. */
+    int64_t created_at;
+    uint32_t pending;   /* Deliveries not yet delivered nor expired. */
+    uint64_t delivered; /* Counters since creation. */
+    uint64_t expired;
+    uint64_t dropped; /* Not recorded: FSM_MAX_DELIVERIES were pending. */
+};
 /* A registered worker. */
 struct fsm_worker
 {
@@ -244,6 +274,9 @@ struct fsm_worker
     /* SHA-256 of its registration secret, 64 hex digits (never the
      * secret itself); "" = none. */
     struct fsm_str secret_hash;
+    /* The machine it runs on as it reported it ("" = not given): at most
+     * FSM_MAX_STR bytes, no NUL. */
+    struct fsm_str host;
 };
 
 /* An ACL token (docs/api.md, Access control). The database is keyed by
@@ -317,6 +350,8 @@ struct fsm_cmd
     struct fsm_queue queue;
     /* TOKEN_SET, ACL_BOOTSTRAP (TOKEN_DEL names the token in @id). */
     struct fsm_token token;
+    /* WEBHOOK_SET (WEBHOOK_DEL names it in @id). */
+    struct fsm_webhook webhook;
     /* SUBMIT of a workflow: its name (non-empty makes the command a
      * workflow: a record with an id of its own, every job a member). */
     struct fsm_str workflow;
@@ -422,7 +457,9 @@ uint64_t fsm_restores(struct fsm *f);
  * nor does a restore (fsm_restores() counts those). Job changes reported:
  * creation, start, completion, cancellation, an attempt that failed (then
  * retrying or dead); a job that goes to the dead-letter queue without
- * running is dead only. Strings are borrowed for the call. */
+ * running is dead only. Strings are borrowed for the call. Events are
+ * noted whether or not anyone watches: webhooks record deliveries of them
+ * (fsm_webhook), the same on every replica. */
 enum fsm_event_kind {
     FSM_EV_JOB_CREATED = 1,
     FSM_EV_JOB_STARTED,
@@ -456,6 +493,41 @@ typedef void (*fsm_event_cb)(void *data, const struct fsm_event *ev);
 void fsm_watch_events(struct fsm *f, fsm_event_cb cb, void *data);
 /* "job.created", ...; NULL for an unknown kind. */
 const char *fsm_event_name(int kind);
+
+/* Webhooks (docs/api.md "Webhooks"). Each event of a committed entry that
+ * a webhook's @events (bits 1 << FSM_EV_*) and @queues ("" = all; job and
+ * schedule events) match becomes a delivery record, in the entry's own
+ * transaction, keyed by (webhook, event key = index << 20 | position);
+ * the leader sends it and reports the outcome with a DELIVERY item
+ * (job_id = webhook, token = event key, ok, exit_code = HTTP status,
+ * retry_at = next attempt, error; action FSM_DELIVERY_EXPIRE drops it). */
+struct fsm_delivery
+{
+    uint64_t webhook;
+    uint64_t key;        /* index << 20 | position. */
+    struct fsm_event ev; /* index, pos set from @key; strings borrowed. */
+    uint32_t tries;
+    int64_t next_at; /* 0: due now. */
+    int32_t last_status;
+    int64_t last_at;
+    struct fsm_str last_error;
+};
+int fsm_webhook_encode(const struct fsm_webhook *w, void **buf, size_t *len);
+int fsm_webhook_decode(const void *buf, size_t len, struct fsm_webhook *w);
+struct fsm_reader;
+typedef int (*fsm_webhook_cb)(void *data, const struct fsm_webhook *w);
+typedef int (*fsm_delivery_cb)(void *data, const struct fsm_delivery *d);
+/* Every webhook, by id (a non-zero return of @cb stops). */
+int fsm_webhooks(struct fsm_reader *rd, fsm_webhook_cb cb, void *data);
+/* 0 or ERR_NOTFOUND. */
+int fsm_webhook_get(struct fsm_reader *rd, uint64_t id, struct fsm_webhook *w);
+/* The deliveries of @webhook with key > @after, oldest first, until @cb
+ * returns non-zero. */
+int fsm_deliveries(struct fsm_reader *rd,
+                   uint64_t webhook,
+                   uint64_t after,
+                   fsm_delivery_cb cb,
+                   void *data);
 
 /* Index of the last applied entry (stored in the same txn as its effect). */
 uint64_t fsm_applied_index(struct fsm *f);

@@ -19,11 +19,13 @@ enum {
     DB_META,
     DB_WORKERS,
     DB_TIMERS,
-    DB_RUNS,      /* schedule | nominal → run record */
-    DB_WORKFLOWS, /* id → workflow record */
-    DB_QUEUES,    /* name → settings */
-    DB_QCOUNTS,   /* queue 0x00 status → count */
-    DB_TOKENS,    /* SHA-256 hex of an ACL secret → token record */
+    DB_RUNS,       /* schedule | nominal → run record */
+    DB_WORKFLOWS,  /* id → workflow record */
+    DB_QUEUES,     /* name → settings */
+    DB_QCOUNTS,    /* queue 0x00 status → count */
+    DB_TOKENS,     /* SHA-256 hex of an ACL secret → token record */
+    DB_WEBHOOKS,   /* id → webhook record */
+    DB_DELIVERIES, /* webhook | event key → delivery record */
     DB__COUNT
 };
 
@@ -119,6 +121,12 @@ int fsm__del_job(struct fsm *f, MDB_txn *txn, const struct fsm_job *old);
 uint64_t fsm__get_meta_u64(struct fsm *f, MDB_txn *txn, const char *key);
 int fsm__put_meta_u64(struct fsm *f, MDB_txn *txn, const char *key, uint64_t v);
 
+/* webhooks.c */
+int fsm__delivery_encode(const struct fsm_delivery *d, void **buf, size_t *len);
+int fsm__delivery_decode(const void *buf, size_t len, struct fsm_delivery *d);
+/* The deliveries of the events noted for entry @index (before it commits). */
+int fsm__webhooks_deliver(struct fsm *f, MDB_txn *txn, uint64_t index);
+
 /* apply.c: the state of one command being applied. */
 struct apply_ctx
 {
@@ -145,6 +153,8 @@ int fsm__add_id(struct apply_ctx *a, uint64_t id, uint8_t existed);
 
 /* apply_lease.c: worker and lease commands. */
 int fsm__apply_worker_reg(struct apply_ctx *a, const struct fsm_cmd *cmd);
+/* webhooks.c: WEBHOOK_SET, WEBHOOK_DEL, DELIVERY. */
+int fsm__apply_webhook(struct apply_ctx *a, const struct fsm_cmd *cmd);
 int fsm__apply_items(struct apply_ctx *a, const struct fsm_cmd *cmd);
 /* A job that lost or ended its attempt unsuccessfully: retry or fail. */
 void fsm__attempt_failed(struct apply_ctx *a,

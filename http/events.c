@@ -107,54 +107,80 @@ static bool id_before(uint64_t i1, uint32_t p1, uint64_t i2, uint32_t p2)
 
 /* ---- Rendering ----------------------------------------------------------- */
 
-static void put_str(struct sb *b, const char *key, const char *p, size_t n)
-{
-    http__sb_printf(b, ",\"%s\":", key);
-    http__sb_json_str(b, (struct fsm_str){p, (uint32_t)n});
-}
-
-static void render_slot(struct sb *b, const struct slot *e)
+void http__event_data(struct sb *b, const struct fsm_event *e)
 {
     const char *name = fsm_event_name(e->kind);
     char at[40];
 
     http__format_time(e->at, at, sizeof at);
     http__sb_printf(b,
-                    "id: %llu-%u\nevent: %s\ndata: {\"event\":\"%s\",\"id\":"
-                    "\"%llu-%u\",\"index\":%llu,\"at\":\"%s\"",
-                    (unsigned long long)e->index, e->pos, name, name,
-                    (unsigned long long)e->index, e->pos,
+                    "{\"event\":\"%s\",\"id\":\"%llu-%u\",\"index\":%llu,"
+                    "\"at\":\"%s\"",
+                    name, (unsigned long long)e->index, e->pos,
                     (unsigned long long)e->index, at);
     if (e->kind == FSM_EV_WORKER_UP || e->kind == FSM_EV_WORKER_DOWN) {
-        http__sb_printf(b, ",\"worker\":{\"id\":\"%016llx\"",
+        http__sb_printf(b, ",\"worker\":{\"id\":\"%016llx\",\"name\":",
                         (unsigned long long)e->id);
-        put_str(b, "name", e->a, e->a_len);
+        http__sb_json_str(b, e->name);
         http__sb_puts(b, "}");
     } else if (e->kind == FSM_EV_SCHEDULE_FIRED ||
                e->kind == FSM_EV_SCHEDULE_SKIPPED) {
-        http__sb_printf(b, ",\"schedule\":{\"id\":\"%016llx\"",
+        http__sb_printf(b, ",\"schedule\":{\"id\":\"%016llx\",\"type\":",
                         (unsigned long long)e->id);
-        put_str(b, "type", e->a, e->a_len);
-        put_str(b, "queue", e->queue, e->queue_len);
+        http__sb_json_str(b, e->type);
+        http__sb_puts(b, ",\"queue\":");
+        http__sb_json_str(b, e->queue);
         http__sb_puts(b, "}");
         if (e->run != 0) {
             http__sb_printf(b, ",\"run\":\"%016llx\"",
                             (unsigned long long)e->run);
         }
+        if (e->error.len > 0) {
+            http__sb_puts(b, ",\"error\":");
+            http__sb_json_str(b, e->error);
+        }
     } else {
         const char *st = fsm_status_name(e->status);
-        http__sb_printf(b, ",\"job\":{\"id\":\"%016llx\"",
+        http__sb_printf(b, ",\"job\":{\"id\":\"%016llx\",\"type\":",
                         (unsigned long long)e->id);
-        put_str(b, "type", e->a, e->a_len);
-        put_str(b, "queue", e->queue, e->queue_len);
+        http__sb_json_str(b, e->type);
+        http__sb_puts(b, ",\"queue\":");
+        http__sb_json_str(b, e->queue);
         http__sb_printf(b, ",\"status\":\"%s\",\"attempts\":%u",
                         st != NULL ? st : "unknown", e->attempts);
-        if (e->err_len > 0) {
-            put_str(b, "error", e->err, e->err_len);
+        if (e->error.len > 0) {
+            http__sb_puts(b, ",\"error\":");
+            http__sb_json_str(b, e->error);
         }
         http__sb_puts(b, "}");
     }
-    http__sb_puts(b, "}\n\n");
+    http__sb_puts(b, "}");
+}
+
+static void render_slot(struct sb *b, const struct slot *sl)
+{
+    bool worker =
+        sl->kind == FSM_EV_WORKER_UP || sl->kind == FSM_EV_WORKER_DOWN;
+    struct fsm_str a = {sl->a, sl->a_len};
+    struct fsm_event e = {
+        .index = sl->index,
+        .pos = sl->pos,
+        .kind = sl->kind,
+        .status = sl->status,
+        .attempts = sl->attempts,
+        .id = sl->id,
+        .run = sl->run,
+        .at = sl->at,
+        .type = worker ? (struct fsm_str){NULL, 0} : a,
+        .name = worker ? a : (struct fsm_str){NULL, 0},
+        .queue = {sl->queue, sl->queue_len},
+        .error = {sl->err, sl->err_len},
+    };
+    http__sb_printf(
+        b, "id: %llu-%u\nevent: %s\ndata: ", (unsigned long long)sl->index,
+        sl->pos, fsm_event_name(sl->kind));
+    http__event_data(b, &e);
+    http__sb_puts(b, "\n\n");
 }
 
 static bool matches(const struct stream *st, const struct slot *e)
@@ -448,7 +474,23 @@ static void tick_cb(uv_timer_t *t)
 
 /* ---- Requests ------------------------------------------------------------ */
 
-/* "job.*", "worker.up", ... into a mask; false on an unknown name. */
+int http__event_mask(const char *t, uint32_t *mask)
+{
+    size_t n = strlen(t);
+    *mask = 0;
+    for (int k = 1; k <= KIND_LEADER; k++) {
+        const char *name =
+            k == KIND_LEADER ? "leader.changed" : fsm_event_name(k);
+        bool glob = n >= 2 && strcmp(t + n - 2, ".*") == 0 &&
+                    strncmp(name, t, n - 1) == 0;
+        if (glob || strcmp(name, t) == 0) {
+            *mask |= 1u << k;
+        }
+    }
+    return *mask != 0 ? 0 : -1;
+}
+
+/* "job.*,worker.up" into a mask; false on an unknown name. */
 static bool parse_kinds(const char *list, uint32_t *mask)
 {
     char copy[512], *save = NULL;
@@ -456,21 +498,11 @@ static bool parse_kinds(const char *list, uint32_t *mask)
     *mask = 0;
     for (char *t = strtok_r(copy, ",", &save); t != NULL;
          t = strtok_r(NULL, ",", &save)) {
-        bool known = false;
-        size_t n = strlen(t);
-        for (int k = 1; k <= KIND_LEADER; k++) {
-            const char *name =
-                k == KIND_LEADER ? "leader.changed" : fsm_event_name(k);
-            bool glob = n >= 2 && strcmp(t + n - 2, ".*") == 0 &&
-                        strncmp(name, t, n - 1) == 0;
-            if (glob || strcmp(name, t) == 0) {
-                *mask |= 1u << k;
-                known = true;
-            }
-        }
-        if (!known) {
+        uint32_t m;
+        if (http__event_mask(t, &m) != 0) {
             return false;
         }
+        *mask |= m;
     }
     return *mask != 0;
 }

@@ -9,7 +9,9 @@
 #include "sched/sched.h"
 
 struct events;
+struct sender;
 struct http_args;
+struct sb;
 
 struct http_server
 {
@@ -45,6 +47,7 @@ struct http_server
     unsigned long long leader_held;         /* Requests held. */
     unsigned long long leader_held_expired; /* ... answered 503 after it. */
     struct events *events;                  /* events.c */
+    struct sender *webhooks;                /* webhook_send.c */
 };
 
 /* A request waiting for an async answer (submit, forward, barrier...).
@@ -123,6 +126,34 @@ void http__events_stream(struct http_server *s,
  * final), 1 when parked until the job ends or the wait does, -1 when
  * answered (400/503). */
 int http__job_wait(struct http_server *s, h2o_req_t *req, uint64_t id);
+/* One event name ("job.dead") or prefix ("job.*") as a mask of bits
+ * 1 << FSM_EV_* (leader.changed: FSM_EV_MAX + 1); -1 if unknown. */
+int http__event_mask(const char *name, uint32_t *mask);
+
+/* webhooks.c, webhook_send.c */
+int http__webhooks_init(struct http_server *s);
+void http__webhooks_close(struct http_server *s);
+void http__webhooks_free(struct http_server *s);
+/* Sent, answered 2xx, failed, expired: this node, while leader. */
+void http__webhooks_stats(struct http_server *s, unsigned long long out[4]);
+void http__webhooks_create(struct http_server *s,
+                           h2o_req_t *req,
+                           const struct http_args *a);
+void http__webhooks_list(struct http_server *s,
+                         h2o_req_t *req,
+                         const struct http_args *a);
+void http__webhook_get(struct http_server *s,
+                       h2o_req_t *req,
+                       const struct http_args *a);
+void http__webhook_delete(struct http_server *s,
+                          h2o_req_t *req,
+                          const struct http_args *a);
+void http__webhook_deliveries(struct http_server *s,
+                              h2o_req_t *req,
+                              const struct http_args *a);
+
+/* An event's JSON object (SSE data lines, webhook bodies). */
+void http__event_data(struct sb *b, const struct fsm_event *e);
 /* The plain GET /v1/jobs/{id} answer from the local state (jobs.c). */
 void http__job_answer(struct http_server *s, h2o_req_t *req, uint64_t id);
 

@@ -354,6 +354,21 @@ static void http_metrics(struct out *o,
            cs->fwd_errors);
 }
 
+/* Webhook deliveries sent by this node while it led, by result. */
+static void webhook_metrics(struct out *o, struct http_server *s)
+{
+    static const char *const results[] = {"sent", "ok", "failed", "expired"};
+    unsigned long long st[4];
+    http__webhooks_stats(s, st);
+    family(o, "rota_webhook_deliveries_total", "counter",
+           "Webhook delivery attempts by this node while it led: sent, "
+           "answered 2xx (ok), failed, and deliveries expired after 24 h.");
+    for (int i = 0; i < 4; i++) {
+        put(o, "rota_webhook_deliveries_total{result=\"%s\"} %llu\n",
+            results[i], st[i]);
+    }
+}
+
 void http__metrics(struct http_server *s,
                    h2o_req_t *req,
                    const struct http_args *a)
@@ -368,6 +383,7 @@ void http__metrics(struct http_server *s,
     raft_metrics(&o, s, &cs);
     http_metrics(&o, s, &cs);
     sched_metrics(&o, s->sched);
+    webhook_metrics(&o, s);
     http__send_text(req, 200, "text/plain; version=0.0.4", o.buf, o.len);
 }
 

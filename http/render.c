@@ -95,6 +95,16 @@ static void put_field_str(struct sb *b, const char *key, struct fsm_str s)
     put_string(b, s.p != NULL ? s.p : "", s.len);
 }
 
+/* ,"key":"text", or ,"key":null for an empty string. */
+static void put_str_or_null(struct sb *b, const char *key, struct fsm_str s)
+{
+    if (s.len == 0) {
+        http__sb_printf(b, ",\"%s\":null", key);
+    } else {
+        put_field_str(b, key, s);
+    }
+}
+
 static void put_time(struct sb *b, const char *key, int64_t ms, bool or_null)
 {
     char buf[40];
@@ -214,6 +224,8 @@ void http__job_write(struct sb *b, const struct fsm_job *job)
                             outcomes[at.outcome <= 4 ? at.outcome : 0],
                             (unsigned long long)at.worker_id,
                             (unsigned long long)at.token, at.exit_code);
+            put_str_or_null(b, "worker_name", at.worker_name);
+            put_str_or_null(b, "worker_host", at.worker_host);
             put_time(b, "started_at", at.started_at, true);
             put_time(b, "finished_at", at.finished_at, true);
             if (at.error.len > 0) {

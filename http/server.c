@@ -235,7 +235,7 @@ void http__forward(struct http_server *s, h2o_req_t *req)
     snprintf(method, sizeof method, "%.*s", (int)req->method.len,
              req->method.base);
     struct cluster_http_req fr = {
-        method, path, headers, req->entity.base, req->entity.len, 0};
+        method, path, headers, req->entity.base, req->entity.len, 0, false};
     rv = cluster_forward(s->cluster, &fr, forward_cb, call);
     if (rv != 0) {
         http__call_unref(call); /* The callback's reference. */
@@ -690,6 +690,10 @@ static SSL_CTX *make_ssl_ctx(const struct http_config *cfg,
         goto fail;
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    /* With client certificates asked for, OpenSSL refuses to resume a
+     * session (a client's cached one: libcurl, undici) unless the context
+     * has a session id context: the connection would be dropped. */
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"rota-http", 9);
     h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
     return ctx;
 fail:
@@ -759,7 +763,8 @@ int http_server_start(uv_loop_t *loop,
     h2o_create_filter(&host->fallback_path, sizeof(h2o_filter_t))
         ->on_setup_ostream = json_errors_setup;
     h2o_context_init(&s->ctx, loop, &s->config);
-    if (http__hold_init(s) != 0 || http__events_init(s) != 0) {
+    if (http__hold_init(s) != 0 || http__events_init(s) != 0 ||
+        http__webhooks_init(s) != 0) {
         snprintf(errmsg, size, "out of memory");
         return ERR_NOMEM;
     }
@@ -828,6 +833,7 @@ void http_server_close(struct http_server *s,
     h2o_context_request_shutdown(&s->ctx);
     http__hold_close(s);
     http__events_close(s);
+    http__webhooks_close(s);
     s->config.http1.callbacks.foreach_request(&s->ctx, shut_read, NULL);
     uv_close((uv_handle_t *)&s->sweep, NULL);
     /* Shutdown is requested: the deferred calls answer 503 now. */
@@ -886,6 +892,7 @@ void http_server_destroy(struct http_server *s)
     h2o_config_dispose(&s->config);
     http__hold_free(s);
     http__events_free(s);
+    http__webhooks_free(s);
     SSL_CTX_free(s->ssl_ctx);
     free(s->addr);
     free(s);

@@ -199,8 +199,28 @@ static bool queues_allowed(struct http_server *s,
     return true;
 }
 
-/* POST /v1/workers {"name", "queues": [...], "concurrency", "types": [...]}:
- * "types" are the job types it runs (absent: every type but shell). */
+/* The optional "host" of a registration: true with *host NULL (absent or
+ * null) or the text; false when answered 400. Bounded like "name". */
+static bool parse_host(h2o_req_t *req, json_t *o, const char **host)
+{
+    json_t *h = json_object_get(o, "host");
+    *host = NULL;
+    if (h == NULL || json_is_null(h)) {
+        return true;
+    }
+    *host = json_string_value(h);
+    if (*host == NULL || (*host)[0] == '\0' || strlen(*host) > FSM_MAX_STR) {
+        http__send_error(req, 400, "invalid_argument", "host",
+                         "host: a string of 1..%d bytes", FSM_MAX_STR);
+        return false;
+    }
+    return true;
+}
+
+/* POST /v1/workers {"name", "host", "queues": [...], "concurrency",
+ * "types": [...]}: "types" are the job types it runs (absent: every type
+ * but shell); "host" (optional) the machine it runs on, kept in the
+ * attempts it makes. */
 void http__workers_register(struct http_server *s,
                             h2o_req_t *req,
                             const struct http_args *a)
@@ -208,7 +228,7 @@ void http__workers_register(struct http_server *s,
     json_t *o = http__body_object(req, false), *conc;
     char queues[MAX_QUEUES_LEN + 1], types[MAX_QUEUES_LEN + 1];
     struct fsm_worker w;
-    const char *name;
+    const char *name, *host;
     long long n = 1;
 
     if (o == NULL) {
@@ -222,7 +242,8 @@ void http__workers_register(struct http_server *s,
         /* Bounded here, before anything is proposed. */
         http__send_error(req, 400, "invalid_argument", "name",
                          "name: required, 1..%d bytes", FSM_MAX_STR);
-    } else if (http__parse_names(req, o, "queues", false, queues,
+    } else if (parse_host(req, o, &host) &&
+               http__parse_names(req, o, "queues", false, queues,
                                  sizeof queues) &&
                http__parse_names(req, o, "types", true, types, sizeof types)) {
         if (n < 1 || n > 10000) {
@@ -235,6 +256,9 @@ void http__workers_register(struct http_server *s,
             }
             memset(&w, 0, sizeof w);
             w.name = (struct fsm_str){name, (uint32_t)strlen(name)};
+            if (host != NULL) {
+                w.host = (struct fsm_str){host, (uint32_t)strlen(host)};
+            }
             w.queues = (struct fsm_str){queues, (uint32_t)strlen(queues)};
             w.types = (struct fsm_str){types, (uint32_t)strlen(types)};
             w.concurrency = (uint32_t)n;
@@ -536,6 +560,12 @@ static void list_worker_cb(void *data, const struct fsm_worker *w)
     http__sb_json_str(lw->b, w->queues);
     http__sb_puts(lw->b, ",\"types\":");
     http__sb_json_str(lw->b, w->types);
+    http__sb_puts(lw->b, ",\"host\":");
+    if (w->host.len > 0) {
+        http__sb_json_str(lw->b, w->host);
+    } else {
+        http__sb_puts(lw->b, "null");
+    }
     if (v.last_seen > 0 && !w->down) {
         http__format_time(v.last_seen, seen, sizeof seen);
     }

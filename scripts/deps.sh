@@ -12,9 +12,7 @@ PKGS=(build-essential pkg-config meson ninja-build clang-format clang-tidy
       libraft-dev libuv1-dev liblmdb-dev libh2o-dev libssl-dev liblz4-dev
       libjansson-dev libcurl4-openssl-dev libyaml-dev libcmocka-dev libicu-dev
       python3 python3-pytest curl iproute2 iptables openssl
-# python3-yaml, dpkg-dev, systemd: the packaging tests (compose, .deb, units);
-# prometheus: promtool for tests/integration/test_metrics.py;
-# chromium: the dashboard's browser tests (tests/browser, with node and npm).
+      python3-yaml dpkg-dev systemd prometheus chromium)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -23,18 +21,26 @@ for p in "${PKGS[@]}"; do
     fi
 done
 # node and npm may come from elsewhere (nodesource's nodejs has npm inside):
-# Debian's npm only when there is none.
+# Debian's only when there is none.
+if ! command -v node >/dev/null 2>&1; then
+    missing+=(nodejs)
+fi
 if ! command -v npm >/dev/null 2>&1; then
     missing+=(npm)
 fi
-if [ ${#missing[@]} -eq 0 ]; then
-    exit 0
+if [ ${#missing[@]} -ne 0 ]; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then
+        SUDO="sudo"
+    fi
+    echo "deps: installing ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    echo "deps: done"
 fi
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
+# The TypeScript client (clients/node) needs Node.js 20 or newer.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+    echo "deps: clients/node needs Node.js 20 or newer (node: $(node --version 2>/dev/null || echo none))" >&2
+    exit 1
 fi
-echo "deps: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-echo "deps: done"

@@ -101,7 +101,9 @@ mutual TLS between the nodes, access control on.
   API:       https://127.0.0.1:8001  https://127.0.0.1:8002  https://127.0.0.1:8003
   Auth:      the admin token is in $TOKEN: send it as
              -H "Authorization: Bearer \$(cat $TOKEN)"  (rotactl reads .rota/ itself)
-  Dashboard: https://127.0.0.1:8001/  (your browser: trust $CA, or accept the warning)
+  Dashboard: https://127.0.0.1:8001/  (your browser: trust $CA, or accept the warning;
+             sign in with the token in $TOKEN)
+  Events:    https://127.0.0.1:8001/v1/events  (Server-Sent Events; rotactl watch)
   Metrics:   https://127.0.0.1:8001/metrics  (needs a token)
   Logs:      $RUN/node{1,2,3}.log
   Worker:    started with --allow-shell (it runs shell jobs: any command, as $(id -un))

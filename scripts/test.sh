@@ -48,17 +48,17 @@ echo "== unit and cluster tests under ASan+UBSan (build-asan/)"
 run_meson build-asan
 
 
-# pytest over tests/integration (or the test directory $2) against the rotad
-# of build dir $1; extra environment in the rest of the arguments.
+# pytest over tests/integration (or --path P) against the rotad of build
+# dir $1; extra environment in the rest of the arguments.
 run_pytest() {
-    local dir=$1 tests=tests/integration out rc p f
+    local dir=$1 path=tests/integration out rc p f
     shift
-    if [ $# -gt 0 ] && [ -d "$1" ]; then
-        tests=$1
-        shift
+    if [ "${1:-}" = "--path" ]; then
+        path=$2
+        shift 2
     fi
     out=$(env "$@" ROTA_BUILD_DIR="$(pwd)/$dir" timeout 1500 \
-          /usr/bin/python3 -m pytest -q -p no:cacheprovider "$tests" 2>&1)
+          /usr/bin/python3 -m pytest -q -p no:cacheprovider "$path" 2>&1)
     rc=$?
     echo "$out" | tail -40
     p=$(echo "$out" | tail -1 | grep -oE "[0-9]+ passed" | grep -oE "[0-9]+" || true)
@@ -86,11 +86,46 @@ run_pytest build-asan ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
 echo "== browser tests (tests/browser)"
 if (cd tests/browser && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund \
         --loglevel=error >/dev/null); then
-    run_pytest build tests/browser
+    run_pytest build --path tests/browser
 else
     echo "npm ci failed in tests/browser"
     failed=$((failed + 1))
 fi
+
+# The Python client library (clients/python) against real clusters.
+echo "== Python client tests"
+run_pytest build --path clients/python/tests
+
+# The TypeScript client (clients/node) against real 3-node clusters of
+# build/'s rotad: npm ci and build (quiet), then node's test runner; its
+# summary ("# pass N", "# fail N", "# cancelled N") is counted.
+run_node_tests() {
+    local out rc p f c s
+    if ! out=$(cd clients/node && npm ci --no-audit --no-fund --loglevel=error 2>&1 &&
+               npm run --silent build 2>&1); then
+        echo "$out" | tail -20
+        failed=$((failed + 1))
+        return
+    fi
+    out=$(cd clients/node && ROTA_BUILD_DIR="$(pwd)/../../build" timeout 300 node --test 2>&1)
+    rc=$?
+    p=$(echo "$out" | sed -n 's/^# pass \([0-9]*\)$/\1/p' | tail -1)
+    f=$(echo "$out" | sed -n 's/^# fail \([0-9]*\)$/\1/p' | tail -1)
+    c=$(echo "$out" | sed -n 's/^# cancelled \([0-9]*\)$/\1/p' | tail -1)
+    s=$(echo "$out" | sed -n 's/^# skipped \([0-9]*\)$/\1/p' | tail -1)
+    echo "node --test: ${p:-0} pass, ${f:-0} fail, ${c:-0} cancelled, ${s:-0} skipped"
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0} + ${c:-0}))
+    if [ $rc -ne 0 ] || [ $((${f:-0} + ${c:-0})) -ne 0 ]; then
+        echo "$out" | grep -vE "^# ts=" | tail -60
+        if [ $((${f:-0} + ${c:-0})) -eq 0 ]; then
+            failed=$((failed + 1)) # No summary, or a crash: a failure all the same.
+        fi
+    fi
+}
+
+echo "== TypeScript client tests (clients/node, node --test)"
+run_node_tests
 
 # libFuzzer targets, 30 s each (scripts/fuzz.sh), at nice 19 and one at a
 # time in the background while the fault suite runs (which mostly waits

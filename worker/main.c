@@ -30,6 +30,7 @@ struct worker
     int n_servers, cur;
     char queues[1024];
     char name[256];
+    char host[256]; /* gethostname(): sent at registration ("" = none). */
     int concurrency;
     unsigned drain_s;
     char id[20];
@@ -147,6 +148,9 @@ static void register_worker(CURL *c)
     }
     json_t *body = json_pack("{s:s,s:o,s:i,s:o}", "name", W.name, "queues", qs,
                              "concurrency", W.concurrency, "types", ts);
+    if (W.host[0] != '\0') { /* Kept in the attempts this worker makes. */
+        json_object_set_new(body, "host", json_string(W.host));
+    }
     for (;;) {
         json_t *out = NULL;
         long st = call(c, "POST", "/v1/workers", body, 10000, &out);
@@ -537,7 +541,11 @@ static void parse(int argc, char **argv)
              getenv("ROTA_QUEUES") ? getenv("ROTA_QUEUES") : "default");
     W.concurrency =
         getenv("ROTA_CONCURRENCY") ? atoi(getenv("ROTA_CONCURRENCY")) : 4;
-    gethostname(host, sizeof host);
+    if (gethostname(host, sizeof host) != 0) {
+        host[0] = '\0';
+    }
+    host[sizeof host - 1] = '\0'; /* Not terminated if truncated. */
+    snprintf(W.host, sizeof W.host, "%s", host);
     snprintf(W.name, sizeof W.name, "%s-%d", host, (int)getpid());
     if (getenv("ROTA_NAME") != NULL) {
         snprintf(W.name, sizeof W.name, "%s", getenv("ROTA_NAME"));

@@ -412,7 +412,10 @@ function jobDetail(j, runs, wf) {
   if (j.last_error) parts.push(el('h2', {}, 'Error'), pre(j.last_error, 'error'));
   parts.push(el('h2', {}, 'Attempts'), table([
     ['#', (a) => a.attempt, 'num'], ['Outcome', (a) => statusBadge(a.outcome)],
-    ['Worker', (a) => a.worker_id], ['Exit', (a) => a.exit_code, 'num'],
+    // Who ran it: the name and host as the worker registered (kept after it
+    // is gone); attempts recorded before those fields show the id alone.
+    ['Worker', (a) => a.worker_name || a.worker_id], ['Host', (a) => a.worker_host],
+    ['Worker id', (a) => a.worker_id], ['Exit', (a) => a.exit_code, 'num'],
     ['Started', (a) => a.started_at], ['Finished', (a) => a.finished_at],
     ['Error', (a) => a.error], ['Output', (a) => (a.output ? pre(a.output) : '')],
   ], j.history || [], 'No finished attempts.'));
@@ -494,7 +497,7 @@ async function viewQueues() {
 async function viewWorkers() {
   const data = await api('GET', '/v1/workers');
   render('workers-table', data, () => table([
-    ['Id', (w) => w.id], ['Name', (w) => w.name],
+    ['Id', (w) => w.id], ['Name', (w) => w.name], ['Host', (w) => w.host],
     ['Queues', (w) => [].concat(w.queues || []).join(', ')],
     ['Types', (w) => w.types || 'all but shell'],
     ['Running', (w) => `${w.running}/${w.concurrency}`, 'num'],

@@ -399,3 +399,20 @@ def test_api_durations_are_finite(shared_cluster):
     st, _, job = n.req("POST", "/v1/jobs", {"type": "noop", "queue": "nobody-dur",
                                             "delay": "1.5s", "timeout": "250ms"})
     assert st == 201 and job["status"] == "scheduled", job
+
+
+def test_write_answer_index_covers_the_write(shared_cluster):
+    """X-Rota-Index on a write's answer is the index of the entry holding
+    it: a node that has applied that index has the write."""
+    c = shared_cluster
+    f = c.followers()[0]
+    for path, body in (("/v1/jobs", {"type": "noop", "queue": "idx"}),
+                       ("/v1/jobs/batch", [{"type": "noop", "queue": "idx"}])):
+        st, hs, ans = c.leader().req("POST", path, body)
+        assert st in (200, 201), ans
+        index = int(hs["x-rota-index"])
+        job = ans["results"][0]["job"] if path.endswith("batch") else ans
+        assert int(job["id"], 16) >> 20 <= index
+        wait_until(lambda: f.metric("rota_raft_applied_index") >= index,
+                   what="the follower at the answer's index")
+        assert f.req("GET", f"/v1/jobs/{job['id']}")[0] == 200

@@ -19,7 +19,7 @@ import re
 
 import pytest
 
-from conftest import ROOT, wait_until
+from conftest import ROOT, free_port, submit, wait_until
 from test_routes import MISSING, table
 
 DOC_PATH = os.path.join(ROOT, "http", "openapi.json")
@@ -518,3 +518,23 @@ def test_openapi_acl_answers_match_schemas(cluster):
     api(node, "DELETE", "/v1/acl/tokens/{id}", path=f"/v1/acl/tokens/{tok['id']}", headers=admin)
     api(node, "DELETE", "/v1/acl/tokens/{id}", path=f"/v1/acl/tokens/{MISSING}", headers=admin,
         expect=404)
+
+
+def test_openapi_webhook_answers(shared_cluster):
+    api, leader, follower = nodes(shared_cluster)
+    port = free_port()  # Nobody listens: deliveries stay pending with an error.
+    hook = api(follower, "POST", "/v1/webhooks",
+               {"url": f"http://127.0.0.1:{port}/h", "events": ["job.created"],
+                "queues": ["oa-hooks"]}, expect=201)
+    assert len(hook["secret"]) == 64
+    api(follower, "POST", "/v1/webhooks", {"url": "gopher://x", "events": ["job.*"]},
+        expect=400, valid_body=False)
+    submit(leader, {"type": "noop", "queue": "oa-hooks"})
+    api(leader, "GET", "/v1/webhooks")
+    api(leader, "GET", "/v1/webhooks/{id}", path=f"/v1/webhooks/{hook['id']}")
+    dl = wait_until(lambda: (lambda d: d if d["deliveries"] and d["deliveries"][0]["tries"] else None)(
+        api(leader, "GET", "/v1/webhooks/{id}/deliveries",
+            path=f"/v1/webhooks/{hook['id']}/deliveries")), what="a failed try")
+    assert dl["deliveries"][0]["event"]["event"] == "job.created"
+    api(follower, "DELETE", "/v1/webhooks/{id}", path=f"/v1/webhooks/{hook['id']}")
+    api(leader, "GET", "/v1/webhooks/{id}", path=f"/v1/webhooks/{hook['id']}", expect=404)

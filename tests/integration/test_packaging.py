@@ -15,11 +15,13 @@ import glob
 import os
 import re
 import shutil
+import socket
 import subprocess
+import textwrap
 
 import pytest
 
-from conftest import BUILD, ROOT, ROTACTL, ROTAD, WORKER
+from conftest import BUILD, ROOT, ROTACTL, ROTAD, WORKER, Cluster, wait_until
 
 ASAN = os.path.normpath(BUILD).endswith("build-asan")
 DOCKERFILE = os.path.join(ROOT, "docker", "Dockerfile")
@@ -315,3 +317,210 @@ def test_deb_installs_and_runs(deb, tmp_path):
         assert "usage:" in r.stdout + r.stderr, f"{name} --help: rc {r.returncode} {r.stderr}"
     r = run([str(root / "usr" / "bin" / "rotad"), "--help"])
     assert r.returncode == 0
+
+
+# ---- Vagrantfile ----------------------------------------------------------------------
+# No VM runs here (no vagrant, no VirtualBox). What is checked instead: the provision
+# scripts (single-quoted Ruby heredocs: pure bash) with bash -n and shellcheck, the files
+# and units they use, their packages against scripts/deps.sh, rotad's options, and the
+# host-side steps of the header (certificates, tokens) run for real against a local
+# secure cluster, with the worker configured as the provision script configures it.
+
+VAGRANTFILE = os.path.join(ROOT, "Vagrantfile")
+
+
+def vagrant_scripts():
+    """{NAME: bash text} of every NAME = <<~'SHELL' ... SHELL heredoc (Ruby's
+    squiggly heredoc strips the common indentation, as textwrap.dedent)."""
+    text = open(VAGRANTFILE).read()
+    found = re.findall(r"^(\w+) = <<~'SHELL'\n(.*?)^SHELL$", text, re.S | re.M)
+    return {name: textwrap.dedent(body) for name, body in found}
+
+
+def vagrant_header_commands(step):
+    """The commands of step @step ("1." ...) in the Vagrantfile's header comment,
+    continuation lines joined; comment lines of prose are left out."""
+    lines = []
+    in_step = False
+    for line in open(VAGRANTFILE):
+        if not line.startswith("#"):
+            break
+        body = line[1:].rstrip("\n")
+        m = re.match(r"^ (\d)\. ", body)
+        if m:
+            in_step = m.group(1) == str(step)
+            continue
+        if in_step and body.startswith("      "):
+            lines.append(body.strip())
+    cmds = []
+    for l in lines:
+        if cmds and cmds[-1].endswith("\\"):
+            cmds[-1] = cmds[-1][:-1] + " " + l
+        else:
+            cmds.append(l)
+    assert cmds, f"no commands in step {step}"
+    return cmds
+
+
+def test_vagrantfile_ruby_syntax():
+    ruby = shutil.which("ruby")
+    if ruby is None:
+        pytest.skip("no ruby here (libruby is 25 MB: not in scripts/deps.sh); "
+                    "the provision scripts are checked by the other tests")
+    r = run([ruby, "-c", VAGRANTFILE])
+    assert r.returncode == 0, r.stderr
+
+
+def test_vagrant_provision_scripts_parse(tmp_path):
+    scripts = vagrant_scripts()
+    assert set(scripts) == {"PROVISION", "WORKER"}, scripts.keys()
+    text = open(VAGRANTFILE).read()
+    for name, body in scripts.items():
+        assert body.startswith("#!/bin/bash\nset -euo pipefail\n"), name
+        # Used by a provisioner (by name, not interpolated into a string).
+        assert re.search(rf"inline: {name}\b", text), name
+        f = tmp_path / f"{name}.sh"
+        f.write_text(body)
+        r = run(["bash", "-n", str(f)])
+        assert r.returncode == 0, f"{name}: {r.stderr}"
+        if shutil.which("shellcheck"):
+            r = run(["shellcheck", "-s", "bash", str(f)])
+            assert r.returncode == 0, f"{name}:\n{r.stdout}"
+        # The inner heredocs end at column 0 (bash needs it) after the dedent.
+        for m in re.finditer(r"<<(\w+)\n", body):
+            assert re.search(rf"^{m.group(1)}$", body[m.end():], re.M), (name, m.group(1))
+
+
+def test_vagrant_provision_uses_files_of_the_repo():
+    scripts = vagrant_scripts()
+    both = "\n".join(scripts.values())
+    # Files of the synced folder ($src is /opt/rota, the repository).
+    assert 'src=/opt/rota' in scripts["PROVISION"]
+    used = re.findall(r'"\$src/([^"$]+)"', both)
+    assert "scripts/build-deb.sh" in used
+    # But vagrant-certs/: made on the host (step 1), ignored by git.
+    for path in (p for p in used if not p.startswith("vagrant-certs")):
+        assert os.path.exists(os.path.join(ROOT, path)), path
+    assert os.access(os.path.join(ROOT, "scripts", "build-deb.sh"), os.X_OK)
+    # The units it starts are the repository's, which the package installs.
+    units = set(re.findall(r"systemctl \w+ ([\w-]+\.service)", both))
+    assert units == {"rotad.service", "rota-worker.service"}, units
+    deb_script = open(os.path.join(ROOT, "scripts", "build-deb.sh")).read()
+    for u in units:
+        assert os.path.exists(os.path.join(UNITS, u)), u
+        assert f"deploy/systemd/{u}" in deb_script, u
+    # The env files it writes are those the units read, with the examples' keys.
+    for unit, env, example in (("rotad.service", "rotad.env", "rotad.env.example"),
+                               ("rota-worker.service", "worker.env", "worker.env.example")):
+        assert f"EnvironmentFile=/etc/rota/{env}" in open(os.path.join(UNITS, unit)).read()
+        m = re.search(rf"cat > /etc/rota/{re.escape(env)} <<EOF\n(.*?)\nEOF$",
+                      scripts["PROVISION"], re.S | re.M)
+        assert m, env
+        keys = {l.split("=")[0] for l in m.group(1).splitlines()}
+        ex = {l.split("=")[0] for l in open(os.path.join(UNITS, example))
+              if re.match(r"^[A-Z_]+=", l)}
+        assert ex <= keys, (env, ex - keys)
+        # Extra keys are options the program reads from its environment.
+        for k in keys - ex:
+            assert k in open(os.path.join(ROOT, "worker", "main.c")).read(), k
+    # No daemon as root: the units' user, made by the package; key and token 0600 rota.
+    for u in units:
+        assert "User=rota" in open(os.path.join(UNITS, u)).read()
+    assert "install -o rota -g rota -m 0600 \"$certs/node.key\"" in scripts["PROVISION"]
+    assert "install -o rota -g rota -m 0600 \"$token\" /etc/rota/worker.token" in scripts["WORKER"]
+    # The CA key and the admin token never reach a VM.
+    text = open(VAGRANTFILE).read()
+    assert '"vagrant-certs/ca.key"' in text and '"vagrant-certs/admin.token"' in text
+    assert "ca.key" not in both
+
+
+def test_vagrant_provision_packages_from_deps():
+    """The build dependencies it installs are a subset of scripts/deps.sh's list."""
+    assert run(["bash", "-n", os.path.join(ROOT, "scripts", "deps.sh")]).returncode == 0
+    deps = open(os.path.join(ROOT, "scripts", "deps.sh")).read()
+    listed = set(re.search(r"PKGS=\((.*?)\)", deps, re.S).group(1).split())
+    m = re.search(r"apt-get install ([^\n]*)", vagrant_scripts()["PROVISION"].replace("\\\n", " "))
+    pkgs = [w for w in m.group(1).split()
+            if not w.startswith("-") and not w.startswith(">")]
+    assert "libraft-dev" in pkgs and "dpkg-dev" in pkgs
+    extra = set(pkgs) - listed - {"ca-certificates"}
+    assert not extra, f"not in scripts/deps.sh: {extra}"
+
+
+def test_vagrant_rotad_options_exist():
+    scripts = vagrant_scripts()
+    m = re.search(r"^ROTAD_OPTS=(.*)$", scripts["PROVISION"], re.M)
+    opts = [w for w in m.group(1).split() if w.startswith("--")]
+    assert opts == ["--id", "--raft-addr", "--http-addr", "--cluster", "--certs-dir"]
+    helptext = run([ROTAD, "--help"]).stdout
+    for o in opts:
+        assert o in helptext, o
+
+
+def test_vagrant_host_steps(tmp_path):
+    """Step 1 (certificates) as written; step 3 (tokens) as written against a local
+    secure cluster (the address and directory replaced); then a rota-worker with the
+    worker.env the provision script writes registers with that token."""
+    work = tmp_path / "host"
+    work.mkdir()
+
+    def sh(cmd, subst):
+        for a, b in subst:
+            cmd = cmd.replace(a, b)
+        r = subprocess.run(["bash", "-c", cmd], cwd=work, capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, f"{cmd}: {r.stderr}"
+
+    certs = str(work / "vagrant-certs")
+    for cmd in vagrant_header_commands(1):
+        sh(cmd, [("build/ctl/rotactl", ROTACTL)])
+    r = run(["openssl", "x509", "-in", os.path.join(certs, "node.crt"), "-noout", "-text"])
+    for ip in ("192.168.56.11", "192.168.56.12", "192.168.56.13"):
+        assert f"IP Address:{ip}" in r.stdout
+    # A local cluster with certificates for 127.0.0.1, not bootstrapped (step 3 does).
+    local = str(tmp_path / "local-certs")
+    for args in (["create-ca"], ["create-node", "127.0.0.1"]):
+        p = run([ROTACTL, "cert", args[0], "--certs-dir", local, *args[1:]])
+        assert p.returncode == 0, p.stderr
+    c = Cluster(3, ["--certs-dir", local])
+    try:
+        for n in c.nodes:
+            n.start(["--cluster", c.spec] + c.flags)
+        leader = c.wait_for_leader()
+        for name in ("node.crt", "node.key", "ca.crt"):
+            shutil.copy(os.path.join(local, name), certs)
+        cmds = [x for x in vagrant_header_commands(3) if not x.startswith("vagrant ")]
+        script = "\n".join(["set -euo pipefail"] + cmds)
+        sh(script, [("build/ctl/rotactl", ROTACTL),
+                    ("https://192.168.56.11:8001", f"https://{c.nodes[0].http}")])
+        secrets = {}
+        for name in ("admin.token", "worker.token"):
+            path = os.path.join(certs, name)
+            secrets[name] = open(path).read().strip()
+            assert re.fullmatch(r"[0-9a-f]{64}", secrets[name]), name
+            assert os.stat(path).st_mode & 0o077 == 0, name
+        # The worker as configured by the provision script (node 1 of 3 VMs).
+        block = re.search(r"cat > /etc/rota/worker.env <<EOF\n(.*?)\nEOF$",
+                          vagrant_scripts()["PROVISION"], re.S | re.M).group(1)
+        servers = ",".join(f"https://{n.http}" for n in c.nodes)
+        env = dict(os.environ)
+        for line in block.splitlines():
+            k, _, v = line.partition("=")
+            env[k] = (v.replace("$servers", servers).replace("$id", "1")
+                      .replace("/etc/rota/certs/ca.crt", os.path.join(local, "ca.crt"))
+                      .replace("/etc/rota/worker.token", os.path.join(certs, "worker.token")))
+        assert env["ROTA_NAME"] == "worker-rota1"
+        log = open(tmp_path / "worker.log", "wb")
+        w = subprocess.Popen([WORKER] + env["ROTA_WORKER_OPTS"].split(), env=env,
+                             stdout=log, stderr=subprocess.STDOUT)
+        c.workers.append(w)
+        admin = {"Authorization": f"Bearer {secrets['admin.token']}"}
+
+        def registered():
+            st, _, body = leader.req("GET", "/v1/workers", headers=admin)
+            return st == 200 and [x for x in body["workers"] if x["name"] == "worker-rota1"]
+        ws = wait_until(registered, timeout=20, what="the worker registered")
+        assert ws[0]["host"] == socket.gethostname()
+    finally:
+        problems = c.stop()
+    assert not problems, problems

@@ -224,6 +224,8 @@ static struct fsm_job full_job(const uint64_t *deps, uint32_t n_deps)
     j.last_run = 0x800001;
     j.ckey = tstr("ck");
     j.ckey_limit = 3;
+    j.worker_name = tstr("wname");
+    j.worker_host = tstr("whost");
     j.extra.p = (const char *)extra;
     j.extra.len = sizeof extra;
     return j;
@@ -264,6 +266,8 @@ static void assert_job_equal(const struct fsm_job *a, const struct fsm_job *b)
     assert_int_equal(a->last_run, b->last_run);
     assert_str_equal(a->ckey, b->ckey);
     assert_int_equal(a->ckey_limit, b->ckey_limit);
+    assert_str_equal(a->worker_name, b->worker_name);
+    assert_str_equal(a->worker_host, b->worker_host);
     assert_str_equal(a->extra, b->extra);
 }
 
@@ -369,6 +373,7 @@ static void assert_cmd_carried(const struct fsm_cmd *c, const struct fsm_cmd *d)
     assert_int_equal(d->worker.registered_at,
                      reg ? c->worker.registered_at : 0);
     assert_int_equal(d->worker.down, reg ? c->worker.down : 0);
+    assert_str_equal(d->worker.host, reg ? c->worker.host : zero.type);
     assert_str_equal(d->queue.name, qs ? c->queue.name : zero.type);
     assert_int_equal(d->queue.paused, qs ? c->queue.paused : 0);
     assert_int_equal(d->queue.concurrency, qs ? c->queue.concurrency : 0);
@@ -404,6 +409,7 @@ static void test_codec_cmd_round_trip_all_fields(void **state)
     c.worker.concurrency = 8;
     c.worker.registered_at = 1700000000009;
     c.worker.down = 1;
+    c.worker.host = tstr("h1");
     c.queue.name = tstr("q2");
     c.queue.paused = 1;
     c.queue.concurrency = 6;
@@ -609,6 +615,166 @@ static void test_codec_unknown_fields_split(void **state)
     assert_int_equal(j.extra.len, 6 + 3 + 6 + 5);
 }
 
+/* ---- Old records (written before attempts said who ran them) ------------
+ * The raft log and the LMDB state of a cluster hold records of every older
+ * version: they decode, the new fields empty. Bytes built by hand, as the
+ * version before worker_name/worker_host wrote them. */
+
+/* One attempt entry of a history list: len u32, then the record. */
+static void tb_attempt(struct tbuf *list, const struct tbuf *rec)
+{
+    tb_le(list, rec->n, 4);
+    memcpy(list->b + list->n, rec->b, rec->n);
+    list->n += rec->n;
+}
+
+static void test_codec_old_attempt_decodes(void **state)
+{
+    struct tbuf rec = {{0}, 0}, list = {{0}, 0};
+    struct fsm_attempt at, first, second;
+    struct fsm_str h, out;
+    char *mem = NULL;
+    (void)state;
+
+    tb_le(&rec, 1, 1);
+    tb_num(&rec, 1, 1, 4);                  /* number */
+    tb_num(&rec, 2, FSM_ATTEMPT_FAILED, 1); /* outcome */
+    tb_num(&rec, 3, 0x700001, 8);           /* worker id */
+    tb_num(&rec, 4, 99, 8);                 /* token */
+    tb_num(&rec, 5, 1700000000001LL, 8);    /* started */
+    tb_num(&rec, 6, 1700000000002LL, 8);    /* finished */
+    tb_num(&rec, 7, 3, 4);                  /* exit code */
+    tb_tlv(&rec, 8, "exit 3", 6);           /* error */
+    tb_attempt(&list, &rec);
+    h = (struct fsm_str){(const char *)list.b, (uint32_t)list.n};
+    assert_int_equal(fsm_attempt_next(&h, &at), 1);
+    assert_int_equal(at.number, 1);
+    assert_int_equal(at.outcome, FSM_ATTEMPT_FAILED);
+    assert_int_equal(at.worker_id, 0x700001);
+    assert_int_equal(at.token, 99);
+    assert_int_equal(at.exit_code, 3);
+    assert_memory_equal(at.error.p, "exit 3", 6);
+    assert_int_equal(at.worker_name.len, 0);
+    assert_int_equal(at.worker_host.len, 0);
+    assert_int_equal(fsm_attempt_next(&h, &at), 0);
+
+    /* A new attempt appended to the old list: both read back. */
+    memset(&at, 0, sizeof at);
+    at.number = 2;
+    at.outcome = FSM_ATTEMPT_OK;
+    at.worker_id = 0x800001;
+    at.worker_name = tstr("w2");
+    at.worker_host = tstr("host-b");
+    h = (struct fsm_str){(const char *)list.b, (uint32_t)list.n};
+    assert_int_equal(fsm_attempt_append(h, &at, &out, &mem), 0);
+    assert_int_equal(fsm_attempt_next(&out, &first), 1);
+    assert_int_equal(first.worker_id, 0x700001);
+    assert_int_equal(first.worker_name.len, 0);
+    assert_int_equal(fsm_attempt_next(&out, &second), 1);
+    assert_int_equal(second.worker_id, 0x800001);
+    assert_int_equal(second.worker_name.len, 2);
+    assert_memory_equal(second.worker_name.p, "w2", 2);
+    assert_int_equal(second.worker_host.len, 6);
+    assert_memory_equal(second.worker_host.p, "host-b", 6);
+    assert_int_equal(fsm_attempt_next(&out, &second), 0);
+    free(mem);
+}
+
+/* The new fields' tags are pinned: an attempt's name 10 and host 11, a
+ * job's worker name 31 and host 32, a worker's host 9. */
+static void test_codec_who_ran_it_wire_bytes(void **state)
+{
+    struct tbuf want = {{0}, 0};
+    struct fsm_attempt at;
+    struct fsm_job j;
+    struct fsm_str out;
+    char *mem = NULL;
+    void *buf;
+    size_t len;
+    (void)state;
+
+    memset(&at, 0, sizeof at);
+    at.number = 1;
+    at.worker_name = tstr("n");
+    at.worker_host = tstr("h");
+    assert_int_equal(
+        fsm_attempt_append((struct fsm_str){NULL, 0}, &at, &out, &mem), 0);
+    tb_le(&want, 1, 1);
+    tb_num(&want, 1, 1, 4);
+    tb_tlv(&want, 10, "n", 1);
+    tb_tlv(&want, 11, "h", 1);
+    assert_int_equal(out.len, 4 + want.n);
+    assert_memory_equal(out.p + 4, want.b, want.n);
+    free(mem);
+
+    memset(&j, 0, sizeof j);
+    j.id = 5;
+    j.worker_name = tstr("n");
+    j.worker_host = tstr("h");
+    assert_int_equal(fsm_job_encode(&j, &buf, &len), 0);
+    want.n = 0;
+    tb_le(&want, 1, 1);
+    tb_num(&want, 1, 5, 8);
+    tb_tlv(&want, 31, "n", 1);
+    tb_tlv(&want, 32, "h", 1);
+    assert_int_equal(len, want.n);
+    assert_memory_equal(buf, want.b, want.n);
+    free(buf);
+}
+
+/* A job record of the older version (a running job: no worker_name) and a
+ * WORKER_REG command of the older version (no host) decode. */
+static void test_codec_old_job_and_worker_decode(void **state)
+{
+    struct tbuf t = {{0}, 0}, nested = {{0}, 0};
+    struct fsm_job j;
+    struct fsm_cmd d;
+    struct fsm_job *store;
+    void *buf;
+    size_t len;
+    (void)state;
+
+    tb_le(&t, 1, 1);
+    tb_num(&t, 1, 0x500001, 8);    /* id */
+    tb_num(&t, 2, FSM_RUNNING, 1); /* status */
+    tb_tlv(&t, 12, "shell", 5);    /* type */
+    tb_num(&t, 20, 0x700001, 8);   /* worker id */
+    tb_num(&t, 21, 42, 8);         /* lease token */
+    tb_num(&t, 30, 2, 4);          /* ckey limit: the last old tag */
+    assert_int_equal(fsm_job_decode(t.b, t.n, &j), 0);
+    assert_int_equal(j.status, FSM_RUNNING);
+    assert_int_equal(j.worker_id, 0x700001);
+    assert_int_equal(j.lease_token, 42);
+    assert_int_equal(j.ckey_limit, 2);
+    assert_int_equal(j.worker_name.len, 0);
+    assert_int_equal(j.worker_host.len, 0);
+    assert_int_equal(j.extra.len, 0);
+    /* Written back unchanged: nothing added for the empty new fields. */
+    assert_int_equal(fsm_job_encode(&j, &buf, &len), 0);
+    assert_int_equal(len, t.n);
+    assert_memory_equal(buf, t.b, t.n);
+    free(buf);
+
+    tb_le(&nested, 1, 1);
+    tb_tlv(&nested, 2, "w", 1);       /* name */
+    tb_tlv(&nested, 3, "default", 7); /* queues */
+    tb_num(&nested, 4, 2, 4);         /* concurrency */
+    tb_tlv(&nested, 8,
+           "0123456789abcdef0123456789abcdef"
+           "0123456789abcdef0123456789abcdef",
+           64);
+    t.n = 0;
+    tb_le(&t, 1, 1);
+    tb_le(&t, FSM_CMD_WORKER_REG, 1);
+    tb_tlv(&t, 11, nested.b, nested.n);
+    assert_int_equal(fsm_cmd_decode(t.b, t.n, &d, &store), 0);
+    assert_memory_equal(d.worker.name.p, "w", 1);
+    assert_int_equal(d.worker.concurrency, 2);
+    assert_int_equal(d.worker.secret_hash.len, 64);
+    assert_int_equal(d.worker.host.len, 0);
+    fsm_cmd_free(&d, store);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -623,6 +789,9 @@ int main(void)
         cmocka_unit_test(test_codec_wire_bytes),
         cmocka_unit_test(test_codec_decoded_hashes_unaligned),
         cmocka_unit_test(test_codec_unknown_fields_split),
+        cmocka_unit_test(test_codec_old_attempt_decodes),
+        cmocka_unit_test(test_codec_who_ran_it_wire_bytes),
+        cmocka_unit_test(test_codec_old_job_and_worker_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

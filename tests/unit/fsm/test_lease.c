@@ -429,6 +429,151 @@ static void test_lease_history(void **state)
     assert_int_equal(last.token, tok);
 }
 
+/* ---- Who ran it: worker name and host in each attempt --------------------
+ */
+
+static const struct fsm_result *reg_host(struct tfsm *t,
+                                         const char *name,
+                                         struct fsm_str host)
+{
+    struct fsm_cmd c;
+    unsigned n;
+    memset(&c, 0, sizeof c);
+    c.type = FSM_CMD_WORKER_REG;
+    c.worker.name = tstr(name);
+    c.worker.host = host;
+    c.worker.queues = tstr("default");
+    c.worker.concurrency = 1;
+    return tfsm_apply(t, T0, &c, 1, &n);
+}
+
+/* The name and host of the last attempt of @id ("" when empty), and the
+ * job's own copy, which only a running job holds. */
+struct who
+{
+    unsigned n;
+    uint8_t outcome;
+    uint64_t worker_id;
+    char name[64], host[64];
+    uint32_t job_name_len;
+};
+
+static struct who who_ran(struct tfsm *t, uint64_t id)
+{
+    struct fsm_reader *rd;
+    struct fsm_job j;
+    struct fsm_attempt at;
+    struct who w;
+    memset(&w, 0, sizeof w);
+    assert_int_equal(fsm_read_begin(t->f, &rd), 0);
+    assert_int_equal(fsm_get_job(rd, id, &j), 0);
+    w.job_name_len = j.worker_name.len + j.worker_host.len;
+    struct fsm_str h = j.history;
+    while (fsm_attempt_next(&h, &at) == 1) {
+        w.n++;
+        w.outcome = at.outcome;
+        w.worker_id = at.worker_id;
+        snprintf(w.name, sizeof w.name, "%.*s", (int)at.worker_name.len,
+                 at.worker_name.p != NULL ? at.worker_name.p : "");
+        snprintf(w.host, sizeof w.host, "%.*s", (int)at.worker_host.len,
+                 at.worker_host.p != NULL ? at.worker_host.p : "");
+    }
+    fsm_read_end(rd);
+    return w;
+}
+
+/* Every way an attempt ends records the worker as it registered: failure,
+ * loss by WORKER_DEL (which deletes the worker's record in the same
+ * command, before it ends the leases), release, cancel, success. */
+static void test_lease_history_names(void **state)
+{
+    struct tfsm *t = *state;
+    uint64_t w1 = reg_host(t, "w1", tstr("host-a"))->ids[0];
+    uint64_t w2 = reg(t, "w2"); /* No host. */
+    uint64_t job = submit1(t, 10);
+    struct who w;
+
+    uint64_t tok = assign(t, job, w1);
+    struct fsm_item fail = {.job_id = job, .token = tok, .retryable = 1};
+    assert_int_equal(item(t, FSM_CMD_COMPLETE, 0, &fail, T0 + 2), FSM_ITEM_OK);
+    w = who_ran(t, job);
+    assert_int_equal(w.n, 1);
+    assert_int_equal(w.outcome, FSM_ATTEMPT_FAILED);
+    assert_int_equal(w.worker_id, w1);
+    assert_string_equal(w.name, "w1");
+    assert_string_equal(w.host, "host-a");
+    assert_int_equal(w.job_name_len, 0); /* Not running: no copy kept. */
+
+    tok = assign(t, job, w2);
+    assert_int_not_equal(who_ran(t, job).job_name_len, 0);
+    struct fsm_item lost = {.job_id = job, .token = tok};
+    assert_int_equal(item(t, FSM_CMD_WORKER_DEL, w2, &lost, T0 + 3),
+                     FSM_ITEM_OK);
+    w = who_ran(t, job);
+    assert_int_equal(w.n, 2);
+    assert_int_equal(w.outcome, FSM_ATTEMPT_LOST);
+    assert_int_equal(w.worker_id, w2);
+    assert_string_equal(w.name, "w2"); /* Its record is gone already. */
+    assert_string_equal(w.host, "");
+
+    tok = assign(t, job, w1);
+    struct fsm_item rel = {.job_id = job, .worker_id = w1, .token = tok};
+    assert_int_equal(item(t, FSM_CMD_RELEASE, 0, &rel, T0 + 4), FSM_ITEM_OK);
+    w = who_ran(t, job);
+    assert_int_equal(w.outcome, FSM_ATTEMPT_LOST);
+    assert_string_equal(w.name, "w1");
+
+    uint64_t w3 = reg_host(t, "w3", tstr("host-c"))->ids[0];
+    tok = assign(t, job, w3);
+    struct fsm_item ok = {.job_id = job, .token = tok, .ok = 1};
+    assert_int_equal(item(t, FSM_CMD_COMPLETE, 0, &ok, T0 + 5), FSM_ITEM_OK);
+    w = who_ran(t, job);
+    assert_int_equal(w.n, 4);
+    assert_int_equal(w.outcome, FSM_ATTEMPT_OK);
+    assert_string_equal(w.name, "w3");
+    assert_string_equal(w.host, "host-c");
+    assert_int_equal(w.job_name_len, 0);
+
+    uint64_t job2 = submit1(t, 1);
+    assign(t, job2, w3);
+    struct fsm_cmd c;
+    unsigned n;
+    memset(&c, 0, sizeof c);
+    c.type = FSM_CMD_CANCEL;
+    c.id = job2;
+    assert_int_equal(tfsm_apply(t, T0 + 6, &c, 1, &n)->code, 0);
+    w = who_ran(t, job2);
+    assert_int_equal(w.outcome, FSM_ATTEMPT_CANCELLED);
+    assert_string_equal(w.name, "w3");
+    assert_string_equal(w.host, "host-c");
+}
+
+/* host is optional, bounded like name, and has no NUL. */
+static void test_lease_worker_host_checked(void **state)
+{
+    struct tfsm *t = *state;
+    char big[FSM_MAX_STR + 1];
+    const struct fsm_result *r;
+
+    memset(big, 'h', sizeof big);
+    r = reg_host(t, "w", (struct fsm_str){big, FSM_MAX_STR + 1});
+    assert_int_equal(r->code, ERR_INVALID);
+    assert_string_equal(r->field, "host");
+    r = reg_host(t, "w", (struct fsm_str){"a\0b", 3});
+    assert_int_equal(r->code, ERR_INVALID);
+    assert_string_equal(r->field, "host");
+    r = reg_host(t, "w", (struct fsm_str){big, FSM_MAX_STR});
+    assert_int_equal(r->code, 0);
+    uint64_t id = r->ids[0];
+    struct fsm_reader *rd;
+    struct fsm_worker wk;
+    assert_int_equal(fsm_read_begin(t->f, &rd), 0);
+    assert_int_equal(fsm_get_worker(rd, id, &wk), 0);
+    assert_int_equal(wk.host.len, FSM_MAX_STR);
+    assert_memory_equal(wk.host.p, big, FSM_MAX_STR);
+    fsm_read_end(rd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -450,6 +595,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_indexes_after_bulk_changes,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_history_names, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_lease_worker_host_checked, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
