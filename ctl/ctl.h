@@ -106,6 +106,9 @@ int ctl_cmd_queues(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_workflow(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_preview(struct ctl *ctl, int argc, char **argv);
 
+/* webhook.c: webhook create|list|get|delete|deliveries. */
+int ctl_cmd_webhook(struct ctl *ctl, int argc, char **argv);
+
 /* acl.c: acl bootstrap | token create|list|delete. */
 int ctl_cmd_acl(struct ctl *ctl, int argc, char **argv);
 

@@ -631,6 +631,10 @@ static const struct command commands[] = {
      "[-q|--queue Q]... [-t|--type T]... [--expires-at TIME] "
      "[--rate PER_S [--burst N]] | token list | token delete ID",
      ctl_cmd_acl},
+    {"webhook",
+     "create --url U --events E,... [-q|--queue Q]... [--secret S] | list | "
+     "get ID | delete ID | deliveries ID [--limit N] [--after K]",
+     ctl_cmd_webhook},
     {"cert",
      "create-ca --certs-dir D [--lifetime DAYS] [--overwrite] | "
      "create-node --certs-dir D [--lifetime DAYS] [--overwrite] HOST...",
