@@ -38,6 +38,30 @@ int ctl_request(struct ctl *ctl,
                 long *status,
                 json_t **out);
 
+/* The servers of ctl->servers (comma-separated) into @list; their count. */
+#define CTL_MAX_SERVERS 16
+int ctl_servers(const struct ctl *ctl, char list[][256], int max);
+
+/* The URL of @path on @server: "host:port" gets https:// when a CA file is
+ * set, else http://. */
+void ctl_url(const struct ctl *ctl,
+             const char *server,
+             const char *path,
+             char *url,
+             size_t size);
+
+/* Set @url, the CA and the token (appended to the headers @h) on the CURL
+ * handle @curl; returns the header list, which the caller frees after the
+ * transfer. */
+struct curl_slist;
+struct curl_slist *ctl_setup(struct ctl *ctl,
+                             void *curl,
+                             const char *url,
+                             struct curl_slist *h);
+
+/* Print the server's {"error":{...}} (or the HTTP status) on stderr. */
+void ctl_print_error(long status, json_t *resp);
+
 /* ctl_request that prints the server's error and returns CTL_EXIT_ERROR on
  * a 4xx/5xx. */
 int ctl_call(struct ctl *ctl,
@@ -64,6 +88,14 @@ void ctl_jobs_table(json_t *jobs); /* Header and one row per job. */
  * if there is none. */
 void ctl_age(json_t *o, const char *key, char *out, size_t size);
 
+/* A job: its JSON with --json, else one "key value" line per field.
+ * Takes @job. */
+int ctl_show_job(struct ctl *ctl, json_t *job);
+
+/* wait.c: wait ID [--timeout D]; watch.c: the event stream. */
+int ctl_cmd_wait(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_watch(struct ctl *ctl, int argc, char **argv);
+
 /* workers: GET /v1/workers as a table. */
 int ctl_cmd_workers(struct ctl *ctl, int argc, char **argv);
 
@@ -73,6 +105,9 @@ int ctl_cmd_dlq(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_queues(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_workflow(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_preview(struct ctl *ctl, int argc, char **argv);
+
+/* webhook.c: webhook create|list|get|delete|deliveries. */
+int ctl_cmd_webhook(struct ctl *ctl, int argc, char **argv);
 
 /* acl.c: acl bootstrap | token create|list|delete. */
 int ctl_cmd_acl(struct ctl *ctl, int argc, char **argv);

@@ -265,7 +265,7 @@ static int cmd_submit(struct ctl *ctl, int argc, char **argv)
 /* ---- get, cancel, patch ---------------------------------------------------
  */
 
-static int show_job(struct ctl *ctl, json_t *job)
+int ctl_show_job(struct ctl *ctl, json_t *job)
 {
     if (ctl->json) {
         ctl_print_json(job);
@@ -296,7 +296,7 @@ static int cmd_get(struct ctl *ctl, int argc, char **argv)
     snprintf(path, sizeof path, "/v1/jobs/%s%s", argv[1],
              lin ? "?consistency=linearizable" : "");
     rv = ctl_call(ctl, "GET", path, NULL, &out);
-    return rv != 0 ? rv : show_job(ctl, out);
+    return rv != 0 ? rv : ctl_show_job(ctl, out);
 }
 
 static int cmd_cancel(struct ctl *ctl, int argc, char **argv)
@@ -309,7 +309,7 @@ static int cmd_cancel(struct ctl *ctl, int argc, char **argv)
     }
     snprintf(path, sizeof path, "/v1/jobs/%s", argv[1]);
     rv = ctl_call(ctl, "DELETE", path, NULL, &out);
-    return rv != 0 ? rv : show_job(ctl, out);
+    return rv != 0 ? rv : ctl_show_job(ctl, out);
 }
 
 static int cmd_patch(struct ctl *ctl, int argc, char **argv)
@@ -365,7 +365,7 @@ static int cmd_patch(struct ctl *ctl, int argc, char **argv)
     json_decref(patch);
     rv = ctl_call(ctl, "PATCH", path, body, &out);
     free(body);
-    return rv != 0 ? rv : show_job(ctl, out);
+    return rv != 0 ? rv : ctl_show_job(ctl, out);
 }
 
 /* ---- list --------------------------------------------------------------- */
@@ -599,6 +599,14 @@ static const struct command commands[] = {
      "[--max-attempts N] "
      "[--run-at TIME | --delay D] [--timeout D]",
      cmd_patch},
+    {"wait",
+     "ID [--timeout D] (until the job is final; exit 0 completed, 1 failed "
+     "or cancelled, 2 timed out)",
+     ctl_cmd_wait},
+    {"watch",
+     "[-q|--queue Q] [-t|--type T] [--job ID] [--events E,...] "
+     "[--last-event-id ID] (follow the events until SIGINT)",
+     ctl_cmd_watch},
     {"cluster", "", cmd_cluster},
     {"workers", "(the registered workers)", ctl_cmd_workers},
     {"join", "--id N --raft-addr A:P --http-addr A:P", cmd_join},
@@ -623,6 +631,10 @@ static const struct command commands[] = {
      "[-q|--queue Q]... [-t|--type T]... [--expires-at TIME] "
      "[--rate PER_S [--burst N]] | token list | token delete ID",
      ctl_cmd_acl},
+    {"webhook",
+     "create --url U --events E,... [-q|--queue Q]... [--secret S] | list | "
+     "get ID | delete ID | deliveries ID [--limit N] [--after K]",
+     ctl_cmd_webhook},
     {"cert",
      "create-ca --certs-dir D [--lifetime DAYS] [--overwrite] | "
      "create-node --certs-dir D [--lifetime DAYS] [--overwrite] HOST...",
@@ -668,7 +680,8 @@ static void usage(FILE *out)
     }
     fprintf(out,
             "\nexit: 0 ok, 1 refused by the server, 2 usage, 3 no "
-            "server reachable\n");
+            "server reachable;\n  wait: 0 completed, 1 failed or "
+            "cancelled, 2 timed out\n");
 }
 
 /* -o/--output FMT: 0, or -1 for an unknown format. */

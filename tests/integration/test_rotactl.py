@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROTACTL, wait_until
+from conftest import ROTACTL, free_port, wait_until
 
 
 def ctl(cluster, *args, servers=None):
@@ -256,6 +256,78 @@ def test_rotactl_bash_completion():
     assert "--limit" in complete("rotactl", "list", "--")
     assert complete("rotactl", "-o", "") == ["json", "table"]
     assert complete("rotactl", "acl", "token", "") == ["create", "list", "delete"]
+    assert complete("rotactl", "wa") == ["wait", "watch"]
+    assert complete("rotactl", "wait", "ID", "--") == ["--json", "--help", "--timeout"]
+    assert {"--queue", "--type", "--job", "--events", "--last-event-id"} <= \
+        set(complete("rotactl", "watch", "--"))
+    assert complete("rotactl", "watch", "--events", "job.c") == ["job.created", "job.completed",
+                                                                 "job.cancelled"]
+    assert complete("rotactl", "watch", "--events", "job.*,wor") == ["job.*,worker.*",
+                                                                     "job.*,worker.up",
+                                                                     "job.*,worker.down"]
+    assert complete("rotactl", "watch", "--job", "") == []
+    assert complete("rotactl", "webhook", "") == ["create", "list", "get", "delete",
+                                                  "deliveries"]
+    assert {"--url", "--events", "--queue", "--secret"} <= \
+        set(complete("rotactl", "webhook", "create", "--"))
+    assert complete("rotactl", "webhook", "create", "--events", "job.d") == ["job.dead"]
+    assert "--after" in complete("rotactl", "webhook", "deliveries", "ID", "--")
     p = subprocess.run(["bash", "-c", f"source {COMPLETION}; complete -p rotactl"],
                        capture_output=True, text=True)
     assert p.returncode == 0 and "-F _rotactl" in p.stdout, p.stderr
+
+
+def test_rotactl_webhook(shared_cluster):
+    """webhook create (made and given secrets), list, get, deliveries of a
+    receiver that is down, delete; usage errors."""
+    c = shared_cluster
+    dead_url = f"http://127.0.0.1:{free_port()}/hook"  # Nobody listens.
+    rc, out, err = ctl(c, "-o", "json", "webhook", "create", "--url", dead_url, "--events",
+                       "job.cancelled,job.dead", "-q", "ctl-hq")
+    assert rc == 0, err
+    hook = json.loads(out)
+    assert hook["url"] == dead_url and sorted(hook["events"]) == ["job.cancelled", "job.dead"]
+    assert hook["queues"] == ["ctl-hq"] and len(hook["secret"]) >= 16, hook
+    rc, out, err = ctl(c, "webhook", "create", "--url", dead_url, "--events", "job.*",
+                       "--secret", "s" * 20)
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["ID", "URL", "QUEUES", "PENDING", "DELIVERED", "EXPIRED",
+                                "DROPPED", "EVENTS"] and "secret:" not in out, out
+    other = lines[1].split()[0]
+    cols = lines[1].split()
+    assert cols[1:3] == [dead_url, "all"] and "job.completed" in cols[7].split(","), out
+    leader = f"http://{c.leader().http}"
+    rc, out, err = ctl(c, "webhook", "list", servers=leader)
+    ids = [l.split()[0] for l in out.splitlines()[1:]]
+    assert rc == 0 and hook["id"] in ids and other in ids, (out, err)
+    rc, out, err = ctl(c, "--json", "webhook", "get", hook["id"], servers=leader)
+    assert rc == 0 and json.loads(out)["secret_set"] is True and "secret" not in json.loads(out)
+    # A cancelled job of the queue: one delivery, failing against the dead URL.
+    job = c.leader().req("POST", "/v1/jobs", {"type": "noop", "queue": "ctl-hq"})[2]
+    assert c.leader().req("DELETE", f"/v1/jobs/{job['id']}")[0] == 200
+    rc, out, err = wait_until(
+        lambda: (lambda r: r if json.loads(r[1])["deliveries"] and
+                 json.loads(r[1])["deliveries"][0]["tries"] >= 1 else None)(
+            ctl(c, "--json", "webhook", "deliveries", hook["id"], servers=leader)),
+        timeout=30, what="a failed try recorded")
+    d = json.loads(out)["deliveries"][0]
+    assert d["event"]["event"] == "job.cancelled" and d["event"]["job"]["id"] == job["id"]
+    rc, out, err = ctl(c, "webhook", "deliveries", hook["id"], "--limit", "1", servers=leader)
+    assert rc == 0 and "DELIVERY" in out, (out, err)
+    row = next(l for l in out.splitlines() if l.startswith(d["delivery"]))
+    assert "job.cancelled" in row and job["id"] in row, row
+    # Delete: gone from the list; again: the server's 404.
+    rc, out, err = ctl(c, "webhook", "delete", hook["id"], servers=leader)
+    assert rc == 0 and out.strip() == f"deleted webhook {hook['id']}", (out, err)
+    rc, out, err = ctl(c, "webhook", "delete", hook["id"], servers=leader)
+    assert rc == 1 and "not_found" in err, (rc, err)
+    rc, out, err = ctl(c, "--json", "webhook", "list", servers=leader)
+    assert hook["id"] not in [w["id"] for w in json.loads(out)["webhooks"]]
+    assert ctl(c, "webhook", "delete", other, servers=leader)[0] == 0
+    for bad in ([], ["frob"], ["create", "--url", dead_url], ["create", "--events", "job.*"],
+                ["delete"], ["deliveries"]):
+        rc, out, err = ctl(c, "webhook", *bad)
+        assert rc == 2 and "usage: rotactl webhook" in err, (bad, rc, err)
+    rc, out, err = ctl(c, "webhook", "create", "--url", "ftp://x", "--events", "job.*")
+    assert rc == 1 and "url" in err, (rc, err)
