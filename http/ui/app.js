@@ -6,7 +6,6 @@
 'use strict';
 
 const TOKEN_KEY = 'rotaToken';
-const POLL_MS = 2000;
 const PAGE = 50;
 const FINISHED = new Set(['completed', 'failed', 'cancelled']);
 
@@ -219,7 +218,7 @@ let refreshing = false;
 let again = false;
 
 // Renders the current view from fresh data. The only refresh entry point:
-// polling calls it now; a Server-Sent Events stream can call it later.
+// the event stream, polling and actions call it.
 async function refresh() {
   if (refreshing) {
     again = true;
@@ -244,10 +243,174 @@ async function refresh() {
   }
 }
 
-function startLive() {
-  setInterval(() => {
+// ---- Following /v1/events ------------------------------------------------------
+//
+// While the stream is open ("live"), each event refreshes the views it
+// concerns, at most once per EVENT_MS; a slow poll (LIVE_POLL_MS) still
+// catches what has no event (heartbeats, a job becoming due). When the stream
+// cannot be opened (404/405 from an older node, or OPEN_TRIES failures in a
+// row) the page polls every POLL_MS as before and tries again after RETRY_MS.
+// EventSource cannot send a token, so this is fetch() reading the body.
+//
+// Knob for tests and slow links: ?poll=MS in the page's URL sets POLL_MS.
+
+const POLL_MS = pollKnob() || 2000;
+const LIVE_POLL_MS = Math.max(POLL_MS, 15000);
+const EVENT_MS = 300;
+const OPEN_TRIES = 3;
+const RETRY_MS = 30000;
+
+function pollKnob() {
+  const v = Number(new URLSearchParams(location.search).get('poll'));
+  return Number.isInteger(v) && v >= 500 ? v : 0;
+}
+
+const live = {on: false, gen: 0, lastId: null, ctl: null, pollTimer: null, evTimer: null, evAt: 0};
+
+function setLive(on) {
+  const changed = live.on !== on;
+  live.on = on;
+  const e = $('live');
+  e.textContent = on ? 'live' : 'polling';
+  e.dataset.mode = on ? 'live' : 'polling';
+  e.title = on ? 'Following the event stream (/v1/events)' : `Polling every ${POLL_MS / 1000} s`;
+  if (changed) schedulePoll();
+}
+
+function schedulePoll() {
+  clearTimeout(live.pollTimer);
+  live.pollTimer = setTimeout(() => {
     if (!document.hidden) refresh();
-  }, POLL_MS);
+    schedulePoll();
+  }, live.on ? LIVE_POLL_MS : POLL_MS);
+}
+
+// Whether event EV changes what the current view shows.
+function concerns(ev, name) {
+  if (name.startsWith('events.')) return true; // Some were lost: reload.
+  const r = route();
+  if (r.view === 'job') {
+    return [ev.job && ev.job.id, ev.schedule && ev.schedule.id, ev.run].includes(r.id);
+  }
+  if (r.view === 'workers') return /^(worker|job)\./.test(name);
+  if (r.view === 'cluster') return name === 'leader.changed';
+  return /^(job|schedule|events)\./.test(name);
+}
+
+// A refresh soon, but at most one per EVENT_MS however many events come.
+function refreshSoon() {
+  if (live.evTimer !== null) return;
+  const wait = Math.max(0, live.evAt + EVENT_MS - Date.now());
+  live.evTimer = setTimeout(() => {
+    live.evTimer = null;
+    live.evAt = Date.now();
+    if (!document.hidden) refresh();
+  }, wait);
+}
+
+function onEvent(name, data) {
+  let ev = {};
+  try {
+    ev = JSON.parse(data);
+  } catch (_) {
+    // A comment-like or empty data: the name alone decides.
+  }
+  if (concerns(ev, name)) refreshSoon();
+}
+
+// Reads one SSE stream to its end: blocks of "field: value" lines, a blank
+// line ends an event, lines starting with ':' are comments (keepalive).
+async function readEvents(body, gen) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  let ev = {name: '', data: [], id: null};
+  for (;;) {
+    const {value, done} = await reader.read();
+    if (done || gen !== live.gen) return;
+    buf += value;
+    const lines = buf.split('\n');
+    buf = lines.pop();
+    for (let line of lines) {
+      if (line.endsWith('\r')) line = line.slice(0, -1);
+      if (line === '') {
+        if (ev.id !== null) live.lastId = ev.id;
+        if (ev.name || ev.data.length) onEvent(ev.name || 'message', ev.data.join('\n'));
+        ev = {name: '', data: [], id: null};
+        continue;
+      }
+      if (line.startsWith(':')) continue;
+      const i = line.indexOf(':');
+      const field = i < 0 ? line : line.slice(0, i);
+      const val = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+      if (field === 'event') ev.name = val;
+      else if (field === 'data') ev.data.push(val);
+      else if (field === 'id') ev.id = val;
+    }
+  }
+}
+
+// Opens the stream (resuming after the last id seen) and follows it to its
+// end. Returns how it went: 'ended' after it was open, 'old' if the node has
+// no stream, 'failed' otherwise.
+async function streamOnce(gen) {
+  const headers = {Accept: 'text/event-stream'};
+  const t = token();
+  if (t) headers.Authorization = 'Bearer ' + t;
+  if (live.lastId) headers['Last-Event-ID'] = live.lastId;
+  live.ctl = new AbortController();
+  let r;
+  try {
+    r = await fetch('/v1/events', {headers, cache: 'no-store', signal: live.ctl.signal});
+  } catch (_) {
+    return 'failed';
+  }
+  if (r.status === 404 || r.status === 405) return 'old';
+  if (!r.ok || !r.body) return 'failed';
+  setLive(true);
+  refresh(); // What changed before the stream opened.
+  try {
+    await readEvents(r.body, gen);
+  } catch (_) {
+    // The connection broke: reconnect below.
+  }
+  return 'ended';
+}
+
+const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+
+// Follows the stream until the next follow() (sign-in, sign-out) replaces it.
+async function follow() {
+  const gen = ++live.gen;
+  if (live.ctl) live.ctl.abort();
+  live.lastId = null; // A new token may see other events: start afresh.
+  let delay = 1000;
+  let failures = 0;
+  while (gen === live.gen) {
+    const opened = Date.now();
+    const how = await streamOnce(gen);
+    if (gen !== live.gen) return;
+    setLive(false);
+    if (how === 'ended') {
+      failures = 0;
+      if (Date.now() - opened > 10000) delay = 1000;
+    } else if (how === 'old' || ++failures >= OPEN_TRIES) {
+      failures = 0;
+      delay = 1000;
+      await sleep(RETRY_MS);
+      continue;
+    }
+    await sleep(delay);
+    delay = Math.min(delay * 2, 10000);
+  }
+}
+
+function startLive() {
+  setLive(false);
+  schedulePoll();
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden) refresh();
+  });
+  follow();
 }
 
 // ---- Jobs ---------------------------------------------------------------
@@ -545,6 +708,7 @@ function wire() {
     notice('');
     setAuthUI();
     refresh();
+    follow();
   });
   $('signout').addEventListener('click', () => {
     sessionStorage.removeItem(TOKEN_KEY);
@@ -556,6 +720,7 @@ function wire() {
     notice('');
     setAuthUI();
     refresh();
+    follow();
   });
   $('job-filters').addEventListener('change', resetJobsPaging);
   $('job-filters').addEventListener('submit', (ev) => ev.preventDefault());

@@ -175,6 +175,57 @@ async function insecure() {
   await shot('cluster');
 
   await hostile();
+  await liveList();
+  await refused();
+}
+
+// The indicator's text: "live" while the page follows /v1/events.
+async function waitMode(pg, mode) {
+  await pg.waitForFunction((m) => document.getElementById('live').textContent === m,
+    {timeout: WAIT}, mode);
+}
+
+// With polling slowed to a minute (?poll=60000), a job submitted through
+// the API appears in the list and turns completed without a reload: only
+// the event stream can show that within WAIT.
+async function liveList() {
+  await page.goto(cfg.base + '/?poll=60000#/jobs', {waitUntil: 'load'});
+  await waitMode(page, 'live');
+  await page.waitForSelector('#jobs-table tbody tr', {timeout: WAIT});
+  const j = (await api('POST', '/v1/jobs', {type: 'sleep', name: 'dash-live', payload: {ms: 1500}})).data;
+  await page.waitForSelector(`#jobs-table tr[data-id="${j.id}"]`, {timeout: WAIT});
+  await page.waitForSelector(`#jobs-table tr[data-id="${j.id}"] .status-completed`, {timeout: WAIT});
+  assert.equal((await job(j.id)).status, 'completed');
+  await waitMode(page, 'live');
+  await shot('live');
+  ok.live = j.id;
+}
+
+// A node that refuses the stream (404, as one without /v1/events): the page
+// says "polling" and still shows a new job and its end, by polling.
+async function refused() {
+  const p2 = await browser.newPage();
+  p2.on('pageerror', (e) => pageErrors.push(String(e)));
+  let asked = 0;
+  await p2.setRequestInterception(true);
+  p2.on('request', (r) => {
+    if (new URL(r.url()).pathname === '/v1/events') {
+      asked++;
+      r.respond({status: 404, contentType: 'application/json',
+        body: '{"error":{"code":"not_found","field":null,"message":"no such route"}}'});
+    } else {
+      r.continue();
+    }
+  });
+  await p2.goto(cfg.base + '/#/jobs', {waitUntil: 'load'});
+  await poll('the page asking for /v1/events', async () => asked > 0);
+  await p2.waitForSelector('#jobs-table tbody tr', {timeout: WAIT});
+  const j = (await api('POST', '/v1/jobs', {type: 'sleep', name: 'dash-poll', payload: {ms: 1500}})).data;
+  await p2.waitForSelector(`#jobs-table tr[data-id="${j.id}"]`, {timeout: WAIT});
+  await p2.waitForSelector(`#jobs-table tr[data-id="${j.id}"] .status-completed`, {timeout: WAIT});
+  assert.equal(await p2.$eval('#live', (e) => e.textContent), 'polling');
+  await p2.close();
+  ok.refused = j.id;
 }
 
 // A schedule is paused, resumed and run now from its page, which lists the
@@ -277,8 +328,11 @@ async function secure() {
   }, {timeout: WAIT});
   await shot('signin');
   // A read token sees the jobs; its cancel is refused (403): read-only.
+  assert.equal(await page.$eval('#live', (e) => e.textContent), 'polling', 'no stream without a token');
   await signIn(cfg.tokens.read);
   await page.waitForSelector(`#jobs-table tr[data-id="${ids.idle}"]`, {timeout: WAIT});
+  await waitMode(page, 'live'); // The stream opens with the token (fetch, Authorization).
+  ok.live = true;
   assert.ok(await page.$eval('#banner', (b) => b.hidden), 'no error banner once signed in');
   assert.equal(await page.evaluate(() => sessionStorage.getItem('rotaToken')), cfg.tokens.read);
   await click(`#jobs-table tr[data-id="${ids.idle}"]`, 'cancel');

@@ -120,7 +120,10 @@ def test_dashboard_insecure(cluster, worker_built, tmp_path):
     a detail opens, a running job is cancelled, a dead letter retried, a
     queue paused and capped, a schedule paused, resumed and run, a
     workflow's parent and child linked, a queue's dead letters purged,
-    workers and members shown, markup in a job shown as text."""
+    workers and members shown, markup in a job shown as text. Live: with
+    polling slowed to a minute (?poll=60000) a new job appears and turns
+    completed through /v1/events alone, the indicator saying "live"; with
+    /v1/events answered 404 the page says "polling" and still shows both."""
     c = cluster(3)
     c.start_worker("dash-worker")
     leader = c.leader()
@@ -153,15 +156,17 @@ def test_dashboard_insecure(cluster, worker_built, tmp_path):
         assert leader.req("GET", f"/v1/jobs/{j}")[0] == 404
     runs = leader.req("GET", f"/v1/jobs/{sched['id']}/runs")[2]["runs"]
     assert len(runs) == 1 and job(c, sched["id"])["paused"] is False
+    for j in (out["live"], out["refused"]):
+        assert job(c, j)["status"] == "completed"
     hostile = job(c, out["hostile"])
     assert hostile["name"].startswith("<img")
-    for f in ("jobs", "job", "dlq", "queues", "workers", "cluster", "schedule"):
+    for f in ("jobs", "job", "dlq", "queues", "workers", "cluster", "schedule", "live"):
         assert (tmp_path / "shots" / f"dashboard-{f}.png").stat().st_size > 1000
 
 
 def test_dashboard_secure(cluster, tmp_path):
     """A secure cluster (HTTPS, access control): the page asks for a
-    token; a read token sees the jobs but its action gets 403, so the page
+    token; a read token sees the jobs (and follows /v1/events: "live") but its action gets 403, so the page
     says read-only and hides actions; after signing out, an admin token's
     cancel goes through."""
     certs = str(tmp_path / "certs")
@@ -176,6 +181,6 @@ def test_dashboard_secure(cluster, tmp_path):
     out = drive(tmp_path, {"scenario": "secure", "base": f"https://{c.followers()[0].http}",
                            "tokens": {"admin": c.token, "read": read},
                            "ids": {"idle": idle["id"]}}, ca=c.ca)
-    assert out["readonly"] is True
+    assert out["readonly"] is True and out["live"] is True
     assert job(c, idle["id"])["status"] == "cancelled"
     assert (tmp_path / "shots" / "dashboard-signin.png").stat().st_size > 1000
