@@ -780,9 +780,7 @@ int http__events_init(struct http_server *s)
         return ERR_NOMEM;
     }
     ev->s = s;
-    ev->keepalive_ms = s->cfg.events_keepalive_ms > 0
-                           ? s->cfg.events_keepalive_ms
-                           : HTTP_EVENTS_KEEPALIVE_MS;
+    ev->keepalive_ms = HTTP_EVENTS_KEEPALIVE_MS;
     list_init(&ev->streams);
     list_init(&ev->waiters);
     for (int i = 0; i < EV_BUCKETS; i++) {

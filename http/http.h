@@ -44,9 +44,6 @@ struct http_config
     unsigned write_timeout_ms;
     size_t page_max_bytes;
     size_t max_buffered;
-    /* GET /v1/events: a comment line after this long without events
-     * (0: 15000). */
-    unsigned events_keepalive_ms;
 };
 
 struct http_server; /* Opaque. */
