@@ -623,6 +623,10 @@ static const struct command commands[] = {
      "[-q|--queue Q]... [-t|--type T]... [--expires-at TIME] "
      "[--rate PER_S [--burst N]] | token list | token delete ID",
      ctl_cmd_acl},
+    {"snapshot",
+     "save FILE (the whole state, from the leader) | verify FILE "
+     "(restore: rotad --restore FILE)",
+     ctl_cmd_snapshot},
     {"cert",
      "create-ca --certs-dir D [--lifetime DAYS] [--overwrite] | "
      "create-node --certs-dir D [--lifetime DAYS] [--overwrite] HOST...",

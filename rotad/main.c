@@ -20,6 +20,7 @@
 
 #define LOG_MODULE "main"
 #include "cluster/cluster.h"
+#include "cluster/recover.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "http/http.h"
@@ -291,6 +292,11 @@ int main(int argc, char **argv)
         cc.tls_key = n.key;
     }
     rv = cluster_create(&n.loop, &cc, &n.cluster, err, sizeof err);
+    if (rv == 0 && cfg.restore != NULL) {
+        rv = cluster_restore_file(n.cluster, cfg.restore, err, sizeof err);
+    } else if (rv == 0 && cfg.force_new_cluster) {
+        rv = cluster_force_new(n.cluster, err, sizeof err);
+    }
     if (rv == 0) {
         rv = cluster_start(n.cluster, err, sizeof err);
     }
@@ -342,6 +348,9 @@ int main(int argc, char **argv)
     }
     uv_run(&n.loop, UV_RUN_DEFAULT);
     http_server_destroy(n.http);
+    while (http_snapshot_running()) {
+        uv_run(&n.loop, UV_RUN_ONCE); /* It reads the fsm: let it end. */
+    }
     sched_destroy(n.sched);
     cluster_destroy(n.cluster);
     close_loop(&n.loop);
