@@ -194,7 +194,7 @@ static void after_cb(uv_work_t *w, int status)
         j->err = ERR_CANCELED;
     }
     if (j->err == 0) {
-        LOG(LOG_INFO, "backup snapshot",
+        LOG(LOG_INFO, "backup snapshot made",
             "index=%llu bytes=%llu serialise_ms=%llu loop_us=%llu "
             "client=%s",
             (unsigned long long)j->h.index, (unsigned long long)j->len,
@@ -259,4 +259,7 @@ void http__snapshot(struct http_server *s,
     }
     snap_running++;
     j->begin_us = (uv_hrtime() - t0) / 1000;
+    LOG(LOG_INFO, "backup snapshot started", "applied=%llu term=%llu",
+        (unsigned long long)cluster_applied_index(s->cluster),
+        (unsigned long long)j->term);
 }

@@ -245,7 +245,10 @@ int main(int argc, char **argv)
     struct rotad_config cfg;
     struct cluster_config cc;
     struct http_config hc;
-    struct node n;
+    /* Static: after a failed start (a refused --restore file, a port in
+     * use) the process exits at once; what the parts built so far hold
+     * stays reachable from here until then (no leak reports under ASan). */
+    static struct node n;
     char err[512];
     int rv;
 
@@ -284,6 +287,7 @@ int main(int argc, char **argv)
     cc.max_inflight = cfg.max_inflight;
     if (secure_paths(&n, &cfg, err, sizeof err) != 0) {
         LOG(LOG_ERROR, "start failed", "err=\"%s\"", err);
+        rotad_config_close(&cfg);
         return 1;
     }
     if (!cfg.insecure) {
@@ -302,11 +306,13 @@ int main(int argc, char **argv)
     }
     if (rv != 0) {
         LOG(LOG_ERROR, "start failed", "err=\"%s\"", err);
+        rotad_config_close(&cfg);
         return 1;
     }
     rv = start_sched(&n, &cfg);
     if (rv != 0) {
         LOG(LOG_ERROR, "start failed", "err=\"leader services: %d\"", rv);
+        rotad_config_close(&cfg);
         return 1;
     }
     memset(&hc, 0, sizeof hc);
@@ -328,6 +334,7 @@ int main(int argc, char **argv)
                            sizeof err);
     if (rv != 0) {
         LOG(LOG_ERROR, "start failed", "err=\"%s\"", err);
+        rotad_config_close(&cfg);
         return 1;
     }
     uv_signal_init(&n.loop, &n.sigterm);

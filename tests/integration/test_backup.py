@@ -323,3 +323,40 @@ def test_backup_snapshot_through_follower(cluster, tmp_path):
     assert hashlib.sha256(body[80:]).hexdigest() == headers["x-rota-snapshot-sha256"]
     status, _, _ = follower.req("GET", "/v1/snapshot", headers={"X-Rota-Forwarded": "1"})
     assert status == 503  # Sent on by a node that thought we lead: not again.
+
+
+def test_backup_flags_refused(tmp_path):
+    for bad in (["--restore", "x.snap", "--force-new-cluster"],
+                ["--restore", "x.snap", "--join", "http://127.0.0.1:1"],
+                ["--force-new-cluster", "--join", "http://127.0.0.1:1"]):
+        p = subprocess.run([ROTAD, "--insecure", "--data-dir", str(tmp_path / "d"), *bad],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2 and "at most one of them" in p.stderr, (bad, p.stderr)
+    # Nothing to recover in an empty data dir.
+    p = subprocess.run([ROTAD, "--insecure", "--data-dir", str(tmp_path / "e"),
+                        "--raft-addr", "127.0.0.1:1", "--http-addr", "127.0.0.1:1",
+                        "--force-new-cluster"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "nothing to recover" in p.stderr, p.stderr
+
+
+def test_backup_stop_while_saving(cluster):
+    """SIGTERM while a snapshot is being made or sent: the node still
+    stops cleanly (exit 0, no sanitizer report: checked at teardown), the
+    thread pool's work on the state machine is waited for."""
+    c = cluster(1)
+    node = c.leader()
+    seed(node)
+    got = []
+
+    def fetch():
+        try:
+            got.append(raw_get(node, "/v1/snapshot")[0])
+        except (OSError, http.client.HTTPException) as e:
+            got.append(e)
+    t = threading.Thread(target=fetch, daemon=True)
+    t.start()
+    wait_until(lambda: 'msg="backup snapshot started"' in node.log_text(),
+               what="the snapshot started")
+    node.kill(signal.SIGTERM)
+    t.join(timeout=30)
+    assert not node.alive() and node.proc.returncode == 0, node.proc.returncode
