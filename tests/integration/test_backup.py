@@ -247,7 +247,9 @@ def test_backup_corrupt_files_refused(cluster, tmp_path):
 
 
 def test_backup_force_new_cluster(cluster):
-    c = cluster(3)
+    # Small snapshots: the survivor's raft dir holds snapshots and a log
+    # after them, and the joining nodes get a snapshot install.
+    c = cluster(3, ["--snapshot-threshold", "16", "--snapshot-trailing", "8"])
     leader = c.leader()
     seeded = seed(leader, n_batches=2)
     more = [submit(c.followers()[0], {"type": "noop", "queue": QUEUE})["id"] for _ in range(20)]
@@ -255,6 +257,7 @@ def test_backup_force_new_cluster(cluster):
     survivor = c.followers()[0]
     committed = all_jobs(survivor)
     assert set(seeded) | set(more) <= set(committed)
+    assert any(f.startswith("snapshot-") for f in os.listdir(os.path.join(survivor.dir, "raft")))
 
     # Two nodes lost for good; the survivor crashes too.
     for n in c.nodes:
