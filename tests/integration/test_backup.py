@@ -363,3 +363,52 @@ def test_backup_stop_while_saving(cluster):
     node.kill(signal.SIGTERM)
     t.join(timeout=30)
     assert not node.alive() and node.proc.returncode == 0, node.proc.returncode
+
+
+def test_backup_secure_save_and_restore(clusters, tmp_path):
+    """Secure mode (HTTPS, access control): saving needs an admin token
+    (a read token is refused, and leaves no file); the restored cluster
+    has the old tokens (the old admin token works, bootstrap stays
+    closed) and admits a joining node with it."""
+    from conftest import Node
+    certs = str(tmp_path / "certs")
+    for args in (["create-ca"], ["create-node", "127.0.0.1"]):
+        subprocess.run([ROTACTL, "cert", args[0], "--certs-dir", certs, *args[1:]],
+                       check=True, capture_output=True, timeout=30)
+    c = Cluster(1, ["--certs-dir", certs]).start()
+    clusters.append(c)
+    node = c.leader()
+    ids = [submit(node, {"type": "noop", "queue": QUEUE})["id"] for _ in range(10)]
+    tls = ["-s", f"https://{node.http}", "--ca-file", c.ca]
+    reader = str(tmp_path / "read.token")
+    with open(reader, "w") as f:
+        f.write(c.make_token("read"))
+    admin = str(tmp_path / "admin.token")
+    with open(admin, "w") as f:
+        f.write(c.token)
+    path = str(tmp_path / "s.snap")
+    rc, out, err = rotactl(*tls, "--token-file", reader, "snapshot", "save", path)
+    assert rc == 1 and "admin" in err and not os.path.exists(path), (rc, out, err)
+    assert not [f for f in os.listdir(tmp_path) if ".tmp." in f]
+    rc, out, err = rotactl(*tls, "--token-file", admin, "snapshot", "save", path)
+    assert rc == 0 and parse_file(path)["sha_ok"], (out, err)
+
+    r = Cluster(1, ["--certs-dir", certs])
+    clusters.append(r)
+    r.token = c.token  # The restored state's admin token.
+    first = r.nodes[0]
+    first.start(["--cluster", r.spec, "--restore", path] + r.flags)
+    r.wait_for_leader()
+    got = all_jobs(first)
+    assert set(ids) <= set(got) and all(got[j] == "pending" for j in ids)
+    assert first.req("POST", "/v1/acl/bootstrap", {})[0] == 403
+    n2 = Node(r, 2)
+    n2.start(["--join", f"https://{first.http}"] + r.flags)
+    st, _, resp = first.req("POST", "/v1/cluster/nodes",
+                            {"id": 2, "raft_addr": n2.raft, "http_addr": n2.http}, timeout=30)
+    assert st == 200, resp
+    r.nodes.append(n2)
+    wait_until(lambda: set(members(first)) == {1, 2} and members(first)[2]["voter"],
+               timeout=30, what="node 2 a voter")
+    r.wait_converged(timeout=60)
+    assert set(ids) <= set(all_jobs(n2))
