@@ -217,6 +217,12 @@ int cluster_restore_file(struct cluster *c,
         return rv;
     }
     snapfile_hex(h.sha256, sha);
+    if (c->cluster_spec != NULL && strchr(c->cluster_spec, ',') != NULL) {
+        LOG(LOG_WARN, "restore ignores --cluster",
+            "cluster=%s note=\"the restored node is the only voter: start "
+            "the others on empty data dirs with --join\"",
+            c->cluster_spec);
+    }
     LOG(LOG_WARN, "restored from backup",
         "file=\"%s\" index=%llu bytes=%llu sha256=%s source_node=%llu "
         "source_term=%llu voters=\"%llu@%s\" note=\"a new one-node cluster: "
