@@ -112,4 +112,7 @@ int ctl_cmd_webhook(struct ctl *ctl, int argc, char **argv);
 /* acl.c: acl bootstrap | token create|list|delete. */
 int ctl_cmd_acl(struct ctl *ctl, int argc, char **argv);
 
+/* snapshot.c: snapshot save FILE | verify FILE (the backup file). */
+int ctl_cmd_snapshot(struct ctl *ctl, int argc, char **argv);
+
 #endif /* CTL_CTL_H_ */

@@ -635,6 +635,10 @@ static const struct command commands[] = {
      "create --url U --events E,... [-q|--queue Q]... [--secret S] | list | "
      "get ID | delete ID | deliveries ID [--limit N] [--after K]",
      ctl_cmd_webhook},
+    {"snapshot",
+     "save FILE (the whole state, from the leader) | verify FILE "
+     "(restore: rotad --restore FILE)",
+     ctl_cmd_snapshot},
     {"cert",
      "create-ca --certs-dir D [--lifetime DAYS] [--overwrite] | "
      "create-node --certs-dir D [--lifetime DAYS] [--overwrite] HOST...",

@@ -70,4 +70,9 @@ void http_server_close(struct http_server *s,
  * most), then free the h2o context and configuration and @s. */
 void http_server_destroy(struct http_server *s);
 
+/* True while a GET /v1/snapshot is being serialised in the thread pool
+ * (http/snapshot.c): it reads the fsm, so run the loop until false before
+ * the cluster closes it. */
+bool http_snapshot_running(void);
+
 #endif /* HTTP_HTTP_H_ */

@@ -540,6 +540,11 @@ void http__dashboard_file(struct http_server *s,
                           h2o_req_t *req,
                           const struct http_args *a);
 
+/* snapshot.c: GET /v1/snapshot, the backup file (cluster/snapfile.h). */
+void http__snapshot(struct http_server *s,
+                    h2o_req_t *req,
+                    const struct http_args *a);
+
 /* dashboard.c: GET /v1/openapi.json (http/openapi.json). */
 void http__openapi(struct http_server *s,
                    h2o_req_t *req,

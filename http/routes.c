@@ -68,6 +68,7 @@ const struct http_route http__routes[] = {
     {"DELETE", "/v1/cluster/nodes/{id}", http__cluster_remove, LEADER, ADMIN},
     {"POST", "/v1/cluster/transfer", http__cluster_transfer, LEADER, ADMIN},
     {"GET", "/v1/debug/digest", http__digest, 0, READ},
+    {"GET", "/v1/snapshot", http__snapshot, LEADER, ADMIN},
     {"POST", "/v1/acl/bootstrap", http__acl_bootstrap, LEADER, NULL},
     {"POST", "/v1/acl/tokens", http__acl_tokens_create, LEADER, ADMIN},
     {"GET", "/v1/acl/tokens", http__acl_tokens_list, 0, ADMIN},

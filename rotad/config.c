@@ -125,6 +125,16 @@ static const struct option_def defs[] = {
         K_BOOL,
         metrics_public,
         "with --acl, serve GET /metrics without a token (off)"),
+    OPT("restore",
+        K_STR,
+        restore,
+        "seed a NEW one-node cluster on an empty data dir with the state of "
+        "this backup file (rotactl snapshot save); others --join it"),
+    OPT("force-new-cluster",
+        K_BOOL,
+        force_new_cluster,
+        "disaster recovery: make this node the only voter of its cluster, "
+        "keeping its data (once per data dir; others --join it)"),
 };
 #define N_DEFS (sizeof defs / sizeof defs[0])
 
@@ -413,6 +423,14 @@ int rotad_config_load(struct rotad_config *cfg,
         snprintf(err, size, "give --cluster or --join, not both");
         return -1;
     }
+    if ((cfg->restore != NULL || cfg->force_new_cluster) &&
+        (cfg->join != NULL ||
+         (cfg->restore != NULL && cfg->force_new_cluster))) {
+        snprintf(err, size,
+                 "--restore and --force-new-cluster each start a new cluster: "
+                 "give at most one of them, and not with --join");
+        return -1;
+    }
     if ((cfg->certs_dir == NULL) == !cfg->insecure) {
         snprintf(err, size,
                  cfg->insecure ? "give --certs-dir or --insecure, not both"
@@ -448,4 +466,5 @@ void rotad_config_close(struct rotad_config *cfg)
     free(cfg->join);
     free(cfg->certs_dir);
     free(cfg->cors_origins);
+    free(cfg->restore);
 }

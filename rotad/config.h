@@ -39,6 +39,11 @@ struct rotad_config
     int acl;            /* Bool: access control (--acl). */
     int metrics_public; /* Bool: GET /metrics without a token. */
     char *cors_origins; /* Browser origins allowed besides the node's. */
+    /* Disaster recovery (docs/operations.md): seed a new one-node cluster
+     * on an empty data dir from a backup file; or make this node the only
+     * voter of its cluster, keeping its data (once per data dir). */
+    char *restore;
+    int force_new_cluster;
 };
 
 /* Returns 0, 1 for --help, or -1 with @err written. */
