@@ -196,6 +196,26 @@ void http__webhooks_list(struct http_server *s,
     http__send_sb(req, 200, &b, 0);
 }
 
+/* A read of webhook @id into *w (answers 404/500 itself: NULL then). */
+static struct fsm_reader *read_hook(struct http_server *s,
+                                    h2o_req_t *req,
+                                    uint64_t id,
+                                    struct fsm_webhook *w)
+{
+    struct fsm_reader *rd;
+    if (fsm_read_begin(cluster_fsm(s->cluster), &rd) != 0) {
+        http__send_err(req, ERR_STORAGE, NULL, NULL);
+        return NULL;
+    }
+    if (fsm_webhook_get(rd, id, w) != 0) {
+        fsm_read_end(rd);
+        http__send_error(req, 404, "not_found", "id", "no webhook %016llx",
+                         (unsigned long long)id);
+        return NULL;
+    }
+    return rd;
+}
+
 void http__webhook_get(struct http_server *s,
                        h2o_req_t *req,
                        const struct http_args *a)
@@ -203,17 +223,8 @@ void http__webhook_get(struct http_server *s,
     struct fsm_reader *rd;
     struct fsm_webhook w;
     uint64_t id;
-    if (!http__id_or_404(req, a->id.base, a->id.len, &id)) {
-        return;
-    }
-    if (fsm_read_begin(cluster_fsm(s->cluster), &rd) != 0) {
-        http__send_err(req, ERR_STORAGE, NULL, NULL);
-        return;
-    }
-    if (fsm_webhook_get(rd, id, &w) != 0) {
-        fsm_read_end(rd);
-        http__send_error(req, 404, "not_found", "id", "no webhook %016llx",
-                         (unsigned long long)id);
+    if (!http__id_or_404(req, a->id.base, a->id.len, &id) ||
+        (rd = read_hook(s, req, id, &w)) == NULL) {
         return;
     }
     struct sb b;
@@ -316,14 +327,7 @@ void http__webhook_deliveries(struct http_server *s,
     if (http__query(req, "after", buf, sizeof buf) != NULL) {
         after = strtoull(buf, NULL, 10);
     }
-    if (fsm_read_begin(cluster_fsm(s->cluster), &rd) != 0) {
-        http__send_err(req, ERR_STORAGE, NULL, NULL);
-        return;
-    }
-    if (fsm_webhook_get(rd, id, &w) != 0) {
-        fsm_read_end(rd);
-        http__send_error(req, 404, "not_found", "id", "no webhook %016llx",
-                         (unsigned long long)id);
+    if ((rd = read_hook(s, req, id, &w)) == NULL) {
         return;
     }
     http__sb_init(&b, &req->pool);
