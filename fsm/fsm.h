@@ -693,5 +693,7 @@ int fsm_snapshot_begin(struct fsm *f, struct fsm_snapshot **out);
 int fsm_snapshot_write(struct fsm_snapshot *s, void **buf, size_t *len);
 void fsm_snapshot_end(struct fsm_snapshot *s);
 int fsm_restore(struct fsm *f, const void *buf, size_t len);
+/* The applied index a snapshot @buf holds; 0 if @buf is not one. */
+uint64_t fsm_snapshot_index(const void *buf, size_t len);
 
 #endif /* FSM_FSM_H_ */

@@ -291,3 +291,16 @@ int fsm_digest(struct fsm *f, uint64_t *out)
     *out = h;
     return 0;
 }
+
+uint64_t fsm_snapshot_index(const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    uint32_t magic;
+    uint64_t applied;
+    if (len < 16) {
+        return 0;
+    }
+    memcpy(&magic, p, 4);
+    memcpy(&applied, p + 8, 8);
+    return magic == SNAP_MAGIC ? applied : 0;
+}

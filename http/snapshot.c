@@ -115,9 +115,7 @@ static void work_cb(uv_work_t *w)
         j->err = ERR_STORAGE;
     }
     if (j->err == 0) {
-        uint64_t applied;
-        memcpy(&applied, (char *)j->body + 8, 8); /* fsm/snapshot.c */
-        j->h.index = applied;
+        j->h.index = fsm_snapshot_index(j->body, j->len);
         j->h.term = j->term;
         j->h.body_len = j->len;
         j->h.node_id = j->node_id;

@@ -39,6 +39,10 @@ static void snapshot(struct tfsm *t, void **buf, size_t *len)
     assert_int_equal(fsm_snapshot_begin(t->f, &s), 0);
     assert_int_equal(fsm_snapshot_write(s, buf, len), 0);
     fsm_snapshot_end(s);
+    /* Its header says the applied index (GET /v1/snapshot's file). */
+    assert_int_equal(fsm_snapshot_index(*buf, *len), fsm_applied_index(t->f));
+    assert_int_equal(fsm_snapshot_index(*buf, 15), 0);
+    assert_int_equal(fsm_snapshot_index("not a snapshot at all", 21), 0);
 }
 
 static void test_snapshot_round_trip(void **state)
