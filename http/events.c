@@ -98,8 +98,9 @@ struct events
     unsigned n_streams;
     struct list waiters, buckets[EV_BUCKETS];
     unsigned n_waiters;
-    uv_timer_t *tick; /* malloc'ed: closed after @ev may be gone. */
-    uv_idle_t *idle;  /* Sends the streams' news once per loop turn. */
+    unsigned long long dropped; /* Streams ended by events.dropped. */
+    uv_timer_t *tick;           /* malloc'ed: closed after @ev may be gone. */
+    uv_idle_t *idle; /* Sends the streams' news once per loop turn. */
     bool idle_on;
     uint64_t leader, term, leader_checked;
     unsigned keepalive_ms;
@@ -277,6 +278,7 @@ static void stream_pump(struct stream *st, bool keepalive)
                       "dropped\",\"reason\":\"the reader fell behind "
                       "by more than the node's event buffer: reconnect "
                       "with Last-Event-ID\"}\n\n");
+        ev->dropped++;
         stream_send(st, &b, true);
         return;
     }
@@ -842,4 +844,11 @@ void http__events_free(struct http_server *s)
         free(s->events->arena);
         free(s->events);
     }
+}
+
+void http__events_stats(struct http_server *s, unsigned long long out[3])
+{
+    out[0] = s->events->n_streams;
+    out[1] = s->events->dropped;
+    out[2] = s->events->n_waiters;
 }

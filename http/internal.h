@@ -119,6 +119,8 @@ void http__hold_free(struct http_server *s);
 int http__events_init(struct http_server *s);
 void http__events_close(struct http_server *s);
 void http__events_free(struct http_server *s);
+/* Streams open, streams dropped (too slow), waiting requests. */
+void http__events_stats(struct http_server *s, unsigned long long out[3]);
 void http__events_stream(struct http_server *s,
                          h2o_req_t *req,
                          const struct http_args *a);

@@ -354,6 +354,21 @@ static void http_metrics(struct out *o,
            cs->fwd_errors);
 }
 
+/* Event streams and waits on this node. */
+static void event_metrics(struct out *o, struct http_server *s)
+{
+    unsigned long long st[3];
+    http__events_stats(s, st);
+    metric(o, "rota_event_streams", "gauge",
+           "Open GET /v1/events streams on this node.", st[0]);
+    metric(o, "rota_event_streams_dropped_total", "counter",
+           "Event streams ended because their reader fell behind the node's "
+           "event buffer.",
+           st[1]);
+    metric(o, "rota_job_waits", "gauge",
+           "GET /v1/jobs/{id}?wait= requests waiting on this node.", st[2]);
+}
+
 /* Webhook deliveries sent by this node while it led, by result. */
 static void webhook_metrics(struct out *o, struct http_server *s)
 {
@@ -384,6 +399,7 @@ void http__metrics(struct http_server *s,
     http_metrics(&o, s, &cs);
     sched_metrics(&o, s->sched);
     webhook_metrics(&o, s);
+    event_metrics(&o, s);
     http__send_text(req, 200, "text/plain; version=0.0.4", o.buf, o.len);
 }
 

@@ -207,6 +207,7 @@ def test_reader_that_never_reads_is_dropped(cluster):
     lazy.close()
     grown = rss_kib(f) - before
     assert grown < 128 * 1024, f"follower RSS grew by {grown} KiB"
+    wait_until(lambda: f.metric("rota_event_streams") == 0, what="the stream gone")
     # A reader that keeps up on the same node is served all along.
     s = Stream(f)
     job = submit(c.leader(), {"type": "noop", "queue": "nowhere"})
@@ -246,10 +247,11 @@ def test_wait_for_a_job(shared_cluster):
     out = {}
     t = threading.Thread(target=lambda: out.update(r=f.req("GET", f"/v1/jobs/{idle['id']}?wait=30s", timeout=40)))
     t.start()
-    time.sleep(0.3)
+    wait_until(lambda: f.metric("rota_job_waits") == 1, what="the wait parked")
     st, _, _ = c.leader().req("DELETE", f"/v1/jobs/{idle['id']}")
     assert st == 200
     t.join(40)
+    assert f.metric("rota_job_waits") == 0
     assert out["r"][0] == 200 and out["r"][2]["status"] == "cancelled"
     for bad in ("61s", "-1", "soon", "1h"):
         st, _, body = f.req("GET", f"/v1/jobs/{idle['id']}?wait={bad}")
