@@ -1,18 +1,33 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages Rota needs to build, run and test.
 # Quick and silent when everything is already there.
+# --build: only what scripts/build.sh needs (compiler, meson, ninja, pkg-config, the -dev
+# libraries); the Dockerfile's build stage uses it. No node/npm, no test tools.
 set -euo pipefail
 
+MODE=all
+case "${1:-}" in
+    "") ;;
+    --build) MODE=build ;;
+    *) echo "usage: $0 [--build]" >&2; exit 2 ;;
+esac
+
+# python3: scripts/embed.py runs at build time (meson needs it anyway);
+# libcmocka-dev: the unit tests (optional in meson.build, so not in --build);
 # clang and libclang-rt-14-dev: libFuzzer and the sanitizers (scripts/fuzz.sh);
 # python3-yaml, dpkg-dev, systemd: the packaging tests (compose, .deb, units);
 # prometheus: promtool for tests/integration/test_metrics.py;
 # chromium: the dashboard's browser tests (tests/browser, with node and npm).
-PKGS=(build-essential pkg-config meson ninja-build clang-format clang-tidy
-      clang libclang-rt-14-dev
+BUILD_PKGS=(build-essential pkg-config meson ninja-build python3
       libraft-dev libuv1-dev liblmdb-dev libh2o-dev libssl-dev liblz4-dev
-      libjansson-dev libcurl4-openssl-dev libyaml-dev libcmocka-dev libicu-dev
-      python3 python3-pytest curl iproute2 iptables openssl
+      libjansson-dev libcurl4-openssl-dev libyaml-dev libicu-dev)
+TEST_PKGS=(clang-format clang-tidy clang libclang-rt-14-dev libcmocka-dev
+      python3-pytest curl iproute2 iptables openssl
       python3-yaml dpkg-dev systemd prometheus chromium)
+PKGS=("${BUILD_PKGS[@]}")
+if [ "$MODE" = all ]; then
+    PKGS+=("${TEST_PKGS[@]}")
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -22,10 +37,10 @@ for p in "${PKGS[@]}"; do
 done
 # node and npm may come from elsewhere (nodesource's nodejs has npm inside):
 # Debian's only when there is none.
-if ! command -v node >/dev/null 2>&1; then
+if [ "$MODE" = all ] && ! command -v node >/dev/null 2>&1; then
     missing+=(nodejs)
 fi
-if ! command -v npm >/dev/null 2>&1; then
+if [ "$MODE" = all ] && ! command -v npm >/dev/null 2>&1; then
     missing+=(npm)
 fi
 if [ ${#missing[@]} -ne 0 ]; then
@@ -37,6 +52,9 @@ if [ ${#missing[@]} -ne 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
     echo "deps: done"
+fi
+if [ "$MODE" = build ]; then
+    exit 0
 fi
 # The TypeScript client (clients/node) needs Node.js 20 or newer.
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
