@@ -17,7 +17,6 @@
 # Untested by this: a Docker engine itself, `docker build` caching, compose networking.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 DOCKERFILE=docker/Dockerfile
 SUITE=bookworm
 
@@ -84,6 +83,11 @@ mount_in() { # $1: tree
     MOUNTS+=("$t/sys")
     mount --bind /dev "$t/dev"
     MOUNTS+=("$t/dev")
+    # Private, so that the devpts below never propagates to this machine's /dev/pts;
+    # a new devpts instance: apt wants a pty for its log.
+    mount --make-private "$t/dev"
+    mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$t/dev/pts"
+    MOUNTS+=("$t/dev/pts")
 }
 
 umount_in() { # $1: tree
@@ -91,7 +95,7 @@ umount_in() { # $1: tree
     for m in "${MOUNTS[@]}"; do
         case "$m" in "$1"/*) ;; *) keep+=("$m") ;; esac
     done
-    umount "$1/dev" "$1/sys" "$1/proc"
+    umount "$1/dev/pts" "$1/dev" "$1/sys" "$1/proc"
     MOUNTS=("${keep[@]+"${keep[@]}"}")
 }
 
@@ -99,8 +103,8 @@ umount_in() { # $1: tree
 # (slim drops documentation, which does not matter here).
 make_tree() { # $1: tree, $2: image
     case "$2" in
-        debian:$SUITE | debian:$SUITE-slim) ;;
-        *) fail "FROM $2: only debian:$SUITE[-slim] is handled" ;;
+        "debian:$SUITE" | "debian:$SUITE-slim") ;;
+        *) fail "FROM $2: only debian:${SUITE} and debian:${SUITE}-slim are handled" ;;
     esac
     echo "docker-check: mmdebstrap --variant=minbase $SUITE $1 (for $2)"
     mmdebstrap --quiet --variant=minbase "$SUITE" "$1" </dev/null >"$1.log" 2>&1 \
@@ -171,7 +175,7 @@ for b in $bins; do
     out=$(chroot --userspec="$user" "$RUN_TREE" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin \
         HOME="$workdir" /bin/sh -c "cd '$workdir' && $b --help" </dev/null 2>&1) \
         || { echo "$out" >&2; fail "$b --help failed as $user"; }
-    echo "docker-check: $b --help as $user in $workdir: $(echo "$out" | head -1)"
+    echo "docker-check: $b --help as $(stage 1 | sed -n 's/^USER //p' | tail -1) ($user) in $workdir: $(echo "$out" | head -1)"
 done
 umount_in "$RUN_TREE"
 RESULT=PASS

@@ -114,6 +114,76 @@ def test_dockerfile_installs_the_three_binaries_as_user_rota():
     assert "/var/lib/rota" in last
 
 
+DEPS = os.path.join(ROOT, "scripts", "deps.sh")
+TEST_ONLY = {"chromium", "prometheus", "python3-pytest", "nodejs", "npm", "clang-format",
+             "clang-tidy", "libcmocka-dev", "systemd", "iptables"}
+
+
+def deps_installs(tmp_path, *args):
+    """What scripts/deps.sh @args would apt-get install on a machine with nothing: run
+    with dpkg-query, apt-get, sudo and node stubbed (the stubs come first in PATH)."""
+    stubs = tmp_path / "stubs"
+    stubs.mkdir(parents=True)
+    log = tmp_path / "apt.log"
+    for name, body in {"dpkg-query": "exit 1",
+                       "apt-get": f'echo "$*" >> {log}',
+                       "sudo": 'exec "$@"',
+                       "node": "echo 20"}.items():
+        (stubs / name).write_text(f"#!/bin/sh\n{body}\n")
+        (stubs / name).chmod(0o755)
+    env = dict(os.environ, PATH=f"{stubs}:/usr/bin:/bin")
+    r = run(["bash", DEPS, *args], env=env)
+    assert r.returncode == 0, r.stderr
+    installs = [l for l in log.read_text().splitlines() if l.startswith("install ")]
+    assert len(installs) == 1, installs
+    return {w for w in installs[0].split()[1:] if not w.startswith("-")}
+
+
+def test_dockerfile_build_stage_installs_build_deps_only(tmp_path):
+    """The build stage runs scripts/deps.sh --build, which installs the -dev package of
+    every dependency() of meson.build (found through its .pc file here) and no test tool."""
+    assert re.search(r"(?m)^RUN scripts/deps\.sh --build && scripts/build\.sh",
+                     dockerfile_stages()[0])
+    build = deps_installs(tmp_path, "--build")
+    assert not build & TEST_ONLY, f"deps.sh --build installs test tools: {build & TEST_ONLY}"
+    meson = open(os.path.join(ROOT, "meson.build")).read()
+    names = re.findall(r"dependency\('([^']+)'\)", meson)  # required ones only
+    names = [n for n in names if n != "threads"]
+    assert "raft" in names and "libh2o" in names
+    pcs = []
+    for n in names:
+        d = run(["pkg-config", "--variable=pcfiledir", n]).stdout.strip()
+        assert d, f"pkg-config does not know {n}"
+        pcs.append(os.path.join(d, n + ".pc"))
+    out = run(["dpkg", "-S"] + pcs)
+    assert out.returncode == 0, out.stderr
+    owners = {l.split(":")[0] for l in out.stdout.splitlines()}
+    for tool in ("build-essential", "pkg-config", "meson", "ninja-build"):
+        owners.add(tool)
+    assert owners <= build, f"deps.sh --build lacks {owners - build}"
+
+
+def test_docker_deps_default_still_installs_everything(tmp_path):
+    everything = deps_installs(tmp_path / "default")
+    assert deps_installs(tmp_path / "build", "--build") <= everything
+    assert TEST_ONLY - {"nodejs", "npm"} <= everything, TEST_ONLY - everything
+    r = run(["bash", DEPS, "--bogus"])
+    assert r.returncode == 2 and "usage" in r.stderr
+
+
+def test_docker_check_script_parses():
+    """scripts/docker-check.sh (run by hand: network, minutes) is valid bash and reads the
+    stages from the Dockerfile instead of repeating the commands."""
+    script = os.path.join(ROOT, "scripts", "docker-check.sh")
+    assert run(["bash", "-n", script]).returncode == 0
+    code = "\n".join(l for l in open(script) if not l.lstrip().startswith("#"))
+    for word in runtime_packages() + ["groupadd", "useradd", "deps.sh", "build.sh"]:
+        assert word not in code, f"docker-check.sh repeats the Dockerfile: {word}"
+    if shutil.which("shellcheck"):
+        r = run(["shellcheck", "-S", "warning", script])
+        assert r.returncode == 0, r.stdout
+
+
 def test_dockerignore_excludes_build_and_local_state():
     patterns = [l.strip().rstrip("/") for l in open(DOCKERIGNORE)
                 if l.strip() and not l.startswith("#")]
@@ -438,7 +508,8 @@ def test_vagrant_provision_packages_from_deps():
     """The build dependencies it installs are a subset of scripts/deps.sh's list."""
     assert run(["bash", "-n", os.path.join(ROOT, "scripts", "deps.sh")]).returncode == 0
     deps = open(os.path.join(ROOT, "scripts", "deps.sh")).read()
-    listed = set(re.search(r"PKGS=\((.*?)\)", deps, re.S).group(1).split())
+    # Every list of scripts/deps.sh (BUILD_PKGS, TEST_PKGS: the default installs both).
+    listed = {w for m in re.finditer(r"PKGS=\((.*?)\)", deps, re.S) for w in m.group(1).split()}
     m = re.search(r"apt-get install ([^\n]*)", vagrant_scripts()["PROVISION"].replace("\\\n", " "))
     pkgs = [w for w in m.group(1).split()
             if not w.startswith("-") and not w.startswith(">")]
