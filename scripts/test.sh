@@ -71,19 +71,6 @@ run_pytest() {
     fi
 }
 
-echo "== multi-process tests (pytest)"
-run_pytest build
-# The same against the ASan+UBSan rotad: memory errors and leaks in the
-# server fail the run (rotad frees everything on SIGTERM; conftest.py fails a
-# test whose node exits non-zero or logs a sanitizer report).
-echo "== multi-process tests against the ASan+UBSan build"
-# Files that test client tools and documents rather than rotad's own code
-# (rotactl, the worker's executors, certificates, packaging, the OpenAPI
-# schemas) run in the first pass only.
-run_pytest build-asan ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
-    PYTEST_ADDOPTS="--ignore=tests/integration/test_packaging.py --ignore=tests/integration/test_openapi.py --ignore=tests/integration/test_rotactl.py --ignore=tests/integration/test_rotactl_live.py --ignore=tests/integration/test_exec_dir.py --ignore=tests/integration/test_cert.py" \
-    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    ROTA_WORKER_BIN="$(pwd)/build/worker/rota-worker"
 
 # The dashboard in Debian's headless chromium (tests/browser): puppeteer-core
 # from the committed package-lock.json, never a downloaded browser.
@@ -133,64 +120,80 @@ echo "== TypeScript client tests (clients/node, node --test)"
 run_node_tests
 }
 
-# The browser and client suites mostly wait on their clusters, as the fault
-# suite below waits on its faults: they run beside it (their output and
-# counts come after it) to keep the whole run well inside 30 minutes.
-echo "== browser, Python and TypeScript client suites: running beside the fault suite"
-clients_log=$(mktemp /tmp/rota-clients.XXXXXX)
-clients_counts=$(mktemp /tmp/rota-clients-n.XXXXXX)
+
+# Fault suite (network namespaces, needs root): every nemesis once.
+# ROTA_FAULT=0 skips it (e.g. a quick local run).
+fault_suite() {
+    if [ "${ROTA_FAULT:-1}" = "0" ]; then
+        return
+    fi
+    echo "== fault suite (tests/fault/run --short)"
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "skipped: needs root for network namespaces"
+        return
+    fi
+    local flog rc p f
+    flog=$(mktemp /tmp/rota-fault-short.XXXXXX)
+    # One line per run and per verdict as it goes; the whole output in $flog.
+    timeout 1200 tests/fault/run --short 2>&1 | tee "$flog" |
+        grep --line-buffered -E "VERDICT| run [0-9]+-|^[0-9]+ passed"
+    rc=${PIPESTATUS[0]}
+    p=$(tail -1 "$flog" | grep -oE "^[0-9]+ passed" | grep -oE "[0-9]+" || true)
+    f=$(tail -1 "$flog" | grep -oE "[0-9]+ failed" | grep -oE "[0-9]+" || true)
+    [ "$rc" -eq 0 ] && rm -f "$flog" || echo "fault suite output: $flog"
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0}))
+    if [ $rc -ne 0 ] && [ "${f:-0}" = "0" ]; then
+        failed=$((failed + 1))
+    fi
+}
+
+# The fault suite mostly waits on its faults (and libFuzzer, 30 s a target,
+# runs at nice 19 one target at a time): both run in the background while
+# the multi-process, browser and client tests run, which keeps the whole run
+# well inside 30 minutes. Their output comes at the end; the fault suite's
+# progress is in its log meanwhile.
+bg_log=$(mktemp /tmp/rota-fault-bg.XXXXXX)
+bg_counts=$(mktemp /tmp/rota-fault-n.XXXXXX)
+echo "== fault suite and fuzzing: running in the background (progress: $bg_log)"
 (
     passed=0
     failed=0
-    client_suites
-    echo "$passed $failed" >"$clients_counts"
-) >"$clients_log" 2>&1 &
-clients_pid=$!
-
-# libFuzzer targets, 30 s each (scripts/fuzz.sh), at nice 19 and one at a
-# time in the background while the fault suite runs (which mostly waits
-# for its faults): one passed or failed per target; the seed corpora replay
-# every crash found so far.
+    fault_suite
+    echo "$passed $failed" >"$bg_counts"
+) >"$bg_log" 2>&1 &
+bg_pid=$!
 fuzz_log=$(mktemp /tmp/rota-fuzz.XXXXXX)
 FUZZ_NICE=19 FUZZ_JOBS=1 nice -n 19 scripts/fuzz.sh 30 >"$fuzz_log" 2>&1 &
 fuzz_pid=$!
 
-# Fault suite (network namespaces, needs root): every nemesis once.
-# ROTA_FAULT=0 skips it (e.g. a quick local run).
-if [ "${ROTA_FAULT:-1}" != "0" ]; then
-    echo "== fault suite (tests/fault/run --short)"
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "skipped: needs root for network namespaces"
-    else
-        # Progress as it goes: one line per run and per verdict; the
-        # whole output in $flog.
-        flog=$(mktemp /tmp/rota-fault-short.XXXXXX)
-        timeout 1200 tests/fault/run --short 2>&1 | tee "$flog" |
-            grep --line-buffered -E "VERDICT| run [0-9]+-|^[0-9]+ passed"
-        rc=${PIPESTATUS[0]}
-        p=$(tail -1 "$flog" | grep -oE "^[0-9]+ passed" | grep -oE "[0-9]+" || true)
-        f=$(tail -1 "$flog" | grep -oE "[0-9]+ failed" | grep -oE "[0-9]+" || true)
-        [ "$rc" -eq 0 ] && rm -f "$flog" || echo "fault suite output: $flog"
-        passed=$((passed + ${p:-0}))
-        failed=$((failed + ${f:-0}))
-        if [ $rc -ne 0 ] && [ "${f:-0}" = "0" ]; then
-            failed=$((failed + 1))
-        fi
-    fi
-fi
+echo "== multi-process tests (pytest)"
+run_pytest build
+client_suites
+# The same against the ASan+UBSan rotad: memory errors and leaks in the
+# server fail the run (rotad frees everything on SIGTERM; conftest.py fails a
+# test whose node exits non-zero or logs a sanitizer report).
+echo "== multi-process tests against the ASan+UBSan build"
+# Files that test client tools and documents rather than rotad's own code
+# (rotactl, the worker's executors, certificates, packaging, the OpenAPI
+# schemas) run in the first pass only.
+run_pytest build-asan ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
+    PYTEST_ADDOPTS="--ignore=tests/integration/test_packaging.py --ignore=tests/integration/test_openapi.py --ignore=tests/integration/test_rotactl.py --ignore=tests/integration/test_rotactl_live.py --ignore=tests/integration/test_exec_dir.py --ignore=tests/integration/test_cert.py" \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    ROTA_WORKER_BIN="$(pwd)/build/worker/rota-worker"
 
-wait "$clients_pid"
-cat "$clients_log"
-read -r cp cf <"$clients_counts" || true
-if [ -z "${cp:-}" ]; then
-    echo "the client suites ended without their counts"
+wait "$bg_pid"
+cat "$bg_log"
+read -r bp bf <"$bg_counts" || true
+if [ -z "${bp:-}" ]; then
+    echo "the fault suite ended without its counts"
     failed=$((failed + 1))
 fi
-passed=$((passed + ${cp:-0}))
-failed=$((failed + ${cf:-0}))
-rm -f "$clients_log" "$clients_counts"
+passed=$((passed + ${bp:-0}))
+failed=$((failed + ${bf:-0}))
+rm -f "$bg_log" "$bg_counts"
 
-echo "== fuzzing (scripts/fuzz.sh 30, run alongside the fault suite)"
+echo "== fuzzing (scripts/fuzz.sh 30, in the background)"
 wait "$fuzz_pid"
 fuzz_out=$(cat "$fuzz_log")
 rm -f "$fuzz_log"
