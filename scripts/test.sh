@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and cluster tests (normal and ASan+UBSan
 # builds, the deterministic simulation), 30 s of each fuzz target, the
-# multi-process tests and the network-namespace fault suite. Prints
-# "N passed, N failed" last and exits non-zero when anything failed.
+# multi-process tests (both builds), the dashboard in headless Chromium, the
+# Python and TypeScript client libraries, and the network-namespace fault
+# suite. Prints "N passed, N failed" last and exits non-zero when anything
+# failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
