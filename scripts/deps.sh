@@ -56,9 +56,10 @@ fi
 if [ "$MODE" = build ]; then
     exit 0
 fi
-# The TypeScript client (clients/node) needs Node.js 20 or newer.
-node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [ "$node_major" -lt 20 ]; then
-    echo "deps: clients/node needs Node.js 20 or newer (node: $(node --version 2>/dev/null || echo none))" >&2
+# The TypeScript client (clients/node) and the browser tests need Node.js 18.17
+# or newer (Debian 12 has 18.19; undici 6 and puppeteer-core 24 need 18.17, 18).
+node_ok=$(node -p 'const [a, b] = process.versions.node.split(".").map(Number); a > 18 || (a === 18 && b >= 17) ? 1 : 0' 2>/dev/null || echo 0)
+if [ "$node_ok" != 1 ]; then
+    echo "deps: clients/node needs Node.js 18.17 or newer (node: $(node --version 2>/dev/null || echo none))" >&2
     exit 1
 fi
