@@ -58,8 +58,15 @@ if [ "$MODE" = build ]; then
 fi
 # The TypeScript client (clients/node) and the browser tests need Node.js 18.17
 # or newer (Debian 12 has 18.19; undici 6 and puppeteer-core 24 need 18.17, 18).
-node_ok=$(node -p 'const [a, b] = process.versions.node.split(".").map(Number); a > 18 || (a === 18 && b >= 17) ? 1 : 0' 2>/dev/null || echo 0)
-if [ "$node_ok" != 1 ]; then
+node_ver=$(node -p 'process.versions.node' 2>/dev/null || echo 0)
+node_major=${node_ver%%.*}
+node_minor=0
+case $node_ver in
+    *.*) node_minor=${node_ver#*.} && node_minor=${node_minor%%.*} ;;
+esac
+[[ $node_major =~ ^[0-9]+$ ]] || node_major=0
+[[ $node_minor =~ ^[0-9]+$ ]] || node_minor=0
+if [ "$node_major" -lt 18 ] || { [ "$node_major" -eq 18 ] && [ "$node_minor" -lt 17 ]; }; then
     echo "deps: clients/node needs Node.js 18.17 or newer (node: $(node --version 2>/dev/null || echo none))" >&2
     exit 1
 fi
