@@ -19,10 +19,10 @@
 #include "fsm/internal.h"
 
 const char *const fsm__db_names[] = {
-    "jobs", "by_status", "by_user", "by_queue", "by_type", "ready",
-    "deps", "idem",      "nodes",   "meta",     "workers", "timers",
-    "runs", "workflows", "queues",  "qcounts",  "tokens",
-    "webhooks", "deliveries",
+    "jobs",    "by_status", "by_user",  "by_queue",   "by_type",
+    "ready",   "deps",      "idem",     "nodes",      "meta",
+    "workers", "timers",    "runs",     "workflows",  "queues",
+    "qcounts", "tokens",    "webhooks", "deliveries",
 };
 
 int fsm__lmdb_error(struct fsm *f, int rv, const char *what)
