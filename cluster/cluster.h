@@ -34,6 +34,9 @@ struct cluster_config
     /* Client writes are refused (cluster_admit) while commands of more
      * than this many bytes wait for their commit. 0: the default. */
     size_t max_inflight;
+    /* µs the next entry may wait, after one was applied, for the clients
+     * that entry answered to send their next command (submit.c); 0 off. */
+    unsigned batch_linger_us;
     /* ms a leader waits for a follower's answer to InstallSnapshot before
      * it sends the snapshot again, plus 1 s per 8 MiB of the latest
      * snapshot file; 0: 5000. raft 0.15's default is 30 s, and a follower

@@ -60,6 +60,11 @@ struct cluster
      * fixed cost per command for what waits on it): cluster_admit(). */
     size_t inflight_cost;
     size_t pending_cost; /* The share of the commands in @pending. */
+    /* Linger (submit.c): after an entry is applied, the next one waits
+     * until @linger_expect commands are pending or @linger_until_ns. */
+    uv_timer_t linger;
+    unsigned linger_expect;
+    uint64_t linger_until_ns;
 
     /* Install-snapshot timeout, rescaled when the snapshot changes. */
     raft_index snapshot_seen;

@@ -20,6 +20,7 @@ struct rotad_config
     size_t max_payload;
     size_t max_inflight;
     unsigned leader_hold;
+    unsigned batch_linger; /* µs (cluster/submit.c). */
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
     unsigned install_snapshot_timeout;

@@ -285,6 +285,7 @@ int main(int argc, char **argv)
     cc.heartbeat_timeout = cfg.heartbeat_timeout;
     cc.forward_timeout = cfg.forward_timeout;
     cc.max_inflight = cfg.max_inflight;
+    cc.batch_linger_us = cfg.batch_linger;
     if (secure_paths(&n, &cfg, err, sizeof err) != 0) {
         LOG(LOG_ERROR, "start failed", "err=\"%s\"", err);
         rotad_config_close(&cfg);
