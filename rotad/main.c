@@ -285,6 +285,10 @@ int main(int argc, char **argv)
     cc.heartbeat_timeout = cfg.heartbeat_timeout;
     cc.forward_timeout = cfg.forward_timeout;
     cc.max_inflight = cfg.max_inflight;
+    /* Both rebuild the state from the snapshot they start from. */
+    cc.discard_state = cfg.restore != NULL     ? "restore"
+                       : cfg.force_new_cluster ? "force-new-cluster"
+                                               : NULL;
     if (secure_paths(&n, &cfg, err, sizeof err) != 0) {
         LOG(LOG_ERROR, "start failed", "err=\"%s\"", err);
         rotad_config_close(&cfg);
