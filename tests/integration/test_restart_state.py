@@ -18,9 +18,11 @@ import pytest
 from conftest import module_cluster, submit, wait_until
 
 QUEUE = "restart-state"
-# Low thresholds: every node has raft snapshots on disk, so each restart
-# meets restore_cb (skipped when kept, done when rebuilt).
-FLAGS = ["--snapshot-threshold", "32", "--snapshot-trailing", "16"]
+# A low threshold: every node has raft snapshots on disk, so each restart
+# meets restore_cb (skipped when kept, done when rebuilt). The trailing log
+# is longer than what is written while a node is down, so the leader sends
+# it entries, never an InstallSnapshot (that would restore, legitimately).
+FLAGS = ["--snapshot-threshold", "32", "--snapshot-trailing", "64"]
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 OTHER_BOOT = "00000000-0000-0000-0000-000000000000"
 
