@@ -50,6 +50,10 @@ struct cluster_config
     const char *tls_ca;
     const char *tls_cert;
     const char *tls_key;
+    /* Non-NULL: start from an empty state machine whatever its marker
+     * says (cluster_create), for this reason ("restore",
+     * "force-new-cluster"), logged. */
+    const char *discard_state;
 };
 
 /* "https" in secure mode, else "http": the scheme of node-to-node URLs. */
@@ -173,6 +177,7 @@ struct cluster_stats
     unsigned long long forward_errors;
     unsigned long long snapshots_taken;
     unsigned long long snapshots_restored;
+    unsigned long long snapshots_skipped; /* Restores not needed. */
     unsigned long long entries_applied;
     unsigned long long raft_guard_fixes; /* cluster/raft_guard.h */
     unsigned long long refused_busy;     /* cluster_admit() said no. */

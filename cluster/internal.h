@@ -96,6 +96,9 @@ struct cluster
 /* submit.c */
 /* RAFT_* → ERR_* (LEADERSHIPLOST → ERR_UNKNOWN: the outcome is unknown). */
 int cluster__err_from_raft(int rv);
+/* Does <data>/raft hold raft state (metadata, segments, snapshots)?
+ * 0, or -1 if it cannot be read (cluster/recover.c). */
+int cluster__raft_dir_used(struct cluster *c, bool *used);
 int cluster__submit_init(struct cluster *c);
 void cluster__submit_close(struct cluster *c);
 void cluster__fail_pending(struct cluster *c, int status);

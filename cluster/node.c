@@ -2,10 +2,12 @@
  * on first start with --cluster), a leader watch timer (raft 0.15 has no
  * state-change callback), and close.
  *
- * The LMDB environment is opened fresh on every start: it is a cache of the
- * raft log, rebuilt from the last snapshot (restore at raft_start) and the
- * entries after it, so a crash with MDB_NOSYNC can never leave a replica
- * with a state that differs from its log. */
+ * The LMDB environment is kept across restarts when its marker says it is
+ * whole (a clean stop, or a process crash on the same kernel boot:
+ * fsm/state_mark.c); otherwise it is removed and rebuilt from the last
+ * snapshot (restore at raft_start) and the entries after it. A kept one
+ * skips the restore of a snapshot it has passed (cluster/raft_fsm.c) and
+ * the entries it has applied (fsm_apply). */
 
 #include <dirent.h>
 #include <errno.h>
@@ -204,6 +206,46 @@ static char *dup_or_null(const char *s)
     return s == NULL ? NULL : strdup(s);
 }
 
+/* Open <data>/fsm: kept when its marker allows it (fsm_options.keep), but
+ * never for --restore / --force-new-cluster (cfg.discard_state) nor with a
+ * raft dir that holds nothing (the state would belong to a log that is
+ * gone). */
+static int open_state(struct cluster *c, char *errmsg, size_t size)
+{
+    struct fsm_options fo;
+    char path[1024];
+    const char *why = NULL, *kept_why;
+    bool used = true;
+    int rv;
+
+    memset(&fo, 0, sizeof fo);
+    snprintf(path, sizeof path, "%s/fsm", c->data_dir);
+    fo.dir = path;
+    fo.keep = true;
+    if (c->cfg.discard_state != NULL) {
+        fo.fresh = true;
+        why = c->cfg.discard_state;
+    } else if (cluster__raft_dir_used(c, &used) != 0 || !used) {
+        fo.fresh = true;
+        why = "no-raft-state";
+    }
+    rv = fsm_open(&fo, &c->fsm);
+    if (rv != 0) {
+        snprintf(errmsg, size, "fsm: %s",
+                 c->fsm != NULL ? fsm_errmsg(c->fsm) : err_strerror(rv));
+        return rv;
+    }
+    if (fsm_state_kept(c->fsm, &kept_why)) {
+        LOG(LOG_INFO, "state kept", "applied=%llu reason=%s",
+            (unsigned long long)fsm_applied_index(c->fsm), kept_why);
+    } else {
+        LOG(LOG_INFO, "state rebuilt",
+            "reason=%s note=\"from the last snapshot and the raft log\"",
+            fo.fresh ? why : kept_why);
+    }
+    return 0;
+}
+
 int cluster_create(uv_loop_t *loop,
                    const struct cluster_config *cfg,
                    struct cluster **out,
@@ -211,7 +253,6 @@ int cluster_create(uv_loop_t *loop,
                    size_t size)
 {
     struct cluster *c = calloc(1, sizeof *c);
-    struct fsm_options fo;
     char path[1024];
     int rv;
 
@@ -237,14 +278,8 @@ int cluster_create(uv_loop_t *loop,
         snprintf(errmsg, size, "data dir %s: %s", path, strerror(errno));
         return ERR_IO;
     }
-    snprintf(path, sizeof path, "%s/fsm", cfg->data_dir);
-    memset(&fo, 0, sizeof fo);
-    fo.dir = path;
-    fo.fresh = true;
-    rv = fsm_open(&fo, &c->fsm);
+    rv = open_state(c, errmsg, size);
     if (rv != 0) {
-        snprintf(errmsg, size, "fsm: %s",
-                 c->fsm != NULL ? fsm_errmsg(c->fsm) : err_strerror(rv));
         return rv;
     }
     rv = cluster_raft_fsm_init(&c->rfsm, c->fsm, true);
@@ -641,6 +676,7 @@ void cluster_stats(struct cluster *c, struct cluster_stats *out)
     cluster_raft_fsm_stats(&c->rfsm, &fs);
     out->snapshots_taken = fs.snapshots_taken;
     out->snapshots_restored = fs.snapshots_restored;
+    out->snapshots_skipped = fs.snapshots_skipped;
     out->entries_applied = fs.entries_applied;
     struct raft_guard_stats gs;
     raft_guard_stats(&c->io, &gs);

@@ -145,11 +145,29 @@ static int snapshot_finalize_cb(struct raft_fsm *rf,
     return 0;
 }
 
+/* A snapshot no newer than our state is not restored: the state at an
+ * applied index is the same on every replica (apply is deterministic), and
+ * the entries after the snapshot up to our applied index are skipped by
+ * fsm_apply as replays. It happens at every start with a kept LMDB
+ * (cluster/node.c), and when a leader sends a snapshot we already passed.
+ * In-memory state derived from the fsm needs no rebuild: it did not
+ * change (fsm_restores() stays, as it should). */
 static int restore_cb(struct raft_fsm *rf, struct raft_buffer *buf)
 {
     struct cluster_raft_fsm *g = rf->data;
+    uint64_t have = fsm_applied_index(g->fsm);
+    uint64_t snap = fsm_snapshot_index(buf->base, buf->len);
     int rv;
 
+    if (snap != 0 && have >= snap) {
+        raft_free(buf->base);
+        g->stats.snapshots_skipped++;
+        LOG(LOG_INFO, "snapshot restore skipped",
+            "applied=%llu snapshot=%llu reason=\"state already at or past "
+            "it\"",
+            (unsigned long long)have, (unsigned long long)snap);
+        return 0;
+    }
     rv = fsm_restore(g->fsm, buf->base, buf->len);
     if (rv != 0) {
         LOG(LOG_ERROR, "snapshot restore failed", "err=\"%s\"",

@@ -17,7 +17,8 @@
  * snapshot_finalize frees). The raft_uv io must then have io->version = 2
  * (docs/architecture.md, raft 2). With @async false (raft_fixture), version 2:
  * the snapshot is serialised synchronously. Restore replaces the fsm state and
- * frees buf->base on success. */
+ * frees buf->base on success; it skips (and frees) a snapshot whose applied
+ * index the fsm has already reached. */
 
 #include <raft.h>
 #include <stdbool.h>
@@ -42,6 +43,9 @@ struct cluster_raft_fsm_stats
 {
     unsigned long long snapshots_taken;
     unsigned long long snapshots_restored;
+    /* Restores not done: the fsm's applied index was at or past the
+     * snapshot's (restore_cb). */
+    unsigned long long snapshots_skipped;
     unsigned long long entries_applied;
     unsigned long long commands_applied;
     unsigned long long bytes_applied; /* Of the entries applied. */

@@ -35,7 +35,7 @@
 #define MARKER "force-new-cluster.done"
 
 /* Does <data>/raft hold raft state (metadata, segments, snapshots)? */
-static int raft_dir_used(struct cluster *c, bool *used)
+int cluster__raft_dir_used(struct cluster *c, bool *used)
 {
     char path[1100];
     DIR *d;
@@ -181,7 +181,7 @@ int cluster_restore_file(struct cluster *c,
     bool used;
     int rv;
 
-    if (raft_dir_used(c, &used) != 0 || used) {
+    if (cluster__raft_dir_used(c, &used) != 0 || used) {
         snprintf(errmsg, size,
                  "restore: %s/raft already holds raft state: --restore seeds "
                  "a new cluster on an empty data dir (remove the flag to "
@@ -251,7 +251,7 @@ int cluster_force_new(struct cluster *c, char *errmsg, size_t size)
             marker);
         return 0;
     }
-    if (raft_dir_used(c, &used) != 0 || !used) {
+    if (cluster__raft_dir_used(c, &used) != 0 || !used) {
         snprintf(errmsg, size,
                  "force-new-cluster: %s/raft holds no raft state: nothing to "
                  "recover",

@@ -430,12 +430,26 @@ struct fsm_options
     const char *dir; /* Directory of the LMDB environment (created). */
     size_t map_size; /* 0 = 4 GiB. */
     bool fresh;      /* Remove an existing environment first. */
+    /* Keep an existing environment when the marker <dir>/FSM_STATE_MARK
+     * shows it whole: "clean" (fsm_close synced it) or "boot ID" with the
+     * running kernel's boot id (the process crashed, but the page cache
+     * holds every commit of MDB_NOSYNC), written by a build with the same
+     * FSM_STORE_LAYOUT (fsm/internal.h). Otherwise, or with @fresh, it is
+     * removed. Either way the marker is then rewritten "boot ID" before
+     * the first write, and "clean" by fsm_close after mdb_env_sync. */
+    bool keep;
 };
+
+#define FSM_STATE_MARK "state.mark"
 
 /* Open the environment (MDB_NOTLS | MDB_NOSYNC, named databases). */
 int fsm_open(const struct fsm_options *opts, struct fsm **out);
 void fsm_close(struct fsm *f);
 const char *fsm_errmsg(const struct fsm *f);
+/* After fsm_open with @keep: whether the existing environment was kept;
+ * @why: "clean", "same-boot", or why not ("fresh", "no-marker",
+ * "other-boot", "marker-unknown", ...). */
+bool fsm_state_kept(const struct fsm *f, const char **why);
 
 /* Jobs entering and leaving RUNNING, for the leader's in-memory counts
  * (sched/counts.c). @cb is called once per change, after the entry that

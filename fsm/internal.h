@@ -61,6 +61,11 @@ struct fsm
     char *ev_strs;
     size_t ev_strs_used, ev_strs_cap;
     int64_t ev_now;
+    /* fsm_options.keep: the directory of the marker (fsm/state_mark.c),
+     * NULL without; whether the environment was kept, and why. */
+    char *mark_dir;
+    bool kept;
+    const char *keep_why;
 };
 
 struct fsm__rchg
@@ -101,6 +106,20 @@ struct fsm_reader
 
 /* Write "what: mdb_strerror" into f->errmsg and map the code. */
 int fsm__lmdb_error(struct fsm *f, int rv, const char *what);
+
+/* How the environment stores things (databases, keys, values). A kept
+ * environment (fsm_options.keep) written under another layout is rebuilt:
+ * bump this with any change an older environment would be misread by
+ * (SNAP_VERSION in fsm/snapshot.c usually moves with it). */
+#define FSM_STORE_LAYOUT 1
+
+/* The state marker (fsm/state_mark.c). check: may the environment in @dir
+ * be used again (*keep), and why (a static string). boot: mark it as used
+ * by this kernel, before the first write. clean: sync, then mark it clean
+ * (fsm_close). */
+const char *fsm__mark_check(const char *dir, bool *keep);
+int fsm__mark_boot(struct fsm *f, const char *dir);
+void fsm__mark_clean(struct fsm *f);
 
 /* Big-endian helpers for keys. */
 void fsm__put_be64(unsigned char *p, uint64_t v);

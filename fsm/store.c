@@ -65,11 +65,22 @@ int fsm_open(const struct fsm_options *opts, struct fsm **out)
                  strerror(errno));
         return ERR_IO;
     }
-    if (opts->fresh) {
+    f->keep_why = "fresh";
+    if (opts->keep && !opts->fresh) {
+        f->keep_why = fsm__mark_check(opts->dir, &f->kept);
+    }
+    if (!f->kept && (opts->fresh || opts->keep)) {
         snprintf(path, sizeof path, "%s/data.mdb", opts->dir);
         unlink(path);
         snprintf(path, sizeof path, "%s/lock.mdb", opts->dir);
         unlink(path);
+    }
+    if (opts->keep) {
+        /* Before any write transaction (the one below is one). */
+        rv = fsm__mark_boot(f, opts->dir);
+        if (rv != 0) {
+            return rv;
+        }
     }
     rv = mdb_env_create(&f->env);
     if (rv != 0) {
@@ -79,7 +90,8 @@ int fsm_open(const struct fsm_options *opts, struct fsm **out)
     mdb_env_set_mapsize(f->env,
                         opts->map_size != 0 ? opts->map_size : 4ULL << 30);
     /* No MDB_WRITEMAP: it cannot nest transactions, and apply needs a
-     * child transaction per command. NOSYNC: the raft log is durable. */
+     * child transaction per command. NOSYNC: the raft log is durable, and
+     * fsm/state_mark.c says when this file may be kept at the next start. */
     rv = mdb_env_open(f->env, opts->dir, MDB_NOTLS | MDB_NOSYNC, 0644);
     if (rv != 0) {
         return fsm__lmdb_error(f, rv, "env open");
@@ -99,6 +111,10 @@ int fsm_open(const struct fsm_options *opts, struct fsm **out)
     if (rv != 0) {
         return fsm__lmdb_error(f, rv, "commit");
     }
+    /* fsm_close marks it clean: only an environment that opened. */
+    if (opts->keep && (f->mark_dir = strdup(opts->dir)) == NULL) {
+        return ERR_NOMEM;
+    }
     return 0;
 }
 
@@ -108,8 +124,12 @@ void fsm_close(struct fsm *f)
         return;
     }
     if (f->env != NULL) {
+        if (f->mark_dir != NULL) {
+            fsm__mark_clean(f);
+        }
         mdb_env_close(f->env);
     }
+    free(f->mark_dir);
     free(f->results);
     free(f->ids);
     free(f->rchg);
@@ -123,6 +143,12 @@ void fsm_close(struct fsm *f)
 const char *fsm_errmsg(const struct fsm *f)
 {
     return f->errmsg;
+}
+
+bool fsm_state_kept(const struct fsm *f, const char **why)
+{
+    *why = f->keep_why;
+    return f->kept;
 }
 
 /* ---- meta --------------------------------------------------------------- */

@@ -310,6 +310,10 @@ static void raft_metrics(struct out *o,
            cs->snapshots_taken);
     metric(o, "rota_snapshots_installed_total", "counter",
            "Snapshots restored (start or install).", cs->snapshots_restored);
+    metric(o, "rota_snapshots_skipped_total", "counter",
+           "Snapshot restores skipped: the state had already reached the "
+           "snapshot (a kept state at start, docs/architecture.md).",
+           cs->snapshots_skipped);
     metric(o, "rota_raft_guard_fixes_total", "counter",
            "Raft 0.15 bugs worked around by this node (cluster/raft_guard.h, "
            "docs/reliability.md).",

@@ -286,6 +286,10 @@ int main(int argc, char **argv)
     cc.forward_timeout = cfg.forward_timeout;
     cc.max_inflight = cfg.max_inflight;
     cc.batch_linger_us = cfg.batch_linger;
+    /* Both rebuild the state from the snapshot they start from. */
+    cc.discard_state = cfg.restore != NULL     ? "restore"
+                       : cfg.force_new_cluster ? "force-new-cluster"
+                                               : NULL;
     if (secure_paths(&n, &cfg, err, sizeof err) != 0) {
         LOG(LOG_ERROR, "start failed", "err=\"%s\"", err);
         rotad_config_close(&cfg);
