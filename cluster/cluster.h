@@ -37,6 +37,9 @@ struct cluster_config
     /* µs the next entry may wait, after one was applied, for the clients
      * that entry answered to send their next command (submit.c); 0 off. */
     unsigned batch_linger_us;
+    /* Bytes of address space for the LMDB state (the file grows only as
+     * the state does); 0: fsm's default. */
+    size_t state_map_size;
     /* ms a leader waits for a follower's answer to InstallSnapshot before
      * it sends the snapshot again, plus 1 s per 8 MiB of the latest
      * snapshot file; 0: 5000. raft 0.15's default is 30 s, and a follower
@@ -106,6 +109,9 @@ int cluster_submit(struct cluster *c,
  * node is taking writes faster than raft commits them: retry later). The
  * leader's own commands (dispatch, liveness, results) are never refused. */
 int cluster_admit(struct cluster *c, size_t len);
+/* Also ERR_BUSY when the LMDB state file reached 90% of its map
+ * (--state-map-size). The reason of the last refusal, for the answer: */
+const char *cluster_refusal(struct cluster *c);
 
 /* Encode @cmd and cluster_submit() it: the one "encode + submit" path of
  * the HTTP layer and the node itself. */
@@ -181,6 +187,7 @@ struct cluster_stats
     unsigned long long entries_applied;
     unsigned long long raft_guard_fixes; /* cluster/raft_guard.h */
     unsigned long long refused_busy;     /* cluster_admit() said no. */
+    unsigned long long refused_full;     /* ... the state map is full. */
     unsigned long long inflight_bytes;   /* Now: cluster_admit()'s cost. */
     unsigned long long fwd_sent;         /* Forward channel: requests sent, */
     unsigned long long fwd_received;     /* ... received (leader), */

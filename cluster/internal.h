@@ -60,6 +60,7 @@ struct cluster
      * fixed cost per command for what waits on it): cluster_admit(). */
     size_t inflight_cost;
     size_t pending_cost; /* The share of the commands in @pending. */
+    const char *refusal; /* Why cluster_admit() said no last. */
     /* Linger (submit.c): after an entry is applied, the next one waits
      * until @linger_expect commands are pending or @linger_until_ns. */
     uv_timer_t linger;

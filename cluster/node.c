@@ -221,6 +221,7 @@ static int open_state(struct cluster *c, char *errmsg, size_t size)
     memset(&fo, 0, sizeof fo);
     snprintf(path, sizeof path, "%s/fsm", c->data_dir);
     fo.dir = path;
+    fo.map_size = c->cfg.state_map_size;
     fo.keep = true;
     if (c->cfg.discard_state != NULL) {
         fo.fresh = true;

@@ -24,6 +24,8 @@
 /* Bounds of one entry: flush early above these. */
 #define BATCH_MAX_COMMANDS 8192
 #define BATCH_MAX_BYTES (8u << 20)
+/* New jobs are refused from this share of the LMDB map on (‰). */
+#define STATE_FULL_PERMILLE 900
 
 const double cluster_commit_bounds_s[CLUSTER_COMMIT_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -258,9 +260,29 @@ int cluster_admit(struct cluster *c, size_t len)
                                           : CLUSTER_MAX_INFLIGHT_DEFAULT;
     if (c->inflight_cost + len + CLUSTER_CMD_COST > max) {
         c->stats.refused_busy++;
+        c->refusal =
+            "this node has too many writes waiting for their "
+            "commit: retry later";
+        return ERR_BUSY;
+    }
+    /* A full LMDB map fail-stops every replica at the same entry (apply
+     * cannot write it), so new jobs stop well before: the file's high
+     * water mark against --state-map-size (pages on LMDB's free list are
+     * counted as used: this errs on the side of refusing). */
+    if (fsm_space_used(c->fsm) >= STATE_FULL_PERMILLE) {
+        c->stats.refused_full++;
+        c->refusal =
+            "the state is over 90% of --state-map-size: no new "
+            "jobs until retention removes some or the nodes are "
+            "restarted with a larger --state-map-size";
         return ERR_BUSY;
     }
     return 0;
+}
+
+const char *cluster_refusal(struct cluster *c)
+{
+    return c->refusal;
 }
 
 void cluster__fail_pending(struct cluster *c, int status)

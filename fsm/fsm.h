@@ -546,6 +546,10 @@ int fsm_deliveries(struct fsm_reader *rd,
 /* Index of the last applied entry (stored in the same txn as its effect). */
 uint64_t fsm_applied_index(struct fsm *f);
 
+/* The LMDB file's high-water mark in ‰ of its map size (pages on LMDB's
+ * free list count as used). Cheap: reads the environment's meta. */
+unsigned fsm_space_used(struct fsm *f);
+
 /* Apply the batch @entry (@len bytes) of raft entry @index in one LMDB write
  * transaction. On return *results holds one result per command (*n of them),
  * valid until the next call. An entry at or below the applied index is

@@ -173,6 +173,18 @@ int fsm__put_meta_u64(struct fsm *f,
     return rv == 0 ? 0 : fsm__lmdb_error(f, rv, "put meta");
 }
 
+unsigned fsm_space_used(struct fsm *f)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(f->env, &info) != 0 || mdb_env_stat(f->env, &st) != 0 ||
+        info.me_mapsize == 0) {
+        return 0;
+    }
+    return (unsigned)(((uint64_t)info.me_last_pgno + 1) * st.ms_psize * 1000 /
+                      info.me_mapsize);
+}
+
 uint64_t fsm_applied_index(struct fsm *f)
 {
     MDB_txn *txn;

@@ -246,9 +246,7 @@ void http__jobs_submit_batch(struct http_server *s,
                          "%zu jobs in one batch, over the limit of %d", n,
                          FSM_MAX_BATCH_JOBS);
     } else if ((rv = cluster_admit(s->cluster, req->entity.len)) != 0) {
-        http__send_err(req, rv, NULL,
-                       "this node has too many writes waiting for their "
-                       "commit: retry later");
+        http__send_err(req, rv, NULL, cluster_refusal(s->cluster));
     } else if (!cluster_is_leader(s->cluster) &&
                !cluster_fwd_ready(s->cluster)) {
         /* A follower without the forward channel (ROUTE_CHANNEL), or

@@ -231,9 +231,7 @@ void http__fwd_handle(void *data,
         return;
     }
     if ((rv = cluster_admit(s->cluster, len)) != 0) {
-        fwd_reply_err(fc, rv, NULL,
-                      "the leader has too many writes waiting for their "
-                      "commit: retry later");
+        fwd_reply_err(fc, rv, NULL, cluster_refusal(s->cluster));
         return;
     }
     fs = malloc(sizeof *fs);
@@ -297,9 +295,7 @@ static void submit_encoded(struct http_server *s,
      * may hold (cluster_admit): 429 + Retry-After, nothing proposed. */
     if (kind == CALL_SUBMIT &&
         (rv = cluster_admit(s->cluster, req->entity.len)) != 0) {
-        http__send_err(req, rv, NULL,
-                       "this node has too many writes waiting for their "
-                       "commit: retry later");
+        http__send_err(req, rv, NULL, cluster_refusal(s->cluster));
         return;
     }
     call = http__call_new(s, req);

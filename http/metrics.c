@@ -328,6 +328,10 @@ static void http_metrics(struct out *o,
            "New jobs refused with 429: too many writes waiting for their "
            "commit (--max-inflight).",
            cs->refused_busy);
+    metric(o, "rota_writes_refused_full_total", "counter",
+           "New jobs refused with 429: the LMDB state reached 90% of "
+           "--state-map-size.",
+           cs->refused_full);
     metric(o, "rota_writes_inflight_bytes", "gauge",
            "Bytes of writes waiting for their commit.", cs->inflight_bytes);
     metric(o, "rota_http_connections_stalled_closed_total", "counter",

@@ -325,9 +325,7 @@ void http__workflow_submit(struct http_server *s,
                        w.msg[0] ? w.msg : NULL);
     } else if (rv == 0 &&
                (rv = cluster_admit(s->cluster, req->entity.len)) != 0) {
-        http__send_err(req, rv, NULL,
-                       "this node has too many writes waiting for their "
-                       "commit: retry later");
+        http__send_err(req, rv, NULL, cluster_refusal(s->cluster));
     } else if (rv == 0) {
         const char *name = json_string_value(json_object_get(o, "name"));
         struct fsm_cmd cmd;

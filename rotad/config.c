@@ -47,6 +47,11 @@ static const struct option_def defs[] = {
         max_inflight,
         "bytes of writes waiting for their commit before new jobs get 429 "
         "(67108864)"),
+    OPT("state-map-size",
+        K_SIZE,
+        state_map_size,
+        "largest LMDB state file (address space reserved, not disk; "
+        "~400 bytes per live job) (68719476736)"),
     OPT("batch-linger",
         K_UINT,
         batch_linger,
@@ -352,6 +357,7 @@ int rotad_config_load(struct rotad_config *cfg,
     cfg->max_inflight = (size_t)64 << 20;
     cfg->leader_hold = 5000;
     cfg->batch_linger = 1000;
+    cfg->state_map_size = (size_t)64 << 30;
     cfg->snapshot_threshold = 0; /* Adaptive (cluster/node.c). */
     cfg->snapshot_trailing = 2048;
     cfg->install_snapshot_timeout = 5000;
@@ -450,14 +456,15 @@ int rotad_config_load(struct rotad_config *cfg,
     fill_defaults(cfg);
     if (cfg->max_body < 1024 || cfg->max_payload < 16 ||
         cfg->max_inflight < cfg->max_body || cfg->leader_hold > 60000 ||
-        cfg->batch_linger > 100000 || cfg->election_timeout < 10 ||
-        cfg->heartbeat_timeout < 1 ||
+        cfg->batch_linger > 100000 || cfg->state_map_size < (16u << 20) ||
+        cfg->election_timeout < 10 || cfg->heartbeat_timeout < 1 ||
         cfg->heartbeat_timeout >= cfg->election_timeout ||
         cfg->worker_ttl < 500) {
         snprintf(err, size,
                  "limits out of range: max-body >= 1024, "
                  "max-payload >= 16, max-inflight >= max-body, leader-hold <= "
-                 "60000, batch-linger <= 100000, heartbeat < election timeout, "
+                 "60000, batch-linger <= 100000, state-map-size >= 16 MiB, "
+                 "heartbeat < election timeout, "
                  "worker-ttl >= 500");
         return -1;
     }

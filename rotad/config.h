@@ -21,6 +21,7 @@ struct rotad_config
     size_t max_inflight;
     unsigned leader_hold;
     unsigned batch_linger; /* µs (cluster/submit.c). */
+    size_t state_map_size;
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
     unsigned install_snapshot_timeout;

@@ -286,6 +286,7 @@ int main(int argc, char **argv)
     cc.forward_timeout = cfg.forward_timeout;
     cc.max_inflight = cfg.max_inflight;
     cc.batch_linger_us = cfg.batch_linger;
+    cc.state_map_size = cfg.state_map_size;
     /* Both rebuild the state from the snapshot they start from. */
     cc.discard_state = cfg.restore != NULL     ? "restore"
                        : cfg.force_new_cluster ? "force-new-cluster"

@@ -240,3 +240,33 @@ def test_hold_runs_out_with_503(cluster):
     assert st == 503 and "retry-after" in hs, body
     assert body["error"]["code"] in ("no_leader", "unavailable", "not_leader"), body
     assert waited >= 1.0, waited
+
+
+def test_a_full_state_refuses_new_jobs_instead_of_stopping(cluster):
+    """An LMDB map that fills up would stop every replica at the same entry
+    (apply cannot write it). New jobs are refused from 90% of
+    --state-map-size on: 429 naming the flag; the nodes stay up, reads and
+    the jobs already there keep working."""
+    c = cluster(3, ["--state-map-size", str(24 << 20)])
+    lead = c.leader()
+    payload = {"x": "y" * 400}
+    accepted, refused = 0, None
+    for i in range(400):
+        st, hdrs, body = lead.req("POST", "/v1/jobs",
+                                  [{"type": "noop", "queue": "full", "payload": payload}] * 100)
+        if st == 429:
+            refused = body
+            break
+        assert st == 201, (st, body)
+        accepted += 100
+    assert refused is not None, "the state never filled"
+    assert refused["error"]["code"] == "resource_exhausted"
+    assert "--state-map-size" in refused["error"]["message"]
+    assert accepted > 0
+    # Through a follower too (the leader decides), and every node is up.
+    st, _, body = c.followers()[0].req("POST", "/v1/jobs", {"type": "noop", "queue": "full"})
+    assert st == 429 and "--state-map-size" in body["error"]["message"], (st, body)
+    assert all(n.alive() for n in c.nodes)
+    assert lead.metric("rota_writes_refused_full_total") >= 1
+    st, _, q = lead.req("GET", "/v1/queues/full")
+    assert st == 200 and q["counts"]["pending"] == accepted, q
