@@ -4,7 +4,7 @@
  * an LMDB read transaction (a consistent view at last_applied while applies
  * continue), snapshot_async() serialises it in the thread pool,
  * snapshot_finalize() runs on the loop thread once raft stored it, and frees
- * the buffer and the transaction. raft never runs two snapshots at once, so
+ * the buffers and the transaction. raft never runs two snapshots at once, so
  * one pending snapshot per glue suffices. */
 
 #include "cluster/raft_fsm.h"
@@ -53,36 +53,33 @@ static int apply_cb(struct raft_fsm *rf,
     return 0;
 }
 
-/* Shared by the sync and async paths: one buffer allocated with
- * raft_malloc so raft could free it if it ever owned it. */
+/* Shared by the sync and async paths: the fsm's chunks (several buffers
+ * of up to 64 MiB, format v2 of fsm/snapshot.c) handed to raft as they
+ * are, no copy. They are malloc'ed by the fsm, not raft_malloc'ed: raft
+ * never frees a snapshot's buffers when the FSM has snapshot_finalize
+ * (architecture.md, raft 6), which frees them with free(). */
 static int serialise(struct cluster_raft_fsm *g,
                      struct raft_buffer *bufs[],
                      unsigned *n_bufs)
 {
-    void *data;
-    size_t len;
+    struct fsm_snapshot_chunks ch;
     int rv;
 
-    rv = fsm_snapshot_write(g->snap, &data, &len);
+    rv = fsm_snapshot_write(g->snap, &ch);
     if (rv != 0) {
-        return RAFT_IOERR;
+        return rv == ERR_NOMEM ? RAFT_NOMEM : RAFT_IOERR;
     }
-    *bufs = raft_malloc(sizeof **bufs);
+    *bufs = malloc(ch.n * sizeof **bufs);
     if (*bufs == NULL) {
-        free(data);
+        fsm_snapshot_chunks_free(&ch);
         return RAFT_NOMEM;
     }
-    (*bufs)[0].base = raft_malloc(len);
-    if ((*bufs)[0].base == NULL) {
-        raft_free(*bufs);
-        *bufs = NULL;
-        free(data);
-        return RAFT_NOMEM;
+    for (unsigned i = 0; i < ch.n; i++) {
+        (*bufs)[i].base = ch.v[i].base;
+        (*bufs)[i].len = ch.v[i].len;
     }
-    memcpy((*bufs)[0].base, data, len);
-    (*bufs)[0].len = len;
-    free(data);
-    *n_bufs = 1;
+    *n_bufs = ch.n;
+    free(ch.v); /* The chunks themselves now belong to *bufs. */
     return 0;
 }
 
@@ -127,11 +124,11 @@ static int snapshot_finalize_cb(struct raft_fsm *rf,
 {
     struct cluster_raft_fsm *g = rf->data;
 
-    if (*bufs != NULL) {
+    if (*bufs != NULL) { /* From serialise(): malloc'ed. */
         for (unsigned i = 0; i < *n_bufs; i++) {
-            raft_free((*bufs)[i].base);
+            free((*bufs)[i].base);
         }
-        raft_free(*bufs);
+        free(*bufs);
     }
     *bufs = NULL;
     *n_bufs = 0;
