@@ -20,13 +20,13 @@
  * Format v1 (read only, for backups made by older versions): the same
  * header with version 1, then the record stream uncompressed.
  *
- * Write: records are copied into a scratch block (1 MiB; it starts at
- * 64 KiB and doubles, for small states), which is
- * compressed straight into the current output chunk; a chunk is allocated
- * when the block may not fit in the last one (64 KiB, then twice as big
- * each time up to 64 MiB), never realloc'ed bigger (its untouched tail
- * costs address space, not memory, and is trimmed when the chunk is
- * closed). Peak memory: the compressed snapshot plus one block.
+ * Write: records are copied into a scratch block (1 MiB; it starts at 64 KiB
+ * and doubles, for small states), which is compressed straight into the
+ * current output chunk; a chunk is allocated when the block may not fit in
+ * the last one (64 KiB, then twice as big each time and room for two blocks,
+ * up to 64 MiB), never realloc'ed bigger (its untouched tail costs address
+ * space, not memory, and is trimmed when the chunk is closed). Peak memory:
+ * the compressed snapshot plus one block.
  *
  * Restore: one pass in one write transaction: drop every db, decode block
  * by block, put with MDB_APPEND (keys must come in order). Anything wrong
@@ -148,8 +148,9 @@ static void trim_last(struct wr *w)
 }
 
 /* Start a chunk of at least @need bytes: 64 KiB, then twice as big each
- * time up to w->chunk (a small state takes a small buffer; malloc with
- * MALLOC_PERTURB_, as under meson test, writes every byte it returns). */
+ * time (and room for two blocks of @need) up to w->chunk. A small state
+ * takes a small buffer (malloc with MALLOC_PERTURB_, as under meson test,
+ * writes every byte it returns). */
 static void new_chunk(struct wr *w, size_t need)
 {
     struct fsm_snapshot_chunks *o = w->out;
@@ -157,6 +158,7 @@ static void new_chunk(struct wr *w, size_t need)
     size_t cap = (size_t)CHUNK_FIRST << shift;
     void *p;
 
+    cap = cap > 2 * need ? cap : 2 * need;
     cap = cap < w->chunk ? cap : w->chunk;
     cap = cap > need ? cap : need;
 
