@@ -146,8 +146,9 @@ static unsigned install_timeout(struct cluster *c, uint64_t snapshot_bytes)
  * costs more per entry as the state grows (8% of a follower's CPU at 60k
  * jobs, bench/README.md). After each snapshot the threshold becomes the
  * number of entries (of the recent average size) that make eight times the
- * snapshot file's bytes of log (raft LZ4-compresses it: 60,000 jobs took
- * 1.3 MB, ~15 times less than the state it holds), so the work of a
+ * snapshot file's bytes of log (LZ4-compressed: by the fsm since format v2
+ * of fsm/snapshot.c, by raft before, when 60,000 jobs took 1.3 MB, ~15
+ * times less than the state it holds), so the work of a
  * snapshot is spread over about as many log bytes as the state has.
  * Bounded by 1024..65536 entries and 256 MiB of log (raft keeps the
  * entries since the snapshot in memory). */
@@ -317,6 +318,18 @@ int cluster_create(uv_loop_t *loop,
     c->uv_append = c->io.append;
     c->io.append = append_wrap;
     raft_uv_set_connect_retry_delay(&c->io, 200);
+    /* The fsm's snapshots are LZ4-compressed already (format v2,
+     * fsm/snapshot.c): raft compressing them again would copy them into one
+     * more buffer. Off, raft_uv writes our chunks with one writev, and
+     * sends the file as it is to a follower; snapshot files compressed by
+     * older versions still load (raft_uv looks at the file's LZ4 frame
+     * magic, not at this setting). */
+    rv = raft_uv_set_snapshot_compression(&c->io, false);
+    if (rv != 0) {
+        snprintf(errmsg, size, "raft io: snapshot compression: %s",
+                 raft_strerror(rv));
+        return ERR_IO;
+    }
     rv = raft_init(&c->raft, &c->io, &c->rfsm, cfg->id, c->raft_addr);
     if (rv != 0) {
         snprintf(errmsg, size, "raft init: %s", raft_errmsg(&c->raft));

@@ -4,13 +4,14 @@
  * an LMDB read transaction (a consistent view at last_applied while applies
  * continue), snapshot_async() serialises it in the thread pool,
  * snapshot_finalize() runs on the loop thread once raft stored it, and frees
- * the buffer and the transaction. raft never runs two snapshots at once, so
+ * the buffers and the transaction. raft never runs two snapshots at once, so
  * one pending snapshot per glue suffices. */
 
 #include "cluster/raft_fsm.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #define LOG_MODULE "fsm"
 #include "common/err.h"
@@ -21,6 +22,7 @@ struct cluster_raft_fsm
     struct fsm *fsm;
     struct raft *raft;
     struct fsm_snapshot *snap; /* Open between snapshot() and finalize(). */
+    uint64_t snap_started_ns;  /* uv_hrtime() at snapshot(). */
     struct cluster_apply_result result;
     struct cluster_raft_fsm_stats stats;
 };
@@ -53,36 +55,33 @@ static int apply_cb(struct raft_fsm *rf,
     return 0;
 }
 
-/* Shared by the sync and async paths: one buffer allocated with
- * raft_malloc so raft could free it if it ever owned it. */
+/* Shared by the sync and async paths: the fsm's chunks (several buffers
+ * of up to 64 MiB, format v2 of fsm/snapshot.c) handed to raft as they
+ * are, no copy. They are malloc'ed by the fsm, not raft_malloc'ed: raft
+ * never frees a snapshot's buffers when the FSM has snapshot_finalize
+ * (architecture.md, raft 6), which frees them with free(). */
 static int serialise(struct cluster_raft_fsm *g,
                      struct raft_buffer *bufs[],
                      unsigned *n_bufs)
 {
-    void *data;
-    size_t len;
+    struct fsm_snapshot_chunks ch;
     int rv;
 
-    rv = fsm_snapshot_write(g->snap, &data, &len);
+    rv = fsm_snapshot_write(g->snap, &ch);
     if (rv != 0) {
-        return RAFT_IOERR;
+        return rv == ERR_NOMEM ? RAFT_NOMEM : RAFT_IOERR;
     }
-    *bufs = raft_malloc(sizeof **bufs);
+    *bufs = malloc(ch.n * sizeof **bufs);
     if (*bufs == NULL) {
-        free(data);
+        fsm_snapshot_chunks_free(&ch);
         return RAFT_NOMEM;
     }
-    (*bufs)[0].base = raft_malloc(len);
-    if ((*bufs)[0].base == NULL) {
-        raft_free(*bufs);
-        *bufs = NULL;
-        free(data);
-        return RAFT_NOMEM;
+    for (unsigned i = 0; i < ch.n; i++) {
+        (*bufs)[i].base = ch.v[i].base;
+        (*bufs)[i].len = ch.v[i].len;
     }
-    memcpy((*bufs)[0].base, data, len);
-    (*bufs)[0].len = len;
-    free(data);
-    *n_bufs = 1;
+    *n_bufs = ch.n;
+    free(ch.v); /* The chunks themselves now belong to *bufs. */
     return 0;
 }
 
@@ -96,6 +95,7 @@ static int snapshot_cb(struct raft_fsm *rf,
     if (g->snap != NULL) {
         return RAFT_BUSY;
     }
+    g->snap_started_ns = uv_hrtime();
     rv = fsm_snapshot_begin(g->fsm, &g->snap);
     if (rv != 0) {
         LOG(LOG_WARN, "snapshot failed", "err=\"%s\"", fsm_errmsg(g->fsm));
@@ -126,12 +126,14 @@ static int snapshot_finalize_cb(struct raft_fsm *rf,
                                 unsigned *n_bufs)
 {
     struct cluster_raft_fsm *g = rf->data;
+    unsigned long long bytes = 0;
 
-    if (*bufs != NULL) {
+    if (*bufs != NULL) { /* From serialise(): malloc'ed. */
         for (unsigned i = 0; i < *n_bufs; i++) {
-            raft_free((*bufs)[i].base);
+            bytes += (*bufs)[i].len;
+            free((*bufs)[i].base);
         }
-        raft_free(*bufs);
+        free(*bufs);
     }
     *bufs = NULL;
     *n_bufs = 0;
@@ -140,8 +142,10 @@ static int snapshot_finalize_cb(struct raft_fsm *rf,
         g->snap = NULL;
     }
     g->stats.snapshots_taken++;
-    LOG(LOG_INFO, "snapshot taken", "applied=%llu",
-        (unsigned long long)fsm_applied_index(g->fsm));
+    /* ms: from opening the read transaction to the file written. */
+    LOG(LOG_INFO, "snapshot taken", "applied=%llu bytes=%llu ms=%llu",
+        (unsigned long long)fsm_applied_index(g->fsm), bytes,
+        (unsigned long long)((uv_hrtime() - g->snap_started_ns) / 1000000));
     return 0;
 }
 
@@ -168,6 +172,7 @@ static int restore_cb(struct raft_fsm *rf, struct raft_buffer *buf)
             (unsigned long long)have, (unsigned long long)snap);
         return 0;
     }
+    uint64_t t0 = uv_hrtime();
     rv = fsm_restore(g->fsm, buf->base, buf->len);
     if (rv != 0) {
         LOG(LOG_ERROR, "snapshot restore failed", "err=\"%s\"",
@@ -176,8 +181,9 @@ static int restore_cb(struct raft_fsm *rf, struct raft_buffer *buf)
     }
     raft_free(buf->base);
     g->stats.snapshots_restored++;
-    LOG(LOG_INFO, "snapshot installed", "applied=%llu",
-        (unsigned long long)fsm_applied_index(g->fsm));
+    LOG(LOG_INFO, "snapshot installed", "applied=%llu bytes=%zu ms=%llu",
+        (unsigned long long)fsm_applied_index(g->fsm), buf->len,
+        (unsigned long long)((uv_hrtime() - t0) / 1000000));
     return 0;
 }
 

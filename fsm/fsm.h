@@ -703,13 +703,36 @@ int fsm_nodes(struct fsm_reader *rd, fsm_node_cb cb, void *data);
 int fsm_digest(struct fsm *f, uint64_t *out);
 
 /* Snapshots. begin (loop thread) opens a read txn; write (any thread)
- * serialises it into one malloc'ed buffer; end (loop thread) closes the txn.
- * restore (loop thread) replaces the whole state with @buf in one write
- * transaction, including the applied index saved in the snapshot. */
+ * serialises it (format v2 in fsm/snapshot.c: blocks of about 1 MiB, each
+ * LZ4-compressed) into a list of malloc'ed chunks that, concatenated, are
+ * the snapshot; end (loop thread) closes the txn. No buffer the size of the
+ * raw state is ever held: chunks are allocated as needed, never copied.
+ * restore (loop thread) replaces the whole state with @buf (format v1 or
+ * v2) in one write transaction, including the applied index saved in the
+ * snapshot; a corrupt @buf returns ERR_CORRUPT and leaves the state as it
+ * was. */
 struct fsm_snapshot;
+struct fsm_snapshot_chunk
+{
+    void *base; /* malloc'ed. */
+    size_t len;
+};
+struct fsm_snapshot_chunks
+{
+    struct fsm_snapshot_chunk *v; /* malloc'ed; v[0] holds the header. */
+    unsigned n;
+};
 int fsm_snapshot_begin(struct fsm *f, struct fsm_snapshot **out);
-int fsm_snapshot_write(struct fsm_snapshot *s, void **buf, size_t *len);
+int fsm_snapshot_write(struct fsm_snapshot *s, struct fsm_snapshot_chunks *out);
+/* Frees every chunk and the array; leaves @c empty. */
+void fsm_snapshot_chunks_free(struct fsm_snapshot_chunks *c);
 void fsm_snapshot_end(struct fsm_snapshot *s);
+/* Block (raw bytes, 1 MiB by default, at most FSM_SNAPSHOT_MAX_BLOCK) and
+ * largest output chunk (64 MiB by default) sizes of @s's write: tests make them
+ * small to cross many boundaries with little data. A chunk is grown to hold
+ * at least one compressed block. */
+#define FSM_SNAPSHOT_MAX_BLOCK (4u << 20)
+void fsm_snapshot_set_sizes(struct fsm_snapshot *s, size_t block, size_t chunk);
 int fsm_restore(struct fsm *f, const void *buf, size_t len);
 /* The applied index a snapshot @buf holds; 0 if @buf is not one. */
 uint64_t fsm_snapshot_index(const void *buf, size_t len);

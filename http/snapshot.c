@@ -6,15 +6,17 @@
  * transaction: a consistent view at the applied index while applies go
  * on). Serialising the state, ending the transaction (MDB_NOTLS) and the
  * SHA-256 run in the libuv thread pool, like raft's own snapshots, and so
- * does the free() of the buffer (munmap of 100 MB took 66 ms here). The
- * answer goes out in chunks of SNAP_CHUNK bytes, the next one when h2o
+ * does the free() of the buffers (munmap of 100 MB took 66 ms here). The
+ * answer goes out in slices of SNAP_CHUNK bytes, the next one when h2o
  * wrote the last (the generator's proceed): h2o writes each at once, a
  * few ms on the loop for 256 KiB (a 1 MiB write took 5-18 ms here).
  *
- * Memory: the serialised state (about the size of the live LMDB data) is
- * held once, from the thread pool until the last chunk is written; one
- * snapshot at a time per node (a second request gets 503 + Retry-After
- * until the first one's last chunk is handed to h2o). */
+ * Memory: the serialised state, LZ4-compressed block by block (format v2
+ * of fsm/snapshot.c: a few chunks of up to 64 MiB, never one buffer the
+ * size of the raw state), is held once, from the thread pool until the
+ * last slice is written; one snapshot at a time per node (a second request
+ * gets 503 + Retry-After until the first one's last slice is handed to
+ * h2o). */
 
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -37,8 +39,10 @@ struct snap_job
     uv_loop_t *loop;
     h2o_req_t *req; /* NULL once the request went away. */
     struct fsm_snapshot *snap;
-    void *body;
-    size_t len, off;
+    struct fsm_snapshot_chunks body; /* Concatenated: the file's body. */
+    size_t len;                      /* Of the whole body. */
+    unsigned cur;                    /* The chunk being sent, */
+    size_t off;                      /* from this offset in it. */
     int err;
     uint64_t term, node_id, work_ms, begin_us;
     struct snapfile_header h;
@@ -67,7 +71,7 @@ static void job_inactive(struct snap_job *j)
 static void free_work_cb(uv_work_t *w)
 {
     struct snap_job *j = w->data;
-    free(j->body);
+    fsm_snapshot_chunks_free(&j->body);
 }
 
 static void free_after_cb(uv_work_t *w, int status)
@@ -83,12 +87,12 @@ static void job_unref(struct snap_job *j)
         return;
     }
     job_inactive(j);
-    if (j->body != NULL &&
+    if (j->body.n > 0 &&
         uv_queue_work(j->loop, &j->work, free_work_cb, free_after_cb) == 0) {
         snap_running++;
         return;
     }
-    free(j->body);
+    fsm_snapshot_chunks_free(&j->body);
     free(j);
 }
 
@@ -105,17 +109,28 @@ static void work_cb(uv_work_t *w)
     struct snap_job *j = w->data;
     unsigned int n = 0;
     uint64_t t0 = uv_hrtime();
+    EVP_MD_CTX *md;
+    int ok;
 
-    j->err = fsm_snapshot_write(j->snap, &j->body, &j->len);
+    j->err = fsm_snapshot_write(j->snap, &j->body);
     fsm_snapshot_end(j->snap);
     j->snap = NULL;
-    if (j->err == 0 && (EVP_Digest(j->body, j->len, j->h.sha256, &n,
-                                   EVP_sha256(), NULL) != 1 ||
-                        n != 32 || j->len < 16)) {
-        j->err = ERR_STORAGE;
+    if (j->err == 0) {
+        md = EVP_MD_CTX_new();
+        ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+        j->len = 0;
+        for (unsigned i = 0; ok && i < j->body.n; i++) {
+            ok = EVP_DigestUpdate(md, j->body.v[i].base, j->body.v[i].len) == 1;
+            j->len += j->body.v[i].len;
+        }
+        ok = ok && EVP_DigestFinal_ex(md, j->h.sha256, &n) == 1 && n == 32;
+        EVP_MD_CTX_free(md);
+        if (!ok || j->body.v[0].len < 16) {
+            j->err = ERR_STORAGE;
+        }
     }
     if (j->err == 0) {
-        j->h.index = fsm_snapshot_index(j->body, j->len);
+        j->h.index = fsm_snapshot_index(j->body.v[0].base, j->body.v[0].len);
         j->h.term = j->term;
         j->h.body_len = j->len;
         j->h.node_id = j->node_id;
@@ -124,21 +139,26 @@ static void work_cb(uv_work_t *w)
     j->work_ms = (uv_hrtime() - t0) / 1000000;
 }
 
-/* Send the next chunk: the header with the first one. */
+/* Send the next slice (of one chunk): the header with the first one. */
 static void send_next(struct snap_job *j)
 {
     h2o_iovec_t bufs[2];
-    size_t nb = 0, n = j->len - j->off;
+    struct fsm_snapshot_chunk *c = &j->body.v[j->cur];
+    size_t nb = 0, n = c->len - j->off;
 
-    if (j->off == 0) {
+    if (j->cur == 0 && j->off == 0) {
         bufs[nb++] = h2o_iovec_init(j->head, sizeof j->head);
     }
     if (n > SNAP_CHUNK) {
         n = SNAP_CHUNK;
     }
-    bufs[nb++] = h2o_iovec_init((char *)j->body + j->off, n);
+    bufs[nb++] = h2o_iovec_init((char *)c->base + j->off, n);
     j->off += n;
-    if (j->off == j->len) {
+    if (j->off == c->len) {
+        j->cur++;
+        j->off = 0;
+    }
+    if (j->cur == j->body.n) {
         job_inactive(j); /* The next snapshot may start. */
         h2o_send(j->req, bufs, nb, H2O_SEND_STATE_FINAL);
     } else {

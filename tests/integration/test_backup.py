@@ -12,11 +12,15 @@ restore and disaster recovery"):
 - two of three nodes lost for good (SIGKILL, data dirs deleted):
   `rotad --force-new-cluster` on the survivor keeps every job it had
   committed, takes new submits, fresh nodes join and converge; a restart
-  with the flag still given does not force again (marker file).
+  with the flag still given does not force again (marker file);
+- a backup saved by a version that wrote snapshot format v1 (the body
+  uncompressed) still verifies and restores; the restored node's own
+  backups are format v2 (LZ4 blocks, fsm/snapshot.c) and restore too.
 """
 
 import hashlib
 import http.client
+import json
 import os
 import shutil
 import signal
@@ -30,6 +34,7 @@ import pytest
 from conftest import ROTACTL, ROTAD, Cluster, _finish, submit, wait_until
 
 QUEUE = "bk"
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 
 @pytest.fixture
@@ -64,11 +69,11 @@ def parse_file(path):
             "size_ok": len(body) == blen, "node": node}
 
 
-def all_jobs(node):
+def all_jobs(node, queue=QUEUE):
     """Every job the node has, id -> status (all pages)."""
     jobs, cursor = {}, None
     while True:
-        q = f"/v1/jobs?queue={QUEUE}&limit=1000" + (f"&cursor={cursor}" if cursor else "")
+        q = f"/v1/jobs?queue={queue}&limit=1000" + (f"&cursor={cursor}" if cursor else "")
         status, _, page = node.req("GET", q)
         assert status == 200, page
         for j in page["jobs"]:
@@ -412,3 +417,46 @@ def test_backup_secure_save_and_restore(clusters, tmp_path):
                timeout=30, what="node 2 a voter")
     r.wait_converged(timeout=60)
     assert set(ids) <= set(all_jobs(n2))
+
+
+def body_version(path):
+    """The fsm snapshot format version of a backup file's body."""
+    with open(path, "rb") as f:
+        body = f.read()[80:]
+    assert body[:4] == b"RSNP", body[:8]
+    return struct.unpack_from("<I", body, 4)[0]
+
+
+def test_backup_v1_file_of_an_older_version_restores(clusters, tmp_path):
+    # data/backup_v1.snap: `rotactl snapshot save` of commit 3261401 (the
+    # last to write format v1) from one node holding 35 jobs in queue v1
+    # (data/backup_v1.json: pending, scheduled for 2099, cancelled).
+    old = os.path.join(DATA, "backup_v1.snap")
+    with open(os.path.join(DATA, "backup_v1.json")) as f:
+        expected = json.load(f)
+    h = parse_file(old)
+    assert h["sha_ok"] and h["size_ok"] and body_version(old) == 1, h
+    rc, out, err = rotactl("snapshot", "verify", old)
+    assert rc == 0 and out.startswith(f"verified {old}: index {h['index']}"), (out, err)
+    keep = ["--retention-cancelled", "0"]  # The file's jobs are old.
+
+    r = Cluster(1, None)
+    clusters.append(r)
+    first = r.nodes[0]
+    first.start(["--cluster", r.spec, "--restore", old] + keep + r.flags)
+    r.wait_for_leader()
+    assert 'msg="restored from backup"' in first.log_text()
+    assert all_jobs(first, "v1") == expected
+    # Its own backup is format v2, and restores to the same jobs.
+    new = str(tmp_path / "v2.snap")
+    rc, out, err = rotactl("-s", f"http://{first.http}", "snapshot", "save", new)
+    assert rc == 0, err
+    h2 = parse_file(new)
+    assert h2["sha_ok"] and h2["size_ok"] and body_version(new) == 2, h2
+    assert h2["index"] >= h["index"]
+    r2 = Cluster(1, None)
+    clusters.append(r2)
+    again = r2.nodes[0]
+    again.start(["--cluster", r2.spec, "--restore", new] + keep + r2.flags)
+    r2.wait_for_leader()
+    assert all_jobs(again, "v1") == expected

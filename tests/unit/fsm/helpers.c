@@ -105,6 +105,43 @@ uint64_t tfsm_digest(struct tfsm *t)
     return d;
 }
 
+void *tfsm_snapshot(struct tfsm *t,
+                    size_t block,
+                    size_t chunk,
+                    size_t *len,
+                    unsigned *n_chunks)
+{
+    struct fsm_snapshot *s;
+    struct fsm_snapshot_chunks ch;
+    unsigned char *buf;
+    size_t off = 0;
+
+    assert_int_equal(fsm_snapshot_begin(t->f, &s), 0);
+    if (block != 0) {
+        fsm_snapshot_set_sizes(s, block, chunk);
+    }
+    assert_int_equal(fsm_snapshot_write(s, &ch), 0);
+    fsm_snapshot_end(s);
+    assert_true(ch.n >= 1);
+    *len = 0;
+    for (unsigned i = 0; i < ch.n; i++) {
+        assert_true(ch.v[i].len > 0);
+        *len += ch.v[i].len;
+    }
+    buf = malloc(*len);
+    assert_non_null(buf);
+    for (unsigned i = 0; i < ch.n; i++) {
+        memcpy(buf + off, ch.v[i].base, ch.v[i].len);
+        off += ch.v[i].len;
+    }
+    if (n_chunks != NULL) {
+        *n_chunks = ch.n;
+    }
+    fsm_snapshot_chunks_free(&ch);
+    assert_int_equal(ch.n, 0);
+    return buf;
+}
+
 int tfsm_setup(void **state)
 {
     struct tfsm *t = malloc(sizeof *t);

@@ -46,5 +46,13 @@ const struct fsm_result *tfsm_submit(struct tfsm *t,
 /* Status of job @id, or 0 if absent. */
 int tfsm_status(struct tfsm *t, uint64_t id);
 uint64_t tfsm_digest(struct tfsm *t);
+/* A snapshot of @t, its chunks concatenated into one malloc'ed buffer
+ * (*len bytes, from *n_chunks chunks if not NULL). @block 0: the default
+ * sizes, else fsm_snapshot_set_sizes(@block, @chunk). */
+void *tfsm_snapshot(struct tfsm *t,
+                    size_t block,
+                    size_t chunk,
+                    size_t *len,
+                    unsigned *n_chunks);
 
 #endif /* TESTS_UNIT_FSM_HELPERS_H_ */

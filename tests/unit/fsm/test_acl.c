@@ -217,7 +217,6 @@ static void test_acl_token_survives_snapshot(void **state)
     struct tfsm a, b;
     char h[65], role[16], queues[64];
     struct fsm_token tok;
-    struct fsm_snapshot *s;
     struct fsm_reader *rd;
     void *buf;
     size_t len;
@@ -232,9 +231,7 @@ static void test_acl_token_survives_snapshot(void **state)
     c = token_cmd(FSM_CMD_TOKEN_SET, hash_of(h, 'e'), "ops", "read");
     c.token.queues = tstr("q9");
     assert_int_equal(apply1(&a, &c)->code, 0);
-    assert_int_equal(fsm_snapshot_begin(a.f, &s), 0);
-    assert_int_equal(fsm_snapshot_write(s, &buf, &len), 0);
-    fsm_snapshot_end(s);
+    buf = tfsm_snapshot(&a, 0, 0, &len, NULL);
     assert_int_equal(fsm_restore(b.f, buf, len), 0);
     assert_int_equal(tfsm_digest(&a), tfsm_digest(&b));
     assert_int_equal(get_token(&b, tstr(h), &tok, role, queues), 0);
