@@ -188,6 +188,7 @@ struct cluster_stats
     unsigned long long raft_guard_fixes; /* cluster/raft_guard.h */
     unsigned long long refused_busy;     /* cluster_admit() said no. */
     unsigned long long refused_full;     /* ... the state map is full. */
+    unsigned long long linger_expired;   /* Lingers that ran out. */
     unsigned long long inflight_bytes;   /* Now: cluster_admit()'s cost. */
     unsigned long long fwd_sent;         /* Forward channel: requests sent, */
     unsigned long long fwd_received;     /* ... received (leader), */

@@ -65,6 +65,7 @@ struct cluster
      * until @linger_expect commands are pending or @linger_until_ns. */
     uv_timer_t linger;
     unsigned linger_expect;
+    unsigned linger_learned; /* Arrived by the last expired linger; 0. */
     uint64_t linger_until_ns;
 
     /* Install-snapshot timeout, rescaled when the snapshot changes. */

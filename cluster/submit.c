@@ -77,8 +77,11 @@ int cluster__err_from_raft(int rv)
  * the next one waits, at most --batch-linger µs, until as many commands are
  * pending as the clients just answered plus those already waiting: closed-
  * loop clients come back within that time and ride the same entry. A lone
- * request on an idle node is proposed at once (its deadline is long past),
- * and a node whose clients do not come back pays the linger once per entry. */
+ * request on an idle node is proposed at once (its deadline is long past).
+ * Clients that do not come back (open-loop traffic) are learned: a linger
+ * that ran out caps what the next one waits for at what did arrive in
+ * time, so such a node stops waiting after one linger, and waits again
+ * once an entry fills up before its deadline. */
 
 static void linger_timer_cb(uv_timer_t *t)
 {
@@ -92,6 +95,9 @@ static void linger_arm(struct cluster *c, unsigned answered)
         return;
     }
     c->linger_expect = c->pending.n + answered;
+    if (c->linger_learned != 0 && c->linger_expect > c->linger_learned) {
+        c->linger_expect = c->linger_learned;
+    }
     c->linger_until_ns = uv_hrtime() + (uint64_t)c->cfg.batch_linger_us * 1000u;
 }
 
@@ -99,12 +105,18 @@ static void linger_arm(struct cluster *c, unsigned answered)
 static bool linger_wait(struct cluster *c)
 {
     uint64_t now;
-    if (c->pending.n >= c->linger_expect || c->linger_until_ns == 0) {
+    if (c->linger_until_ns == 0) {
+        return false;
+    }
+    if (c->pending.n >= c->linger_expect) {
+        c->linger_learned = 0; /* They came back in time. */
         return false;
     }
     now = uv_hrtime();
     if (now >= c->linger_until_ns) {
         c->linger_until_ns = 0;
+        c->linger_learned = c->pending.n > 0 ? c->pending.n : 1;
+        c->stats.linger_expired++;
         return false;
     }
     if (!uv_is_active((uv_handle_t *)&c->linger)) {

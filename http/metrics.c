@@ -328,6 +328,10 @@ static void http_metrics(struct out *o,
            "New jobs refused with 429: too many writes waiting for their "
            "commit (--max-inflight).",
            cs->refused_busy);
+    metric(o, "rota_raft_linger_expired_total", "counter",
+           "Raft entries proposed when --batch-linger ran out (the clients "
+           "answered by the previous entry had not all written again).",
+           cs->linger_expired);
     metric(o, "rota_writes_refused_full_total", "counter",
            "New jobs refused with 429: the LMDB state reached 90% of "
            "--state-map-size.",

@@ -57,7 +57,7 @@ static const struct option_def defs[] = {
         batch_linger,
         "µs the leader's next raft entry waits, after one is applied, for "
         "the clients it answered to send their next write; 0 = never wait "
-        "(1000)"),
+        "(5000)"),
     OPT("leader-hold",
         K_UINT,
         leader_hold,
@@ -356,7 +356,7 @@ int rotad_config_load(struct rotad_config *cfg,
     cfg->max_payload = 64 << 10;
     cfg->max_inflight = (size_t)64 << 20;
     cfg->leader_hold = 5000;
-    cfg->batch_linger = 1000;
+    cfg->batch_linger = 5000;
     cfg->state_map_size = (size_t)64 << 30;
     cfg->snapshot_threshold = 0; /* Adaptive (cluster/node.c). */
     cfg->snapshot_trailing = 2048;

@@ -61,3 +61,38 @@ def test_a_lone_client_is_not_held(cluster):
     # Held for the linger, these 10 writes would take at least 1 s; each
     # is proposed when it arrives (its client was the only one answered).
     assert elapsed < 0.9, elapsed
+
+
+def test_a_linger_that_runs_out_is_counted_and_paid_once(cluster):
+    """8 closed-loop writers, then they stop and one other writes alone:
+    the entry after their last one waits for 8 commands and runs out of
+    linger (rota_raft_linger_expired_total; the leader's own commands may
+    be the ones that wait); the lone writer is held at most once."""
+    c = cluster(flags=LINGER)
+    lead = c.leader()
+    expired0 = lead.metric("rota_raft_linger_expired_total")
+    rounds = 5
+    barrier = threading.Barrier(8)
+    errors = []
+
+    def writer(k):
+        try:
+            for i in range(rounds):
+                submit(lead, {"type": "noop", "payload": {"k": k, "i": i}})
+            barrier.wait(30)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    t0 = time.monotonic()
+    for i in range(10):
+        submit(lead, {"type": "noop", "payload": {"lone": i}})
+    elapsed = time.monotonic() - t0
+    assert lead.metric("rota_raft_linger_expired_total") >= expired0 + 1
+    # One linger (100 ms) at most; held every time, the ten take a second.
+    assert elapsed < 0.9, elapsed
