@@ -175,8 +175,17 @@ def main():
     sampler = Sampler(nodes)
     results = []
 
+    def snapshots_so_far():
+        n = 0
+        for nd in nodes:
+            try:
+                n += open(nd.logf, errors="replace").read().count('msg="snapshot taken"')
+            except OSError:
+                pass
+        return n
+
     def step(name, **kw):
-        kw = {"step": name, **kw}
+        kw = {"step": name, **kw, "snapshots_taken_so_far": snapshots_so_far()}
         results.append(kw)
         print(json.dumps(kw), flush=True)
 

@@ -98,6 +98,14 @@ int cluster_submit(struct cluster *c,
                    size_t len,
                    cluster_submit_cb cb,
                    void *data);
+/* The same, for the scheduler's own commands (dispatch, promotion,
+ * results, liveness): the entry that carries it does not linger
+ * (--batch-linger) for client writes: a job's start waits on them. */
+int cluster_submit_now(struct cluster *c,
+                       const void *cmd,
+                       size_t len,
+                       cluster_submit_cb cb,
+                       void *data);
 
 /* Per-command cost added to its length in the in-flight bound (the HTTP
  * request and callback that wait on it). */

@@ -66,6 +66,7 @@ struct cluster
     uv_timer_t linger;
     unsigned linger_expect;
     unsigned linger_learned; /* Arrived by the last expired linger; 0. */
+    bool linger_skip;        /* @pending holds a cluster_submit_now(). */
     uint64_t linger_until_ns;
 
     /* Install-snapshot timeout, rescaled when the snapshot changes. */

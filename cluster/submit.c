@@ -105,7 +105,7 @@ static void linger_arm(struct cluster *c, unsigned answered)
 static bool linger_wait(struct cluster *c)
 {
     uint64_t now;
-    if (c->linger_until_ns == 0) {
+    if (c->linger_until_ns == 0 || c->linger_skip) {
         return false;
     }
     if (c->pending.n >= c->linger_expect) {
@@ -223,6 +223,7 @@ static void flush_cb(uv_prepare_t *handle)
     struct cluster *c = handle->data;
     if (list_empty(&c->inflight) && c->pending.n > 0 && !linger_wait(c)) {
         c->linger_until_ns = 0;
+        c->linger_skip = false;
         uv_timer_stop(&c->linger);
         flush(c);
     }
@@ -264,6 +265,19 @@ int cluster_submit(struct cluster *c,
     c->inflight_cost += len + CLUSTER_CMD_COST;
     c->pending_cost += len + CLUSTER_CMD_COST;
     return 0;
+}
+
+int cluster_submit_now(struct cluster *c,
+                       const void *cmd,
+                       size_t len,
+                       cluster_submit_cb cb,
+                       void *data)
+{
+    int rv = cluster_submit(c, cmd, len, cb, data);
+    if (rv == 0) {
+        c->linger_skip = true;
+    }
+    return rv;
 }
 
 int cluster_admit(struct cluster *c, size_t len)
