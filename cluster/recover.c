@@ -193,8 +193,9 @@ int cluster_restore_file(struct cluster *c,
     if (rv != 0) {
         return rv;
     }
-    /* The body must decode as a whole: fsm_restore checks it before it
-     * writes (raft_start restores it again from the raft snapshot). */
+    /* The body must decode as a whole: fsm_restore writes it in one
+     * transaction that a defect rolls back (raft_start then skips the raft
+     * snapshot made from it: the state has reached it). */
     rv = fsm_restore(c->fsm, body, h.body_len);
     if (rv == 0 && fsm_applied_index(c->fsm) != h.index) {
         snprintf(errmsg, size,
