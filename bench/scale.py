@@ -117,6 +117,19 @@ def bench(b, *args):
     return lines[-1] if lines else {"error": out.returncode}
 
 
+def cpu_s(nodes):
+    """CPU seconds (user + system) the running nodes used so far."""
+    t = 0
+    for n in nodes:
+        try:
+            with open(f"/proc/{n.p.pid}/stat") as f:
+                st = f.read().rsplit(")", 1)[1].split()
+            t += int(st[11]) + int(st[12])
+        except (OSError, AttributeError):
+            pass
+    return t / os.sysconf("SC_CLK_TCK")
+
+
 def pct(xs, p):
     xs = sorted(xs)
     return round(xs[min(len(xs) - 1, int(len(xs) * p))], 3)
@@ -196,7 +209,9 @@ def main():
         wait(lambda: all(n.ready() for n in nodes), 60, "cluster ready")
 
         sampler.phase = "e2e-empty"
-        step("e2e-empty", **bench(b, "e2e", "--nodes", urls, "--jobs", str(a.e2e_jobs), "--workers", "4"))
+        c0 = cpu_s(nodes)
+        r = bench(b, "e2e", "--nodes", urls, "--jobs", str(a.e2e_jobs), "--workers", "4")
+        step("e2e-empty", server_cpu_s=round(cpu_s(nodes) - c0, 2), **r)
 
         sampler.phase = "ingest"
         log(f"ingesting {a.jobs} jobs")
@@ -227,7 +242,9 @@ def main():
                     for _ in range(300)]))
 
         sampler.phase = "e2e-backlog"
-        step("e2e-backlog", **bench(b, "e2e", "--nodes", urls, "--jobs", str(a.e2e_jobs), "--workers", "4"))
+        c0 = cpu_s(nodes)
+        r = bench(b, "e2e", "--nodes", urls, "--jobs", str(a.e2e_jobs), "--workers", "4")
+        step("e2e-backlog", server_cpu_s=round(cpu_s(nodes) - c0, 2), **r)
 
         for sig in (signal.SIGTERM, signal.SIGKILL):
             sampler.phase = f"restart-{sig.name}"
