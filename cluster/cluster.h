@@ -98,14 +98,6 @@ int cluster_submit(struct cluster *c,
                    size_t len,
                    cluster_submit_cb cb,
                    void *data);
-/* The same, for the scheduler's own commands (dispatch, promotion,
- * results, liveness): the entry that carries it does not linger
- * (--batch-linger) for client writes: a job's start waits on them. */
-int cluster_submit_now(struct cluster *c,
-                       const void *cmd,
-                       size_t len,
-                       cluster_submit_cb cb,
-                       void *data);
 
 /* Per-command cost added to its length in the in-flight bound (the HTTP
  * request and callback that wait on it). */
@@ -116,10 +108,9 @@ int cluster_submit_now(struct cluster *c,
  * while the commands waiting for their commit are over max_inflight (the
  * node is taking writes faster than raft commits them: retry later). The
  * leader's own commands (dispatch, liveness, results) are never refused. */
-int cluster_admit(struct cluster *c, size_t len);
 /* Also ERR_BUSY when the LMDB state file reached 90% of its map
- * (--state-map-size). The reason of the last refusal, for the answer: */
-const char *cluster_refusal(struct cluster *c);
+ * (--state-map-size). On refusal @why is the reason, for the answer. */
+int cluster_admit(struct cluster *c, size_t len, const char **why);
 
 /* Encode @cmd and cluster_submit() it: the one "encode + submit" path of
  * the HTTP layer and the node itself. */

@@ -60,13 +60,12 @@ struct cluster
      * fixed cost per command for what waits on it): cluster_admit(). */
     size_t inflight_cost;
     size_t pending_cost; /* The share of the commands in @pending. */
-    const char *refusal; /* Why cluster_admit() said no last. */
     /* Linger (submit.c): after an entry is applied, the next one waits
      * until @linger_expect commands are pending or @linger_until_ns. */
     uv_timer_t linger;
     unsigned linger_expect;
     unsigned linger_learned; /* Arrived by the last expired linger; 0. */
-    bool linger_skip;        /* @pending holds a cluster_submit_now(). */
+    bool linger_skip;        /* @pending holds a linger_exempt() command. */
     uint64_t linger_until_ns;
 
     /* Install-snapshot timeout, rescaled when the snapshot changes. */

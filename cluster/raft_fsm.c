@@ -11,9 +11,9 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define LOG_MODULE "fsm"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -22,17 +22,10 @@ struct cluster_raft_fsm
     struct fsm *fsm;
     struct raft *raft;
     struct fsm_snapshot *snap; /* Open between snapshot() and finalize(). */
-    uint64_t snap_started_ns;  /* mono_ns() at snapshot(). */
+    uint64_t snap_started_ns;  /* clock_mono_ns() at snapshot(). */
     struct cluster_apply_result result;
     struct cluster_raft_fsm_stats stats;
 };
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int apply_cb(struct raft_fsm *rf,
                     const struct raft_buffer *buf,
@@ -102,7 +95,7 @@ static int snapshot_cb(struct raft_fsm *rf,
     if (g->snap != NULL) {
         return RAFT_BUSY;
     }
-    g->snap_started_ns = mono_ns();
+    g->snap_started_ns = clock_mono_ns();
     rv = fsm_snapshot_begin(g->fsm, &g->snap);
     if (rv != 0) {
         LOG(LOG_WARN, "snapshot failed", "err=\"%s\"", fsm_errmsg(g->fsm));
@@ -152,7 +145,7 @@ static int snapshot_finalize_cb(struct raft_fsm *rf,
     /* ms: from opening the read transaction to the file written. */
     LOG(LOG_INFO, "snapshot taken", "applied=%llu bytes=%llu ms=%llu",
         (unsigned long long)fsm_applied_index(g->fsm), bytes,
-        (unsigned long long)((mono_ns() - g->snap_started_ns) / 1000000));
+        (unsigned long long)((clock_mono_ns() - g->snap_started_ns) / 1000000));
     return 0;
 }
 
@@ -179,7 +172,7 @@ static int restore_cb(struct raft_fsm *rf, struct raft_buffer *buf)
             (unsigned long long)have, (unsigned long long)snap);
         return 0;
     }
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = clock_mono_ns();
     rv = fsm_restore(g->fsm, buf->base, buf->len);
     if (rv != 0) {
         LOG(LOG_ERROR, "snapshot restore failed", "err=\"%s\"",
@@ -190,7 +183,7 @@ static int restore_cb(struct raft_fsm *rf, struct raft_buffer *buf)
     g->stats.snapshots_restored++;
     LOG(LOG_INFO, "snapshot installed", "applied=%llu bytes=%zu ms=%llu",
         (unsigned long long)fsm_applied_index(g->fsm), buf->len,
-        (unsigned long long)((mono_ns() - t0) / 1000000));
+        (unsigned long long)((clock_mono_ns() - t0) / 1000000));
     return 0;
 }
 

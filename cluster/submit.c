@@ -81,7 +81,22 @@ int cluster__err_from_raft(int rv)
  * Clients that do not come back (open-loop traffic) are learned: a linger
  * that ran out caps what the next one waits for at what did arrive in
  * time, so such a node stops waiting after one linger, and waits again
- * once an entry fills up before its deadline. */
+ * once an entry fills up before its deadline. The commands a job's start
+ * waits on (the dispatcher's ASSIGN, PROMOTE of due jobs, FIRE of
+ * schedules) never linger: their entry goes at once. */
+
+/* Whether a pending command makes its entry go without lingering. */
+static bool linger_exempt(const void *cmd, size_t len)
+{
+    switch (fsm_cmd_type(cmd, len)) {
+        case FSM_CMD_ASSIGN:
+        case FSM_CMD_PROMOTE:
+        case FSM_CMD_FIRE:
+            return true;
+        default:
+            return false;
+    }
+}
 
 static void linger_timer_cb(uv_timer_t *t)
 {
@@ -185,6 +200,7 @@ static void flush(struct cluster *c)
     memcpy(b->subs, c->pending_subs, n * sizeof b->subs[0]);
     list_init(&b->link);
 
+    c->linger_skip = false;
     fsm_batch_seal(&c->pending, clock_now_ms());
     /* Entries must be multiples of 8 bytes (raft 0.15 TCP catch-up bug);
      * fsm_batch guarantees it. */
@@ -223,7 +239,6 @@ static void flush_cb(uv_prepare_t *handle)
     struct cluster *c = handle->data;
     if (list_empty(&c->inflight) && c->pending.n > 0 && !linger_wait(c)) {
         c->linger_until_ns = 0;
-        c->linger_skip = false;
         uv_timer_stop(&c->linger);
         flush(c);
     }
@@ -260,6 +275,7 @@ int cluster_submit(struct cluster *c,
     if (rv != 0) {
         return rv;
     }
+    c->linger_skip = c->linger_skip || linger_exempt(cmd, len);
     c->pending_subs[c->pending.n - 1].cb = cb;
     c->pending_subs[c->pending.n - 1].data = data;
     c->inflight_cost += len + CLUSTER_CMD_COST;
@@ -267,28 +283,15 @@ int cluster_submit(struct cluster *c,
     return 0;
 }
 
-int cluster_submit_now(struct cluster *c,
-                       const void *cmd,
-                       size_t len,
-                       cluster_submit_cb cb,
-                       void *data)
-{
-    int rv = cluster_submit(c, cmd, len, cb, data);
-    if (rv == 0) {
-        c->linger_skip = true;
-    }
-    return rv;
-}
-
-int cluster_admit(struct cluster *c, size_t len)
+int cluster_admit(struct cluster *c, size_t len, const char **why)
 {
     size_t max = c->cfg.max_inflight != 0 ? c->cfg.max_inflight
                                           : CLUSTER_MAX_INFLIGHT_DEFAULT;
     if (c->inflight_cost + len + CLUSTER_CMD_COST > max) {
         c->stats.refused_busy++;
-        c->refusal =
-            "this node has too many writes waiting for their "
-            "commit: retry later";
+        *why =
+            "this node has too many writes waiting for their commit: "
+            "retry later";
         return ERR_BUSY;
     }
     /* A full LMDB map fail-stops every replica at the same entry (apply
@@ -297,18 +300,13 @@ int cluster_admit(struct cluster *c, size_t len)
      * counted as used: this errs on the side of refusing). */
     if (fsm_space_used(c->fsm) >= STATE_FULL_PERMILLE) {
         c->stats.refused_full++;
-        c->refusal =
-            "the state is over 90% of --state-map-size: no new "
-            "jobs until retention removes some or the nodes are "
-            "restarted with a larger --state-map-size";
+        *why =
+            "the state is over 90% of --state-map-size: no new jobs "
+            "until retention removes some or the nodes are restarted "
+            "with a larger --state-map-size";
         return ERR_BUSY;
     }
     return 0;
-}
-
-const char *cluster_refusal(struct cluster *c)
-{
-    return c->refusal;
 }
 
 void cluster__fail_pending(struct cluster *c, int status)

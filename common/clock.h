@@ -10,4 +10,7 @@
 
 int64_t clock_now_ms(void);
 
+/* CLOCK_MONOTONIC in ns: durations. */
+uint64_t clock_mono_ns(void);
+
 #endif /* COMMON_CLOCK_H_ */

@@ -1,8 +1,11 @@
 #include "common/fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int fs_mkdir_p(const char *path)
 {
@@ -25,4 +28,50 @@ int fs_mkdir_p(const char *path)
         }
     }
     return 0;
+}
+
+int fs_sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rv;
+    if (fd < 0) {
+        return -1;
+    }
+    rv = fsync(fd);
+    close(fd);
+    return rv;
+}
+
+int fs_write_durable(const char *dir,
+                     const char *name,
+                     const void *data,
+                     size_t len)
+{
+    char path[1100], tmp[1100];
+    int fd, rv = 0, saved;
+
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return -1;
+    }
+    if (write(fd, data, len) != (ssize_t)len || fsync(fd) != 0) {
+        rv = -1;
+    }
+    saved = errno;
+    if (close(fd) != 0 && rv == 0) {
+        rv = -1;
+        saved = errno;
+    }
+    if (rv == 0 && rename(tmp, path) != 0) {
+        rv = -1;
+        saved = errno;
+    }
+    if (rv != 0) {
+        unlink(tmp);
+        errno = saved;
+        return -1;
+    }
+    return fs_sync_dir(dir);
 }

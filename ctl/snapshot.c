@@ -20,6 +20,7 @@
 
 #include "cluster/snapfile.h"
 #include "common/buf.h"
+#include "common/fs.h"
 #include "ctl/ctl.h"
 
 /* ---- verify ----------------------------------------------------------- */
@@ -222,15 +223,8 @@ static int download(struct ctl *ctl, const char *base, FILE *f)
 static int sync_dir_of(const char *path)
 {
     char copy[1024];
-    int fd, rv;
     snprintf(copy, sizeof copy, "%s", path);
-    fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
-    if (fd < 0) {
-        return -1;
-    }
-    rv = fsync(fd);
-    close(fd);
-    return rv;
+    return fs_sync_dir(dirname(copy));
 }
 
 static int cmd_save(struct ctl *ctl, const char *path)

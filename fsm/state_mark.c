@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fs.h"
 #include "fsm/internal.h"
 
 #define BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
@@ -84,37 +85,10 @@ const char *fsm__mark_check(const char *dir, bool *keep)
 /* @state and the layout line as <dir>/FSM_STATE_MARK, durably. */
 static int mark_write(const char *dir, const char *state)
 {
-    char path[1100], tmp[1100], text[128];
+    char text[128];
     int len =
         snprintf(text, sizeof text, "%s\nlayout %d\n", state, FSM_STORE_LAYOUT);
-    int fd, rv = 0;
-
-    snprintf(path, sizeof path, "%s/%s", dir, FSM_STATE_MARK);
-    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, FSM_STATE_MARK);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return -1;
-    }
-    if (write(fd, text, (size_t)len) != len || fsync(fd) != 0) {
-        rv = -1;
-    }
-    if (close(fd) != 0) {
-        rv = -1;
-    }
-    if (rv == 0) {
-        rv = rename(tmp, path);
-    }
-    if (rv != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        return -1;
-    }
-    rv = fsync(fd);
-    close(fd);
-    return rv;
+    return fs_write_durable(dir, FSM_STATE_MARK, text, (size_t)len);
 }
 
 int fsm__mark_boot(struct fsm *f, const char *dir)

@@ -229,6 +229,7 @@ void http__jobs_submit_batch(struct http_server *s,
     json_t *list;
     struct call *call;
     struct batch *bt;
+    const char *why;
     size_t n;
     int rv;
 
@@ -245,8 +246,8 @@ void http__jobs_submit_batch(struct http_server *s,
         http__send_error(req, 413, "too_large", "jobs",
                          "%zu jobs in one batch, over the limit of %d", n,
                          FSM_MAX_BATCH_JOBS);
-    } else if ((rv = cluster_admit(s->cluster, req->entity.len)) != 0) {
-        http__send_err(req, rv, NULL, cluster_refusal(s->cluster));
+    } else if ((rv = cluster_admit(s->cluster, req->entity.len, &why)) != 0) {
+        http__send_err(req, rv, NULL, why);
     } else if (!cluster_is_leader(s->cluster) &&
                !cluster_fwd_ready(s->cluster)) {
         /* A follower without the forward channel (ROUTE_CHANNEL), or

@@ -219,6 +219,7 @@ void http__fwd_handle(void *data,
 {
     struct http_server *s = data;
     struct fwd_submit *fs;
+    const char *why;
     int rv;
 
     if (kind != HTTP_FWD_SUBMIT && kind != HTTP_FWD_SUBMIT_BATCH) {
@@ -230,8 +231,8 @@ void http__fwd_handle(void *data,
         fwd_reply_err(fc, ERR_INVALID, NULL, "not a submit command");
         return;
     }
-    if ((rv = cluster_admit(s->cluster, len)) != 0) {
-        fwd_reply_err(fc, rv, NULL, cluster_refusal(s->cluster));
+    if ((rv = cluster_admit(s->cluster, len, &why)) != 0) {
+        fwd_reply_err(fc, rv, NULL, why);
         return;
     }
     fs = malloc(sizeof *fs);
@@ -282,6 +283,7 @@ static void submit_encoded(struct http_server *s,
                            bool batch)
 {
     struct call *call;
+    const char *why;
     int rv;
 
     if (kind == CALL_SUBMIT && !cluster_is_leader(s->cluster)) {
@@ -294,8 +296,8 @@ static void submit_encoded(struct http_server *s,
     /* New jobs wait while the node has more uncommitted writes than it
      * may hold (cluster_admit): 429 + Retry-After, nothing proposed. */
     if (kind == CALL_SUBMIT &&
-        (rv = cluster_admit(s->cluster, req->entity.len)) != 0) {
-        http__send_err(req, rv, NULL, cluster_refusal(s->cluster));
+        (rv = cluster_admit(s->cluster, req->entity.len, &why)) != 0) {
+        http__send_err(req, rv, NULL, why);
         return;
     }
     call = http__call_new(s, req);

@@ -307,6 +307,7 @@ void http__workflow_submit(struct http_server *s,
 {
     json_t *o = http__body_object(req, true);
     struct wf w;
+    const char *why;
     int rv;
 
     if (o == NULL) {
@@ -324,8 +325,8 @@ void http__workflow_submit(struct http_server *s,
         http__send_err(req, rv, w.field[0] ? w.field : NULL,
                        w.msg[0] ? w.msg : NULL);
     } else if (rv == 0 &&
-               (rv = cluster_admit(s->cluster, req->entity.len)) != 0) {
-        http__send_err(req, rv, NULL, cluster_refusal(s->cluster));
+               (rv = cluster_admit(s->cluster, req->entity.len, &why)) != 0) {
+        http__send_err(req, rv, NULL, why);
     } else if (rv == 0) {
         const char *name = json_string_value(json_object_get(o, "name"));
         struct fsm_cmd cmd;

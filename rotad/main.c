@@ -50,17 +50,7 @@ static int io_submit(void *data,
                      void *cb_data)
 {
     struct node *n = data;
-    /* A job's start waits on these: their entry does not linger for
-     * client writes (cluster/submit.c). Results, releases and the rest
-     * ride the next entry like a client's write. */
-    switch (fsm_cmd_type(cmd, len)) {
-        case FSM_CMD_ASSIGN:
-        case FSM_CMD_PROMOTE:
-        case FSM_CMD_FIRE:
-            return cluster_submit_now(n->cluster, cmd, len, cb, cb_data);
-        default:
-            return cluster_submit(n->cluster, cmd, len, cb, cb_data);
-    }
+    return cluster_submit(n->cluster, cmd, len, cb, cb_data);
 }
 
 static bool io_is_leader(void *data)
