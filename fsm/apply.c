@@ -70,16 +70,24 @@ static bool str_ok(struct fsm_str s, uint32_t max, bool required)
 
 /* ---- SUBMIT ------------------------------------------------------------- */
 
-static int validate_job(struct apply_ctx *a,
-                        const struct fsm_job *j,
-                        const char *pfx)
+/* The field @name of job @idx of a batch ("jobs[2].queue"), or @name alone
+ * when @idx is negative (a single job). Formatted only when a command is
+ * rejected: a bulk submit of valid jobs does no text formatting here. */
+static const char *job_field(char *buf, size_t size, int idx, const char *name)
+{
+    if (idx < 0) {
+        return name;
+    }
+    snprintf(buf, size, "jobs[%d].%s", idx, name);
+    return buf;
+}
+
+static int validate_job(struct apply_ctx *a, const struct fsm_job *j, int idx)
 {
     char field[64];
-#define BAD(name, ...)                                          \
-    do {                                                        \
-        snprintf(field, sizeof field, "%s%s", pfx, name);       \
-        return fsm__reject(a, ERR_INVALID, field, __VA_ARGS__); \
-    } while (0)
+#define BAD(name, ...)                 \
+    return fsm__reject(a, ERR_INVALID, \
+                       job_field(field, sizeof field, idx, name), __VA_ARGS__)
     if (!str_ok(j->type, FSM_MAX_STR, true)) {
         BAD("type", "type must be 1..%d bytes without NUL", FSM_MAX_STR);
     }
@@ -115,9 +123,7 @@ struct idem_val
 
 /* A new job of @queue would go past the queue's max_pending (jobs not yet
  * running: scheduled, waiting, pending)? Then reject the whole command. */
-static int check_max_pending(struct apply_ctx *a,
-                             struct fsm_str queue,
-                             const char *pfx)
+static int check_max_pending(struct apply_ctx *a, struct fsm_str queue, int idx)
 {
     char field[64];
     MDB_val k = {queue.len, (void *)queue.p}, v;
@@ -133,18 +139,17 @@ static int check_max_pending(struct apply_ctx *a,
     if (waiting < q.max_pending) {
         return 0;
     }
-    snprintf(field, sizeof field, "%squeue", pfx);
-    return fsm__reject(a, ERR_BUSY, field,
-                       "queue %.*s is full: %llu jobs waiting, max_pending "
-                       "%u; retry later",
-                       (int)queue.len, queue.p, (unsigned long long)waiting,
-                       q.max_pending);
+    return fsm__reject(
+        a, ERR_BUSY, job_field(field, sizeof field, idx, "queue"),
+        "queue %.*s is full: %llu jobs waiting, max_pending "
+        "%u; retry later",
+        (int)queue.len, queue.p, (unsigned long long)waiting, q.max_pending);
 }
 
 static int submit_one(struct apply_ctx *a,
                       const struct fsm_job *in,
                       uint64_t hash,
-                      const char *pfx)
+                      int idx)
 {
     struct fsm *f = a->f;
     struct fsm_job job = *in;
@@ -161,9 +166,9 @@ static int submit_one(struct apply_ctx *a,
             struct idem_val iv;
             memcpy(&iv, v.mv_data, sizeof iv);
             if (iv.hash != hash) {
-                snprintf(field, sizeof field, "%sidempotency_key", pfx);
                 return fsm__reject(
-                    a, ERR_CONFLICT, field,
+                    a, ERR_CONFLICT,
+                    job_field(field, sizeof field, idx, "idempotency_key"),
                     "idempotency key already used by job %016llx "
                     "with a different request",
                     (unsigned long long)iv.id);
@@ -179,7 +184,7 @@ static int submit_one(struct apply_ctx *a,
                            "too many jobs in one entry");
     }
     if (!(in->flags & FSM_JOB_RECURRING) &&
-        (rv = check_max_pending(a, in->queue, pfx)) != 0) {
+        (rv = check_max_pending(a, in->queue, idx)) != 0) {
         return rv;
     }
     job.id = (a->index << FSM_ID_SHIFT) | a->seq;
@@ -195,20 +200,22 @@ static int submit_one(struct apply_ctx *a,
         if (pid & FSM_DEP_LOCAL) {
             uint64_t nth = pid & ~FSM_DEP_LOCAL;
             if (nth >= a->res->n_ids) {
-                snprintf(field, sizeof field, "%sdepends_on", pfx);
-                return fsm__reject(a, ERR_INVALID, field,
-                                   "job %llu of this request is not an "
-                                   "earlier one",
-                                   (unsigned long long)nth);
+                return fsm__reject(
+                    a, ERR_INVALID,
+                    job_field(field, sizeof field, idx, "depends_on"),
+                    "job %llu of this request is not an "
+                    "earlier one",
+                    (unsigned long long)nth);
             }
             pid = a->f->ids[a->ids_off + nth];
         }
         deps[i] = pid;
         rv = fsm__get_job(f, a->txn, pid, &parent);
         if (rv == ERR_NOTFOUND) {
-            snprintf(field, sizeof field, "%sdepends_on", pfx);
-            return fsm__reject(a, ERR_INVALID, field, "unknown job %016llx",
-                               (unsigned long long)pid);
+            return fsm__reject(
+                a, ERR_INVALID,
+                job_field(field, sizeof field, idx, "depends_on"),
+                "unknown job %016llx", (unsigned long long)pid);
         }
         if (rv != 0) {
             return fsm__storage(a, rv);
@@ -297,7 +304,6 @@ static int put_workflow(struct apply_ctx *a,
 
 static int apply_submit(struct apply_ctx *a, const struct fsm_cmd *cmd)
 {
-    char pfx[32] = "";
     uint64_t wf = 0;
     int rv;
 
@@ -310,10 +316,7 @@ static int apply_submit(struct apply_ctx *a, const struct fsm_cmd *cmd)
                            FSM_MAX_BATCH_JOBS);
     }
     for (uint32_t i = 0; i < cmd->n_jobs; i++) {
-        if (cmd->n_jobs > 1) {
-            snprintf(pfx, sizeof pfx, "jobs[%u].", i);
-        }
-        rv = validate_job(a, &cmd->jobs[i], pfx);
+        rv = validate_job(a, &cmd->jobs[i], cmd->n_jobs > 1 ? (int)i : -1);
         if (rv != 0) {
             return rv;
         }
@@ -337,9 +340,6 @@ static int apply_submit(struct apply_ctx *a, const struct fsm_cmd *cmd)
     for (uint32_t i = 0; i < cmd->n_jobs; i++) {
         uint64_t hash = 0;
         struct fsm_job in = cmd->jobs[i];
-        if (cmd->n_jobs > 1) {
-            snprintf(pfx, sizeof pfx, "jobs[%u].", i);
-        }
         if (cmd->hashes != NULL) {
             memcpy(&hash, &cmd->hashes[i], sizeof hash);
         }
@@ -355,7 +355,7 @@ static int apply_submit(struct apply_ctx *a, const struct fsm_cmd *cmd)
         }
         in.flags &= FSM_JOB_RECURRING | FSM_JOB_PAUSED | FSM_JOB_ALL_DONE |
                     FSM_JOB_WORKFLOW;
-        rv = submit_one(a, &in, hash, pfx);
+        rv = submit_one(a, &in, hash, cmd->n_jobs > 1 ? (int)i : -1);
         if (rv != 0) {
             return rv;
         }

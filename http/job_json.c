@@ -26,7 +26,7 @@
 
 /* ---- Times and durations ------------------------------------------------ */
 
-void http__format_time(int64_t ms, char *buf, size_t size)
+static void format_time_slow(int64_t ms, char *buf, size_t size)
 {
     time_t secs = (time_t)(ms / 1000);
     struct tm tm;
@@ -34,6 +34,42 @@ void http__format_time(int64_t ms, char *buf, size_t size)
     gmtime_r(&secs, &tm);
     n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf + n, size - n, ".%03dZ", (int)(ms % 1000));
+}
+
+/* Answers carry several times per job, mostly within the same second: the
+ * text of the last second is kept per thread, and only the milliseconds
+ * are written for each time (a bulk answer of 100 jobs formatted ~300
+ * times with strftime and snprintf, 10% of the leader's CPU). */
+void http__format_time(int64_t ms, char *buf, size_t size)
+{
+    static _Thread_local int64_t last_secs = -1;
+    static _Thread_local char last[40];
+    static _Thread_local size_t last_len;
+    int64_t secs = ms / 1000;
+    int frac = (int)(ms % 1000);
+
+    if (ms < 0) {
+        format_time_slow(ms, buf, size);
+        return;
+    }
+    if (secs != last_secs) {
+        time_t t = (time_t)secs;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        last_len = strftime(last, sizeof last, "%Y-%m-%dT%H:%M:%S", &tm);
+        last_secs = last_len > 0 ? secs : -1;
+    }
+    if (last_len == 0 || size < last_len + 6) {
+        format_time_slow(ms, buf, size);
+        return;
+    }
+    memcpy(buf, last, last_len);
+    buf[last_len] = '.';
+    buf[last_len + 1] = (char)('0' + frac / 100);
+    buf[last_len + 2] = (char)('0' + frac / 10 % 10);
+    buf[last_len + 3] = (char)('0' + frac % 10);
+    buf[last_len + 4] = 'Z';
+    buf[last_len + 5] = '\0';
 }
 
 static int digits(const char **p, int n, int *out)
@@ -149,11 +185,14 @@ static int fail(struct pstate *p,
                 ...)
 {
     struct job_parse_err *e = p->err;
-    const char *prefix = p->ctx->prefix != NULL ? p->ctx->prefix : "";
     va_list ap;
     int n;
     size_t fl;
-    snprintf(e->field, e->field_size, "%s%s", prefix, field);
+    if (p->ctx->prefix != NULL) {
+        snprintf(e->field, e->field_size, "%s%s", p->ctx->prefix, field);
+    } else {
+        snprintf(e->field, e->field_size, "jobs[%ld].%s", p->ctx->index, field);
+    }
     /* The object itself in a batch: "jobs[2]." names "jobs[2]". */
     fl = strlen(e->field);
     if (fl > 0 && e->field[fl - 1] == '.') {

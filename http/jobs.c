@@ -354,12 +354,12 @@ void http__jobs_submit(struct http_server *s,
     jobs = calloc(n, sizeof *jobs);
     hashes = calloc(n, sizeof *hashes);
     for (size_t i = 0; i < n && ins != NULL && jobs && hashes; i++) {
-        char prefix[32] = "", field[64], msg[400];
-        if (batch) {
-            snprintf(prefix, sizeof prefix, "jobs[%zu].", i);
-        }
+        char field[64], msg[400];
+        /* Field names of a batch ("jobs[2].queue") are formatted only for
+         * an error: a bulk submit of valid jobs formats no text here. */
         rv = http__job_parse(
-            &(struct job_parse_ctx){now, s->cfg.max_payload, prefix},
+            &(struct job_parse_ctx){now, s->cfg.max_payload, batch ? NULL : "",
+                                    (long)i},
             batch ? json_array_get(list, i) : body, &ins[i],
             &(struct job_parse_err){field, sizeof field, msg, sizeof msg});
         if (rv != 0) {
@@ -371,8 +371,12 @@ void http__jobs_submit(struct http_server *s,
         }
         jobs[i] = ins[i].job;
         hashes[i] = ins[i].hash;
-        snprintf(field, sizeof field, "%squeue", prefix);
-        if (!http__acl_check(s, req, a, jobs[i].queue, jobs[i].type, field)) {
+        if (!http__acl_allows(a, jobs[i].queue, jobs[i].type)) {
+            if (batch) {
+                snprintf(field, sizeof field, "jobs[%zu].queue", i);
+            }
+            http__acl_check(s, req, a, jobs[i].queue, jobs[i].type,
+                            batch ? field : "queue");
             for (size_t j = 0; j <= i; j++) {
                 http__job_input_free(&ins[j]);
             }
@@ -712,7 +716,7 @@ void http__jobs_patch(struct http_server *s,
     }
     memset(&cmd, 0, sizeof cmd);
     rv = http__job_patch_parse(
-        &(struct job_parse_ctx){sched_now(s->sched), s->cfg.max_payload, ""},
+        &(struct job_parse_ctx){sched_now(s->sched), s->cfg.max_payload, "", 0},
         body, &in, &cmd.mask,
         &(struct job_parse_err){field, sizeof field, msg, sizeof msg});
     if (rv != 0) {

@@ -89,9 +89,60 @@ void http__sb_json_str(struct sb *b, struct fsm_str s)
     put_string(b, s.p != NULL ? s.p : "", s.len);
 }
 
+/* The members below are appended without printf: a job's answer has a
+ * dozen of them, and vfprintf was the leader's largest libc cost. */
+
+/* ,"key": */
+static void put_key(struct sb *b, const char *key)
+{
+    size_t n = strlen(key);
+    grow(b, n + 4);
+    b->p[b->len++] = ',';
+    b->p[b->len++] = '"';
+    memcpy(b->p + b->len, key, n);
+    b->len += n;
+    b->p[b->len++] = '"';
+    b->p[b->len++] = ':';
+}
+
+static void put_u64(struct sb *b, unsigned long long v)
+{
+    char t[24];
+    size_t i = sizeof t;
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    http__sb_put(b, t + i, sizeof t - i);
+}
+
+static void put_i64(struct sb *b, long long v)
+{
+    if (v < 0) {
+        http__sb_put(b, "-", 1);
+        put_u64(b, 0ULL - (unsigned long long)v);
+    } else {
+        put_u64(b, (unsigned long long)v);
+    }
+}
+
+/* "0123456789abcdef": an id as the API spells it (%016llx, quoted). */
+static void put_id(struct sb *b, uint64_t v)
+{
+    static const char hex[] = "0123456789abcdef";
+    grow(b, 18);
+    b->p[b->len] = '"';
+    for (int i = 15; i >= 0; i--) {
+        b->p[b->len + 1 + (size_t)i] = hex[v & 15];
+        v >>= 4;
+    }
+    b->p[b->len + 17] = '"';
+    b->len += 18;
+}
+
 static void put_field_str(struct sb *b, const char *key, struct fsm_str s)
 {
-    http__sb_printf(b, ",\"%s\":", key);
+    put_key(b, key);
     put_string(b, s.p != NULL ? s.p : "", s.len);
 }
 
@@ -99,7 +150,8 @@ static void put_field_str(struct sb *b, const char *key, struct fsm_str s)
 static void put_str_or_null(struct sb *b, const char *key, struct fsm_str s)
 {
     if (s.len == 0) {
-        http__sb_printf(b, ",\"%s\":null", key);
+        put_key(b, key);
+        http__sb_puts(b, "null");
     } else {
         put_field_str(b, key, s);
     }
@@ -110,24 +162,35 @@ static void put_time(struct sb *b, const char *key, int64_t ms, bool or_null)
     char buf[40];
     if (ms == 0) {
         if (or_null) {
-            http__sb_printf(b, ",\"%s\":null", key);
+            put_key(b, key);
+            http__sb_puts(b, "null");
         }
         return;
     }
     http__format_time(ms, buf, sizeof buf);
-    http__sb_printf(b, ",\"%s\":\"%s\"", key, buf);
+    put_key(b, key);
+    http__sb_put(b, "\"", 1);
+    http__sb_puts(b, buf);
+    http__sb_put(b, "\"", 1);
 }
 
 void http__job_write(struct sb *b, const struct fsm_job *job)
 {
     const char *status = fsm_status_name(job->status);
 
-    http__sb_printf(b, "{\"id\":\"%016llx\"", (unsigned long long)job->id);
+    http__sb_puts(b, "{\"id\":");
+    put_id(b, job->id);
     put_field_str(b, "type", job->type);
-    http__sb_printf(b, ",\"status\":\"%s\"", status ? status : "unknown");
+    http__sb_puts(b, ",\"status\":\"");
+    http__sb_puts(b, status ? status : "unknown");
+    http__sb_put(b, "\"", 1);
     put_field_str(b, "queue", job->queue);
-    http__sb_printf(b, ",\"priority\":%d,\"attempts\":%u,\"max_attempts\":%u",
-                    job->priority, job->attempts, job->max_attempts);
+    http__sb_puts(b, ",\"priority\":");
+    put_i64(b, job->priority);
+    http__sb_puts(b, ",\"attempts\":");
+    put_u64(b, job->attempts);
+    http__sb_puts(b, ",\"max_attempts\":");
+    put_u64(b, job->max_attempts);
     if (job->user_id.len > 0) {
         put_field_str(b, "user_id", job->user_id);
     }
@@ -195,15 +258,16 @@ void http__job_write(struct sb *b, const struct fsm_job *job)
         put_field_str(b, "idempotency_key", job->idem_key);
     }
     if (job->worker_id != 0) {
-        http__sb_printf(b, ",\"worker_id\":\"%016llx\"",
-                        (unsigned long long)job->worker_id);
+        http__sb_puts(b, ",\"worker_id\":");
+        put_id(b, job->worker_id);
     }
     if (job->lease_token != 0) {
-        http__sb_printf(b, ",\"lease_token\":%llu",
-                        (unsigned long long)job->lease_token);
+        http__sb_puts(b, ",\"lease_token\":");
+        put_u64(b, job->lease_token);
     }
     if (job->started_at != 0 || job->exit_code != 0) {
-        http__sb_printf(b, ",\"exit_code\":%d", job->exit_code);
+        http__sb_puts(b, ",\"exit_code\":");
+        put_i64(b, job->exit_code);
     }
     if (job->output.len > 0) {
         put_field_str(b, "output", job->output);

@@ -173,7 +173,7 @@ static int wf_job(struct http_server *s,
     json_object_del(copy, "depends_on");
     snprintf(prefix, sizeof prefix, "jobs[%zu].", i);
     rv = http__job_parse(
-        &(struct job_parse_ctx){now, s->cfg.max_payload, prefix}, copy,
+        &(struct job_parse_ctx){now, s->cfg.max_payload, prefix, 0}, copy,
         &w->in[i],
         &(struct job_parse_err){w->field, sizeof w->field, w->msg,
                                 sizeof w->msg});

@@ -71,7 +71,7 @@ static void create(json_t *body)
             snprintf(prefix, sizeof prefix, "jobs[%zu].", i);
         }
         int rv = http__job_parse(
-            &(struct job_parse_ctx){NOW_MS, MAX_PAYLOAD, prefix},
+            &(struct job_parse_ctx){NOW_MS, MAX_PAYLOAD, prefix, 0},
             batch ? json_array_get(list, i) : body, &ins[i],
             &(struct job_parse_err){field, sizeof field, msg, sizeof msg});
         ok++;
@@ -97,7 +97,8 @@ static void patch(json_t *body)
     uint32_t mask;
     char field[64], msg[400];
     if (http__job_patch_parse(
-            &(struct job_parse_ctx){NOW_MS, MAX_PAYLOAD, ""}, body, &in, &mask,
+            &(struct job_parse_ctx){NOW_MS, MAX_PAYLOAD, "", 0}, body, &in,
+            &mask,
             &(struct job_parse_err){field, sizeof field, msg, sizeof msg}) ==
         0) {
         struct fsm_cmd cmd, back;
