@@ -18,12 +18,15 @@
 
 enum { CALL_SUBMIT, CALL_ONE };
 
-/* Render the jobs of @res (ids) from the local fsm into @b (from @pool):
- * 0, ERR_NOTFOUND if a single job is not there, or a read error. */
+/* Render the jobs of @res (ids) from the local fsm into @b (from @pool),
+ * counting the new ones in the metrics if @count (one read per job, not a
+ * second pass): 0, ERR_NOTFOUND if a single job is not there, or a read
+ * error. */
 static int render_jobs(struct http_server *s,
                        h2o_mem_pool_t *pool,
                        const struct fsm_result *res,
                        bool batch,
+                       bool count,
                        struct sb *b)
 {
     struct fsm_reader *rd;
@@ -39,7 +42,12 @@ static int render_jobs(struct http_server *s,
     }
     for (uint32_t i = 0; i < res->n_ids; i++) {
         struct fsm_job job;
+        bool created = count && (res->existed == NULL || !res->existed[i]);
+        s->submitted += created;
         if (fsm_get_job(rd, res->ids[i], &job) == 0) {
+            if (created) {
+                sched_count_submitted(s->sched, job.queue, 1);
+            }
             if (found++ > 0) {
                 http__sb_put(b, ",", 1);
             }
@@ -102,10 +110,7 @@ static void settle(struct http_server *s,
         return;
     }
     created = kind == CALL_SUBMIT ? created_count(res) : 0;
-    if (created > 0) {
-        http__count_created(s, res, 0);
-    }
-    rv = render_jobs(s, pool, res, batch, &o->body);
+    rv = render_jobs(s, pool, res, batch, created > 0, &o->body);
     if (rv != 0) {
         o->err = rv;
         o->msg =
