@@ -59,6 +59,13 @@ static void test_format_time_matches_strftime(void **state)
         reference_time(ms, want, sizeof want);
         assert_string_equal(got, want);
     }
+    /* Six seconds in turn: more than the formatter keeps, colliding. */
+    for (int64_t k = 0; k < 600; k++) {
+        int64_t ms = 1700000000000 + (k % 6) * 1000 + k;
+        http__format_time(ms, got, sizeof got);
+        reference_time(ms, want, sizeof want);
+        assert_string_equal(got, want);
+    }
     /* Too small a buffer is cut short, never overrun. */
     memset(got, 'x', sizeof got);
     http__format_time(1700000000123, got, 10);
