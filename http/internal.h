@@ -244,6 +244,9 @@ struct sb
 void http__sb_init(struct sb *b, h2o_mem_pool_t *pool);
 void http__sb_put(struct sb *b, const char *s, size_t n);
 void http__sb_puts(struct sb *b, const char *s);
+/* A number; an id as the API spells it, quoted ("%016llx"): no printf. */
+void http__sb_u64(struct sb *b, unsigned long long v);
+void http__sb_id(struct sb *b, uint64_t v);
 void http__sb_printf(struct sb *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Append @s as a JSON string literal (escaped). */

@@ -105,7 +105,7 @@ static void put_key(struct sb *b, const char *key)
     b->p[b->len++] = ':';
 }
 
-static void put_u64(struct sb *b, unsigned long long v)
+void http__sb_u64(struct sb *b, unsigned long long v)
 {
     char t[24];
     size_t i = sizeof t;
@@ -120,14 +120,14 @@ static void put_i64(struct sb *b, long long v)
 {
     if (v < 0) {
         http__sb_put(b, "-", 1);
-        put_u64(b, 0ULL - (unsigned long long)v);
+        http__sb_u64(b, 0ULL - (unsigned long long)v);
     } else {
-        put_u64(b, (unsigned long long)v);
+        http__sb_u64(b, (unsigned long long)v);
     }
 }
 
 /* "0123456789abcdef": an id as the API spells it (%016llx, quoted). */
-static void put_id(struct sb *b, uint64_t v)
+void http__sb_id(struct sb *b, uint64_t v)
 {
     static const char hex[] = "0123456789abcdef";
     grow(b, 18);
@@ -179,7 +179,7 @@ void http__job_write(struct sb *b, const struct fsm_job *job)
     const char *status = fsm_status_name(job->status);
 
     http__sb_puts(b, "{\"id\":");
-    put_id(b, job->id);
+    http__sb_id(b, job->id);
     put_field_str(b, "type", job->type);
     http__sb_puts(b, ",\"status\":\"");
     http__sb_puts(b, status ? status : "unknown");
@@ -188,9 +188,9 @@ void http__job_write(struct sb *b, const struct fsm_job *job)
     http__sb_puts(b, ",\"priority\":");
     put_i64(b, job->priority);
     http__sb_puts(b, ",\"attempts\":");
-    put_u64(b, job->attempts);
+    http__sb_u64(b, job->attempts);
     http__sb_puts(b, ",\"max_attempts\":");
-    put_u64(b, job->max_attempts);
+    http__sb_u64(b, job->max_attempts);
     if (job->user_id.len > 0) {
         put_field_str(b, "user_id", job->user_id);
     }
@@ -259,11 +259,11 @@ void http__job_write(struct sb *b, const struct fsm_job *job)
     }
     if (job->worker_id != 0) {
         http__sb_puts(b, ",\"worker_id\":");
-        put_id(b, job->worker_id);
+        http__sb_id(b, job->worker_id);
     }
     if (job->lease_token != 0) {
         http__sb_puts(b, ",\"lease_token\":");
-        put_u64(b, job->lease_token);
+        http__sb_u64(b, job->lease_token);
     }
     if (job->started_at != 0 || job->exit_code != 0) {
         http__sb_puts(b, ",\"exit_code\":");

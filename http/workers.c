@@ -293,8 +293,11 @@ static void leased_cb(void *data, const uint64_t *jobs, unsigned n)
             }
             http__sb_puts(&b, out++ > 0 ? ",{\"job\":" : "{\"job\":");
             http__job_write(&b, &job);
-            http__sb_printf(&b, ",\"token\":%llu,\"attempt\":%u}",
-                            (unsigned long long)job.lease_token, job.attempts);
+            http__sb_puts(&b, ",\"token\":");
+            http__sb_u64(&b, job.lease_token);
+            http__sb_puts(&b, ",\"attempt\":");
+            http__sb_u64(&b, job.attempts);
+            http__sb_puts(&b, "}");
         }
         fsm_read_end(rd);
     }
@@ -418,9 +421,11 @@ static void completed_cb(void *data, int status, const struct fsm_result *res)
     for (uint32_t i = 0; i < res->n_ids; i++) {
         unsigned o = res->existed[i] < 4 ? res->existed[i] : 3;
         any_stale |= o == FSM_ITEM_STALE;
-        http__sb_printf(&b, "%s{\"id\":\"%016llx\",\"status\":\"%s\"}",
-                        i ? "," : "", (unsigned long long)res->ids[i],
-                        names[o]);
+        http__sb_puts(&b, i ? ",{\"id\":" : "{\"id\":");
+        http__sb_id(&b, res->ids[i]);
+        http__sb_puts(&b, ",\"status\":\"");
+        http__sb_puts(&b, names[o]);
+        http__sb_puts(&b, "\"}");
     }
     http__sb_puts(&b, "]}");
     /* A single stale result is a 409 (the lease was lost): the worker must
