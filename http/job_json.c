@@ -41,7 +41,9 @@ static void format_time_slow(int64_t ms, char *buf, size_t size)
  * last seconds formatted is kept per thread (four, by the second's low
  * bits), and only the milliseconds are written for each time. A bulk
  * answer of 100 jobs used to format ~300 times with strftime and snprintf,
- * 10% of the leader's CPU. */
+ * 10% of the leader's CPU. The initial-exec TLS model: this library is
+ * linked into executables only, and the default model for -fPIC code would
+ * call __tls_get_addr on every use and make the binaries link ld.so. */
 #define TIME_CACHE 4
 void http__format_time(int64_t ms, char *buf, size_t size)
 {
@@ -50,7 +52,7 @@ void http__format_time(int64_t ms, char *buf, size_t size)
         int64_t secs; /* 0 = empty (the epoch's first second: slow path). */
         size_t len;
         char text[40];
-    } cache[TIME_CACHE];
+    } cache[TIME_CACHE] __attribute__((tls_model("initial-exec")));
     int64_t secs = ms / 1000;
     int frac = (int)(ms % 1000);
 
