@@ -282,10 +282,11 @@ class Cluster:
             return ds if None not in ds and len({d for d in ds}) == 1 else None
         return wait_until(same, timeout, what="equal digests and applied indexes")
 
-    def start_worker(self, name, concurrency=4, queues="default", extra=("--allow-shell",)):
+    def start_worker(self, name, concurrency=4, queues="default", extra=("--allow-shell",),
+                     servers=None):
         log = os.path.join(self.dir, f"worker-{name}.log")
         scheme = "https" if self.ca else "http"
-        servers = ",".join(f"{scheme}://{n.http}" for n in self.nodes)
+        servers = ",".join(f"{scheme}://{n.http}" for n in (servers or self.nodes))
         tls = ["--ca-file", self.ca] if self.ca else []
         env = dict(os.environ)
         if self.token is not None:

@@ -33,6 +33,23 @@ def test_shell_job_runs_with_env_and_output(cluster, tmp_path):
     assert j["output"] == f"bar\n{tmp_path}\n"
 
 
+def test_worker_follows_the_leader(cluster):
+    """A worker whose first server is a follower moves its calls to the
+    leader (GET /v1/cluster): the follower forwards none of its lease and
+    complete calls after that."""
+    c = cluster(flags=TTL)
+    leader, follower = c.leader(), c.followers()[0]
+    w = c.start_worker("w1", servers=[follower, leader])
+    wait_until(lambda: "following the leader" in open(w.log).read(), timeout=10,
+               what="the worker following the leader")
+    before = follower.metric("rota_forwarded_requests_total")
+    jobs = [submit(leader, {"type": "noop"}) for _ in range(20)]
+    for j in jobs:
+        done(c, j["id"])
+    assert follower.metric("rota_forwarded_requests_total") == before
+    assert f"server=http://{leader.http}" in open(w.log).read()
+
+
 def test_failures_retry_then_dead_letter(cluster):
     c = cluster(flags=TTL)
     c.start_worker("w1")
