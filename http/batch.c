@@ -196,7 +196,7 @@ static void submit_item(struct http_server *s,
 
     memset(&in, 0, sizeof in);
     rv = http__job_parse(
-        &(struct job_parse_ctx){now, s->cfg.max_payload, "", 0}, obj, &in,
+        &(struct job_parse_ctx){now, s->cfg.max_payload, -1}, obj, &in,
         &(struct job_parse_err){field, sizeof field, msg, sizeof msg});
     if (rv != 0) {
         item_err(it, rv, field, msg);

@@ -205,8 +205,8 @@ struct job_parse_ctx
 {
     int64_t now_ms;     /* For "delay" and the first run of a schedule. */
     size_t max_payload; /* Encoded payload limit (ERR_TOOLARGE above). */
-    const char *prefix; /* Put before field names, e.g. "jobs[2]."; "" none; */
-    long index;         /* NULL: "jobs[index]." (formatted only on error). */
+    long index;         /* Job @index of a batch: field names are "jobs[2].x"
+                           (formatted only for an error); -1: "x". */
 };
 /* Where a parse error goes: the field it names and the message. */
 struct job_parse_err

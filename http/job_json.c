@@ -197,8 +197,8 @@ static int fail(struct pstate *p,
     va_list ap;
     int n;
     size_t fl;
-    if (p->ctx->prefix != NULL) {
-        snprintf(e->field, e->field_size, "%s%s", p->ctx->prefix, field);
+    if (p->ctx->index < 0) {
+        snprintf(e->field, e->field_size, "%s", field);
     } else {
         snprintf(e->field, e->field_size, "jobs[%ld].%s", p->ctx->index, field);
     }

@@ -363,8 +363,8 @@ void http__jobs_submit(struct http_server *s,
         /* Field names of a batch ("jobs[2].queue") are formatted only for
          * an error: a bulk submit of valid jobs formats no text here. */
         rv = http__job_parse(
-            &(struct job_parse_ctx){now, s->cfg.max_payload, batch ? NULL : "",
-                                    (long)i},
+            &(struct job_parse_ctx){now, s->cfg.max_payload,
+                                    batch ? (long)i : -1},
             batch ? json_array_get(list, i) : body, &ins[i],
             &(struct job_parse_err){field, sizeof field, msg, sizeof msg});
         if (rv != 0) {
@@ -721,7 +721,7 @@ void http__jobs_patch(struct http_server *s,
     }
     memset(&cmd, 0, sizeof cmd);
     rv = http__job_patch_parse(
-        &(struct job_parse_ctx){sched_now(s->sched), s->cfg.max_payload, "", 0},
+        &(struct job_parse_ctx){sched_now(s->sched), s->cfg.max_payload, -1},
         body, &in, &cmd.mask,
         &(struct job_parse_err){field, sizeof field, msg, sizeof msg});
     if (rv != 0) {

@@ -165,15 +165,13 @@ static int wf_job(struct http_server *s,
                   int64_t now)
 {
     json_t *copy = json_copy(v), *dl, *dv;
-    char prefix[32];
     size_t d;
     int rv;
 
     json_object_del(copy, "key");
     json_object_del(copy, "depends_on");
-    snprintf(prefix, sizeof prefix, "jobs[%zu].", i);
     rv = http__job_parse(
-        &(struct job_parse_ctx){now, s->cfg.max_payload, prefix, 0}, copy,
+        &(struct job_parse_ctx){now, s->cfg.max_payload, (long)i}, copy,
         &w->in[i],
         &(struct job_parse_err){w->field, sizeof w->field, w->msg,
                                 sizeof w->msg});

@@ -66,12 +66,9 @@ static void create(json_t *body)
     }
     ins = calloc(n, sizeof *ins);
     for (size_t i = 0; i < n; i++) {
-        char prefix[32] = "", field[64], msg[400];
-        if (batch) {
-            snprintf(prefix, sizeof prefix, "jobs[%zu].", i);
-        }
+        char field[64], msg[400];
         int rv = http__job_parse(
-            &(struct job_parse_ctx){NOW_MS, MAX_PAYLOAD, prefix, 0},
+            &(struct job_parse_ctx){NOW_MS, MAX_PAYLOAD, batch ? (long)i : -1},
             batch ? json_array_get(list, i) : body, &ins[i],
             &(struct job_parse_err){field, sizeof field, msg, sizeof msg});
         ok++;
@@ -97,8 +94,7 @@ static void patch(json_t *body)
     uint32_t mask;
     char field[64], msg[400];
     if (http__job_patch_parse(
-            &(struct job_parse_ctx){NOW_MS, MAX_PAYLOAD, "", 0}, body, &in,
-            &mask,
+            &(struct job_parse_ctx){NOW_MS, MAX_PAYLOAD, -1}, body, &in, &mask,
             &(struct job_parse_err){field, sizeof field, msg, sizeof msg}) ==
         0) {
         struct fsm_cmd cmd, back;

@@ -286,14 +286,14 @@ class Cluster:
                      servers=None):
         log = os.path.join(self.dir, f"worker-{name}.log")
         scheme = "https" if self.ca else "http"
-        servers = ",".join(f"{scheme}://{n.http}" for n in (servers or self.nodes))
+        urls = ",".join(f"{scheme}://{n.http}" for n in (servers or self.nodes))
         tls = ["--ca-file", self.ca] if self.ca else []
         env = dict(os.environ)
         if self.token is not None:
             env["ROTA_TOKEN"] = self.make_token("worker")
             self.wait_token_known(env["ROTA_TOKEN"])
         with open(log, "ab") as f:
-            p = subprocess.Popen([WORKER, "--servers", servers, "--name", name,
+            p = subprocess.Popen([WORKER, "--servers", urls, "--name", name,
                                   "--queues", queues, "--concurrency", str(concurrency),
                                   "--kill-grace", "1", *tls, *extra], stdout=f,
                                  stderr=subprocess.STDOUT, env=env)
