@@ -1,10 +1,14 @@
 #include "common/log.h"
 
+#include <execinfo.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int log_level = LOG_INFO;
 bool log_trace_enabled = false;
@@ -83,4 +87,94 @@ void log_trace(const char *file, int line, const char *fmt, ...)
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     fprintf(stderr, "trace %s:%d %s\n", file, line, buf);
+}
+
+/* ---- Fatal signals ------------------------------------------------------ */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define LOG_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LOG_UNDER_ASAN 1
+#endif
+#endif
+
+/* Async-signal-safe appends for the handler (no stdio, no malloc). */
+static size_t put_str(char *buf, size_t n, size_t size, const char *s)
+{
+    while (*s != '\0' && n + 1 < size) {
+        buf[n++] = *s++;
+    }
+    return n;
+}
+
+static size_t put_num(char *buf,
+                      size_t n,
+                      size_t size,
+                      unsigned long long v,
+                      unsigned base)
+{
+    char digits[24];
+    int k = 0;
+    do {
+        digits[k++] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v != 0 && k < (int)sizeof digits);
+    while (k > 0 && n + 1 < size) {
+        buf[n++] = digits[--k];
+    }
+    return n;
+}
+
+static void fatal_handler(int sig, siginfo_t *si, void *uctx)
+{
+    void *frames[64];
+    char line[256];
+    size_t n = 0;
+    int depth;
+    (void)uctx;
+
+    n = put_str(line, n, sizeof line, "lvl=error mod=main");
+    if (log_node_id != 0) {
+        n = put_str(line, n, sizeof line, " node=");
+        n = put_num(line, n, sizeof line, log_node_id, 10);
+    }
+    n = put_str(line, n, sizeof line, " msg=\"fatal signal\" signal=");
+    n = put_num(line, n, sizeof line, (unsigned)sig, 10);
+    n = put_str(line, n, sizeof line, " code=");
+    if (si->si_code < 0 && n + 1 < sizeof line) {
+        line[n++] = '-'; /* Sent by a process (SI_TKILL, SI_QUEUE...). */
+    }
+    n = put_num(line, n, sizeof line,
+                (unsigned)(si->si_code < 0 ? -si->si_code : si->si_code), 10);
+    n = put_str(line, n, sizeof line, " addr=0x");
+    n = put_num(line, n, sizeof line, (uintptr_t)si->si_addr, 16);
+    n = put_str(line, n, sizeof line, " note=\"stack follows\"\n");
+    (void)!write(STDERR_FILENO, line, n);
+    depth = backtrace(frames, (int)(sizeof frames / sizeof frames[0]));
+    backtrace_symbols_fd(frames, depth, STDERR_FILENO);
+    /* SA_RESETHAND restored the default: die of the same signal. */
+    raise(sig);
+}
+
+void log_fatal_signals(void)
+{
+#ifndef LOG_UNDER_ASAN
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    static char altstack[64 * 1024]; /* A stack overflow still reports. */
+    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack};
+    struct sigaction sa;
+    void *warm[1];
+
+    /* The first backtrace() loads libgcc_s: not in a signal handler. */
+    (void)backtrace(warm, 1);
+    sigaltstack(&ss, NULL);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = fatal_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        sigaction(sigs[i], &sa, NULL);
+    }
+#endif
 }

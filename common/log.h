@@ -19,6 +19,13 @@ extern unsigned long long log_node_id; /* Printed as node=..., 0 = none. */
 /* Read ROTA_TRACE and ROTA_LOG_LEVEL from the environment. */
 void log_init(void);
 
+/* On SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT: write one line naming
+ * the signal and the faulting address, then the stack (one frame a line,
+ * "binary(+offset)": addr2line -e BINARY OFFSET), to stderr, and die of
+ * the same signal (the exit status and any core dump stay as they were).
+ * Not installed under AddressSanitizer, whose own report says more. */
+void log_fatal_signals(void);
+
 /* Parse "debug", "info", "warn", "error"; -1 if unknown. */
 int log_level_parse(const char *name);
 

@@ -253,6 +253,7 @@ int main(int argc, char **argv)
     int rv;
 
     log_init();
+    log_fatal_signals();
     rv = rotad_config_load(&cfg, argc, argv, err, sizeof err);
     if (rv == 1) {
         rotad_config_usage(stdout);

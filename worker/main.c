@@ -733,6 +733,7 @@ int main(int argc, char **argv)
     CURL *c;
 
     log_init();
+    log_fatal_signals();
     parse(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);

@@ -1,6 +1,10 @@
 """Failover, restart, catch-up, join and membership: fresh clusters."""
 
+import os
+import re
 import signal
+
+import pytest
 
 from conftest import submit, wait_until
 
@@ -85,6 +89,23 @@ def test_remove_node_and_transfer(cluster):
     assert status == 200, body
     wait_until(lambda: c.view(target)["leader"]["id"] == target.id, what="transfer")
     submit(leader, {"type": "after-transfer"})
+
+
+@pytest.mark.skipif("ASAN_OPTIONS" in os.environ,
+                    reason="AddressSanitizer reports a crash itself")
+def test_a_crash_logs_the_signal_and_the_stack(cluster):
+    """A node that dies of SIGSEGV says so in its log with the stack to
+    feed addr2line, and still dies of that signal (a core dump as usual)."""
+    c = cluster(1)
+    n = c.nodes[0]
+    n.proc.send_signal(signal.SIGSEGV)
+    n.proc.wait(timeout=10)
+    n.killed = True  # On purpose: not a problem at teardown.
+    assert n.proc.returncode == -signal.SIGSEGV
+    log = n.log_text()
+    assert re.search(r'lvl=error mod=main node=1 msg="fatal signal" signal=11 ', log), log
+    frames = log.split('msg="fatal signal"', 1)[1].splitlines()[1:]
+    assert any("rotad(" in f for f in frames), log
 
 
 def test_sigterm_stops_cleanly(cluster):
