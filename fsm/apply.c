@@ -650,6 +650,92 @@ static int finish(struct fsm *f, MDB_txn *txn, uint64_t index)
     return rv == 0 ? 0 : fsm__lmdb_error(f, rv, "apply: commit");
 }
 
+/* What apply_commands() found: all applied, or (@each_alone false) a
+ * command refused, so the entry must be applied again command by command. */
+#define APPLY_AGAIN_ALONE (-1) /* Not an ERR_ code: those are positive. */
+
+/* Apply the @count commands of @entry in @txn. With @each_alone, each in a
+ * child transaction of its own that a refused command aborts (so it
+ * changes nothing). Without, straight into @txn: LMDB then copies no page
+ * per command (a child copies every page it touches that its parent made
+ * dirty, and each child allocates its own dirty list), but a refused
+ * command may have written part of what it does, so the first refusal
+ * stops it with APPLY_AGAIN_ALONE and the caller starts again from a new
+ * transaction. Both give the same results: a command sees what the ones
+ * before it wrote either way. Else 0 or a storage error (@txn aborted). */
+static int apply_commands(struct fsm *f,
+                          MDB_txn *txn,
+                          struct apply_ctx *a,
+                          const unsigned char *p,
+                          size_t len,
+                          uint32_t count,
+                          bool each_alone)
+{
+    size_t off = FSM_BATCH_HEADER;
+    int rv;
+
+    a->seq = 0;
+    f->ids_used = 0;
+    f->n_rchg = 0;
+    f->keys_used = 0;
+    fsm__ev_begin(f, a->now);
+    for (uint32_t i = 0; i < count; i++) {
+        struct fsm_result *r = &f->results[i];
+        uint32_t clen = 0;
+        memset(r, 0, sizeof *r);
+        a->res = r;
+        a->ids_off = f->ids_used;
+        if (off + 4 <= len) {
+            memcpy(&clen, p + off, 4);
+        }
+        if (off + 4 > len || clen > len - off - 4) {
+            fsm__reject(a, ERR_CORRUPT, NULL, "command runs past the entry");
+            r->ids = (uint64_t *)(uintptr_t)a->ids_off;
+            off = len;
+            continue;
+        }
+        size_t rchg_mark = f->n_rchg, keys_mark = f->keys_used;
+        size_t ev_mark = fsm__ev_mark(f);
+        a->txn = txn;
+        if (each_alone) {
+            rv = mdb_txn_begin(f->env, txn, 0, &a->txn);
+            if (rv != 0) {
+                mdb_txn_abort(txn);
+                return fsm__lmdb_error(f, rv, "apply: child txn");
+            }
+        }
+        apply_cmd(a, p + off + 4, clen);
+        if (a->storage != 0) {
+            if (each_alone) {
+                mdb_txn_abort(a->txn);
+            }
+            mdb_txn_abort(txn);
+            return a->storage;
+        }
+        if (r->code != 0 && !each_alone) {
+            return APPLY_AGAIN_ALONE;
+        }
+        if (r->code != 0) {
+            mdb_txn_abort(a->txn);
+            f->ids_used = a->ids_off;
+            r->n_ids = 0;
+            f->n_rchg = rchg_mark; /* Rejected: nothing changed. */
+            f->keys_used = keys_mark;
+            fsm__ev_rewind(f, ev_mark);
+        } else if (each_alone) {
+            rv = mdb_txn_commit(a->txn);
+            if (rv != 0) {
+                mdb_txn_abort(txn);
+                return fsm__lmdb_error(f, rv, "apply: child commit");
+            }
+        }
+        /* Offsets now, pointers once f->ids stops moving. */
+        r->ids = (uint64_t *)(uintptr_t)a->ids_off;
+        off += (4 + clen + 7) & ~(size_t)7;
+    }
+    return 0;
+}
+
 int fsm_apply(struct fsm *f,
               uint64_t index,
               const void *entry,
@@ -658,10 +744,8 @@ int fsm_apply(struct fsm *f,
               unsigned *n)
 {
     struct apply_ctx a;
-    const unsigned char *p = entry;
     MDB_txn *txn;
     uint32_t count;
-    size_t off = FSM_BATCH_HEADER;
     int rv;
 
     *results = NULL;
@@ -681,60 +765,22 @@ int fsm_apply(struct fsm *f,
     if (fsm__batch_header(entry, len, &a.now, &count) != 0 || count > len / 8) {
         return finish(f, txn, index);
     }
-    f->ev_now = a.now;
     if (ensure_results(f, count) != 0) {
         mdb_txn_abort(txn);
         snprintf(f->errmsg, sizeof f->errmsg, "apply: out of memory");
         return ERR_NOMEM;
     }
-    f->ids_used = 0;
-    f->n_rchg = 0;
-    f->keys_used = 0;
-    for (uint32_t i = 0; i < count; i++) {
-        struct fsm_result *r = &f->results[i];
-        uint32_t clen = 0;
-        memset(r, 0, sizeof *r);
-        a.res = r;
-        a.ids_off = f->ids_used;
-        if (off + 4 <= len) {
-            memcpy(&clen, p + off, 4);
-        }
-        if (off + 4 > len || clen > len - off - 4) {
-            fsm__reject(&a, ERR_CORRUPT, NULL, "command runs past the entry");
-            r->ids = (uint64_t *)(uintptr_t)a.ids_off;
-            off = len;
-            continue;
-        }
-        size_t rchg_mark = f->n_rchg, keys_mark = f->keys_used;
-        size_t ev_mark = fsm__ev_mark(f);
-        rv = mdb_txn_begin(f->env, txn, 0, &a.txn);
+    rv = apply_commands(f, txn, &a, entry, len, count, false);
+    if (rv == APPLY_AGAIN_ALONE) {
+        mdb_txn_abort(txn);
+        rv = mdb_txn_begin(f->env, NULL, 0, &txn);
         if (rv != 0) {
-            mdb_txn_abort(txn);
-            return fsm__lmdb_error(f, rv, "apply: child txn");
+            return fsm__lmdb_error(f, rv, "apply: begin");
         }
-        apply_cmd(&a, p + off + 4, clen);
-        if (a.storage != 0) {
-            mdb_txn_abort(a.txn);
-            mdb_txn_abort(txn);
-            return a.storage;
-        }
-        if (r->code != 0) {
-            mdb_txn_abort(a.txn);
-            f->ids_used = a.ids_off;
-            r->n_ids = 0;
-            f->n_rchg = rchg_mark; /* Rejected: nothing changed. */
-            f->keys_used = keys_mark;
-            fsm__ev_rewind(f, ev_mark);
-        } else {
-            rv = mdb_txn_commit(a.txn);
-            if (rv != 0) {
-                mdb_txn_abort(txn);
-                return fsm__lmdb_error(f, rv, "apply: child commit");
-            }
-        }
-        /* Offsets now, pointers once f->ids stops moving. */
-        r->ids = (uint64_t *)(uintptr_t)a.ids_off;
-        off += (4 + clen + 7) & ~(size_t)7;
+        rv = apply_commands(f, txn, &a, entry, len, count, true);
+    }
+    if (rv != 0) {
+        return rv;
     }
     for (uint32_t i = 0; i < count; i++) {
         size_t o = (size_t)(uintptr_t)f->results[i].ids;

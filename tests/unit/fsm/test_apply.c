@@ -85,6 +85,73 @@ static void test_apply_batch_is_atomic(void **state)
     assert_int_equal(tfsm_digest(t), before);
 }
 
+struct seen_events
+{
+    unsigned n;
+    uint64_t ids[8];
+};
+
+static void note_event(void *data, const struct fsm_event *ev)
+{
+    struct seen_events *s = data;
+    if (s->n < 8) {
+        s->ids[s->n] = ev->id;
+    }
+    s->n++;
+}
+
+/* Several commands in one entry, the middle one refused after it wrote a
+ * job: apply runs an entry's commands in one transaction and starts again
+ * command by command when one is refused. Either way the refused command
+ * leaves nothing (no job, no event) and the others are applied. */
+static void test_apply_refusal_inside_an_entry(void **state)
+{
+    struct tfsm *t = *state;
+    struct fsm_job a = tjob("a"), bc[2] = {tjob("b"), tjob("c")}, d = tjob("d");
+    struct fsm_cmd cmds[3];
+    struct seen_events seen = {0, {0}};
+    const struct fsm_result *r;
+    uint64_t bad = 0xbeef, idx, id_a, id_d;
+    unsigned n;
+
+    bc[1].deps = &bad; /* Refused inside apply, after b was written. */
+    bc[1].n_deps = 1;
+    memset(cmds, 0, sizeof cmds);
+    for (int i = 0; i < 3; i++) {
+        cmds[i].type = FSM_CMD_SUBMIT;
+    }
+    cmds[0].jobs = &a;
+    cmds[0].n_jobs = 1;
+    cmds[1].jobs = bc;
+    cmds[1].n_jobs = 2;
+    cmds[2].jobs = &d;
+    cmds[2].n_jobs = 1;
+    fsm_watch_events(t->f, note_event, &seen);
+    r = tfsm_apply(t, T0, cmds, 3, &n);
+    idx = t->index;
+    assert_int_equal(n, 3);
+    assert_int_equal(r[0].code, 0);
+    assert_int_equal(r[1].code, ERR_INVALID);
+    assert_string_equal(r[1].field, "jobs[1].depends_on");
+    assert_int_equal(r[1].n_ids, 0);
+    assert_int_equal(r[2].code, 0);
+    assert_int_equal(r[0].n_ids, 1);
+    assert_int_equal(r[2].n_ids, 1);
+    id_a = r[0].ids[0];
+    id_d = r[2].ids[0];
+    /* Ids as before: the number b took stays used. */
+    assert_int_equal(id_a, (idx << FSM_ID_SHIFT) | 0);
+    assert_int_equal(id_d, (idx << FSM_ID_SHIFT) | 2);
+    assert_int_equal(tfsm_status(t, id_a), FSM_PENDING);
+    assert_int_equal(tfsm_status(t, id_d), FSM_PENDING);
+    assert_int_equal(tfsm_status(t, (idx << FSM_ID_SHIFT) | 1), 0);
+    assert_int_equal(seen.n, 2); /* a and d created, nothing of b. */
+    assert_int_equal(seen.ids[0], id_a);
+    assert_int_equal(seen.ids[1], id_d);
+    fsm_watch_events(t->f, NULL, NULL);
+    assert_int_equal(fsm_applied_index(t->f), idx);
+}
+
 static void test_apply_idempotency(void **state)
 {
     struct tfsm *t = *state;
@@ -318,6 +385,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_apply_batch_is_atomic, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_apply_refusal_inside_an_entry,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_idempotency, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_apply_patch_and_cancel, setup,
