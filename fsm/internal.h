@@ -150,7 +150,7 @@ int fsm__webhooks_deliver(struct fsm *f, MDB_txn *txn, uint64_t index);
 struct apply_ctx
 {
     struct fsm *f;
-    MDB_txn *txn; /* The command's child transaction. */
+    MDB_txn *txn; /* The entry's transaction, or the command's child. */
     uint64_t index;
     int64_t now;
     uint32_t seq; /* Jobs created by this entry so far. */

@@ -90,7 +90,9 @@ int fsm_open(const struct fsm_options *opts, struct fsm **out)
     mdb_env_set_mapsize(f->env,
                         opts->map_size != 0 ? opts->map_size : 4ULL << 30);
     /* No MDB_WRITEMAP: it cannot nest transactions, and apply needs a
-     * child transaction per command. NOSYNC: the raft log is durable, and
+     * child transaction per command once a command of an entry is refused
+     * (fsm/apply.c, apply_commands); it would also grow the file to the
+     * whole map size. NOSYNC: the raft log is durable, and
      * fsm/state_mark.c says when this file may be kept at the next start. */
     rv = mdb_env_open(f->env, opts->dir, MDB_NOTLS | MDB_NOSYNC, 0644);
     if (rv != 0) {
