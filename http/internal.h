@@ -253,6 +253,10 @@ void http__sb_printf(struct sb *b, const char *fmt, ...)
 void http__sb_json_str(struct sb *b, struct fsm_str s);
 /* Append the job record as a JSON object. */
 void http__job_write(struct sb *b, const struct fsm_job *job);
+/* Only what a worker needs to run @job (a compact lease): id, type, queue,
+ * priority, attempts, max_attempts, user_id, the spec's members (payload,
+ * name, tags, ...) and timeout. */
+void http__job_write_run(struct sb *b, const struct fsm_job *job);
 void http__send_sb(h2o_req_t *req, int status, struct sb *b, uint64_t index);
 
 /* reply.c: requests and submits shared by the handlers. */

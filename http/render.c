@@ -174,16 +174,20 @@ static void put_time(struct sb *b, const char *key, int64_t ms, bool or_null)
     http__sb_put(b, "\"", 1);
 }
 
-void http__job_write(struct sb *b, const struct fsm_job *job)
+/* The members that say what to run: the first ones of a job record, and
+ * all of a compact lease's job (docs/api.md, Workers). Leaves the object
+ * open. @status: with the job's status after "type". */
+static void write_what(struct sb *b, const struct fsm_job *job, bool status)
 {
-    const char *status = fsm_status_name(job->status);
-
     http__sb_puts(b, "{\"id\":");
     http__sb_id(b, job->id);
     put_field_str(b, "type", job->type);
-    http__sb_puts(b, ",\"status\":\"");
-    http__sb_puts(b, status ? status : "unknown");
-    http__sb_put(b, "\"", 1);
+    if (status) {
+        const char *name = fsm_status_name(job->status);
+        http__sb_puts(b, ",\"status\":\"");
+        http__sb_puts(b, name ? name : "unknown");
+        http__sb_put(b, "\"", 1);
+    }
     put_field_str(b, "queue", job->queue);
     http__sb_puts(b, ",\"priority\":");
     put_i64(b, job->priority);
@@ -212,6 +216,17 @@ void http__job_write(struct sb *b, const struct fsm_job *job)
                             (long long)(job->timeout_ms / 1000));
         }
     }
+}
+
+void http__job_write_run(struct sb *b, const struct fsm_job *job)
+{
+    write_what(b, job, false);
+    http__sb_put(b, "}", 1);
+}
+
+void http__job_write(struct sb *b, const struct fsm_job *job)
+{
+    write_what(b, job, true);
     if (job->flags & FSM_JOB_RECURRING) {
         /* A schedule: run_at is its next occurrence (none while paused). */
         http__sb_printf(b, ",\"recurring\":true,\"paused\":%s",

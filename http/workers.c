@@ -275,6 +275,7 @@ static void leased_cb(void *data, const uint64_t *jobs, unsigned n)
 {
     struct call *call = data;
     struct http_server *s = call->s;
+    bool compact = call->kind != 0; /* Read before the call may go. */
     h2o_req_t *req = http__call_finish(call);
     struct fsm_reader *rd;
     struct sb b;
@@ -292,7 +293,11 @@ static void leased_cb(void *data, const uint64_t *jobs, unsigned n)
                 continue;
             }
             http__sb_puts(&b, out++ > 0 ? ",{\"job\":" : "{\"job\":");
-            http__job_write(&b, &job);
+            if (compact) {
+                http__job_write_run(&b, &job);
+            } else {
+                http__job_write(&b, &job);
+            }
             http__sb_puts(&b, ",\"token\":");
             http__sb_u64(&b, job.lease_token);
             http__sb_puts(&b, ",\"attempt\":");
@@ -309,7 +314,7 @@ void http__workers_lease(struct http_server *s,
                          h2o_req_t *req,
                          const struct http_args *a)
 {
-    json_t *o, *mx, *wt;
+    json_t *o, *mx, *wt, *cp;
     uint64_t id;
     struct call *call;
     int rv;
@@ -320,14 +325,23 @@ void http__workers_lease(struct http_server *s,
     }
     mx = json_object_get(o, "max");
     wt = json_object_get(o, "wait_ms");
+    cp = json_object_get(o, "compact");
+    if (cp != NULL && !json_is_boolean(cp)) {
+        json_decref(o);
+        http__send_error(req, 400, "invalid_argument", "compact",
+                         "compact must be true or false");
+        return;
+    }
     unsigned max = json_is_integer(mx) && json_integer_value(mx) > 0
                        ? (unsigned)(json_integer_value(mx) > SCHED_MAX_LEASES
                                         ? SCHED_MAX_LEASES
                                         : json_integer_value(mx))
                        : 1;
     int64_t wait = json_is_integer(wt) ? json_integer_value(wt) : 0;
+    bool compact = json_is_true(cp);
     json_decref(o);
     call = http__call_new(s, req);
+    call->kind = compact; /* leased_cb: which job members to write. */
     rv = sched_lease(s->sched, id, max, wait, leased_cb, call);
     if (rv != 0) {
         http__call_unref(call);

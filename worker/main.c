@@ -51,6 +51,10 @@ struct worker
     json_t *flushing; /* Results being delivered now (array or NULL). */
     volatile sig_atomic_t draining;
     volatile bool stop_threads;
+    /* For the "stopped" line: lease calls and the jobs they brought
+     * (main thread), completion calls and results sent (the completion
+     * thread, and drain once it stopped). */
+    unsigned long long lease_calls, leased, complete_calls, completed;
 };
 
 static struct worker W;
@@ -481,6 +485,8 @@ static bool flush_results(CURL *c)
     snprintf(path, sizeof path, "/v1/workers/%s/complete", W.id);
     pthread_mutex_unlock(&W.lock);
     json_t *body = json_pack("{s:O}", "results", batch);
+    W.complete_calls++;
+    W.completed += json_array_size(batch);
     st = call(c, "POST", path, body, 10000, &out);
     json_decref(body);
     json_decref(out);
@@ -724,7 +730,10 @@ static void drain(CURL *c)
         }
         sleep_ms(200);
     }
-    LOG(LOG_INFO, "stopped", "id=%s", W.id);
+    LOG(LOG_INFO, "stopped",
+        "id=%s lease_calls=%llu leased=%llu complete_calls=%llu "
+        "results_sent=%llu",
+        W.id, W.lease_calls, W.leased, W.complete_calls, W.completed);
 }
 
 int main(int argc, char **argv)
@@ -772,11 +781,16 @@ int main(int argc, char **argv)
         if (free_slots <= 0) {
             continue;
         }
-        json_t *out = NULL, *body = json_pack("{s:i,s:i}", "max", free_slots,
-                                              "wait_ms", 2000);
+        /* compact: the jobs carry what running them needs, not their
+         * state (times, history, ...): less to render and to parse. */
+        json_t *out = NULL,
+               *body = json_pack("{s:i,s:i,s:b}", "max", free_slots, "wait_ms",
+                                 2000, "compact", 1);
         long st = call(c, "POST", path, body, 8000, &out);
         json_decref(body);
+        W.lease_calls++;
         if (st == 200) {
+            W.leased += json_array_size(json_object_get(out, "leases"));
             size_t i;
             json_t *v;
             json_array_foreach(json_object_get(out, "leases"), i, v)

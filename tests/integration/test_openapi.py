@@ -352,6 +352,16 @@ def test_openapi_workers_and_dlq_answers(shared_cluster):
     stale = api(follower, "POST", "/v1/workers/{id}/complete", {"results": [result]},
                 path=f"/v1/workers/{wid}/complete", headers=secret, expect=409)
     assert stale["results"][0]["status"] == "stale"
+    # A compact lease (JobToRun) of a second job; its slot free again.
+    job2 = api(leader, "POST", "/v1/jobs", dict(body, idempotency_key="oa-2"), expect=201)
+    ls2 = wait_until(lambda: (api(follower, "POST", "/v1/workers/{id}/lease",
+                                  {"max": 1, "wait_ms": 1000, "compact": True},
+                                  path=lease_path, headers=secret)["leases"] or [None])[0],
+                     what="a compact lease")
+    assert ls2["job"]["id"] == job2["id"] and "status" not in ls2["job"]
+    api(follower, "POST", "/v1/workers/{id}/complete",
+        {"results": [{"id": job2["id"], "token": ls2["token"], "ok": True}]},
+        path=f"/v1/workers/{wid}/complete", headers=secret)
     finished = wait_until(lambda: (lambda j: j if j["status"] == "completed" else None)(
         api(leader, "GET", "/v1/jobs/{id}", path=f"/v1/jobs/{job['id']}")), what="completed")
     assert finished["history"] and finished["result"] == {"rows": 3}

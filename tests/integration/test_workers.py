@@ -355,3 +355,49 @@ def test_oversized_worker_name_refused_before_raft(shared_cluster):
     st, _, body = lead.req("POST", "/v1/workers", {"name": "w" * 257, "queues": ["default"]})
     assert st == 400 and body["error"]["field"] == "name", body
     assert shared_cluster.digest(lead)[1] == before
+
+
+def test_workers_compact_lease(shared_cluster):
+    """"compact": true leases jobs with what running them needs (id, type,
+    queue, priority, attempts, payload and the spec's members, timeout) and
+    none of their state; without it a lease carries the whole record; a
+    compact that is not a boolean is a 400 naming it."""
+    n = shared_cluster.followers()[0]
+    leader = shared_cluster.leader()
+    st, _, w = n.req("POST", "/v1/workers",
+                     {"name": "compact", "queues": ["compact-q"], "concurrency": 4})
+    assert st == 201, w
+    hdr = {"X-Rota-Worker-Secret": w["secret"]}
+    path = f"/v1/workers/{w['id']}/lease"
+    st, _, err = n.req("POST", path, {"max": 1, "compact": "yes"}, headers=hdr)
+    assert st == 400 and err["error"]["field"] == "compact", err
+    jobs = [submit(leader, {"type": "noop", "queue": "compact-q", "priority": 3,
+                            "payload": {"n": i}, "timeout": "90s", "tags": {"t": "x"}})
+            for i in range(2)]
+
+    def lease(compact):
+        def got():
+            st, _, r = n.req("POST", path, {"max": 1, "wait_ms": 500, "compact": compact},
+                             headers=hdr)
+            assert st == 200, r
+            return r["leases"][0] if r["leases"] else None
+        return wait_until(got, what="a lease")
+
+    small = lease(True)
+    assert set(small["job"]) == {"id", "type", "queue", "priority", "attempts",
+                                 "max_attempts", "payload", "timeout", "tags"}, small
+    assert small["job"]["id"] == jobs[0]["id"] and small["job"]["payload"] == {"n": 0}
+    assert small["job"]["timeout"] == "90s" and small["job"]["priority"] == 3
+    assert small["token"] >= 1 and small["attempt"] == 1
+    full = lease(False)
+    assert full["job"]["id"] == jobs[1]["id"] and full["job"]["status"] == "running"
+    assert full["job"]["worker_id"] == w["id"] and "created_at" in full["job"]
+    results = [{"id": ls["job"]["id"], "token": ls["token"], "ok": True}
+               for ls in (small, full)]
+    st, _, r = n.req("POST", f"/v1/workers/{w['id']}/complete", {"results": results},
+                     headers=hdr)
+    assert st == 200 and [x["status"] for x in r["results"]] == ["ok", "ok"], r
+    for j in jobs:
+        done(shared_cluster, j["id"])
+    st, _, _ = n.req("DELETE", f"/v1/workers/{w['id']}", None, headers=hdr)
+    assert st == 200
