@@ -46,6 +46,8 @@ struct worker
     struct run *queue;  /* Leased, waiting for a pool thread (FIFO). */
     struct run **qtail; /* Where the next queued run goes. */
     int n_running;      /* Leases held (length of runs). */
+    int idle;           /* Pool threads waiting on @work. */
+    int waking;         /* Of those, signalled and not yet back. */
     bool stop_pool;
     json_t *pending;  /* Results to deliver (array). */
     json_t *flushing; /* Results being delivered now (array or NULL). */
@@ -308,13 +310,31 @@ static void run_job(struct run *r)
 }
 
 /* One of the pool's threads: runs queued jobs until the pool stops. */
+/* Wake one idle pool thread for the queued runs, unless one is on its way
+ * already (under W.lock). Each woken thread that leaves runs queued wakes
+ * the next before it runs its own: a burst of N leases starts N threads
+ * one after the other, while runs that end at once (noop) are taken by the
+ * threads already awake instead of costing a sleep and a wake-up each. */
+static void pool_wake(void)
+{
+    if (W.queue != NULL && W.waking == 0 && W.idle > 0) {
+        W.waking++;
+        pthread_cond_signal(&W.work);
+    }
+}
+
 static void *pool_thread(void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&W.lock);
     for (;;) {
         while (W.queue == NULL && !W.stop_pool) {
+            W.idle++;
             pthread_cond_wait(&W.work, &W.lock);
+            W.idle--;
+            if (W.waking > 0) {
+                W.waking--;
+            }
         }
         struct run *r = W.queue;
         if (r == NULL) {
@@ -324,6 +344,7 @@ static void *pool_thread(void *arg)
         if (W.queue == NULL) {
             W.qtail = &W.queue;
         }
+        pool_wake();
         pthread_mutex_unlock(&W.lock);
         run_job(r);
         pthread_mutex_lock(&W.lock);
@@ -378,7 +399,7 @@ static void start_job(const struct lease *l)
     W.n_running++;
     *W.qtail = r;
     W.qtail = &r->qnext;
-    pthread_cond_signal(&W.work);
+    pool_wake();
     pthread_mutex_unlock(&W.lock);
 }
 

@@ -401,3 +401,27 @@ def test_workers_compact_lease(shared_cluster):
         done(shared_cluster, j["id"])
     st, _, _ = n.req("DELETE", f"/v1/workers/{w['id']}", None, headers=hdr)
     assert st == 200
+
+
+def test_a_worker_runs_its_concurrency_at_once(cluster, tmp_path):
+    """A burst of leases starts on as many pool threads as it has jobs (each
+    woken thread wakes the next): with --concurrency 8, eight 3-second shell
+    jobs all start before any of them ends; then 200 noop jobs complete."""
+    c = cluster(1)
+    c.start_worker("wide", concurrency=8, queues="wide")
+    leader = c.leader()
+    cmd = (f"touch {tmp_path}/start-$ROTA_JOB_ID; sleep 3; "
+           f"touch {tmp_path}/end-$ROTA_JOB_ID")
+    status, _, body = leader.req("POST", "/v1/jobs", [
+        {"type": "shell", "queue": "wide", "payload": {"cmd": cmd}} for _ in range(8)])
+    assert status == 201, body
+    names = lambda prefix: [p for p in os.listdir(tmp_path) if p.startswith(prefix)]
+    wait_until(lambda: len(names("start-")) == 8, timeout=20, what="8 jobs started")
+    assert names("end-") == [], "a job ended before the eighth started"
+    status, _, more = leader.req("POST", "/v1/jobs", [
+        {"type": "noop", "queue": "wide"} for _ in range(200)])
+    assert status == 201
+    for j in body["jobs"] + more["jobs"][-1:]:
+        done(c, j["id"])
+    _, _, b = leader.req("GET", "/v1/jobs?queue=wide&status=completed&limit=1000")
+    assert len(b["jobs"]) == 208
