@@ -416,3 +416,18 @@ def test_write_answer_index_covers_the_write(shared_cluster):
         wait_until(lambda: f.metric("rota_raft_applied_index") >= index,
                    what="the follower at the answer's index")
         assert f.req("GET", f"/v1/jobs/{job['id']}")[0] == 200
+
+
+def test_payload_limit_is_the_payload_encoded(shared_cluster):
+    """The 64 KiB limit is on the payload as compact JSON: exactly 65,536
+    bytes pass, one more is a 413 naming payload; other members (name,
+    tags) that make the stored spec larger do not count."""
+    leader = shared_cluster.leader()
+    at_limit = {"s": "x" * (65536 - len('{"s":""}'))}
+    job = submit(leader, {"type": "limit", "payload": at_limit,
+                          "name": "n" * 200, "tags": {"team": "t" * 200}})
+    assert leader.req("GET", f"/v1/jobs/{job['id']}")[2]["payload"] == at_limit
+    over = {"s": at_limit["s"] + "x"}
+    status, _, err = leader.req("POST", "/v1/jobs", {"type": "limit", "payload": over})
+    assert status == 413 and err["error"]["field"] == "payload", err
+    assert "65537 bytes" in err["error"]["message"], err
