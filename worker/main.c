@@ -54,8 +54,8 @@ struct worker
     volatile sig_atomic_t draining;
     volatile bool stop_threads;
     /* For the "stopped" line: lease calls and the jobs they brought
-     * (main thread), completion calls and results sent (the completion
-     * thread, and drain once it stopped). */
+     * (main thread), completion calls and results sent (under @lock: the
+     * completion thread and drain both flush). */
     unsigned long long lease_calls, leased, complete_calls, completed;
 };
 
@@ -309,7 +309,6 @@ static void run_job(struct run *r)
     json_decref(o.result);
 }
 
-/* One of the pool's threads: runs queued jobs until the pool stops. */
 /* Wake one idle pool thread for the queued runs, unless one is on its way
  * already (under W.lock). Each woken thread that leaves runs queued wakes
  * the next before it runs its own: a burst of N leases starts N threads
@@ -323,6 +322,7 @@ static void pool_wake(void)
     }
 }
 
+/* One of the pool's threads: runs queued jobs until the pool stops. */
 static void *pool_thread(void *arg)
 {
     (void)arg;
@@ -504,10 +504,10 @@ static bool flush_results(CURL *c)
     W.pending = json_array();
     W.flushing = json_incref(batch);
     snprintf(path, sizeof path, "/v1/workers/%s/complete", W.id);
+    W.complete_calls++; /* Under the lock: drain flushes too. */
+    W.completed += json_array_size(batch);
     pthread_mutex_unlock(&W.lock);
     json_t *body = json_pack("{s:O}", "results", batch);
-    W.complete_calls++;
-    W.completed += json_array_size(batch);
     st = call(c, "POST", path, body, 10000, &out);
     json_decref(body);
     json_decref(out);
@@ -751,10 +751,13 @@ static void drain(CURL *c)
         }
         sleep_ms(200);
     }
+    pthread_mutex_lock(&W.lock);
+    unsigned long long calls = W.complete_calls, sent = W.completed;
+    pthread_mutex_unlock(&W.lock);
     LOG(LOG_INFO, "stopped",
         "id=%s lease_calls=%llu leased=%llu complete_calls=%llu "
         "results_sent=%llu",
-        W.id, W.lease_calls, W.leased, W.complete_calls, W.completed);
+        W.id, W.lease_calls, W.leased, calls, sent);
 }
 
 int main(int argc, char **argv)
