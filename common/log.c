@@ -99,6 +99,7 @@ void log_trace(const char *file, int line, const char *fmt, ...)
 #endif
 #endif
 
+#ifndef LOG_UNDER_ASAN
 /* Async-signal-safe appends for the handler (no stdio, no malloc). */
 static size_t put_str(char *buf, size_t n, size_t size, const char *s)
 {
@@ -156,6 +157,8 @@ static void fatal_handler(int sig, siginfo_t *si, void *uctx)
     /* SA_RESETHAND restored the default: die of the same signal. */
     raise(sig);
 }
+
+#endif /* LOG_UNDER_ASAN */
 
 void log_fatal_signals(void)
 {
