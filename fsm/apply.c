@@ -712,10 +712,10 @@ static int apply_commands(struct fsm *f,
             mdb_txn_abort(txn);
             return a->storage;
         }
-        if (r->code != 0 && !each_alone) {
-            return APPLY_AGAIN_ALONE;
-        }
         if (r->code != 0) {
+            if (!each_alone) {
+                return APPLY_AGAIN_ALONE; /* It may have written a part. */
+            }
             mdb_txn_abort(a->txn);
             f->ids_used = a->ids_off;
             r->n_ids = 0;

@@ -58,7 +58,8 @@ struct call
     int refs;
     h2o_req_t *req;
     struct http_server *s;
-    int kind;      /* What to render on completion (jobs.c). */
+    int kind;      /* What to render on completion (jobs.c; workers.c:
+                      1 = a compact lease). */
     unsigned n;    /* Jobs in a submit. */
     bool batch;    /* Answer with {"jobs": [...]}. */
     char what[16]; /* Route name for messages. */

@@ -144,6 +144,13 @@ def test_sigterm_drains_and_deregisters(cluster, tmp_path):
     w.send_signal(signal.SIGTERM)
     assert w.wait(timeout=20) == 0
     assert c.job(job["id"])["status"] == "completed"  # Finished, not dropped.
+    # Its last line counts its calls: the one job was leased and reported.
+    last = open(w.log).read().strip().splitlines()[-1]
+    assert 'msg="stopped"' in last, last
+    counts = dict(kv.split("=") for kv in last.split() if kv.split("=")[0] in (
+        "lease_calls", "leased", "complete_calls", "results_sent"))
+    assert int(counts["leased"]) == 1 and int(counts["results_sent"]) == 1, last
+    assert int(counts["lease_calls"]) >= 1 and int(counts["complete_calls"]) >= 1, last
     wait_until(lambda: c.leader().req("GET", "/v1/workers")[2]["workers"] == [],
                what="the worker deregistered")
 
