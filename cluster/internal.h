@@ -49,6 +49,11 @@ struct cluster
                      const struct raft_entry entries[],
                      unsigned n,
                      raft_io_append_cb cb);
+    /* raft_uv's close, and raft's callback for it, called once only
+     * (node.c, close_wrap). */
+    void (*uv_close)(struct raft_io *io, raft_io_close_cb cb);
+    raft_io_close_cb io_close_cb;
+    bool io_closed;
 
     /* Group commit: commands of this loop iteration. */
     struct fsm_batch pending;

@@ -84,6 +84,34 @@ static int append_wrap(struct raft_io *io,
     return rv;
 }
 
+/* ---- Closing raft_uv ----------------------------------------------------
+ * raft 0.15's raft_uv calls its close callback each time one of its parts
+ * ends closing once all have (uvMaybeFireCloseCb keeps no "fired" flag),
+ * and a part may end after that. The callback must therefore reach raft
+ * once only, and raft_uv's memory must outlive every callback still
+ * queued on the loop: freeing it in raft's close callback (as this node
+ * did) let a late part read the freed struct and call raft's close
+ * callback again through a stale pointer, a SIGSEGV at shutdown seen in
+ * CI with the stack in libraft's close callback. So the callback is
+ * passed on once, and raft_uv and the transport are freed in
+ * cluster_destroy(), after rotad ran the loop to its end. */
+
+static void io_closed_once(struct raft_io *io)
+{
+    struct cluster *c = CONTAINER_OF(io->data, struct cluster, raft);
+    if (!c->io_closed) {
+        c->io_closed = true;
+        c->io_close_cb(io);
+    }
+}
+
+static void close_wrap(struct raft_io *io, raft_io_close_cb cb)
+{
+    struct cluster *c = CONTAINER_OF(io->data, struct cluster, raft);
+    c->io_close_cb = cb;
+    c->uv_close(io, io_closed_once);
+}
+
 /* ---- Install-snapshot timeout -------------------------------------------
  * raft 0.15 waits install_snapshot_timeout (default 30 s) for the answer to
  * an InstallSnapshot before it sends it again. A follower that is taking a
@@ -317,6 +345,8 @@ int cluster_create(uv_loop_t *loop,
     c->io.version = 2;
     c->uv_append = c->io.append;
     c->io.append = append_wrap;
+    c->uv_close = c->io.close;
+    c->io.close = close_wrap;
     raft_uv_set_connect_retry_delay(&c->io, 200);
     /* The fsm's snapshots are LZ4-compressed already (format v2,
      * fsm/snapshot.c): raft compressing them again would copy them into one
@@ -516,8 +546,8 @@ static void httpc_closed_cb(struct cluster *c)
 static void raft_closed_cb(struct raft *r)
 {
     struct cluster *c = CONTAINER_OF(r, struct cluster, raft);
-    raft_uv_close(&c->io);
-    cluster_tls_transport_close(&c->transport);
+    /* raft_uv and the transport are freed in cluster_destroy (see
+     * "Closing raft_uv"). */
     if (c->http != NULL) {
         cluster__httpc_close(c->http, httpc_closed_cb);
     } else {
@@ -542,6 +572,8 @@ void cluster_close(struct cluster *c, cluster_close_cb cb, void *data)
 
 void cluster_destroy(struct cluster *c)
 {
+    raft_uv_close(&c->io);
+    cluster_tls_transport_close(&c->transport);
     raft_guard_remove(&c->io);
     cluster_raft_fsm_close(&c->rfsm);
     fsm_close(c->fsm);

@@ -366,8 +366,10 @@ int main(int argc, char **argv)
         uv_run(&n.loop, UV_RUN_ONCE); /* It reads the fsm: let it end. */
     }
     sched_destroy(n.sched);
-    cluster_destroy(n.cluster);
+    /* Every close callback still queued (raft_uv's included) runs while
+     * the cluster they point into is still there. */
     close_loop(&n.loop);
+    cluster_destroy(n.cluster);
     rotad_config_close(&cfg);
     curl_global_cleanup();
     return 0;
