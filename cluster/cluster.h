@@ -197,6 +197,9 @@ struct cluster_stats
     unsigned long long commit_buckets[CLUSTER_COMMIT_BUCKETS + 1];
     double commit_sum;
     unsigned long long commit_count;
+    /* Time this node spent applying entries to its state machine (in
+     * raft's apply callback, on the loop). */
+    double apply_seconds;
 };
 void cluster_stats(struct cluster *c, struct cluster_stats *out);
 

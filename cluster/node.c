@@ -724,6 +724,7 @@ void cluster_stats(struct cluster *c, struct cluster_stats *out)
     out->snapshots_restored = fs.snapshots_restored;
     out->snapshots_skipped = fs.snapshots_skipped;
     out->entries_applied = fs.entries_applied;
+    out->apply_seconds = (double)fs.apply_ns / 1e9;
     struct raft_guard_stats gs;
     raft_guard_stats(&c->io, &gs);
     out->raft_guard_fixes = gs.clamped + gs.raised + gs.rollbacks;

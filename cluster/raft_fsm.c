@@ -33,6 +33,7 @@ static int apply_cb(struct raft_fsm *rf,
 {
     struct cluster_raft_fsm *g = rf->data;
     raft_index index = raft_last_applied(g->raft) + 1;
+    uint64_t t0 = clock_mono_ns();
     int rv;
 
     g->result.results = NULL;
@@ -50,6 +51,7 @@ static int apply_cb(struct raft_fsm *rf,
     g->stats.entries_applied++;
     g->stats.commands_applied += g->result.n;
     g->stats.bytes_applied += buf->len;
+    g->stats.apply_ns += clock_mono_ns() - t0;
     g->stats.last_index = index;
     *result = &g->result;
     return 0;

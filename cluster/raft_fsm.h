@@ -49,6 +49,7 @@ struct cluster_raft_fsm_stats
     unsigned long long entries_applied;
     unsigned long long commands_applied;
     unsigned long long bytes_applied; /* Of the entries applied. */
+    unsigned long long apply_ns;      /* Spent in fsm_apply(). */
     /* The last entry the fsm applied: raft's own last_applied moves only
      * after the entry's callbacks ran (the answers of its writes). */
     unsigned long long last_index;

@@ -298,6 +298,10 @@ static void raft_metrics(struct out *o,
            "Commands carried by proposed entries.", cs->commands);
     metric(o, "rota_raft_entries_applied_total", "counter",
            "Raft entries applied to the state machine.", cs->entries_applied);
+    family(o, "rota_fsm_apply_seconds_total", "counter",
+           "Time spent applying raft entries to the state machine (LMDB), "
+           "on the node's event loop.");
+    put(o, "rota_fsm_apply_seconds_total %.6f\n", cs->apply_seconds);
     family(o, "rota_raft_commit_latency_seconds", "histogram",
            "From proposing an entry to its apply on this leader (committed "
            "by a majority), per entry.");

@@ -153,6 +153,10 @@ def test_histograms_are_consistent(mc, workload):
     assert lat["rota_raft_commit_latency_seconds_count"] > 0
     assert lat["rota_raft_commit_latency_seconds_bucket"] == lat["rota_raft_commit_latency_seconds_count"]
     assert lat["rota_raft_commit_latency_seconds_count"] <= m[("rota_raft_entries_proposed_total", frozenset())]
+    # Every node spent time applying entries (seconds, not a count of them).
+    for n in mc.alive():
+        w = parse(metrics_of(n))
+        assert 0 < w[("rota_fsm_apply_seconds_total", frozenset())] < 600, n
     # Workers: one alive on every node's view of the replicated state.
     for n in mc.alive():
         w = parse(metrics_of(n))
