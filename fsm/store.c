@@ -463,7 +463,15 @@ int fsm__put_job(struct fsm *f,
         fsm__put_be64(kb, job->id);
         v.mv_size = len;
         v.mv_data = buf;
-        rv = mdb_put(txn, f->dbi[DB_JOBS], &k, &v, 0);
+        /* A new job's id is above every stored one ((raft index << 20) |
+         * n): appended, LMDB neither searches the tree nor splits pages
+         * in half. Were one not above (ids are not made any other way),
+         * LMDB says MDB_KEYEXIST and it goes in the usual way. */
+        rv = old == NULL ? mdb_put(txn, f->dbi[DB_JOBS], &k, &v, MDB_APPEND)
+                         : MDB_KEYEXIST;
+        if (rv == MDB_KEYEXIST) {
+            rv = mdb_put(txn, f->dbi[DB_JOBS], &k, &v, 0);
+        }
         if (rv != 0) {
             rv = fsm__lmdb_error(f, rv, "put job");
         }

@@ -36,7 +36,7 @@ static int render_jobs(struct http_server *s,
     if (rv != 0) {
         return rv;
     }
-    http__sb_init(b, pool);
+    http__sb_init_cap(b, pool, 64 + (size_t)res->n_ids * HTTP_JOB_RECORD_HINT);
     if (batch) {
         http__sb_puts(b, "{\"jobs\":[");
     }

@@ -9,12 +9,17 @@
 
 #include "http/internal.h"
 
-void http__sb_init(struct sb *b, h2o_mem_pool_t *pool)
+void http__sb_init_cap(struct sb *b, h2o_mem_pool_t *pool, size_t cap)
 {
     b->pool = pool;
-    b->cap = 4096;
+    b->cap = cap > 4096 ? cap : 4096;
     b->p = h2o_mem_alloc_pool(pool, b->cap);
     b->len = 0;
+}
+
+void http__sb_init(struct sb *b, h2o_mem_pool_t *pool)
+{
+    http__sb_init_cap(b, pool, 4096);
 }
 
 static void grow(struct sb *b, size_t n)
