@@ -679,6 +679,7 @@ static int apply_commands(struct fsm *f,
     f->n_rchg = 0;
     f->keys_used = 0;
     fsm__ev_begin(f, a->now);
+    fsm__counts_begin(f);
     for (uint32_t i = 0; i < count; i++) {
         struct fsm_result *r = &f->results[i];
         uint32_t clen = 0;
@@ -700,12 +701,18 @@ static int apply_commands(struct fsm *f,
         if (each_alone) {
             rv = mdb_txn_begin(f->env, txn, 0, &a->txn);
             if (rv != 0) {
+                fsm__counts_end(f);
                 mdb_txn_abort(txn);
                 return fsm__lmdb_error(f, rv, "apply: child txn");
             }
         }
         apply_cmd(a, p + off + 4, clen);
+        if (a->storage == 0 && r->code == 0 && each_alone) {
+            /* The counters it moved go with its child transaction. */
+            a->storage = fsm__counts_flush(f, a->txn);
+        }
         if (a->storage != 0) {
+            fsm__counts_end(f);
             if (each_alone) {
                 mdb_txn_abort(a->txn);
             }
@@ -714,8 +721,10 @@ static int apply_commands(struct fsm *f,
         }
         if (r->code != 0) {
             if (!each_alone) {
+                fsm__counts_end(f);
                 return APPLY_AGAIN_ALONE; /* It may have written a part. */
             }
+            fsm__counts_drop(f);
             mdb_txn_abort(a->txn);
             f->ids_used = a->ids_off;
             r->n_ids = 0;
@@ -725,6 +734,7 @@ static int apply_commands(struct fsm *f,
         } else if (each_alone) {
             rv = mdb_txn_commit(a->txn);
             if (rv != 0) {
+                fsm__counts_end(f);
                 mdb_txn_abort(txn);
                 return fsm__lmdb_error(f, rv, "apply: child commit");
             }
@@ -733,7 +743,12 @@ static int apply_commands(struct fsm *f,
         r->ids = (uint64_t *)(uintptr_t)a->ids_off;
         off += (4 + clen + 7) & ~(size_t)7;
     }
-    return 0;
+    rv = fsm__counts_flush(f, txn);
+    fsm__counts_end(f);
+    if (rv != 0) {
+        mdb_txn_abort(txn);
+    }
+    return rv;
 }
 
 int fsm_apply(struct fsm *f,

@@ -31,6 +31,29 @@ enum {
 
 extern const char *const fsm__db_names[DB__COUNT];
 
+/* The status counters (meta "count/<status>") and per-queue counters
+ * (DB_QCOUNTS) that the commands of one entry change, held here while it
+ * is applied and written once at its end (fsm__counts_flush): every job
+ * write moves two of each, and an entry of 32 submits would otherwise read
+ * and write the same few keys 64 times. Values are loaded on first use and
+ * changed exactly as in LMDB (never below 0), so what is written is what
+ * writing each change would have left. */
+#define FSM_COUNTS_QUEUES 32
+struct fsm__counts
+{
+    bool on;
+    uint8_t loaded, dirty; /* Bit s: status[s]. */
+    uint64_t status[8];
+    unsigned n_q;
+    struct
+    {
+        bool dirty;
+        uint16_t len;
+        uint64_t n;
+        unsigned char key[FSM_MAX_STR + 2]; /* queue 0x00 status */
+    } q[FSM_COUNTS_QUEUES];
+};
+
 struct fsm
 {
     MDB_env *env;
@@ -61,6 +84,7 @@ struct fsm
     char *ev_strs;
     size_t ev_strs_used, ev_strs_cap;
     int64_t ev_now;
+    struct fsm__counts counts;
     /* fsm_options.keep: the directory of the marker (fsm/state_mark.c),
      * NULL without; whether the environment was kept, and why. */
     char *mark_dir;
@@ -75,6 +99,20 @@ struct fsm__rchg
     uint32_t key_len;
     int delta;
 };
+
+/* store.c: the counters of the entry being applied (struct fsm__counts).
+ * begin: hold changes from now on; flush: write the held ones into @txn
+ * (and go on holding); drop: forget the held ones (their transaction was
+ * aborted); end: forget them and stop holding. */
+void fsm__counts_begin(struct fsm *f);
+int fsm__counts_flush(struct fsm *f, MDB_txn *txn);
+void fsm__counts_drop(struct fsm *f);
+void fsm__counts_end(struct fsm *f);
+/* The held value of per-queue counter @key (@len bytes), if held. */
+bool fsm__counts_queue(const struct fsm *f,
+                       const unsigned char *key,
+                       size_t len,
+                       uint64_t *n);
 
 /* store.c: the running-set change log of the entry being applied. */
 void fsm__rchg_note(struct fsm *f, const struct fsm_job *job, int delta);

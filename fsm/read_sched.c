@@ -20,6 +20,10 @@ void fsm__queue_counts(struct fsm *f,
     for (unsigned s = 1; s < 8; s++) {
         MDB_val k = {name.len + 2, kb}, v;
         kb[name.len + 1] = (unsigned char)s;
+        /* Within apply, what the entry changed so far is held. */
+        if (fsm__counts_queue(f, kb, k.mv_size, &counts[s])) {
+            continue;
+        }
         if (mdb_get(txn, f->dbi[DB_QCOUNTS], &k, &v) == 0 && v.mv_size == 8) {
             memcpy(&counts[s], v.mv_data, 8);
         }

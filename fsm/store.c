@@ -309,13 +309,74 @@ static int index_apply(struct fsm *f,
     return 0;
 }
 
+static const char *const count_keys[8] = {"count/0", "count/1", "count/2",
+                                          "count/3", "count/4", "count/5",
+                                          "count/6", "count/7"};
+
+static uint64_t moved_by(uint64_t v, int delta)
+{
+    return delta < 0 ? (v > 0 ? v - 1 : 0) : v + 1;
+}
+
 static int count_add(struct fsm *f, MDB_txn *txn, uint8_t status, int delta)
 {
+    struct fsm__counts *c = &f->counts;
     char key[16];
+
+    if (status < 8 && c->on) {
+        uint8_t bit = (uint8_t)(1u << status);
+        if (!(c->loaded & bit)) {
+            c->status[status] = fsm__get_meta_u64(f, txn, count_keys[status]);
+            c->loaded |= bit;
+        }
+        c->status[status] = moved_by(c->status[status], delta);
+        c->dirty |= bit;
+        return 0;
+    }
     snprintf(key, sizeof key, "count/%u", status);
-    uint64_t v = fsm__get_meta_u64(f, txn, key);
-    v = delta < 0 ? (v > 0 ? v - 1 : 0) : v + 1;
-    return fsm__put_meta_u64(f, txn, key, v);
+    return fsm__put_meta_u64(f, txn, key,
+                             moved_by(fsm__get_meta_u64(f, txn, key), delta));
+}
+
+static int qcount_get(struct fsm *f, MDB_txn *txn, MDB_val *k, uint64_t *n)
+{
+    MDB_val v;
+    int rv = mdb_get(txn, f->dbi[DB_QCOUNTS], k, &v);
+
+    *n = 0;
+    if (rv == 0 && v.mv_size == 8) {
+        memcpy(n, v.mv_data, 8);
+    }
+    return rv == 0 || rv == MDB_NOTFOUND
+               ? 0
+               : fsm__lmdb_error(f, rv, "queue count");
+}
+
+static int qcount_put(struct fsm *f, MDB_txn *txn, MDB_val *k, uint64_t n)
+{
+    MDB_val v = {8, &n};
+    int rv;
+
+    if (n == 0) {
+        rv = mdb_del(txn, f->dbi[DB_QCOUNTS], k, NULL);
+        rv = rv == MDB_NOTFOUND ? 0 : rv;
+    } else {
+        rv = mdb_put(txn, f->dbi[DB_QCOUNTS], k, &v, 0);
+    }
+    return rv == 0 ? 0 : fsm__lmdb_error(f, rv, "queue count");
+}
+
+/* The held counter of key @kb (@len bytes), or -1. */
+static int qcount_held(const struct fsm__counts *c,
+                       const unsigned char *kb,
+                       size_t len)
+{
+    for (unsigned i = 0; i < c->n_q; i++) {
+        if (c->q[i].len == len && memcmp(c->q[i].key, kb, len) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
 }
 
 /* Per-queue counters: key queue 0x00 status. */
@@ -326,9 +387,10 @@ static int qcount_add(struct fsm *f,
                       uint8_t status,
                       int delta)
 {
+    struct fsm__counts *c = &f->counts;
     unsigned char kb[FSM_MAX_STR + 2];
-    MDB_val k = {qlen + 2, kb}, v;
-    uint64_t n = 0;
+    MDB_val k = {qlen + 2, kb};
+    uint64_t n;
     int rv;
 
     if (qlen == 0 || qlen > FSM_MAX_STR) {
@@ -337,19 +399,81 @@ static int qcount_add(struct fsm *f,
     memcpy(kb, queue, qlen);
     kb[qlen] = 0;
     kb[qlen + 1] = status;
-    if (mdb_get(txn, f->dbi[DB_QCOUNTS], &k, &v) == 0 && v.mv_size == 8) {
-        memcpy(&n, v.mv_data, 8);
+    if (!c->on) {
+        rv = qcount_get(f, txn, &k, &n);
+        return rv != 0 ? rv : qcount_put(f, txn, &k, moved_by(n, delta));
     }
-    n = delta < 0 ? (n > 0 ? n - 1 : 0) : n + 1;
-    if (n == 0) {
-        rv = mdb_del(txn, f->dbi[DB_QCOUNTS], &k, NULL);
-        rv = rv == MDB_NOTFOUND ? 0 : rv;
-    } else {
-        v.mv_size = 8;
-        v.mv_data = &n;
-        rv = mdb_put(txn, f->dbi[DB_QCOUNTS], &k, &v, 0);
+    int i = qcount_held(c, kb, qlen + 2);
+    if (i < 0) {
+        if (c->n_q == FSM_COUNTS_QUEUES) {
+            /* Many queues in one entry: write what is held, hold anew. */
+            rv = fsm__counts_flush(f, txn);
+            if (rv != 0) {
+                return rv;
+            }
+        }
+        i = (int)c->n_q++;
+        rv = qcount_get(f, txn, &k, &c->q[i].n);
+        if (rv != 0) {
+            c->n_q--;
+            return rv;
+        }
+        memcpy(c->q[i].key, kb, qlen + 2);
+        c->q[i].len = (uint16_t)(qlen + 2);
     }
-    return rv == 0 ? 0 : fsm__lmdb_error(f, rv, "queue count");
+    c->q[i].n = moved_by(c->q[i].n, delta);
+    c->q[i].dirty = true;
+    return 0;
+}
+
+bool fsm__counts_queue(const struct fsm *f,
+                       const unsigned char *key,
+                       size_t len,
+                       uint64_t *n)
+{
+    int i = f->counts.on ? qcount_held(&f->counts, key, len) : -1;
+    if (i >= 0) {
+        *n = f->counts.q[i].n;
+    }
+    return i >= 0;
+}
+
+void fsm__counts_begin(struct fsm *f)
+{
+    fsm__counts_drop(f);
+    f->counts.on = true;
+}
+
+void fsm__counts_drop(struct fsm *f)
+{
+    f->counts.loaded = f->counts.dirty = 0;
+    f->counts.n_q = 0;
+}
+
+void fsm__counts_end(struct fsm *f)
+{
+    fsm__counts_drop(f);
+    f->counts.on = false;
+}
+
+int fsm__counts_flush(struct fsm *f, MDB_txn *txn)
+{
+    struct fsm__counts *c = &f->counts;
+    int rv = 0;
+
+    for (unsigned s = 0; s < 8 && rv == 0; s++) {
+        if (c->dirty & (1u << s)) {
+            rv = fsm__put_meta_u64(f, txn, count_keys[s], c->status[s]);
+        }
+    }
+    for (unsigned i = 0; i < c->n_q && rv == 0; i++) {
+        if (c->q[i].dirty) {
+            MDB_val k = {c->q[i].len, c->q[i].key};
+            rv = qcount_put(f, txn, &k, c->q[i].n);
+        }
+    }
+    fsm__counts_drop(f);
+    return rv;
 }
 
 int fsm__del_job(struct fsm *f, MDB_txn *txn, const struct fsm_job *old)

@@ -100,6 +100,31 @@ static void note_event(void *data, const struct fsm_event *ev)
     s->n++;
 }
 
+/* Pending jobs of queue @q, from its counter and from the status
+ * counters (all jobs of these tests are in queues whose counts we know). */
+static uint64_t queue_pending(struct tfsm *t, const char *q)
+{
+    struct fsm_reader *rd;
+    struct fsm_queue qs;
+    uint64_t counts[8];
+
+    assert_int_equal(fsm_read_begin(t->f, &rd), 0);
+    assert_int_equal(fsm_get_queue(rd, tstr(q), &qs, counts), 0);
+    fsm_read_end(rd);
+    return counts[FSM_PENDING];
+}
+
+static uint64_t all_pending(struct tfsm *t)
+{
+    struct fsm_reader *rd;
+    uint64_t counts[8];
+
+    assert_int_equal(fsm_read_begin(t->f, &rd), 0);
+    assert_int_equal(fsm_count_by_status(rd, counts), 0);
+    fsm_read_end(rd);
+    return counts[FSM_PENDING];
+}
+
 /* Several commands in one entry, the middle one refused after it wrote a
  * job: apply runs an entry's commands in one transaction and starts again
  * command by command when one is refused. Either way the refused command
@@ -150,6 +175,59 @@ static void test_apply_refusal_inside_an_entry(void **state)
     assert_int_equal(seen.ids[1], id_d);
     fsm_watch_events(t->f, NULL, NULL);
     assert_int_equal(fsm_applied_index(t->f), idx);
+    assert_int_equal(queue_pending(t, "default"), 2); /* a and d. */
+    assert_int_equal(all_pending(t), 2);
+}
+
+/* The counters an entry moves are held while it is applied and written at
+ * its end. A command still sees what the ones before it in the same entry
+ * did: the fourth submit to a queue of max_pending 3 is refused even though
+ * none of the three before it is in LMDB yet. Then the counts are right,
+ * also across more queues in one entry than are held at once. */
+static void test_apply_counts_within_an_entry(void **state)
+{
+    struct tfsm *t = *state;
+    struct fsm_job jobs[40];
+    struct fsm_cmd set, cmds[4];
+    char names[40][8];
+    const struct fsm_result *r;
+    unsigned n;
+
+    memset(&set, 0, sizeof set);
+    set.type = FSM_CMD_QUEUE_SET;
+    set.queue.name = tstr("capped");
+    set.queue.max_pending = 3;
+    assert_int_equal(tfsm_apply(t, T0, &set, 1, &n)[0].code, 0);
+    memset(cmds, 0, sizeof cmds);
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = tjob("a");
+        jobs[i].queue = tstr("capped");
+        cmds[i].type = FSM_CMD_SUBMIT;
+        cmds[i].jobs = &jobs[i];
+        cmds[i].n_jobs = 1;
+    }
+    r = tfsm_apply(t, T0, cmds, 4, &n);
+    assert_int_equal(n, 4);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(r[i].code, 0);
+    }
+    assert_int_equal(r[3].code, ERR_BUSY);
+    assert_string_equal(r[3].field, "queue");
+    assert_int_equal(queue_pending(t, "capped"), 3);
+    assert_int_equal(all_pending(t), 3);
+
+    /* 40 queues in one command: more than are held at once. */
+    for (int i = 0; i < 40; i++) {
+        snprintf(names[i], sizeof names[i], "q%d", i);
+        jobs[i] = tjob("a");
+        jobs[i].queue = tstr(names[i]);
+    }
+    jobs[39].queue = tstr("q0"); /* And one queue twice. */
+    assert_int_equal(tfsm_submit(t, T0, jobs, 40)->code, 0);
+    assert_int_equal(queue_pending(t, "q0"), 2);
+    assert_int_equal(queue_pending(t, "q1"), 1);
+    assert_int_equal(queue_pending(t, "q38"), 1);
+    assert_int_equal(all_pending(t), 43);
 }
 
 static void test_apply_idempotency(void **state)
@@ -386,6 +464,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_apply_batch_is_atomic, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_apply_refusal_inside_an_entry,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_counts_within_an_entry,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_idempotency, setup,
                                         teardown),
