@@ -101,14 +101,17 @@ static void reply(struct http_server *s, h2o_req_t *req, struct batch *bt)
         http__send_err(req, ERR_STORAGE, NULL, "cannot read the job table");
         return;
     }
-    http__sb_init_cap(&b, &req->pool,
-                      64 + (size_t)bt->n * (HTTP_JOB_RECORD_HINT + 32));
+    http__sb_init(&b, &req->pool);
     http__sb_puts(&b, "{\"results\":[");
     for (unsigned i = 0; i < bt->n; i++) {
         if (i > 0) {
             http__sb_puts(&b, ",");
         }
         write_item(&b, rd, &bt->items[i]);
+        if (i == 0 && bt->n > 1) {
+            /* The others are about as long as the first. */
+            http__sb_reserve(&b, (bt->n - 1) * (b.len + 8) + 64);
+        }
     }
     fsm_read_end(rd);
     http__sb_puts(&b, "]}");

@@ -243,12 +243,13 @@ struct sb
     size_t len, cap;
 };
 void http__sb_init(struct sb *b, h2o_mem_pool_t *pool);
-/* The same with room for @cap bytes: an answer whose size is known
- * roughly up front is written without growing (each growth is a new
- * allocation and a copy of what was written). */
-void http__sb_init_cap(struct sb *b, h2o_mem_pool_t *pool, size_t cap);
-/* Room to reserve per job record in an answer (most are smaller). */
-#define HTTP_JOB_RECORD_HINT 512
+/* Room for @n more bytes at once: an answer of many records of about the
+ * size of its first one grows once instead of doubling (each growth is a
+ * new allocation and a copy of what was written). */
+void http__sb_reserve(struct sb *b, size_t n);
+/* The most http__sb_reserve() takes at once (a guess from a big first
+ * record must not reserve for a thousand more like it). */
+#define SB_RESERVE_MAX (4u << 20)
 void http__sb_put(struct sb *b, const char *s, size_t n);
 void http__sb_puts(struct sb *b, const char *s);
 /* A number; an id as the API spells it, quoted ("%016llx"): no printf. */

@@ -36,7 +36,7 @@ static int render_jobs(struct http_server *s,
     if (rv != 0) {
         return rv;
     }
-    http__sb_init_cap(b, pool, 64 + (size_t)res->n_ids * HTTP_JOB_RECORD_HINT);
+    http__sb_init(b, pool);
     if (batch) {
         http__sb_puts(b, "{\"jobs\":[");
     }
@@ -52,6 +52,10 @@ static int render_jobs(struct http_server *s,
                 http__sb_put(b, ",", 1);
             }
             http__job_write(b, &job);
+            if (found == 1 && res->n_ids > 1) {
+                /* The others are about as long as the first. */
+                http__sb_reserve(b, (res->n_ids - 1) * (b->len + 8) + 64);
+            }
         }
     }
     fsm_read_end(rd);

@@ -9,17 +9,12 @@
 
 #include "http/internal.h"
 
-void http__sb_init_cap(struct sb *b, h2o_mem_pool_t *pool, size_t cap)
-{
-    b->pool = pool;
-    b->cap = cap > 4096 ? cap : 4096;
-    b->p = h2o_mem_alloc_pool(pool, b->cap);
-    b->len = 0;
-}
-
 void http__sb_init(struct sb *b, h2o_mem_pool_t *pool)
 {
-    http__sb_init_cap(b, pool, 4096);
+    b->pool = pool;
+    b->cap = 4096;
+    b->p = h2o_mem_alloc_pool(pool, b->cap);
+    b->len = 0;
 }
 
 static void grow(struct sb *b, size_t n)
@@ -35,6 +30,17 @@ static void grow(struct sb *b, size_t n)
     memcpy(p, b->p, b->len);
     b->p = p;
     b->cap = cap;
+}
+
+void http__sb_reserve(struct sb *b, size_t n)
+{
+    n = n < SB_RESERVE_MAX ? n : SB_RESERVE_MAX;
+    if (b->len + n > b->cap) {
+        char *p = h2o_mem_alloc_pool(b->pool, b->len + n);
+        memcpy(p, b->p, b->len);
+        b->p = p;
+        b->cap = b->len + n;
+    }
 }
 
 void http__sb_put(struct sb *b, const char *s, size_t n)
