@@ -242,6 +242,9 @@ struct sb
     char *p;
     size_t len, cap;
 };
+/* The reason phrase of the status line for @status ("Created"). */
+const char *http__reason(int status);
+
 void http__sb_init(struct sb *b, h2o_mem_pool_t *pool);
 /* Room for @n more bytes at once: an answer of many records of about the
  * size of its first one grows once instead of doubling (each growth is a

@@ -11,6 +11,63 @@
 #include "common/log.h"
 #include "http/internal.h"
 
+/* The reason phrase of the status line (RFC 9110, section 15). */
+const char *http__reason(int status)
+{
+    switch (status) {
+        case 200:
+            return "OK";
+        case 201:
+            return "Created";
+        case 202:
+            return "Accepted";
+        case 204:
+            return "No Content";
+        case 304:
+            return "Not Modified";
+        case 400:
+            return "Bad Request";
+        case 401:
+            return "Unauthorized";
+        case 403:
+            return "Forbidden";
+        case 404:
+            return "Not Found";
+        case 405:
+            return "Method Not Allowed";
+        case 408:
+            return "Request Timeout";
+        case 409:
+            return "Conflict";
+        case 410:
+            return "Gone";
+        case 411:
+            return "Length Required";
+        case 413:
+            return "Content Too Large";
+        case 415:
+            return "Unsupported Media Type";
+        case 422:
+            return "Unprocessable Content";
+        case 429:
+            return "Too Many Requests";
+        case 500:
+            return "Internal Server Error";
+        case 501:
+            return "Not Implemented";
+        case 502:
+            return "Bad Gateway";
+        case 503:
+            return "Service Unavailable";
+        case 504:
+            return "Gateway Timeout";
+        case 507:
+            return "Insufficient Storage";
+        default:
+            return status < 400 ? "OK" : "Error";
+    }
+}
+
 void http__send_text(h2o_req_t *req,
                      int status,
                      const char *ctype,
@@ -40,7 +97,7 @@ void http__send_text(h2o_req_t *req,
         return;
     }
     req->res.status = status;
-    req->res.reason = status < 300 ? "OK" : "Error";
+    req->res.reason = http__reason(status);
     req->res.content_length = len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    ctype, strlen(ctype));

@@ -431,3 +431,26 @@ def test_payload_limit_is_the_payload_encoded(shared_cluster):
     status, _, err = leader.req("POST", "/v1/jobs", {"type": "limit", "payload": over})
     assert status == 413 and err["error"]["field"] == "payload", err
     assert "65537 bytes" in err["error"]["message"], err
+
+
+def test_status_lines_name_their_status(shared_cluster):
+    """The status line's reason phrase is the status's own (201 Created),
+    on the leader and through a follower, for answers and for errors."""
+    import http.client
+    lead, fol = shared_cluster.leader(), shared_cluster.followers()[0]
+    cases = [("POST", "/v1/jobs", {"type": "noop"}, 201, "Created"),
+             ("GET", "/v1/jobs/00000000deadbeef", None, 404, "Not Found"),
+             ("POST", "/v1/jobs", {"type": ""}, 400, "Bad Request"),
+             ("GET", "/v1/cluster", None, 200, "OK")]
+    for node in (lead, fol):
+        for method, path, body, status, reason in cases:
+            host, port = node.http.split(":")
+            conn = http.client.HTTPConnection(host, int(port), timeout=10)
+            try:
+                conn.request(method, path, body=None if body is None else json.dumps(body),
+                             headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+                assert (resp.status, resp.reason) == (status, reason), (node.http, path)
+            finally:
+                conn.close()
