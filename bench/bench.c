@@ -376,6 +376,21 @@ double bench_parse_time(const char *s)
     return (double)timegm(&tm) + ms / 1000.0;
 }
 
+long bench_count_completed(CURL *c, const struct options *o)
+{
+    char url[1024];
+    long n = -1;
+
+    snprintf(url, sizeof url, "%s/v1/queues/%s", o->nodes[0], o->queue);
+    json_t *q = bench_get_json(c, url);
+    json_t *v = json_object_get(json_object_get(q, "counts"), "completed");
+    if (json_is_integer(v)) {
+        n = (long)json_integer_value(v);
+    }
+    json_decref(q);
+    return n;
+}
+
 long bench_read_completed(CURL *c,
                           const struct options *o,
                           const char *from,

@@ -57,6 +57,10 @@ json_t *bench_get_json(CURL *c, const char *url);
 /* RFC 3339 UTC with milliseconds, as the API writes it: seconds since the
  * epoch, or -1. */
 double bench_parse_time(const char *s);
+/* The completed jobs of o->queue from its counters (GET /v1/queues/{name}
+ * on the first node: one small answer however many jobs there are), or
+ * -1. For waiting; bench_read_completed reads the jobs themselves. */
+long bench_count_completed(CURL *c, const struct options *o);
 /* Count the completed jobs of o->queue (paging GET /v1/jobs on the first
  * node); -1 if a page cannot be read. With @ms, fill up to @max entries
  * with started_at minus the job's time field @from ("created_at",
