@@ -78,8 +78,9 @@ if [ $rss = 1 ]; then
     sampler=$!
 fi
 rc=0
+# The bench's progress goes to stderr (callers keep or drop it).
 "$B/bench/rota-bench" "$@" "${tls[@]}" \
-    --nodes "$scheme://127.0.0.1:9101,$scheme://127.0.0.1:9102,$scheme://127.0.0.1:9103" 2>/dev/null || rc=$?
+    --nodes "$scheme://127.0.0.1:9101,$scheme://127.0.0.1:9102,$scheme://127.0.0.1:9103" || rc=$?
 if [ -n "$sampler" ]; then
     kill "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true

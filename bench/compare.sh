@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rota against BullMQ on this machine, in one sitting (issue 13):
 #
-#   bench/compare.sh [BUILD_DIR]        (default build/; RUNS=1 JOBS=20000)
+#   bench/compare.sh [BUILD_DIR]  (default build/; RUNS=1 JOBS=20000
+#                                  SUBMIT_JOBS=100000)
 #
 # 1. rota-bench on fresh plain 3-node clusters of BUILD_DIR
 #    (bench/cluster.sh): submit (one job per request, C=32, spread over the
@@ -21,14 +22,16 @@ cd "$(dirname "$0")/.."
 B=${1:-build}
 RUNS=${RUNS:-1}
 JOBS=${JOBS:-20000}
+# Long enough for a curve: rota-bench reports its rate once a second.
+SUBMIT_JOBS=${SUBMIT_JOBS:-100000}
 OUT=bench/results/$(date -u +%Y%m%dT%H%M%SZ)
 PEERS=../shared/peers
 mkdir -p "$OUT"
 [ -x "$B/rotad" ] || { echo "compare: no $B/rotad (build first)"; exit 2; }
 echo "compare: results in $OUT"
 
-echo "compare: rota-bench submit ($JOBS jobs, C=32, spread)"
-bench/cluster.sh "$B" submit --jobs "$JOBS" --concurrency 32 --spread \
+echo "compare: rota-bench submit ($SUBMIT_JOBS jobs, C=32, spread)"
+bench/cluster.sh "$B" submit --jobs "$SUBMIT_JOBS" --concurrency 32 --spread \
     >>"$OUT/rota-bench.jsonl" 2>"$OUT/submit-progress.log"
 sed -n 's/^rota-bench: \([0-9]*\)s .* \([0-9]*\) jobs\/s$/\1 \2/p' \
     "$OUT/submit-progress.log" >"$OUT/submit-progress.dat"

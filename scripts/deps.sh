@@ -17,13 +17,14 @@ esac
 # clang and libclang-rt-14-dev: libFuzzer and the sanitizers (scripts/fuzz.sh);
 # python3-yaml, dpkg-dev, systemd: the packaging tests (compose, .deb, units);
 # prometheus: promtool for tests/integration/test_metrics.py;
-# chromium: the dashboard's browser tests (tests/browser, with node and npm).
+# chromium: the dashboard's browser tests (tests/browser, with node and npm);
+# gnuplot-nox: bench/compare.sh's charts.
 BUILD_PKGS=(build-essential pkg-config meson ninja-build python3
       libraft-dev libuv1-dev liblmdb-dev libh2o-dev libssl-dev liblz4-dev
       libjansson-dev libcurl4-openssl-dev libyaml-dev libicu-dev)
 TEST_PKGS=(clang-format clang-tidy clang libclang-rt-14-dev libcmocka-dev
       python3-pytest curl iproute2 iptables openssl
-      python3-yaml dpkg-dev systemd prometheus chromium)
+      python3-yaml dpkg-dev systemd prometheus chromium gnuplot-nox)
 PKGS=("${BUILD_PKGS[@]}")
 if [ "$MODE" = all ]; then
     PKGS+=("${TEST_PKGS[@]}")
