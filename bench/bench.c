@@ -411,7 +411,7 @@ long bench_read_completed(CURL *c,
         }
         json_array_foreach(json_object_get(page, "jobs"), i, j)
         {
-            if (ms != NULL && n < max) {
+            if (n < max) {
                 double t0 = bench_parse_time(
                     json_string_value(json_object_get(j, from)));
                 double st = bench_parse_time(

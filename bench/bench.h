@@ -61,11 +61,11 @@ double bench_parse_time(const char *s);
  * on the first node: one small answer however many jobs there are), or
  * -1. For waiting; bench_read_completed reads the jobs themselves. */
 long bench_count_completed(CURL *c, const struct options *o);
-/* Count the completed jobs of o->queue (paging GET /v1/jobs on the first
- * node); -1 if a page cannot be read. With @ms, fill up to @max entries
- * with started_at minus the job's time field @from ("created_at",
- * "run_at"), in ms; jobs where either time is missing are not counted but
- * added to *bad. */
+/* Read the completed jobs of o->queue back (paging GET /v1/jobs on the
+ * first node) and fill up to @max entries of @ms with started_at minus the
+ * job's time field @from ("created_at", "run_at"), in ms. Returns how many
+ * were read, -1 if a page cannot be; jobs where either time is missing
+ * are not counted but added to *bad. */
 long bench_read_completed(CURL *c,
                           const struct options *o,
                           const char *from,

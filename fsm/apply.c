@@ -701,7 +701,6 @@ static int apply_commands(struct fsm *f,
         if (each_alone) {
             rv = mdb_txn_begin(f->env, txn, 0, &a->txn);
             if (rv != 0) {
-                fsm__counts_end(f);
                 mdb_txn_abort(txn);
                 return fsm__lmdb_error(f, rv, "apply: child txn");
             }
@@ -712,7 +711,6 @@ static int apply_commands(struct fsm *f,
             a->storage = fsm__counts_flush(f, a->txn);
         }
         if (a->storage != 0) {
-            fsm__counts_end(f);
             if (each_alone) {
                 mdb_txn_abort(a->txn);
             }
@@ -721,7 +719,6 @@ static int apply_commands(struct fsm *f,
         }
         if (r->code != 0) {
             if (!each_alone) {
-                fsm__counts_end(f);
                 return APPLY_AGAIN_ALONE; /* It may have written a part. */
             }
             fsm__counts_drop(f);
@@ -734,7 +731,6 @@ static int apply_commands(struct fsm *f,
         } else if (each_alone) {
             rv = mdb_txn_commit(a->txn);
             if (rv != 0) {
-                fsm__counts_end(f);
                 mdb_txn_abort(txn);
                 return fsm__lmdb_error(f, rv, "apply: child commit");
             }
@@ -744,7 +740,6 @@ static int apply_commands(struct fsm *f,
         off += (4 + clen + 7) & ~(size_t)7;
     }
     rv = fsm__counts_flush(f, txn);
-    fsm__counts_end(f);
     if (rv != 0) {
         mdb_txn_abort(txn);
     }
@@ -789,11 +784,12 @@ int fsm_apply(struct fsm *f,
     if (rv == APPLY_AGAIN_ALONE) {
         mdb_txn_abort(txn);
         rv = mdb_txn_begin(f->env, NULL, 0, &txn);
-        if (rv != 0) {
-            return fsm__lmdb_error(f, rv, "apply: begin");
-        }
-        rv = apply_commands(f, txn, &a, entry, len, count, true);
+        rv = rv != 0 ? fsm__lmdb_error(f, rv, "apply: begin")
+                     : apply_commands(f, txn, &a, entry, len, count, true);
     }
+    /* However the commands ended, nothing is held past them (the next pass
+     * begins anew; an error leaves nothing for readers to see). */
+    fsm__counts_end(f);
     if (rv != 0) {
         return rv;
     }

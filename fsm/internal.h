@@ -37,17 +37,16 @@ extern const char *const fsm__db_names[DB__COUNT];
  * write moves two of each, and an entry of 32 submits would otherwise read
  * and write the same few keys 64 times. Values are loaded on first use and
  * changed exactly as in LMDB (never below 0), so what is written is what
- * writing each change would have left. */
+ * writing each change would have left. Everything held was changed. */
 #define FSM_COUNTS_QUEUES 32
 struct fsm__counts
 {
     bool on;
-    uint8_t loaded, dirty; /* Bit s: status[s]. */
+    uint8_t held; /* Bit s: status[s]. */
     uint64_t status[8];
     unsigned n_q;
     struct
     {
-        bool dirty;
         uint16_t len;
         uint64_t n;
         unsigned char key[FSM_MAX_STR + 2]; /* queue 0x00 status */

@@ -325,12 +325,11 @@ static int count_add(struct fsm *f, MDB_txn *txn, uint8_t status, int delta)
 
     if (status < 8 && c->on) {
         uint8_t bit = (uint8_t)(1u << status);
-        if (!(c->loaded & bit)) {
+        if (!(c->held & bit)) {
             c->status[status] = fsm__get_meta_u64(f, txn, count_keys[status]);
-            c->loaded |= bit;
+            c->held |= bit;
         }
         c->status[status] = moved_by(c->status[status], delta);
-        c->dirty |= bit;
         return 0;
     }
     snprintf(key, sizeof key, "count/%u", status);
@@ -422,7 +421,6 @@ static int qcount_add(struct fsm *f,
         c->q[i].len = (uint16_t)(qlen + 2);
     }
     c->q[i].n = moved_by(c->q[i].n, delta);
-    c->q[i].dirty = true;
     return 0;
 }
 
@@ -446,7 +444,7 @@ void fsm__counts_begin(struct fsm *f)
 
 void fsm__counts_drop(struct fsm *f)
 {
-    f->counts.loaded = f->counts.dirty = 0;
+    f->counts.held = 0;
     f->counts.n_q = 0;
 }
 
@@ -462,15 +460,13 @@ int fsm__counts_flush(struct fsm *f, MDB_txn *txn)
     int rv = 0;
 
     for (unsigned s = 0; s < 8 && rv == 0; s++) {
-        if (c->dirty & (1u << s)) {
+        if (c->held & (1u << s)) {
             rv = fsm__put_meta_u64(f, txn, count_keys[s], c->status[s]);
         }
     }
     for (unsigned i = 0; i < c->n_q && rv == 0; i++) {
-        if (c->q[i].dirty) {
-            MDB_val k = {c->q[i].len, c->q[i].key};
-            rv = qcount_put(f, txn, &k, c->q[i].n);
-        }
+        MDB_val k = {c->q[i].len, c->q[i].key};
+        rv = qcount_put(f, txn, &k, c->q[i].n);
     }
     fsm__counts_drop(f);
     return rv;

@@ -108,9 +108,8 @@ static void reply(struct http_server *s, h2o_req_t *req, struct batch *bt)
             http__sb_puts(&b, ",");
         }
         write_item(&b, rd, &bt->items[i]);
-        if (i == 0 && bt->n > 1) {
-            /* The others are about as long as the first. */
-            http__sb_reserve(&b, (bt->n - 1) * (b.len + 8) + 64);
+        if (i == 0) {
+            http__sb_reserve_records(&b, bt->n - 1);
         }
     }
     fsm_read_end(rd);

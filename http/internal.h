@@ -246,13 +246,10 @@ struct sb
 const char *http__reason(int status);
 
 void http__sb_init(struct sb *b, h2o_mem_pool_t *pool);
-/* Room for @n more bytes at once: an answer of many records of about the
- * size of its first one grows once instead of doubling (each growth is a
- * new allocation and a copy of what was written). */
-void http__sb_reserve(struct sb *b, size_t n);
-/* The most http__sb_reserve() takes at once (a guess from a big first
- * record must not reserve for a thousand more like it). */
-#define SB_RESERVE_MAX (4u << 20)
+/* Once an answer's first record is written: room for @more records of
+ * about its size (at most 4 MiB), so an answer of many grows once instead
+ * of doubling (each growth is a new allocation and a copy). */
+void http__sb_reserve_records(struct sb *b, size_t more);
 void http__sb_put(struct sb *b, const char *s, size_t n);
 void http__sb_puts(struct sb *b, const char *s);
 /* A number; an id as the API spells it, quoted ("%016llx"): no printf. */

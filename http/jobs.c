@@ -52,9 +52,8 @@ static int render_jobs(struct http_server *s,
                 http__sb_put(b, ",", 1);
             }
             http__job_write(b, &job);
-            if (found == 1 && res->n_ids > 1) {
-                /* The others are about as long as the first. */
-                http__sb_reserve(b, (res->n_ids - 1) * (b->len + 8) + 64);
+            if (found == 1) {
+                http__sb_reserve_records(b, res->n_ids - 1);
             }
         }
     }

@@ -17,6 +17,15 @@ void http__sb_init(struct sb *b, h2o_mem_pool_t *pool)
     b->len = 0;
 }
 
+/* Move what is written into a new allocation of @cap bytes. */
+static void move_to(struct sb *b, size_t cap)
+{
+    char *p = h2o_mem_alloc_pool(b->pool, cap);
+    memcpy(p, b->p, b->len);
+    b->p = p;
+    b->cap = cap;
+}
+
 static void grow(struct sb *b, size_t n)
 {
     if (b->len + n <= b->cap) {
@@ -26,20 +35,20 @@ static void grow(struct sb *b, size_t n)
     while (cap < b->len + n) {
         cap *= 2;
     }
-    char *p = h2o_mem_alloc_pool(b->pool, cap);
-    memcpy(p, b->p, b->len);
-    b->p = p;
-    b->cap = cap;
+    move_to(b, cap);
 }
 
-void http__sb_reserve(struct sb *b, size_t n)
+/* The most http__sb_reserve_records() takes at once: a guess from a big
+ * first record must not reserve for a thousand more like it. */
+#define RESERVE_MAX ((size_t)4 << 20)
+
+void http__sb_reserve_records(struct sb *b, size_t more)
 {
-    n = n < SB_RESERVE_MAX ? n : SB_RESERVE_MAX;
-    if (b->len + n > b->cap) {
-        char *p = h2o_mem_alloc_pool(b->pool, b->len + n);
-        memcpy(p, b->p, b->len);
-        b->p = p;
-        b->cap = b->len + n;
+    size_t per = b->len + 8; /* The first record, a comma, some slack. */
+    size_t n = more > RESERVE_MAX / per ? RESERVE_MAX : more * per + 64;
+    n = n < RESERVE_MAX ? n : RESERVE_MAX;
+    if (more > 0 && b->len + n > b->cap) {
+        move_to(b, b->len + n);
     }
 }
 

@@ -1,5 +1,6 @@
 """The job API on a healthy 3-node cluster (one shared cluster)."""
 
+import http.client
 import json
 import os
 import re
@@ -436,7 +437,6 @@ def test_payload_limit_is_the_payload_encoded(shared_cluster):
 def test_status_lines_name_their_status(shared_cluster):
     """The status line's reason phrase is the status's own (201 Created),
     on the leader and through a follower, for answers and for errors."""
-    import http.client
     lead, fol = shared_cluster.leader(), shared_cluster.followers()[0]
     cases = [("POST", "/v1/jobs", {"type": "noop"}, 201, "Created"),
              ("GET", "/v1/jobs/00000000deadbeef", None, 404, "Not Found"),
