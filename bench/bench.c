@@ -1,11 +1,12 @@
 /* rota-bench: load generator and measurement harness.
  *
  *   rota-bench submit --nodes URL[,URL...] --jobs N --concurrency C
- *                     [--batch K] [--threads T] [--spread]
+ *                     [--batch K] [--spread]
  *                     [--payload-bytes B] [--duration-limit S]
  *
- * Submits N noop jobs over C keep-alive connections (libcurl multi, one per
- * thread), K jobs per request in batch mode, and prints ONE JSON line:
+ * Submits N noop jobs over C keep-alive connections (h2o's HTTP/1.1 client
+ * on one libuv loop), K jobs per request in batch mode, and prints ONE JSON
+ * line:
  *   {"mode":"submit","jobs":N,"ok":..,"errors":..,"seconds":..,
  *    "jobs_per_s":..,"requests_per_s":..,"latency_ms":{"p50","p99","max"}}
  * Progress goes to stderr once a second. The run stops after N jobs or the
@@ -14,12 +15,14 @@
  * Modes e2e (e2e.c) and delayed (delayed.c) start rota-workers and read the
  * jobs back; the helpers they share are at the end of this file. */
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <getopt.h>
+#include <h2o.h>
+#include <h2o/http1client.h>
 #include <jansson.h>
-#include <pthread.h>
+#include <netdb.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,33 +40,6 @@
  * verifies HTTPS against the CA and carries the token. The workers that
  * e2e/delayed start get the same through the environment. */
 static struct creds creds;
-
-struct shared
-{
-    const struct options *o;
-    char *body;
-    size_t body_len;
-    atomic_long next_req; /* Requests handed out. */
-    atomic_long ok_jobs;
-    atomic_long errors;
-    atomic_int stop;
-    atomic_int finished; /* Worker threads done. */
-    long n_reqs;
-    double *lat; /* Per request, ms. */
-    double t0;
-};
-
-struct conn
-{
-    CURL *easy;
-    struct curl_slist *hdr;
-    long req;
-    int n_jobs; /* In this request. */
-    double start;
-    /* Own body (delayed: run_at of this request; the last, short batch), or
-     * NULL. */
-    char *body;
-};
 
 /* now (wall clock) + @delay_ms as the API writes times: RFC 3339 UTC, ms. */
 static void format_run_at(long delay_ms, char *out, size_t cap)
@@ -89,122 +65,380 @@ double bench_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static size_t discard(char *p, size_t s, size_t n, void *d)
-{
-    (void)p;
-    (void)d;
-    return s * n;
-}
+/* ---- The load loop ----------------------------------------------------
+ * Each thread runs a libuv loop with h2o's HTTP/1.1 client: one keep-alive
+ * socket pool per node, one request in flight per slot (C slots in all),
+ * the request written as one head and one body buffer. A slot's next
+ * request starts from the loop's idle phase, after h2o has put the
+ * answered connection back into its pool, so C slots keep C connections.
+ * h2o's client never retries: a failed request counts as an error.
+ * (libcurl's multi interface spent ~32 µs of CPU per request here, about
+ * a third of the whole machine's cost per job: bench/README.md.) */
 
-static int arm(struct shared *sh, CURLM *multi, struct conn *c, int idx)
+struct target
 {
-    const struct options *o = sh->o;
-    long req = atomic_fetch_add(&sh->next_req, 1);
-    char url[300];
+    h2o_socketpool_t pool;
+    h2o_http1client_ctx_t ctx;
+    SSL_CTX *ssl;
+    char host[256]; /* As the URL says it, for Host and the certificate. */
+};
 
-    if (req >= sh->n_reqs || atomic_load(&sh->stop)) {
+struct slot
+{
+    struct load *ld;
+    struct target *t;
+    h2o_http1client_t *client; /* NULL when no request is in flight. */
+    struct slot *next_start;   /* Queued for the idle phase. */
+    long req;
+    int n_jobs; /* In this request. */
+    int status;
+    double start;
+    /* Own body (delayed: run_at of this request; the last, short batch), or
+     * NULL. */
+    char *body;
+    char head[1024];
+    h2o_iovec_t bufs[2];
+};
+
+/* One run of the load loop. */
+struct load
+{
+    const struct options *o;
+    char *body; /* Of every request but the delayed ones and the last. */
+    size_t body_len;
+    long n_reqs;
+    long next_req; /* Requests handed out. */
+    long ok_jobs;
+    long errors;
+    bool stop;   /* The duration limit: start no more requests. */
+    bool told;   /* The first error was reported. */
+    double *lat; /* Per request, ms. */
+    double t0, last_progress;
+    int active; /* Slots with a request in flight or queued. */
+    uv_loop_t loop;
+    uv_idle_t idle;  /* Runs while slots wait to start their next request. */
+    uv_timer_t tick; /* Progress and the duration limit. */
+    h2o_timeout_t io_timeout;
+    struct target *targets; /* o->n_nodes */
+    struct slot *slots;     /* o->concurrency */
+    struct slot *to_start;
+};
+
+static h2o_http1client_head_cb on_connect(h2o_http1client_t *client,
+                                          const char *errstr,
+                                          h2o_iovec_t **reqbufs,
+                                          size_t *reqbufcnt,
+                                          int *method_is_head);
+static void on_idle(uv_idle_t *idle);
+
+/* Start slot @s's next request; 0 when the run has no more for it. */
+static int slot_start(struct slot *s)
+{
+    struct load *ld = s->ld;
+    const struct options *o = ld->o;
+    long req = ld->next_req;
+    const char *body = ld->body;
+    size_t body_len = ld->body_len;
+
+    if (req >= ld->n_reqs || ld->stop) {
         return 0;
     }
-    c->req = req;
-    c->n_jobs = o->jobs - req * o->batch < o->batch
+    ld->next_req++;
+    s->req = req;
+    s->n_jobs = o->jobs - req * o->batch < o->batch
                     ? (int)(o->jobs - req * o->batch)
                     : o->batch;
-    const char *body = sh->body;
-    size_t body_len = sh->body_len;
-    if (o->delay_ms > 0 || c->n_jobs != o->batch) {
+    if (o->delay_ms > 0 || s->n_jobs != o->batch) {
         char run_at[80];
         if (o->delay_ms > 0) {
             /* Every job of the request is due delay_ms after it is sent. */
             format_run_at(o->delay_ms, run_at, sizeof run_at);
         }
-        free(c->body);
-        c->body =
-            make_body(o, c->n_jobs, o->delay_ms > 0 ? run_at : NULL, &body_len);
-        body = c->body;
+        free(s->body);
+        s->body =
+            make_body(o, s->n_jobs, o->delay_ms > 0 ? run_at : NULL, &body_len);
+        body = s->body;
     }
-    c->start = bench_now();
-    snprintf(url, sizeof url, "%s/v1/jobs",
-             o->nodes[o->spread ? (idx % o->n_nodes) : 0]);
-    curl_easy_setopt(c->easy, CURLOPT_URL, url);
-    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE, (long)body_len);
-    curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->hdr);
-    curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
-    curl_easy_setopt(c->easy, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(c->easy, CURLOPT_TCP_NODELAY, 1L);
-    if (creds.ca_file[0] != '\0') {
-        curl_easy_setopt(c->easy, CURLOPT_CAINFO, creds.ca_file);
-    }
-    curl_multi_add_handle(multi, c->easy);
+    int n =
+        snprintf(s->head, sizeof s->head,
+                 "POST /v1/jobs HTTP/1.1\r\nHost: %s\r\n"
+                 "Content-Type: application/json\r\n%s%s"
+                 "Content-Length: %zu\r\n\r\n",
+                 s->t->host, creds.auth, creds.auth[0] ? "\r\n" : "", body_len);
+    s->bufs[0] = h2o_iovec_init(s->head, (size_t)n);
+    s->bufs[1] = h2o_iovec_init(body, body_len);
+    s->status = 0;
+    s->start = bench_now();
+    h2o_http1client_connect_with_pool(&s->client, s, &s->t->ctx, &s->t->pool,
+                                      on_connect);
     return 1;
 }
 
-struct worker
+/* The request of @s is over (h2o frees its client after this callback):
+ * count it and queue the slot's next one for the idle phase. */
+static void slot_done(struct slot *s, const char *err)
 {
-    struct shared *sh;
-    int conns;
-    int first;
-};
+    struct load *ld = s->ld;
+    s->client = NULL;
+    ld->lat[s->req] = (bench_now() - s->start) * 1000.0;
+    if (err == NULL) {
+        ld->ok_jobs += s->n_jobs;
+    } else {
+        ld->errors++;
+        if (!ld->told) {
+            ld->told = true;
+            fprintf(stderr, "rota-bench: first error: %s (%s)\n", err,
+                    s->t->host);
+        }
+    }
+    s->next_start = ld->to_start;
+    ld->to_start = s;
+    uv_idle_start(&ld->idle, on_idle);
+}
 
-static void *run_worker(void *arg)
+static int on_body(h2o_http1client_t *client, const char *errstr)
 {
-    struct worker *w = arg;
-    struct shared *sh = w->sh;
-    CURLM *multi = curl_multi_init();
-    struct conn *cs = calloc((size_t)w->conns, sizeof *cs);
-    int active = 0;
+    struct slot *s = client->data;
+    if (errstr == NULL) {
+        h2o_buffer_consume(&client->sock->input, client->sock->input->size);
+        return 0;
+    }
+    if (errstr != h2o_http1client_error_is_eos) {
+        slot_done(s, errstr);
+    } else if (s->status != 200 && s->status != 201) {
+        char what[64];
+        snprintf(what, sizeof what, "HTTP status %d", s->status);
+        slot_done(s, what);
+    } else {
+        slot_done(s, NULL);
+    }
+    return 0;
+}
 
-    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)w->conns);
-    for (int i = 0; i < w->conns; i++) {
-        cs[i].easy = curl_easy_init();
-        /* No SIGALRM-based DNS timeouts: without this libcurl calls
-         * sigaction twice per transfer (~20 syscalls per request seen). */
-        curl_easy_setopt(cs[i].easy, CURLOPT_NOSIGNAL, 1L);
-        cs[i].hdr = curl_slist_append(NULL, "Content-Type: application/json");
-        cs[i].hdr = curl_slist_append(cs[i].hdr, "Expect:");
-        if (creds.auth[0] != '\0') {
-            cs[i].hdr = curl_slist_append(cs[i].hdr, creds.auth);
-        }
-        active += arm(sh, multi, &cs[i], w->first + i);
+static h2o_http1client_body_cb on_head(h2o_http1client_t *client,
+                                       const char *errstr,
+                                       int minor_version,
+                                       int status,
+                                       h2o_iovec_t msg,
+                                       h2o_header_t *headers,
+                                       size_t num_headers,
+                                       int rlen)
+{
+    struct slot *s = client->data;
+    (void)minor_version, (void)msg, (void)headers, (void)num_headers,
+        (void)rlen;
+    if (errstr != NULL) { /* An error, or an answer without a body. */
+        slot_done(s, errstr == h2o_http1client_error_is_eos
+                         ? "an answer without a body"
+                         : errstr);
+        return NULL;
     }
-    while (active > 0) {
-        int running;
-        CURLMsg *m;
-        int left;
-        curl_multi_perform(multi, &running);
-        while ((m = curl_multi_info_read(multi, &left)) != NULL) {
-            struct conn *c;
-            long status = 0;
-            if (m->msg != CURLMSG_DONE) {
-                continue;
-            }
-            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
-            curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
-            curl_multi_remove_handle(multi, c->easy);
-            sh->lat[c->req] = (bench_now() - c->start) * 1000.0;
-            if (m->data.result == CURLE_OK &&
-                (status == 200 || status == 201)) {
-                atomic_fetch_add(&sh->ok_jobs, c->n_jobs);
-            } else {
-                atomic_fetch_add(&sh->errors, 1);
-            }
-            active--;
-            active += arm(sh, multi, c, w->first + (int)(c - cs));
+    s->status = status;
+    return on_body;
+}
+
+static h2o_http1client_head_cb on_connect(h2o_http1client_t *client,
+                                          const char *errstr,
+                                          h2o_iovec_t **reqbufs,
+                                          size_t *reqbufcnt,
+                                          int *method_is_head)
+{
+    struct slot *s = client->data;
+    if (errstr != NULL) {
+        slot_done(s, errstr);
+        return NULL;
+    }
+    *reqbufs = s->bufs;
+    *reqbufcnt = 2;
+    *method_is_head = 0;
+    return on_head;
+}
+
+static void on_idle(uv_idle_t *idle)
+{
+    struct load *ld = idle->data;
+    struct slot *s = ld->to_start;
+    ld->to_start = NULL;
+    while (s != NULL) {
+        struct slot *next = s->next_start;
+        if (!slot_start(s)) {
+            ld->active--;
         }
-        if (active > 0) {
-            curl_multi_poll(multi, NULL, 0, 100, NULL);
+        s = next;
+    }
+    if (ld->to_start == NULL) {
+        uv_idle_stop(idle);
+    }
+}
+
+/* Connections verify the node against the CA, by the name or address its
+ * URL gives. h2o 2.2.5 matches that name itself against DNS names only,
+ * so a node certificate for an IP address fails its check, and it gives up
+ * on a mismatch only when the context demands verification. So the context
+ * says none, and every connection demands it from OpenSSL as its handshake
+ * starts: OpenSSL checks the chain and the host or IP (the context's
+ * X509_VERIFY_PARAM) and fails the handshake when either is wrong. */
+static void demand_verify(const SSL *ssl, int where, int ret)
+{
+    (void)ret;
+    if ((where & SSL_CB_HANDSHAKE_START) != 0) {
+        SSL_set_verify((SSL *)ssl, SSL_VERIFY_PEER, NULL);
+    }
+}
+
+static SSL_CTX *client_tls(const char *host)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    X509_VERIFY_PARAM *param;
+    unsigned char ip[16];
+    int ok;
+
+    if (ctx == NULL) {
+        return NULL;
+    }
+    ok = creds.ca_file[0] != '\0'
+             ? SSL_CTX_load_verify_locations(ctx, creds.ca_file, NULL)
+             : SSL_CTX_set_default_verify_paths(ctx);
+    param = SSL_CTX_get0_param(ctx);
+    if (inet_pton(AF_INET, host, ip) == 1 ||
+        inet_pton(AF_INET6, host, ip) == 1) {
+        ok = ok && X509_VERIFY_PARAM_set1_ip_asc(param, host);
+    } else {
+        ok = ok && X509_VERIFY_PARAM_set1_host(param, host, 0);
+    }
+    if (!ok) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_info_callback(ctx, demand_verify);
+    return ctx;
+}
+
+/* "http[s]://host[:port]" (IPv6 in brackets) into @t; -1 on a bad URL or
+ * an unknown host. */
+static int target_init(struct target *t,
+                       const char *url,
+                       uv_loop_t *loop,
+                       h2o_timeout_t *io_timeout)
+{
+    int tls = strncmp(url, "https://", 8) == 0;
+    const char *rest = url + (tls                               ? 8
+                              : strncmp(url, "http://", 7) == 0 ? 7
+                                                                : 0);
+    char port[16] = "";
+    struct addrinfo hints, *ai = NULL;
+    const char *colon, *end;
+
+    memset(t, 0, sizeof *t);
+    if (rest[0] == '[') {
+        end = strchr(rest, ']');
+        colon = end != NULL && end[1] == ':' ? end + 1 : NULL;
+        rest++;
+    } else {
+        colon = strchr(rest, ':');
+        end = colon != NULL ? colon : rest + strcspn(rest, "/");
+    }
+    if (end == NULL || end == rest || (size_t)(end - rest) >= sizeof t->host) {
+        return -1;
+    }
+    memcpy(t->host, rest, (size_t)(end - rest));
+    snprintf(port, sizeof port, "%.*s",
+             colon != NULL ? (int)strcspn(colon + 1, "/") : 0,
+             colon != NULL ? colon + 1 : "");
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(t->host,
+                    port[0] ? port
+                    : tls   ? "443"
+                            : "80",
+                    &hints, &ai) != 0) {
+        return -1;
+    }
+    if (tls && (t->ssl = client_tls(t->host)) == NULL) {
+        freeaddrinfo(ai);
+        return -1;
+    }
+    h2o_socketpool_init_by_address(&t->pool, ai->ai_addr, ai->ai_addrlen, tls,
+                                   SIZE_MAX);
+    /* Needed: taking a socket from the pool reads the time of this loop. An
+     * idle socket is closed after 5 s, below the nodes' keep-alive. */
+    h2o_socketpool_set_timeout(&t->pool, loop, 5000);
+    freeaddrinfo(ai);
+    t->ctx.loop = loop;
+    t->ctx.io_timeout = io_timeout;
+    t->ctx.ssl_ctx = t->ssl;
+    return 0;
+}
+
+static void on_tick(uv_timer_t *tick)
+{
+    struct load *ld = tick->data;
+    double now = bench_now(), secs = now - ld->t0;
+    if (now - ld->last_progress >= 1.0) {
+        ld->last_progress = now;
+        fprintf(stderr,
+                "rota-bench: %.0fs %ld jobs ok, %ld errors, %.0f jobs/s\n",
+                secs, ld->ok_jobs, ld->errors, (double)ld->ok_jobs / secs);
+    }
+    if (secs > ld->o->limit_s && !ld->stop) {
+        fprintf(stderr, "rota-bench: duration limit reached, stopping\n");
+        ld->stop = true;
+    }
+}
+
+/* Run every request of @ld to its end (or the duration limit). -1 if a
+ * node's URL cannot be used. */
+static int run_load(struct load *ld)
+{
+    const struct options *o = ld->o;
+    int n_targets = 0, rv = 0;
+
+    uv_loop_init(&ld->loop);
+    h2o_timeout_init(&ld->loop, &ld->io_timeout, 30000);
+    ld->targets = calloc((size_t)o->n_nodes, sizeof *ld->targets);
+    ld->slots = calloc((size_t)o->concurrency, sizeof *ld->slots);
+    for (; n_targets < o->n_nodes; n_targets++) {
+        if (target_init(&ld->targets[n_targets], o->nodes[n_targets], &ld->loop,
+                        &ld->io_timeout) != 0) {
+            fprintf(stderr,
+                    "rota-bench: cannot use %s (bad URL, unknown host or CA "
+                    "file)\n",
+                    o->nodes[n_targets]);
+            rv = -1;
+            break;
         }
     }
-    for (int i = 0; i < w->conns; i++) {
-        curl_slist_free_all(cs[i].hdr);
-        curl_easy_cleanup(cs[i].easy);
-        free(cs[i].body);
+    uv_idle_init(&ld->loop, &ld->idle);
+    ld->idle.data = ld;
+    uv_timer_init(&ld->loop, &ld->tick);
+    ld->tick.data = ld;
+    uv_timer_start(&ld->tick, on_tick, 100, 100);
+    ld->t0 = ld->last_progress = bench_now();
+    for (int i = 0; rv == 0 && i < o->concurrency; i++) {
+        struct slot *s = &ld->slots[i];
+        s->ld = ld;
+        s->t = &ld->targets[o->spread ? i % o->n_nodes : 0];
+        ld->active += slot_start(s);
     }
-    free(cs);
-    curl_multi_cleanup(multi);
-    atomic_fetch_add(&sh->finished, 1);
-    return NULL;
+    while (ld->active > 0) {
+        uv_run(&ld->loop, UV_RUN_ONCE);
+    }
+    for (int i = 0; i < n_targets; i++) {
+        h2o_socketpool_dispose(&ld->targets[i].pool);
+        SSL_CTX_free(ld->targets[i].ssl);
+    }
+    for (int i = 0; i < o->concurrency; i++) {
+        free(ld->slots[i].body);
+    }
+    uv_close((uv_handle_t *)&ld->idle, NULL);
+    uv_close((uv_handle_t *)&ld->tick, NULL);
+    h2o_timeout_dispose(&ld->loop, &ld->io_timeout);
+    uv_run(&ld->loop, UV_RUN_DEFAULT); /* The closes. */
+    uv_loop_close(&ld->loop);
+    free(ld->targets);
+    free(ld->slots);
+    return rv;
 }
 
 int bench_cmp_double(const void *a, const void *b)
@@ -256,78 +490,43 @@ int bench_submit(const struct options *o)
 
 int bench_submit_ok(const struct options *o, long *ok_jobs)
 {
-    struct shared sh;
-    pthread_t th[16];
-    struct worker ws[16];
-    int per = o->concurrency / o->threads, extra = o->concurrency % o->threads;
-    double t_end, secs;
-    long done_reqs;
+    struct load ld;
+    double secs;
+    long done_reqs, m = 0;
+    int rv;
 
-    memset(&sh, 0, sizeof sh);
-    sh.o = o;
-    sh.n_reqs = (o->jobs + o->batch - 1) / o->batch;
-    sh.lat = calloc((size_t)sh.n_reqs, sizeof *sh.lat);
-    sh.body = make_body(o, o->batch, NULL, &sh.body_len);
-    sh.t0 = bench_now();
-    for (int t = 0, first = 0; t < o->threads; t++) {
-        ws[t].sh = &sh;
-        ws[t].conns = per + (t < extra);
-        ws[t].first = first;
-        first += ws[t].conns;
-        pthread_create(&th[t], NULL, run_worker, &ws[t]);
-    }
-    double last = sh.t0;
-    while (atomic_load(&sh.finished) < o->threads) {
-        struct timespec tick = {0, 50 * 1000 * 1000};
-        nanosleep(&tick, NULL);
-        secs = bench_now() - sh.t0;
-        if (bench_now() - last >= 1.0) {
-            long ok = atomic_load(&sh.ok_jobs);
-            last = bench_now();
-            fprintf(stderr,
-                    "rota-bench: %.0fs %ld jobs ok, %ld errors, %.0f jobs/s\n",
-                    secs, ok, atomic_load(&sh.errors), (double)ok / secs);
-        }
-        if (secs > o->limit_s && !atomic_load(&sh.stop)) {
-            fprintf(stderr, "rota-bench: duration limit reached, stopping\n");
-            atomic_store(&sh.stop, 1);
-        }
-    }
-    for (int t = 0; t < o->threads; t++) {
-        pthread_join(th[t], NULL);
-    }
-    t_end = bench_now();
-    secs = t_end - sh.t0;
-    done_reqs = atomic_load(&sh.next_req);
-    if (done_reqs > sh.n_reqs) {
-        done_reqs = sh.n_reqs;
-    }
+    memset(&ld, 0, sizeof ld);
+    ld.o = o;
+    ld.n_reqs = (o->jobs + o->batch - 1) / o->batch;
+    ld.lat = calloc((size_t)ld.n_reqs, sizeof *ld.lat);
+    ld.body = make_body(o, o->batch, NULL, &ld.body_len);
+    rv = run_load(&ld);
+    secs = bench_now() - ld.t0;
+    done_reqs = ld.next_req;
     /* Unfinished slots (stopped early) are zero: keep only measured ones. */
-    long m = 0;
     for (long i = 0; i < done_reqs; i++) {
-        if (sh.lat[i] > 0) {
-            sh.lat[m++] = sh.lat[i];
+        if (ld.lat[i] > 0) {
+            ld.lat[m++] = ld.lat[i];
         }
     }
-    qsort(sh.lat, (size_t)m, sizeof *sh.lat, bench_cmp_double);
+    qsort(ld.lat, (size_t)m, sizeof *ld.lat, bench_cmp_double);
     if (ok_jobs != NULL) {
-        *ok_jobs = atomic_load(&sh.ok_jobs);
+        *ok_jobs = ld.ok_jobs;
     }
-    if (!o->quiet) {
+    if (!o->quiet && rv == 0) {
         printf(
             "{\"mode\":\"submit\",\"nodes\":%d,\"jobs\":%ld,\"batch\":%d,"
             "\"concurrency\":%d,\"ok\":%ld,\"errors\":%ld,\"seconds\":%.3f,"
             "\"jobs_per_s\":%.0f,\"requests_per_s\":%.0f,\"latency_ms\":{"
             "\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f}}\n",
-            o->n_nodes, o->jobs, o->batch, o->concurrency,
-            atomic_load(&sh.ok_jobs), atomic_load(&sh.errors), secs,
-            (double)atomic_load(&sh.ok_jobs) / secs, (double)m / secs,
-            m > 0 ? sh.lat[m / 2] : 0, m > 0 ? sh.lat[(m * 99) / 100] : 0,
-            m > 0 ? sh.lat[m - 1] : 0);
+            o->n_nodes, o->jobs, o->batch, o->concurrency, ld.ok_jobs,
+            ld.errors, secs, (double)ld.ok_jobs / secs, (double)m / secs,
+            m > 0 ? ld.lat[m / 2] : 0, m > 0 ? ld.lat[(m * 99) / 100] : 0,
+            m > 0 ? ld.lat[m - 1] : 0);
     }
-    free(sh.lat);
-    free(sh.body);
-    return atomic_load(&sh.errors) == 0 ? 0 : 1;
+    free(ld.lat);
+    free(ld.body);
+    return rv == 0 && ld.errors == 0 ? 0 : 1;
 }
 
 /* ---- Shared by the modes that read jobs back and start workers. ---- */
@@ -568,7 +767,7 @@ static void usage(FILE *out)
         "usage: rota-bench MODE ... [--ca-file F] [--token-file F] (or env\n"
         "         ROTA_CA_FILE, ROTA_TOKEN, ROTA_TOKEN_FILE)\n"
         "       rota-bench submit --nodes URL[,URL...] [--jobs N (20000)]\n"
-        "         [--concurrency C (32)] [--batch K (1)] [--threads T (2)]\n"
+        "         [--concurrency C (32, at most 4096)] [--batch K (1)]\n"
         "         [--spread] [--payload-bytes B (16)] "
         "[--duration-limit S (120)]\n"
         "  Submits N noop jobs over C keep-alive connections to the first\n"
@@ -593,15 +792,21 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"nodes", 1, 0, 'n'},          {"jobs", 1, 0, 'j'},
-        {"concurrency", 1, 0, 'c'},    {"batch", 1, 0, 'b'},
-        {"threads", 1, 0, 't'},        {"payload-bytes", 1, 0, 'p'},
-        {"duration-limit", 1, 0, 'd'}, {"spread", 0, 0, 's'},
-        {"workers", 1, 0, 'w'},        {"worker-concurrency", 1, 0, 'W'},
-        {"worker-bin", 1, 0, 'B'},     {"delay", 1, 0, 'D'},
-        {"ca-file", 1, 0, 'A'},        {"token-file", 1, 0, 'T'},
-        {"help", 0, 0, 'h'},           {0, 0, 0, 0}};
+    static const struct option opts[] = {{"nodes", 1, 0, 'n'},
+                                         {"jobs", 1, 0, 'j'},
+                                         {"concurrency", 1, 0, 'c'},
+                                         {"batch", 1, 0, 'b'},
+                                         {"payload-bytes", 1, 0, 'p'},
+                                         {"duration-limit", 1, 0, 'd'},
+                                         {"spread", 0, 0, 's'},
+                                         {"workers", 1, 0, 'w'},
+                                         {"worker-concurrency", 1, 0, 'W'},
+                                         {"worker-bin", 1, 0, 'B'},
+                                         {"delay", 1, 0, 'D'},
+                                         {"ca-file", 1, 0, 'A'},
+                                         {"token-file", 1, 0, 'T'},
+                                         {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
     struct options o;
     char nodes[4096] = "http://127.0.0.1:8001";
     int c, conc_given = 0;
@@ -611,7 +816,6 @@ int main(int argc, char **argv)
     o.jobs = 20000;
     o.concurrency = 32;
     o.batch = 1;
-    o.threads = 2;
     o.payload_bytes = 16;
     o.limit_s = 120;
     if (argc < 2 || strcmp(argv[1], "--help") == 0) {
@@ -654,9 +858,6 @@ int main(int argc, char **argv)
                 break;
             case 'b':
                 o.batch = atoi(optarg);
-                break;
-            case 't':
-                o.threads = atoi(optarg);
                 break;
             case 'p':
                 o.payload_bytes = atoi(optarg);
@@ -707,9 +908,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "rota-bench: %s\n", err);
         return 2;
     }
-    if (o.jobs < 1 || o.concurrency < 1 || o.batch < 1 || o.batch > 1000 ||
-        o.threads < 1 || o.threads > 16 || o.threads > o.concurrency ||
-        o.payload_bytes < 0 || o.payload_bytes > 65000 || o.limit_s <= 0) {
+    if (o.jobs < 1 || o.concurrency < 1 || o.concurrency > 4096 ||
+        o.batch < 1 || o.batch > 1000 || o.payload_bytes < 0 ||
+        o.payload_bytes > 65000 || o.limit_s <= 0) {
         fprintf(stderr, "rota-bench: option out of range\n");
         return 2;
     }

@@ -16,7 +16,6 @@ struct options
     long jobs;
     int concurrency;
     int batch;
-    int threads;
     int payload_bytes;
     double limit_s;
     int spread;

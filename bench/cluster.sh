@@ -56,11 +56,29 @@ done
 if [ $secure = 1 ]; then
     # Access control is on in secure mode: the bench (and the workers it
     # starts, through the environment) use the bootstrap admin token.
-    ROTA_TOKEN=$(curl -s --cacert "$RUN/certs/ca.crt" -X POST \
-        -H 'Content-Type: application/json' -d '{}' \
-        https://127.0.0.1:9101/v1/acl/bootstrap |
-        sed -n 's/.*"secret":"\([0-9a-f]*\)".*/\1/p')
+    # Bounded (a request that never gets its answer is retried), and the
+    # token is used only once every node knows it: followers apply it a
+    # heartbeat after the leader.
+    ROTA_TOKEN=
+    for _ in $(seq 1 10); do
+        ROTA_TOKEN=$(curl -s --max-time 5 --cacert "$RUN/certs/ca.crt" -X POST \
+            -H 'Content-Type: application/json' -d '{}' \
+            https://127.0.0.1:9101/v1/acl/bootstrap |
+            sed -n 's/.*"secret":"\([0-9a-f]*\)".*/\1/p') || true
+        [ -n "$ROTA_TOKEN" ] && break
+        sleep 0.5
+    done
+    [ -n "$ROTA_TOKEN" ] || { echo "cluster.sh: no bootstrap token" >&2; exit 1; }
     export ROTA_TOKEN
+    for i in 1 2 3; do
+        for _ in $(seq 1 50); do
+            code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+                --cacert "$RUN/certs/ca.crt" -H "Authorization: Bearer $ROTA_TOKEN" \
+                "https://127.0.0.1:910$i/v1/jobs?limit=1") || true
+            [ "$code" != 401 ] && [ "$code" != 000 ] && break
+            sleep 0.1
+        done
+    done
 fi
 sampler=
 if [ $rss = 1 ]; then
