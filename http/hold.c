@@ -213,7 +213,18 @@ static void timer_cb(uv_timer_t *t)
     for (unsigned i = 0; i < n; i++) {
         release(s, due[i], now >= due[i]->deadline);
     }
+    /* Stop only if nothing is parked now: routing a released request may
+     * have parked it again at once (a leader known to raft whose HTTP
+     * address is not in the node table yet: cluster_forward says "no
+     * leader" without going async), and http__hold does not restart a
+     * timer that is still running. Stopping then left it parked with no
+     * timer: never routed again, never answered at its deadline. */
     if (parked == n) {
+        LIST_FOREACH (it, &st->holds) {
+            if (CONTAINER_OF(it, struct hold, link)->parked) {
+                return;
+            }
+        }
         uv_timer_stop(t);
     }
 }
