@@ -66,11 +66,11 @@ double bench_now(void)
 }
 
 /* ---- The load loop ----------------------------------------------------
- * Each thread runs a libuv loop with h2o's HTTP/1.1 client: one keep-alive
- * socket pool per node, one request in flight per slot (C slots in all),
- * the request written as one head and one body buffer. A slot's next
- * request starts from the loop's idle phase, after h2o has put the
- * answered connection back into its pool, so C slots keep C connections.
+ * One libuv loop with h2o's HTTP/1.1 client: one keep-alive socket pool per
+ * node, one request in flight per slot (C slots in all), the request
+ * written as one head and one body buffer. A slot's next request starts
+ * from the loop's idle phase, after h2o has put the answered connection
+ * back into its pool, so C slots keep C connections.
  * h2o's client never retries: a failed request counts as an error.
  * (libcurl's multi interface spent ~32 µs of CPU per request here, about
  * a third of the whole machine's cost per job: bench/README.md.) */
@@ -80,15 +80,15 @@ struct target
     h2o_socketpool_t pool;
     h2o_http1client_ctx_t ctx;
     SSL_CTX *ssl;
-    char host[256]; /* As the URL says it, for Host and the certificate. */
+    char host[256];      /* As the URL says it: for the certificate. */
+    char authority[280]; /* host[:port] as in the URL: the Host header. */
 };
 
 struct slot
 {
     struct load *ld;
     struct target *t;
-    h2o_http1client_t *client; /* NULL when no request is in flight. */
-    struct slot *next_start;   /* Queued for the idle phase. */
+    struct slot *next_start; /* Queued for the idle phase. */
     long req;
     int n_jobs; /* In this request. */
     int status;
@@ -159,17 +159,17 @@ static int slot_start(struct slot *s)
             make_body(o, s->n_jobs, o->delay_ms > 0 ? run_at : NULL, &body_len);
         body = s->body;
     }
-    int n =
-        snprintf(s->head, sizeof s->head,
-                 "POST /v1/jobs HTTP/1.1\r\nHost: %s\r\n"
-                 "Content-Type: application/json\r\n%s%s"
-                 "Content-Length: %zu\r\n\r\n",
-                 s->t->host, creds.auth, creds.auth[0] ? "\r\n" : "", body_len);
+    int n = snprintf(s->head, sizeof s->head,
+                     "POST /v1/jobs HTTP/1.1\r\nHost: %s\r\n"
+                     "Content-Type: application/json\r\n%s%s"
+                     "Content-Length: %zu\r\n\r\n",
+                     s->t->authority, creds.auth, creds.auth[0] ? "\r\n" : "",
+                     body_len);
     s->bufs[0] = h2o_iovec_init(s->head, (size_t)n);
     s->bufs[1] = h2o_iovec_init(body, body_len);
     s->status = 0;
     s->start = bench_now();
-    h2o_http1client_connect_with_pool(&s->client, s, &s->t->ctx, &s->t->pool,
+    h2o_http1client_connect_with_pool(NULL, s, &s->t->ctx, &s->t->pool,
                                       on_connect);
     return 1;
 }
@@ -179,7 +179,6 @@ static int slot_start(struct slot *s)
 static void slot_done(struct slot *s, const char *err)
 {
     struct load *ld = s->ld;
-    s->client = NULL;
     ld->lat[s->req] = (bench_now() - s->start) * 1000.0;
     if (err == NULL) {
         ld->ok_jobs += s->n_jobs;
@@ -331,6 +330,10 @@ static int target_init(struct target *t,
     const char *colon, *end;
 
     memset(t, 0, sizeof *t);
+    if (strcspn(rest, "/") >= sizeof t->authority) {
+        return -1;
+    }
+    memcpy(t->authority, rest, strcspn(rest, "/"));
     if (rest[0] == '[') {
         end = strchr(rest, ']');
         colon = end != NULL && end[1] == ':' ? end + 1 : NULL;
