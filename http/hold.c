@@ -37,7 +37,7 @@ struct hold
     h2o_req_t *req;
     uint64_t deadline; /* uv_now() ms. */
     uint64_t not_before;
-    uint64_t leader; /* Leader id when parked. */
+    uint64_t leader; /* usable_leader() when parked. */
     unsigned backoff;
     bool parked;
     int err; /* Answered at the deadline. */
@@ -82,6 +82,19 @@ static bool forwarded(h2o_req_t *req)
 
 static void timer_cb(uv_timer_t *t);
 
+/* The leader a request can be routed to now: this node, or one whose HTTP
+ * address is in the node table. 0 while none is known, and also while a
+ * follower knows the leader from raft but has not applied the leader's
+ * address yet (a new cluster's first moments): routing would only park
+ * the request again. */
+static uint64_t usable_leader(struct http_server *s)
+{
+    char http[256];
+    uint64_t id = cluster_leader(s->cluster, http, sizeof http);
+    return id != 0 && (id == cluster_id(s->cluster) || http[0] != '\0') ? id
+                                                                        : 0;
+}
+
 bool http__hold(struct http_server *s, h2o_req_t *req, int err, const char *msg)
 {
     struct hold_state *st = s->hold;
@@ -120,7 +133,7 @@ bool http__hold(struct http_server *s, h2o_req_t *req, int err, const char *msg)
     h->err = err;
     snprintf(h->msg, sizeof h->msg, "%s",
              msg != NULL && msg[0] != '\0' ? msg : err_strerror(err));
-    h->leader = cluster_leader(s->cluster, NULL, 0);
+    h->leader = usable_leader(s);
     h->not_before = now + h->backoff;
     h->backoff = h->backoff * 2 < HOLD_BACKOFF_MAX_MS ? h->backoff * 2
                                                       : HOLD_BACKOFF_MAX_MS;
@@ -192,7 +205,7 @@ static void timer_cb(uv_timer_t *t)
     struct http_server *s = t->data;
     struct hold_state *st = s->hold;
     uint64_t now = uv_now(s->loop);
-    uint64_t leader = cluster_leader(s->cluster, NULL, 0);
+    uint64_t leader = usable_leader(s);
     struct hold *due[64];
     unsigned n = 0, parked = 0;
     struct list *it;
