@@ -80,7 +80,7 @@ struct target
     h2o_socketpool_t pool;
     h2o_http1client_ctx_t ctx;
     SSL_CTX *ssl;
-    char host[256];      /* As the URL says it: for the certificate. */
+    char host[256];      /* The URL's host, no brackets: the certificate. */
     char authority[280]; /* host[:port] as in the URL: the Host header. */
 };
 
@@ -314,48 +314,31 @@ static SSL_CTX *client_tls(const char *host)
     return ctx;
 }
 
-/* "http[s]://host[:port]" (IPv6 in brackets) into @t; -1 on a bad URL or
- * an unknown host. */
+/* A node's URL ("http[s]://host[:port]", h2o's parser) into @t; -1 on a bad
+ * URL or an unknown host. */
 static int target_init(struct target *t,
                        const char *url,
                        uv_loop_t *loop,
                        h2o_timeout_t *io_timeout)
 {
-    int tls = strncmp(url, "https://", 8) == 0;
-    const char *rest = url + (tls                               ? 8
-                              : strncmp(url, "http://", 7) == 0 ? 7
-                                                                : 0);
-    char port[16] = "";
+    h2o_url_t u;
+    char port[8];
     struct addrinfo hints, *ai = NULL;
-    const char *colon, *end;
+    int tls;
 
     memset(t, 0, sizeof *t);
-    if (strcspn(rest, "/") >= sizeof t->authority) {
+    if (h2o_url_parse(url, strlen(url), &u) != 0 ||
+        u.host.len >= sizeof t->host ||
+        u.authority.len >= sizeof t->authority) {
         return -1;
     }
-    memcpy(t->authority, rest, strcspn(rest, "/"));
-    if (rest[0] == '[') {
-        end = strchr(rest, ']');
-        colon = end != NULL && end[1] == ':' ? end + 1 : NULL;
-        rest++;
-    } else {
-        colon = strchr(rest, ':');
-        end = colon != NULL ? colon : rest + strcspn(rest, "/");
-    }
-    if (end == NULL || end == rest || (size_t)(end - rest) >= sizeof t->host) {
-        return -1;
-    }
-    memcpy(t->host, rest, (size_t)(end - rest));
-    snprintf(port, sizeof port, "%.*s",
-             colon != NULL ? (int)strcspn(colon + 1, "/") : 0,
-             colon != NULL ? colon + 1 : "");
+    tls = u.scheme == &H2O_URL_SCHEME_HTTPS;
+    memcpy(t->host, u.host.base, u.host.len);
+    memcpy(t->authority, u.authority.base, u.authority.len);
+    snprintf(port, sizeof port, "%u", (unsigned)h2o_url_get_port(&u));
     memset(&hints, 0, sizeof hints);
     hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(t->host,
-                    port[0] ? port
-                    : tls   ? "443"
-                            : "80",
-                    &hints, &ai) != 0) {
+    if (getaddrinfo(t->host, port, &hints, &ai) != 0) {
         return -1;
     }
     if (tls && (t->ssl = client_tls(t->host)) == NULL) {

@@ -207,7 +207,7 @@ static void timer_cb(uv_timer_t *t)
     uint64_t now = uv_now(s->loop);
     uint64_t leader = usable_leader(s);
     struct hold *due[64];
-    unsigned n = 0, parked = 0;
+    unsigned n = 0;
     struct list *it;
 
     /* Collect first: routing a request may park it again or free it. */
@@ -216,7 +216,6 @@ static void timer_cb(uv_timer_t *t)
         if (!h->parked) {
             continue;
         }
-        parked++;
         if (n < sizeof due / sizeof due[0] &&
             (now >= h->deadline ||
              (leader != 0 && (leader != h->leader || now >= h->not_before)))) {
@@ -226,20 +225,17 @@ static void timer_cb(uv_timer_t *t)
     for (unsigned i = 0; i < n; i++) {
         release(s, due[i], now >= due[i]->deadline);
     }
-    /* Stop only if nothing is parked now: routing a released request may
-     * have parked it again at once (a leader known to raft whose HTTP
-     * address is not in the node table yet: cluster_forward says "no
-     * leader" without going async), and http__hold does not restart a
-     * timer that is still running. Stopping then left it parked with no
-     * timer: never routed again, never answered at its deadline. */
-    if (parked == n) {
-        LIST_FOREACH (it, &st->holds) {
-            if (CONTAINER_OF(it, struct hold, link)->parked) {
-                return;
-            }
+    /* Stop only once nothing is parked: routing a released request may
+     * have parked it again at once (cluster_forward can say "no leader"
+     * without going async), and http__hold does not restart a timer that
+     * is still running. Stopping then left it parked with no timer: never
+     * routed again, never answered at its deadline. */
+    LIST_FOREACH (it, &st->holds) {
+        if (CONTAINER_OF(it, struct hold, link)->parked) {
+            return;
         }
-        uv_timer_stop(t);
     }
+    uv_timer_stop(t);
 }
 
 int http__hold_init(struct http_server *s)

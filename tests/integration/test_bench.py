@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD, Cluster, request
+from conftest import BUILD, request
 
 BENCH = os.path.join(BUILD, "bench", "rota-bench")
 
@@ -26,7 +26,9 @@ def bench_built():
 
 
 def queue_counts(node, queue):
-    st, _, q = request(node.http, "GET", f"/v1/queues/{queue}")
+    """The queue's counters as @node answers (with the cluster's CA and
+    token in secure mode)."""
+    st, _, q = node.req("GET", f"/v1/queues/{queue}")
     assert st == 200, q
     return q["counts"]
 
@@ -66,13 +68,7 @@ def test_e2e_waits_for_every_job(shared_cluster, bench_built, worker_built):
     assert counts["pending"] == counts["running"] == counts["failed"] == 0
 
 
-def pending(c):
-    st, _, q = c.leader().req("GET", "/v1/queues/default")  # CA and token.
-    assert st == 200, q
-    return q["counts"]["pending"]
-
-
-def test_submit_over_tls_verifies_the_node(tmp_path, bench_built):
+def test_submit_over_tls_verifies_the_node(cluster, tmp_path, bench_built):
     """Against a secure cluster rota-bench speaks HTTPS, checks each node's
     certificate against the CA it is given (an IP address in the
     certificate, as rotactl makes them) and sends the token: every job is
@@ -81,30 +77,26 @@ def test_submit_over_tls_verifies_the_node(tmp_path, bench_built):
     from test_security import make_certs
     certs = make_certs(str(tmp_path / "certs"), "127.0.0.1")
     other = make_certs(str(tmp_path / "other"), "127.0.0.1")
-    c = Cluster(3, ["--certs-dir", certs]).start()
-    try:
-        nodes = ",".join("https://" + n.http for n in c.alive())
-        token = tmp_path / "token"
-        token.write_text(c.token + "\n")
-        args = ["submit", "--nodes", nodes, "--jobs", "120", "--concurrency", "6",
-                "--spread", "--token-file", str(token)]
-        rc, lines, err = run_bench(*args, "--ca-file", os.path.join(certs, "ca.crt"))
-        assert rc == 0, err
-        (line,) = lines
-        assert (line["ok"], line["errors"]) == (120, 0), err
-        assert pending(c) == 120
+    c = cluster(3, ["--certs-dir", certs])
+    nodes = ",".join("https://" + n.http for n in c.alive())
+    token = tmp_path / "token"
+    token.write_text(c.token + "\n")
+    args = ["submit", "--nodes", nodes, "--jobs", "120", "--concurrency", "6",
+            "--spread", "--token-file", str(token)]
+    rc, lines, err = run_bench(*args, "--ca-file", os.path.join(certs, "ca.crt"))
+    assert rc == 0, err
+    (line,) = lines
+    assert (line["ok"], line["errors"]) == (120, 0), err
+    assert queue_counts(c.leader(), "default")["pending"] == 120
 
-        rc, lines, err = run_bench(*args, "--ca-file", os.path.join(other, "ca.crt"))
-        assert rc != 0
-        (line,) = lines
-        assert line["ok"] == 0 and line["errors"] == 120, line
-        assert "first error" in err, err
+    rc, lines, err = run_bench(*args, "--ca-file", os.path.join(other, "ca.crt"))
+    assert rc != 0
+    (line,) = lines
+    assert line["ok"] == 0 and line["errors"] == 120, line
+    assert "first error" in err, err
 
-        token.write_text("0" * 64 + "\n")
-        rc, lines, err = run_bench(*args, "--ca-file", os.path.join(certs, "ca.crt"))
-        assert rc != 0 and lines[0]["ok"] == 0
-        assert "HTTP status 401" in err, err
-        assert pending(c) == 120
-    finally:
-        problems = c.stop()
-    assert not problems, problems
+    token.write_text("0" * 64 + "\n")
+    rc, lines, err = run_bench(*args, "--ca-file", os.path.join(certs, "ca.crt"))
+    assert rc != 0 and lines[0]["ok"] == 0
+    assert "HTTP status 401" in err, err
+    assert queue_counts(c.leader(), "default")["pending"] == 120
