@@ -58,8 +58,7 @@ struct call
     int refs;
     h2o_req_t *req;
     struct http_server *s;
-    int kind;      /* What to render on completion (jobs.c; workers.c:
-                      1 = a compact lease). */
+    int kind;      /* What to render on completion (jobs.c). */
     unsigned n;    /* Jobs in a submit. */
     bool batch;    /* Answer with {"jobs": [...]}. */
     char what[16]; /* Route name for messages. */
@@ -273,6 +272,14 @@ void http__send_sb(h2o_req_t *req, int status, struct sb *b, uint64_t index);
 json_t *http__body_json(h2o_req_t *req);
 /* The same, for a JSON object; an empty body is {} unless @required. */
 json_t *http__body_object(h2o_req_t *req, bool required);
+/* What both use, on bytes from anywhere (a relayed call's body): NULL with
+ * the reason in @why (the 400's message). */
+json_t *http__parse_body(const char *p,
+                         size_t len,
+                         bool object,
+                         bool required,
+                         char *why,
+                         size_t size);
 /* Parse a job id from @s; answers 404 itself and returns false. */
 bool http__id_or_404(h2o_req_t *req, const char *s, size_t len, uint64_t *id);
 /* The one "encode + submit + free" path. */
@@ -340,6 +347,19 @@ enum {
     ROUTE_CHANNEL = 1 << 3,
 };
 
+/* A call a follower relayed to the leader over the forward channel
+ * (http__relay_handle): the route's {id}, the worker's secret header and
+ * the body; answered once with cluster_fwd_reply(@fc). Borrowed for the
+ * handler's synchronous part. */
+struct http_relayed
+{
+    struct cluster_fwd_call *fc;
+    h2o_iovec_t secret, body;
+};
+typedef void (*http_relay_handler)(struct http_server *s,
+                                   const struct http_relayed *r,
+                                   const struct http_args *a);
+
 struct http_route
 {
     const char *method;
@@ -347,6 +367,9 @@ struct http_route
     http_handler handler;
     unsigned flags;
     const char *role; /* Needed to call it (NULL: anyone). */
+    /* A leader route's handler for calls a follower relays over an open
+     * forward channel instead of forwarding them over HTTP (NULL: none). */
+    http_relay_handler relay;
 };
 
 extern const struct http_route http__routes[];
@@ -414,7 +437,18 @@ void http__jobs_submit_batch(struct http_server *s,
                              const struct http_args *a);
 /* The forward channel's kinds (cluster_fwd_send): a SUBMIT command whose
  * answer is one job, or {"jobs": [...]}. */
-enum { HTTP_FWD_SUBMIT = 1, HTTP_FWD_SUBMIT_BATCH = 2 };
+enum { HTTP_FWD_SUBMIT = 1, HTTP_FWD_SUBMIT_BATCH = 2, HTTP_FWD_RELAY = 3 };
+/* The header a worker proves its registration with (workers.c). */
+#define HTTP_WORKER_SECRET "x-rota-worker-secret"
+/* Follower: the answer of a request sent over the channel (cluster_fwd_cb;
+ * @data is its struct call): relayed to the client as the leader gave it,
+ * or the request forwarded over HTTP if the bytes never left. */
+void http__fwd_answered(void *data, const struct cluster_fwd_answer *a);
+/* Leader: a relayed call (HTTP_FWD_RELAY) to its route's relay handler. */
+void http__relay_handle(struct http_server *s,
+                        struct cluster_fwd_call *fc,
+                        const void *payload,
+                        size_t len);
 /* The leader's handler of the forward channel (cluster_fwd_set_handler). */
 void http__fwd_handle(void *data,
                       struct cluster_fwd_call *fc,
@@ -517,6 +551,16 @@ void http__workers_heartbeat(struct http_server *s,
 void http__workers_complete(struct http_server *s,
                             h2o_req_t *req,
                             const struct http_args *a);
+/* The same three, relayed by a follower (struct http_route's relay). */
+void http__workers_lease_relayed(struct http_server *s,
+                                 const struct http_relayed *r,
+                                 const struct http_args *a);
+void http__workers_heartbeat_relayed(struct http_server *s,
+                                     const struct http_relayed *r,
+                                     const struct http_args *a);
+void http__workers_complete_relayed(struct http_server *s,
+                                    const struct http_relayed *r,
+                                    const struct http_args *a);
 
 /* cluster_api.c */
 void http__cluster_get(struct http_server *s,

@@ -125,32 +125,6 @@ static void settle(struct http_server *s,
 
 /* ---- The forward channel: a follower's side ------------------------------ */
 
-static void fwd_answered_cb(void *data, const struct cluster_fwd_answer *a)
-{
-    struct call *call = data;
-    struct http_server *s = call->s;
-    h2o_req_t *req = http__call_finish(call);
-    struct sb b;
-
-    if (req == NULL) {
-        return;
-    }
-    if (a->not_sent) {
-        /* The channel broke before the bytes left: HTTP forwarding (which
-         * holds the request if no leader is known). */
-        http__forward(s, req);
-        return;
-    }
-    if (a->err != 0) {
-        http__send_err(req, a->err, a->field[0] != '\0' ? a->field : NULL,
-                       a->msg[0] != '\0' ? a->msg : NULL);
-        return;
-    }
-    http__sb_init(&b, &req->pool);
-    http__sb_put(&b, a->body, a->body_len);
-    http__send_sb(req, a->status, &b, a->index);
-}
-
 /* Follower: send @cmd over the channel; false if it is not open (the
  * caller forwards over HTTP then). */
 static bool fwd_submit(struct http_server *s,
@@ -166,7 +140,7 @@ static bool fwd_submit(struct http_server *s,
     call = http__call_new(s, req);
     if (cluster_fwd_send_cmd(s->cluster,
                              batch ? HTTP_FWD_SUBMIT_BATCH : HTTP_FWD_SUBMIT,
-                             cmd, fwd_answered_cb, call) != 0) {
+                             cmd, http__fwd_answered, call) != 0) {
         http__call_unref(call);
         return false;
     }
@@ -217,8 +191,8 @@ static void fwd_submitted_cb(void *data,
 }
 
 /* A SUBMIT from a follower that parsed, validated and checked it against
- * the ACL (the channel is node to node: mutual TLS in secure mode). Only
- * SUBMIT commands are taken here. */
+ * the ACL (the channel is node to node: mutual TLS in secure mode), or a
+ * relayed call (routes.c). Only SUBMIT commands are taken as commands. */
 void http__fwd_handle(void *data,
                       struct cluster_fwd_call *fc,
                       uint32_t kind,
@@ -230,6 +204,10 @@ void http__fwd_handle(void *data,
     const char *why;
     int rv;
 
+    if (kind == HTTP_FWD_RELAY) {
+        http__relay_handle(s, fc, payload, len);
+        return;
+    }
     if (kind != HTTP_FWD_SUBMIT && kind != HTTP_FWD_SUBMIT_BATCH) {
         fwd_reply_err(fc, ERR_INVALID, NULL, "unknown forward kind");
         return;

@@ -357,6 +357,10 @@ static void http_metrics(struct out *o,
            s->leader_held_expired);
     metric(o, "rota_forwarded_requests_total", "counter",
            "Requests forwarded to the leader.", s->forwarded);
+    metric(o, "rota_forwarded_http_requests_total", "counter",
+           "Of those, and joins: requests sent to another node over HTTP "
+           "(the rest went over the forward channel).",
+           cs->forwards);
     metric(o, "rota_http_client_errors_total", "counter",
            "Failed forwards and joins.", cs->forward_errors);
     metric(o, "rota_forward_channel_sent_total", "counter",

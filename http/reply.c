@@ -257,39 +257,54 @@ const char *http__query(h2o_req_t *req,
 /* ---- Requests and submits shared by the handlers ----------------------- */
 
 /* The one body parser: a JSON object, duplicate keys refused; an empty
- * body is {} unless @required. Answers 400 itself and returns NULL. */
-json_t *http__body_json(h2o_req_t *req)
+ * body is {} unless @required. NULL with the reason in @why. */
+json_t *http__parse_body(const char *p,
+                         size_t len,
+                         bool object,
+                         bool required,
+                         char *why,
+                         size_t size)
 {
     json_error_t jerr;
     json_t *v;
-    if (req->entity.base == NULL || req->entity.len == 0) {
-        http__send_error(req, 400, "invalid_argument", "",
-                         "the request needs a JSON body");
+    if (p == NULL || len == 0) {
+        if (object && !required) {
+            return json_object();
+        }
+        snprintf(why, size, "the request needs a JSON body");
         return NULL;
     }
-    v = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES,
-                   &jerr);
+    v = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr);
     if (v == NULL) {
-        http__send_error(req, 400, "invalid_argument", "",
-                         "malformed JSON at line %d column %d: %s", jerr.line,
-                         jerr.column, jerr.text);
+        snprintf(why, size, "malformed JSON at line %d column %d: %s",
+                 jerr.line, jerr.column, jerr.text);
+    } else if (object && !json_is_object(v)) {
+        json_decref(v);
+        snprintf(why, size, "want a JSON object");
+        return NULL;
     }
     return v;
 }
 
+static json_t *body_of(h2o_req_t *req, bool object, bool required)
+{
+    char why[256];
+    json_t *v = http__parse_body(req->entity.base, req->entity.len, object,
+                                 required, why, sizeof why);
+    if (v == NULL) {
+        http__send_error(req, 400, "invalid_argument", "", "%s", why);
+    }
+    return v;
+}
+
+json_t *http__body_json(h2o_req_t *req)
+{
+    return body_of(req, false, true);
+}
+
 json_t *http__body_object(h2o_req_t *req, bool required)
 {
-    json_t *o;
-    if (req->entity.len == 0 && !required) {
-        return json_object();
-    }
-    if ((o = http__body_json(req)) != NULL && !json_is_object(o)) {
-        json_decref(o);
-        http__send_error(req, 400, "invalid_argument", "",
-                         "want a JSON object");
-        return NULL;
-    }
-    return o;
+    return body_of(req, true, required);
 }
 
 bool http__id_or_404(h2o_req_t *req, const char *s, size_t len, uint64_t *id)

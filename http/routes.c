@@ -7,8 +7,10 @@
  * the handler gets in http_args. A path that matches a pattern but not its
  * method gets 405; no pattern at all, 404. */
 
+#include <endian.h>
 #include <string.h>
 
+#include "common/err.h"
 #include "http/internal.h"
 
 #define LEADER ROUTE_LEADER
@@ -26,6 +28,9 @@
 #define WORKER "worker"
 #define ADMIN "admin"
 
+/* Routes without a relay handler leave that last member out (NULL). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 const struct http_route http__routes[] = {
     {"POST", "/v1/jobs", http__jobs_submit, LEADER | ROUTE_CHANNEL, SUBMIT},
     {"POST", "/v1/jobs/batch", http__jobs_submit_batch, LEADER | ROUTE_CHANNEL,
@@ -58,11 +63,12 @@ const struct http_route http__routes[] = {
     {"POST", "/v1/workers", http__workers_register, LEADER, WORKER},
     {"GET", "/v1/workers", http__workers_list, 0, READ},
     {"DELETE", "/v1/workers/{id}", http__workers_delete, LEADER, WORKER},
-    {"POST", "/v1/workers/{id}/lease", http__workers_lease, LEADER, WORKER},
+    {"POST", "/v1/workers/{id}/lease", http__workers_lease, LEADER, WORKER,
+     http__workers_lease_relayed},
     {"POST", "/v1/workers/{id}/heartbeat", http__workers_heartbeat, LEADER,
-     WORKER},
+     WORKER, http__workers_heartbeat_relayed},
     {"POST", "/v1/workers/{id}/complete", http__workers_complete, LEADER,
-     WORKER},
+     WORKER, http__workers_complete_relayed},
     {"GET", "/v1/cluster", http__cluster_get, 0, NULL},
     {"POST", "/v1/cluster/nodes", http__cluster_add, LEADER, ADMIN},
     {"DELETE", "/v1/cluster/nodes/{id}", http__cluster_remove, LEADER, ADMIN},
@@ -90,6 +96,7 @@ const struct http_route http__routes[] = {
     {"DELETE", "/jobs/{id}", http__jobs_cancel, LEADER, SUBMIT},
     {"GET", "/api/job-status/{id}", http__jobs_get, 0, READ},
 };
+#pragma GCC diagnostic pop
 
 const size_t http__n_routes = sizeof http__routes / sizeof http__routes[0];
 
@@ -166,6 +173,118 @@ static bool must_forward(struct http_server *s,
            strcmp(buf, "linearizable") == 0;
 }
 
+/* ---- Relayed calls ---------------------------------------------------------
+ * A follower with an open forward channel sends the calls of a route with a
+ * relay handler to the leader as one frame (HTTP_FWD_RELAY): u16 method
+ * length, method, u16 path length, path, u16 secret length, the worker's
+ * secret header, then the body; all lengths little endian. The follower
+ * checked the caller's token against the route's role (the channel is node
+ * to node: mutual TLS in secure mode), so the leader finds the route again
+ * and runs its relay handler, whose answer comes back as the leader
+ * rendered it. */
+
+#define RELAY_MAX_PART 4096 /* Method, path or secret. */
+
+static char *put_part(char *p, const char *s, size_t n)
+{
+    uint16_t v = htole16((uint16_t)n);
+    memcpy(p, &v, 2);
+    if (n > 0) {
+        memcpy(p + 2, s, n);
+    }
+    return p + 2 + n;
+}
+
+/* Follower: relay @req over the channel; false if it cannot go (not open,
+ * full): then the caller forwards it over HTTP. */
+static bool relay(struct http_server *s, h2o_req_t *req)
+{
+    h2o_iovec_t path = req->path_normalized, secret = {NULL, 0};
+    ssize_t i = h2o_find_header_by_str(&req->headers,
+                                       H2O_STRLIT(HTTP_WORKER_SECRET), -1);
+    struct call *call;
+    size_t len;
+    char *buf, *p;
+
+    if (i >= 0) {
+        secret = req->headers.entries[i].value;
+    }
+    if (!cluster_fwd_ready(s->cluster) || req->method.len > RELAY_MAX_PART ||
+        path.len > RELAY_MAX_PART || secret.len > RELAY_MAX_PART) {
+        return false;
+    }
+    len = 6 + req->method.len + path.len + secret.len + req->entity.len;
+    buf = h2o_mem_alloc_pool(&req->pool, len);
+    p = put_part(buf, req->method.base, req->method.len);
+    p = put_part(p, path.base, path.len);
+    p = put_part(p, secret.base, secret.len);
+    if (req->entity.len > 0) {
+        memcpy(p, req->entity.base, req->entity.len);
+    }
+    if ((call = http__call_new(s, req)) == NULL) {
+        return false;
+    }
+    if (cluster_fwd_send(s->cluster, HTTP_FWD_RELAY, buf, len,
+                         http__fwd_answered, call) != 0) {
+        http__call_unref(call);
+        return false;
+    }
+    s->forwarded++;
+    return true;
+}
+
+/* One length-prefixed part of a relayed frame; false past its end. */
+static bool get_part(const char **p, const char *end, h2o_iovec_t *out)
+{
+    uint16_t v;
+    if (end - *p < 2) {
+        return false;
+    }
+    memcpy(&v, *p, 2);
+    v = le16toh(v);
+    if ((size_t)(end - *p - 2) < v) {
+        return false;
+    }
+    *out = h2o_iovec_init(*p + 2, v);
+    *p += 2 + v;
+    return true;
+}
+
+void http__relay_handle(struct http_server *s,
+                        struct cluster_fwd_call *fc,
+                        const void *payload,
+                        size_t len)
+{
+    const char *p = payload, *end = p + len;
+    h2o_iovec_t method, path;
+    struct http_relayed r = {fc, {NULL, 0}, {NULL, 0}};
+    const struct http_route *route = NULL;
+    struct http_args a;
+    bool known;
+
+    if (get_part(&p, end, &method) && get_part(&p, end, &path) &&
+        get_part(&p, end, &r.secret)) {
+        route = http__route_find(method.base, method.len, path.base, path.len,
+                                 &a, &known);
+    }
+    if (route == NULL || route->relay == NULL) {
+        cluster_fwd_reply(fc, &(struct cluster_fwd_answer){
+                                  .err = ERR_INVALID,
+                                  .msg = "not a relayed route",
+                              });
+        return;
+    }
+    if (!cluster_is_leader(s->cluster)) {
+        cluster_fwd_reply(fc, &(struct cluster_fwd_answer){
+                                  .err = ERR_NOTLEADER,
+                                  .msg = "this node is no longer the leader",
+                              });
+        return;
+    }
+    r.body = h2o_iovec_init(p, (size_t)(end - p));
+    route->relay(s, &r, &a);
+}
+
 /* Browser safety: a body must say it is JSON (a cross-site form or
  * text/plain "simple request" cannot), and a request a browser marks with
  * another site's Origin is refused unless that origin is in --cors-origins.
@@ -229,7 +348,9 @@ void http__route(struct http_server *s, h2o_req_t *req)
             return;
         }
         if (must_forward(s, req, r)) {
-            http__forward(s, req);
+            if (r->relay == NULL || !relay(s, req)) {
+                http__forward(s, req);
+            }
         } else {
             r->handler(s, req, &a);
         }

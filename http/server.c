@@ -247,6 +247,34 @@ void http__forward(struct http_server *s, h2o_req_t *req)
     s->forwarded++;
 }
 
+/* ---- The forward channel: a follower's side ------------------------------ */
+
+void http__fwd_answered(void *data, const struct cluster_fwd_answer *a)
+{
+    struct call *call = data;
+    struct http_server *s = call->s;
+    h2o_req_t *req = http__call_finish(call);
+    struct sb b;
+
+    if (req == NULL) {
+        return;
+    }
+    if (a->not_sent) {
+        /* The channel broke before the bytes left: HTTP forwarding (which
+         * holds the request if no leader is known). */
+        http__forward(s, req);
+        return;
+    }
+    if (a->err != 0) {
+        http__send_err(req, a->err, a->field[0] != '\0' ? a->field : NULL,
+                       a->msg[0] != '\0' ? a->msg : NULL);
+        return;
+    }
+    http__sb_init(&b, &req->pool);
+    http__sb_put(&b, a->body, a->body_len);
+    http__send_sb(req, a->status, &b, a->index);
+}
+
 /* ---- Output accounting ------------------------------------------------ */
 
 struct http_server *http__server_of(h2o_req_t *req)

@@ -16,7 +16,6 @@
 
 #define MAX_QUEUES_LEN 1024
 #define SECRET_BYTES 32
-#define SECRET_HEADER "x-rota-worker-secret"
 
 /* ---- Registration secrets --------------------------------------------------
  * A registration answers a random secret (like Nomad's node SecretID) that
@@ -46,12 +45,10 @@ static int secret_hash(const char *s, size_t len, char out[65])
     return 0;
 }
 
-/* The worker's secret from the request matches its record: 0, or the
- * error answered (404 unknown or down worker, 403 wrong or no secret). */
-static int worker_auth(struct http_server *s, h2o_req_t *req, uint64_t id)
+/* @secret matches worker @id's record: 0, ERR_NOTFOUND (unknown or down
+ * worker) or ERR_FORBIDDEN (wrong or no secret). */
+static int worker_auth(struct http_server *s, h2o_iovec_t secret, uint64_t id)
 {
-    ssize_t i =
-        h2o_find_header_by_str(&req->headers, H2O_STRLIT(SECRET_HEADER), -1);
     struct fsm_reader *rd;
     struct fsm_worker w;
     char given[65];
@@ -65,9 +62,8 @@ static int worker_auth(struct http_server *s, h2o_req_t *req, uint64_t id)
         rv = ERR_NOTFOUND;
     }
     if (rv == 0) {
-        const h2o_iovec_t *v = i >= 0 ? &req->headers.entries[i].value : NULL;
-        bool ok = v != NULL && w.secret_hash.len == 64 &&
-                  secret_hash(v->base, v->len, given) == 0 &&
+        bool ok = secret.base != NULL && w.secret_hash.len == 64 &&
+                  secret_hash(secret.base, secret.len, given) == 0 &&
                   CRYPTO_memcmp(given, w.secret_hash.p, 64) == 0;
         rv = ok ? 0 : ERR_FORBIDDEN;
     }
@@ -75,53 +71,214 @@ static int worker_auth(struct http_server *s, h2o_req_t *req, uint64_t id)
     return rv;
 }
 
-/* Answer the error of a failed submit or a rejected command; true if so. */
-static bool submit_failed(h2o_req_t *req,
-                          int status,
-                          const struct fsm_result *res)
+/* ---- One call of a registered worker ---------------------------------------
+ * Lease, heartbeat, complete and deregister run on the leader, from an HTTP
+ * request there or (the first three) relayed by a follower over the forward
+ * channel (routes.c). The same code runs for both: the answer goes back the
+ * way the call came. answer() and fail() answer once and free the call. */
+
+struct wcall
+{
+    struct http_server *s;
+    uint64_t id;                 /* The worker, authenticated. */
+    h2o_iovec_t body;            /* Borrowed for the synchronous part. */
+    struct call *call;           /* HTTP: the request while it waits, */
+    h2o_req_t *req;              /* ... and once it is answered. */
+    struct cluster_fwd_call *fc; /* Relayed. */
+    h2o_mem_pool_t pool;         /* Relayed: parsing and the answer. */
+    bool compact;                /* A lease: the compact job records. */
+};
+
+static void wcall_free(struct wcall *w)
+{
+    if (w->fc != NULL) {
+        h2o_mem_clear_pool(&w->pool);
+    }
+    free(w);
+}
+
+/* HTTP: the request to answer, NULL if its client went away. */
+static h2o_req_t *wcall_req(struct wcall *w)
+{
+    if (w->call != NULL) {
+        w->req = http__call_finish(w->call);
+        w->call = NULL;
+    }
+    return w->req;
+}
+
+/* Memory for the synchronous part of a handler. */
+static h2o_mem_pool_t *scratch(struct wcall *w)
+{
+    return w->fc != NULL ? &w->pool : &w->call->req->pool;
+}
+
+/* In a callback: memory for the answer, or NULL if nobody waits for it any
+ * more (the HTTP client went away; @w is freed). */
+static h2o_mem_pool_t *answer_pool(struct wcall *w)
+{
+    h2o_req_t *req;
+    if (w->fc != NULL) {
+        return &w->pool;
+    }
+    if ((req = wcall_req(w)) == NULL) {
+        wcall_free(w);
+        return NULL;
+    }
+    return &req->pool;
+}
+
+static void answer(struct wcall *w, int status, struct sb *b)
+{
+    h2o_req_t *req;
+    if (w->fc != NULL) {
+        cluster_fwd_reply(w->fc, &(struct cluster_fwd_answer){
+                                     .status = status,
+                                     .body = b->p,
+                                     .body_len = b->len,
+                                 });
+    } else if ((req = wcall_req(w)) != NULL) {
+        http__send_sb(req, status, b, 0);
+    }
+    wcall_free(w);
+}
+
+/* Answer ERR_* @err naming @field (NULL: none) with a message (@fmt NULL:
+ * the error's own). */
+static void fail(struct wcall *w,
+                 int err,
+                 const char *field,
+                 const char *fmt,
+                 ...) __attribute__((format(printf, 4, 5)));
+static void fail(struct wcall *w,
+                 int err,
+                 const char *field,
+                 const char *fmt,
+                 ...)
+{
+    char msg[512] = "";
+    h2o_req_t *req;
+    va_list ap;
+
+    if (fmt != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+    }
+    if (w->fc != NULL) {
+        cluster_fwd_reply(w->fc, &(struct cluster_fwd_answer){
+                                     .err = err,
+                                     .field = field,
+                                     .msg = msg,
+                                 });
+    } else if ((req = wcall_req(w)) != NULL) {
+        http__send_err(req, err, field, msg);
+    }
+    wcall_free(w);
+}
+
+/* The failure of a submit or a rejected command; true once answered. */
+static bool failed(struct wcall *w, int status, const struct fsm_result *res)
 {
     if (status == 0 && res->code == 0) {
         return false;
     }
-    http__send_err(req, status != 0 ? status : res->code,
-                   status != 0 ? NULL : res->field,
-                   status != 0 ? NULL : res->msg);
-    return true;
-}
-
-static void send_unknown_worker(h2o_req_t *req, uint64_t id, int rv)
-{
-    if (rv == ERR_NOTFOUND) {
-        http__send_error(req, 404, "not_found", "id",
-                         "no live worker %016llx: register again",
-                         (unsigned long long)id);
-    } else if (rv == ERR_FORBIDDEN) {
-        http__send_error(req, 403, "forbidden", SECRET_HEADER,
-                         "worker %016llx: the " SECRET_HEADER
-                         " header is missing or not this registration's",
-                         (unsigned long long)id);
+    if (status != 0) {
+        fail(w, status, NULL, NULL);
     } else {
-        http__send_err(req, rv, NULL, NULL);
+        fail(w, res->code, res->field, "%s", res->msg);
+    }
+    return true;
+}
+
+static void unknown_worker(struct wcall *w, int rv)
+{
+    unsigned long long id = (unsigned long long)w->id;
+    if (rv == ERR_NOTFOUND) {
+        fail(w, rv, "id", "no live worker %016llx: register again", id);
+    } else if (rv == ERR_FORBIDDEN) {
+        fail(w, rv, HTTP_WORKER_SECRET,
+             "worker %016llx: the " HTTP_WORKER_SECRET
+             " header is missing or not this registration's",
+             id);
+    } else {
+        fail(w, rv, NULL, NULL);
     }
 }
 
-/* The worker of the path, authenticated by its registration secret;
- * false once answered. */
-static bool worker_id(struct http_server *s,
-                      h2o_req_t *req,
-                      const struct http_args *a,
-                      uint64_t *id)
+/* The call of the worker in the path (a->id), authenticated by its
+ * registration secret; NULL once answered. Exactly one of @req (HTTP) and
+ * @fc (relayed) is set. */
+static struct wcall *wcall_new(struct http_server *s,
+                               h2o_req_t *req,
+                               struct cluster_fwd_call *fc,
+                               h2o_iovec_t secret,
+                               h2o_iovec_t body,
+                               const struct http_args *a)
 {
+    struct wcall *w = calloc(1, sizeof *w);
     int rv;
-    if (http__parse_id(a->id.base, a->id.len, id) != 0) {
-        http__send_error(req, 404, "not_found", "id", "no such worker");
-        return false;
+
+    if (w != NULL && req != NULL &&
+        (w->call = http__call_new(s, req)) == NULL) {
+        free(w);
+        w = NULL;
     }
-    if ((rv = worker_auth(s, req, *id)) != 0) {
-        send_unknown_worker(req, *id, rv);
-        return false;
+    if (w == NULL) {
+        if (req != NULL) {
+            http__send_err(req, ERR_NOMEM, NULL, NULL);
+        } else {
+            cluster_fwd_reply(fc,
+                              &(struct cluster_fwd_answer){.err = ERR_NOMEM});
+        }
+        return NULL;
     }
-    return true;
+    w->s = s;
+    w->body = body;
+    w->fc = fc;
+    if (fc != NULL) {
+        h2o_mem_init_pool(&w->pool);
+    }
+    if (http__parse_id(a->id.base, a->id.len, &w->id) != 0) {
+        fail(w, ERR_NOTFOUND, "id", "no such worker");
+        return NULL;
+    }
+    if ((rv = worker_auth(s, secret, w->id)) != 0) {
+        unknown_worker(w, rv);
+        return NULL;
+    }
+    return w;
+}
+
+static struct wcall *wcall_http(struct http_server *s,
+                                h2o_req_t *req,
+                                const struct http_args *a)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers,
+                                       H2O_STRLIT(HTTP_WORKER_SECRET), -1);
+    return wcall_new(
+        s, req, NULL,
+        i >= 0 ? req->headers.entries[i].value : h2o_iovec_init(NULL, 0),
+        req->entity, a);
+}
+
+static struct wcall *wcall_relayed(struct http_server *s,
+                                   const struct http_relayed *r,
+                                   const struct http_args *a)
+{
+    return wcall_new(s, NULL, r->fc, r->secret, r->body, a);
+}
+
+/* The body as a JSON object ({} when empty); NULL once answered 400. */
+static json_t *wcall_body(struct wcall *w)
+{
+    char why[256];
+    json_t *o = http__parse_body(w->body.base, w->body.len, true, false, why,
+                                 sizeof why);
+    if (o == NULL) {
+        fail(w, ERR_INVALID, "", "%s", why);
+    }
+    return o;
 }
 
 /* ---- Register ------------------------------------------------------------ */
@@ -137,7 +294,7 @@ static void registered_cb(void *data, int status, const struct fsm_result *res)
     memcpy(secret, call + 1, sizeof secret); /* Wiped with the call. */
     OPENSSL_cleanse(call + 1, sizeof secret);
     req = http__call_finish(call);
-    if (req == NULL || submit_failed(req, status, res)) {
+    if (req == NULL || http__failed(req, status, res)) {
         OPENSSL_cleanse(secret, sizeof secret);
         return;
     }
@@ -273,27 +430,25 @@ void http__workers_register(struct http_server *s,
 
 static void leased_cb(void *data, const uint64_t *jobs, unsigned n)
 {
-    struct call *call = data;
-    struct http_server *s = call->s;
-    bool compact = call->kind != 0; /* Read before the call may go. */
-    h2o_req_t *req = http__call_finish(call);
+    struct wcall *w = data;
+    h2o_mem_pool_t *pool = answer_pool(w);
     struct fsm_reader *rd;
     struct sb b;
     unsigned out = 0;
 
-    if (req == NULL) {
+    if (pool == NULL) {
         return; /* The worker went away: its leases come back by reclaim. */
     }
-    http__sb_init(&b, &req->pool);
+    http__sb_init(&b, pool);
     http__sb_puts(&b, "{\"leases\":[");
-    if (n > 0 && fsm_read_begin(cluster_fsm(s->cluster), &rd) == 0) {
+    if (n > 0 && fsm_read_begin(cluster_fsm(w->s->cluster), &rd) == 0) {
         for (unsigned i = 0; i < n; i++) {
             struct fsm_job job;
             if (fsm_get_job(rd, jobs[i], &job) != 0) {
                 continue;
             }
             http__sb_puts(&b, out++ > 0 ? ",{\"job\":" : "{\"job\":");
-            if (compact) {
+            if (w->compact) {
                 http__job_write_run(&b, &job);
             } else {
                 http__job_write(&b, &job);
@@ -307,20 +462,15 @@ static void leased_cb(void *data, const uint64_t *jobs, unsigned n)
         fsm_read_end(rd);
     }
     http__sb_puts(&b, "]}");
-    http__send_sb(req, 200, &b, 0);
+    answer(w, 200, &b);
 }
 
-void http__workers_lease(struct http_server *s,
-                         h2o_req_t *req,
-                         const struct http_args *a)
+static void lease(struct wcall *w)
 {
-    json_t *o, *mx, *wt, *cp;
-    uint64_t id;
-    struct call *call;
+    json_t *o = wcall_body(w), *mx, *wt, *cp;
     int rv;
 
-    if (!worker_id(s, req, a, &id) ||
-        (o = http__body_object(req, false)) == NULL) {
+    if (o == NULL) {
         return;
     }
     mx = json_object_get(o, "max");
@@ -328,8 +478,7 @@ void http__workers_lease(struct http_server *s,
     cp = json_object_get(o, "compact");
     if (cp != NULL && !json_is_boolean(cp)) {
         json_decref(o);
-        http__send_error(req, 400, "invalid_argument", "compact",
-                         "compact must be true or false");
+        fail(w, ERR_INVALID, "compact", "compact must be true or false");
         return;
     }
     unsigned max = json_is_integer(mx) && json_integer_value(mx) > 0
@@ -338,14 +487,31 @@ void http__workers_lease(struct http_server *s,
                                         : json_integer_value(mx))
                        : 1;
     int64_t wait = json_is_integer(wt) ? json_integer_value(wt) : 0;
-    bool compact = json_is_true(cp);
+    w->compact = json_is_true(cp); /* leased_cb: which members to write. */
     json_decref(o);
-    call = http__call_new(s, req);
-    call->kind = compact; /* leased_cb: which job members to write. */
-    rv = sched_lease(s->sched, id, max, wait, leased_cb, call);
+    rv = sched_lease(w->s->sched, w->id, max, wait, leased_cb, w);
     if (rv != 0) {
-        http__call_unref(call);
-        send_unknown_worker(req, id, rv);
+        unknown_worker(w, rv);
+    }
+}
+
+void http__workers_lease(struct http_server *s,
+                         h2o_req_t *req,
+                         const struct http_args *a)
+{
+    struct wcall *w = wcall_http(s, req, a);
+    if (w != NULL) {
+        lease(w);
+    }
+}
+
+void http__workers_lease_relayed(struct http_server *s,
+                                 const struct http_relayed *r,
+                                 const struct http_args *a)
+{
+    struct wcall *w = wcall_relayed(s, r, a);
+    if (w != NULL) {
+        lease(w);
     }
 }
 
@@ -373,48 +539,72 @@ static unsigned parse_held(json_t *running, struct sched_held *held)
     return n;
 }
 
-void http__workers_heartbeat(struct http_server *s,
-                             h2o_req_t *req,
-                             const struct http_args *a)
+/* The jobs of @held whose verdict is @v, as a JSON array of ids. */
+static void put_verdicts(struct sb *b,
+                         const struct sched_held *held,
+                         const uint8_t *verdicts,
+                         unsigned n,
+                         uint8_t v)
 {
-    json_t *o, *running;
-    uint64_t id;
+    unsigned k = 0;
+    http__sb_puts(b, "[");
+    for (unsigned i = 0; i < n; i++) {
+        if (verdicts[i] == v) {
+            http__sb_puts(b, k++ ? "," : "");
+            http__sb_id(b, held[i].job);
+        }
+    }
+    http__sb_puts(b, "]");
+}
+
+static void heartbeat(struct wcall *w)
+{
+    h2o_mem_pool_t *pool = scratch(w);
+    json_t *o = wcall_body(w), *running;
     struct sb b;
 
-    if (!worker_id(s, req, a, &id) ||
-        (o = http__body_object(req, false)) == NULL) {
+    if (o == NULL) {
         return;
     }
     running = json_object_get(o, "running");
     size_t cap = json_is_array(running) ? json_array_size(running) : 0;
     struct sched_held *held =
-        h2o_mem_alloc_pool(&req->pool, (cap + 1) * sizeof *held);
-    uint8_t *verdicts = h2o_mem_alloc_pool(&req->pool, cap + 1);
-    unsigned n = parse_held(running, held), k = 0;
+        h2o_mem_alloc_pool(pool, (cap + 1) * sizeof *held);
+    uint8_t *verdicts = h2o_mem_alloc_pool(pool, cap + 1);
+    unsigned n = parse_held(running, held);
     json_decref(o);
-    int rv = sched_heartbeat(s->sched, id, held, n, verdicts);
+    int rv = sched_heartbeat(w->s->sched, w->id, held, n, verdicts);
     if (rv != 0) {
-        send_unknown_worker(req, id, rv);
+        unknown_worker(w, rv);
         return;
     }
-    http__sb_init(&b, &req->pool);
-    http__sb_puts(&b, "{\"cancel\":[");
-    for (unsigned i = 0; i < n; i++) {
-        if (verdicts[i] == SCHED_HELD_CANCEL) {
-            http__sb_printf(&b, "%s\"%016llx\"", k++ ? "," : "",
-                            (unsigned long long)held[i].job);
-        }
+    http__sb_init(&b, pool);
+    http__sb_puts(&b, "{\"cancel\":");
+    put_verdicts(&b, held, verdicts, n, SCHED_HELD_CANCEL);
+    http__sb_puts(&b, ",\"lost\":");
+    put_verdicts(&b, held, verdicts, n, SCHED_HELD_LOST);
+    http__sb_puts(&b, "}");
+    answer(w, 200, &b);
+}
+
+void http__workers_heartbeat(struct http_server *s,
+                             h2o_req_t *req,
+                             const struct http_args *a)
+{
+    struct wcall *w = wcall_http(s, req, a);
+    if (w != NULL) {
+        heartbeat(w);
     }
-    http__sb_puts(&b, "],\"lost\":[");
-    k = 0;
-    for (unsigned i = 0; i < n; i++) {
-        if (verdicts[i] == SCHED_HELD_LOST) {
-            http__sb_printf(&b, "%s\"%016llx\"", k++ ? "," : "",
-                            (unsigned long long)held[i].job);
-        }
+}
+
+void http__workers_heartbeat_relayed(struct http_server *s,
+                                     const struct http_relayed *r,
+                                     const struct http_args *a)
+{
+    struct wcall *w = wcall_relayed(s, r, a);
+    if (w != NULL) {
+        heartbeat(w);
     }
-    http__sb_puts(&b, "]}");
-    http__send_sb(req, 200, &b, 0);
 }
 
 /* ---- Complete ---------------------------------------------------------------
@@ -423,14 +613,15 @@ void http__workers_heartbeat(struct http_server *s,
 static void completed_cb(void *data, int status, const struct fsm_result *res)
 {
     static const char *const names[] = {"ok", "stale", "not_found", "rejected"};
-    h2o_req_t *req = http__call_finish(data);
+    struct wcall *w = data;
+    h2o_mem_pool_t *pool;
     bool any_stale = false;
     struct sb b;
 
-    if (req == NULL || submit_failed(req, status, res)) {
+    if (failed(w, status, res) || (pool = answer_pool(w)) == NULL) {
         return;
     }
-    http__sb_init(&b, &req->pool);
+    http__sb_init(&b, pool);
     http__sb_puts(&b, "{\"results\":[");
     for (uint32_t i = 0; i < res->n_ids; i++) {
         unsigned o = res->existed[i] < 4 ? res->existed[i] : 3;
@@ -444,11 +635,11 @@ static void completed_cb(void *data, int status, const struct fsm_result *res)
     http__sb_puts(&b, "]}");
     /* A single stale result is a 409 (the lease was lost): the worker must
      * not retry it. Batches answer 200 with a status per result. */
-    http__send_sb(req, res->n_ids == 1 && any_stale ? 409 : 200, &b, 0);
+    answer(w, res->n_ids == 1 && any_stale ? 409 : 200, &b);
 }
 
-/* One result object into @it (strings borrowed from @v or the pool). */
-static bool parse_result(h2o_req_t *req, json_t *v, struct fsm_item *it)
+/* One result object into @it (strings borrowed from @v or @pool). */
+static bool parse_result(h2o_mem_pool_t *pool, json_t *v, struct fsm_item *it)
 {
     const char *js = json_string_value(json_object_get(v, "id"));
     json_t *tk = json_object_get(v, "token"), *r;
@@ -475,7 +666,7 @@ static bool parse_result(h2o_req_t *req, json_t *v, struct fsm_item *it)
     if (r != NULL && !json_is_null(r)) {
         char *rs = json_dumps(r, JSON_COMPACT | JSON_ENCODE_ANY);
         size_t rl = rs != NULL ? strlen(rs) : 0;
-        char *copy = h2o_mem_alloc_pool(&req->pool, rl + 1);
+        char *copy = h2o_mem_alloc_pool(pool, rl + 1);
         memcpy(copy, rs != NULL ? rs : "", rl + 1);
         free(rs);
         it->result.p = copy;
@@ -484,47 +675,62 @@ static bool parse_result(h2o_req_t *req, json_t *v, struct fsm_item *it)
     return true;
 }
 
-void http__workers_complete(struct http_server *s,
-                            h2o_req_t *req,
-                            const struct http_args *a)
+static void complete(struct wcall *w)
 {
-    json_t *o, *results, *v;
+    h2o_mem_pool_t *pool = scratch(w);
+    json_t *o = wcall_body(w), *results, *v;
     struct fsm_item *items;
-    uint64_t id;
     size_t i, n;
+    int rv;
 
-    if (!worker_id(s, req, a, &id) ||
-        (o = http__body_object(req, false)) == NULL) {
+    if (o == NULL) {
         return;
     }
     results = json_object_get(o, "results");
     n = json_array_size(results);
     if (!json_is_array(results) || n == 0 || n > SCHED_MAX_RESULTS) {
-        http__send_error(req, 400, "invalid_argument", "results",
-                         "results: an array of 1..%d results",
-                         SCHED_MAX_RESULTS);
         json_decref(o);
+        fail(w, ERR_INVALID, "results", "results: an array of 1..%d results",
+             SCHED_MAX_RESULTS);
         return;
     }
-    items = h2o_mem_alloc_pool(&req->pool, n * sizeof *items);
+    items = h2o_mem_alloc_pool(pool, n * sizeof *items);
     memset(items, 0, n * sizeof *items);
     json_array_foreach(results, i, v)
     {
-        if (!parse_result(req, v, &items[i])) {
-            http__send_error(req, 400, "invalid_argument", "results",
-                             "results[%zu]: id and token are required", i);
+        if (!parse_result(pool, v, &items[i])) {
             json_decref(o);
+            fail(w, ERR_INVALID, "results",
+                 "results[%zu]: id and token are required", i);
             return;
         }
     }
-    struct call *call = http__call_new(s, req);
-    int rv =
-        sched_complete(s->sched, id, items, (unsigned)n, completed_cb, call);
-    if (rv != 0) {
-        http__call_unref(call);
-        http__send_err(req, rv, NULL, NULL);
-    }
+    rv =
+        sched_complete(w->s->sched, w->id, items, (unsigned)n, completed_cb, w);
     json_decref(o); /* The items' strings went into the command. */
+    if (rv != 0) {
+        fail(w, rv, NULL, NULL);
+    }
+}
+
+void http__workers_complete(struct http_server *s,
+                            h2o_req_t *req,
+                            const struct http_args *a)
+{
+    struct wcall *w = wcall_http(s, req, a);
+    if (w != NULL) {
+        complete(w);
+    }
+}
+
+void http__workers_complete_relayed(struct http_server *s,
+                                    const struct http_relayed *r,
+                                    const struct http_args *a)
+{
+    struct wcall *w = wcall_relayed(s, r, a);
+    if (w != NULL) {
+        complete(w);
+    }
 }
 
 /* ---- Deregister, list
@@ -534,26 +740,30 @@ static void deregistered_cb(void *data,
                             int status,
                             const struct fsm_result *res)
 {
-    h2o_req_t *req = http__call_finish(data);
-    if (req == NULL || submit_failed(req, status, res)) {
+    struct wcall *w = data;
+    h2o_mem_pool_t *pool;
+    struct sb b;
+
+    if (failed(w, status, res) || (pool = answer_pool(w)) == NULL) {
         return;
     }
-    http__send_json(req, 200, json_pack("{s:b}", "deregistered", 1), 0);
+    http__sb_init(&b, pool);
+    http__sb_puts(&b, "{\"deregistered\":true}");
+    answer(w, 200, &b);
 }
 
 void http__workers_delete(struct http_server *s,
                           h2o_req_t *req,
                           const struct http_args *a)
 {
-    uint64_t id;
-    if (!worker_id(s, req, a, &id)) {
+    struct wcall *w = wcall_http(s, req, a);
+    int rv;
+    if (w == NULL) {
         return;
     }
-    struct call *call = http__call_new(s, req);
-    int rv = sched_deregister(s->sched, id, deregistered_cb, call);
+    rv = sched_deregister(s->sched, w->id, deregistered_cb, w);
     if (rv != 0) {
-        http__call_unref(call);
-        http__send_err(req, rv, NULL, NULL);
+        fail(w, rv, NULL, NULL);
     }
 }
 

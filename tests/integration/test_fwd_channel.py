@@ -108,6 +108,83 @@ def test_errors_through_the_channel(shared_cluster):
     assert q["counts"]["pending"] == 1
 
 
+def test_worker_calls_from_a_follower_go_over_the_channel(shared_cluster):
+    """A worker talking to a follower: its lease (a long-poll), heartbeat
+    and complete calls are relayed to the leader over the channel, one frame
+    each, not forwarded as HTTP; the answers and errors are the leader's."""
+    c = shared_cluster
+    lead, f = c.leader(), c.followers()[0]
+    channel_open(c, f)
+    st, _, reg = f.req("POST", "/v1/workers", {"name": "fcw", "queues": ["fcw"],
+                                               "concurrency": 4})
+    assert st == 201, reg
+    wid, hdr = reg["id"], {"X-Rota-Worker-Secret": reg["secret"]}
+    jobs = [submit(lead, {"type": "noop", "queue": "fcw", "payload": {"n": i}})
+            for i in range(3)]
+    sent0 = counter(f, "rota_forward_channel_sent_total")
+    http0 = counter(f, "rota_forwarded_http_requests_total")
+    calls = 0
+
+    def call(path, body, **kw):
+        nonlocal calls
+        calls += 1
+        return f.req("POST", f"/v1/workers/{wid}/{path}", body, headers=kw.get("headers", hdr),
+                     raw=kw.get("raw"))
+
+    st, _, got = call("lease", {"max": 3, "wait_ms": 2000})
+    assert st == 200, got
+    leases = {l["job"]["id"]: l for l in got["leases"]}
+    assert set(leases) == {j["id"] for j in jobs}, got
+    assert all(l["attempt"] == 1 and isinstance(l["token"], int) for l in leases.values())
+    assert sorted(l["job"]["payload"]["n"] for l in leases.values()) == [0, 1, 2]
+
+    # Cancel one on the leader: the heartbeat says stop it, and an unknown
+    # lease is lost.
+    first, second, third = (leases[j["id"]] for j in jobs)
+    st, _, _ = lead.req("DELETE", f"/v1/jobs/{third['job']['id']}")
+    assert st == 200
+    running = [{"id": l["job"]["id"], "token": l["token"]} for l in (first, second, third)]
+    running.append({"id": "00000000000fffff", "token": 1})
+    st, _, hb = call("heartbeat", {"running": running})
+    assert st == 200, hb
+    assert hb == {"cancel": [third["job"]["id"]], "lost": ["00000000000fffff"]}, hb
+
+    res = {"id": first["job"]["id"], "token": first["token"], "ok": True, "result": {"x": 1}}
+    st, _, out = call("complete", {"results": [res]})
+    assert st == 200 and out["results"] == [{"id": first["job"]["id"], "status": "ok"}], out
+    st, _, out = call("complete", {"results": [res]})
+    assert st == 409 and out["results"][0]["status"] == "stale", out
+
+    # Errors come back as the leader made them.
+    st, _, err = call("heartbeat", {"running": []}, headers={"X-Rota-Worker-Secret": "x" * 64})
+    assert st == 403 and err["error"]["field"] == "x-rota-worker-secret", err
+    st, _, err = f.req("POST", "/v1/workers/00000000000fffff/lease", {"max": 1}, headers=hdr)
+    calls += 1
+    assert st == 404 and err["error"]["field"] == "id", err
+    st, _, err = call("lease", None, raw=b'{"max": ')
+    assert st == 400 and "malformed JSON" in err["error"]["message"], err
+    st, _, err = call("lease", {"compact": "yes"})
+    assert st == 400 and err["error"]["field"] == "compact", err
+    st, _, err = call("complete", {"results": []})
+    assert st == 400 and err["error"]["field"] == "results", err
+
+    # A long-poll that finds nothing ends empty at its deadline; one that
+    # waits gets a job submitted meanwhile.
+    st, _, got = call("lease", {"max": 1, "wait_ms": 300, "compact": True})
+    assert st == 200 and got == {"leases": []}, got
+    late = submit(lead, {"type": "noop", "queue": "fcw", "payload": "late"})
+    st, _, got = call("lease", {"max": 1, "wait_ms": 3000, "compact": True})
+    assert st == 200 and [l["job"]["id"] for l in got["leases"]] == [late["id"]], got
+    assert got["leases"][0]["job"]["payload"] == "late"
+
+    assert counter(f, "rota_forward_channel_sent_total") - sent0 == calls
+    assert counter(f, "rota_forwarded_http_requests_total") == http0
+    assert c.job(first["job"]["id"])["status"] == "completed"
+    assert c.job(first["job"]["id"])["result"] == {"x": 1}
+    st, _, _ = f.req("DELETE", f"/v1/workers/{wid}", None, headers=hdr)
+    assert st == 200
+
+
 def test_channel_follows_a_new_leader(cluster):
     c = cluster()
     old = c.leader()
@@ -135,6 +212,14 @@ def test_secure_channel(tmp_path):
         job = submit(f, {"type": "noop", "queue": "sec"})
         assert c.job(job["id"])["queue"] == "sec"
         assert counter(c.leader(), "rota_forward_channel_received_total") >= 1
+        # A worker's calls are relayed over the mutual-TLS channel too.
+        st, _, reg = f.req("POST", "/v1/workers", {"name": "sw", "queues": ["sec"]})
+        assert st == 201, reg
+        sent = counter(f, "rota_forward_channel_sent_total")
+        st, _, got = f.req("POST", f"/v1/workers/{reg['id']}/lease", {"max": 1, "wait_ms": 2000},
+                           headers={"X-Rota-Worker-Secret": reg["secret"]})
+        assert st == 200 and got["leases"][0]["job"]["id"] == job["id"], got
+        assert counter(f, "rota_forward_channel_sent_total") == sent + 1
     finally:
         problems = c.stop()
     assert not problems, problems

@@ -12,7 +12,7 @@ from conftest import submit
 
 ROUTES_C = os.path.join(os.path.dirname(__file__), "..", "..", "http", "routes.c")
 ENTRY = re.compile(r'\{"(GET|POST|PUT|PATCH|DELETE)",\s*"([^"]+)",\s*(\w+),\s*([A-Z_| 0]+),'
-                   r'\s*([A-Z]+|NULL)\}')
+                   r'\s*([A-Z]+|NULL)(?:,\s*\w+)?\}')
 
 MISSING = "00000000000fffff"
 
