@@ -6,6 +6,9 @@ the leader's: the same bodies, statuses and errors as a submit to the
 leader, the same jobs on every node."""
 
 
+import threading
+import time
+
 from conftest import Cluster, submit, wait_until
 from test_security import make_certs
 
@@ -183,6 +186,46 @@ def test_worker_calls_from_a_follower_go_over_the_channel(shared_cluster):
     assert c.job(first["job"]["id"])["result"] == {"x": 1}
     st, _, _ = f.req("DELETE", f"/v1/workers/{wid}", None, headers=hdr)
     assert st == 200
+
+
+def test_relayed_long_poll_when_the_leader_dies(cluster):
+    """A lease long-poll relayed by a follower is answered when the leader
+    it waits on dies (an error the worker can retry, not a hang), and the
+    worker's next lease reaches the new leader over the new channel."""
+    c = cluster()
+    old = c.leader()
+    f = c.followers()[0]
+    channel_open(c, f)
+    st, _, reg = f.req("POST", "/v1/workers", {"name": "lp", "queues": ["lp"]})
+    assert st == 201, reg
+    hdr = {"X-Rota-Worker-Secret": reg["secret"]}
+    out = {}
+
+    def lease():
+        t0 = time.monotonic()
+        out["answer"] = f.req("POST", f"/v1/workers/{reg['id']}/lease",
+                              {"max": 1, "wait_ms": 4000}, headers=hdr, timeout=20)
+        out["took"] = time.monotonic() - t0
+
+    t = threading.Thread(target=lease)
+    t.start()
+    time.sleep(0.3)
+    old.kill()
+    t.join(20)
+    assert not t.is_alive(), "the relayed lease was never answered"
+    st, _, body = out["answer"]
+    # Its outcome is unknown (the frame had left): 5xx, never a lease.
+    assert st >= 500 or (st == 200 and body == {"leases": []}), (st, body)
+    c.wait_for_leader()
+    if f.id == c.leader().id:
+        return  # This follower leads now: nothing left to relay.
+    job = submit(f, {"type": "noop", "queue": "lp"})
+    channel_open(c, f)
+    sent = counter(f, "rota_forward_channel_sent_total")
+    st, _, got = f.req("POST", f"/v1/workers/{reg['id']}/lease",
+                       {"max": 1, "wait_ms": 2000}, headers=hdr)
+    assert st == 200 and [l["job"]["id"] for l in got["leases"]] == [job["id"]], got
+    assert counter(f, "rota_forward_channel_sent_total") == sent + 1
 
 
 def test_channel_follows_a_new_leader(cluster):
