@@ -250,23 +250,33 @@ static struct wcall *wcall_new(struct http_server *s,
     return w;
 }
 
-static struct wcall *wcall_http(struct http_server *s,
-                                h2o_req_t *req,
-                                const struct http_args *a)
+/* Run @fn for an HTTP request or a relayed call, once its worker is
+ * authenticated. */
+static void serve_http(struct http_server *s,
+                       h2o_req_t *req,
+                       const struct http_args *a,
+                       void (*fn)(struct wcall *w))
 {
     ssize_t i = h2o_find_header_by_str(&req->headers,
                                        H2O_STRLIT(HTTP_WORKER_SECRET), -1);
-    return wcall_new(
+    struct wcall *w = wcall_new(
         s, req, NULL,
         i >= 0 ? req->headers.entries[i].value : h2o_iovec_init(NULL, 0),
         req->entity, a);
+    if (w != NULL) {
+        fn(w);
+    }
 }
 
-static struct wcall *wcall_relayed(struct http_server *s,
-                                   const struct http_relayed *r,
-                                   const struct http_args *a)
+static void serve_relayed(struct http_server *s,
+                          const struct http_relayed *r,
+                          const struct http_args *a,
+                          void (*fn)(struct wcall *w))
 {
-    return wcall_new(s, NULL, r->fc, r->secret, r->body, a);
+    struct wcall *w = wcall_new(s, NULL, r->fc, r->secret, r->body, a);
+    if (w != NULL) {
+        fn(w);
+    }
 }
 
 /* The body as a JSON object ({} when empty); NULL once answered 400. */
@@ -499,20 +509,14 @@ void http__workers_lease(struct http_server *s,
                          h2o_req_t *req,
                          const struct http_args *a)
 {
-    struct wcall *w = wcall_http(s, req, a);
-    if (w != NULL) {
-        lease(w);
-    }
+    serve_http(s, req, a, lease);
 }
 
 void http__workers_lease_relayed(struct http_server *s,
                                  const struct http_relayed *r,
                                  const struct http_args *a)
 {
-    struct wcall *w = wcall_relayed(s, r, a);
-    if (w != NULL) {
-        lease(w);
-    }
+    serve_relayed(s, r, a, lease);
 }
 
 /* ---- Heartbeat ------------------------------------------------------------
@@ -591,20 +595,14 @@ void http__workers_heartbeat(struct http_server *s,
                              h2o_req_t *req,
                              const struct http_args *a)
 {
-    struct wcall *w = wcall_http(s, req, a);
-    if (w != NULL) {
-        heartbeat(w);
-    }
+    serve_http(s, req, a, heartbeat);
 }
 
 void http__workers_heartbeat_relayed(struct http_server *s,
                                      const struct http_relayed *r,
                                      const struct http_args *a)
 {
-    struct wcall *w = wcall_relayed(s, r, a);
-    if (w != NULL) {
-        heartbeat(w);
-    }
+    serve_relayed(s, r, a, heartbeat);
 }
 
 /* ---- Complete ---------------------------------------------------------------
@@ -717,20 +715,14 @@ void http__workers_complete(struct http_server *s,
                             h2o_req_t *req,
                             const struct http_args *a)
 {
-    struct wcall *w = wcall_http(s, req, a);
-    if (w != NULL) {
-        complete(w);
-    }
+    serve_http(s, req, a, complete);
 }
 
 void http__workers_complete_relayed(struct http_server *s,
                                     const struct http_relayed *r,
                                     const struct http_args *a)
 {
-    struct wcall *w = wcall_relayed(s, r, a);
-    if (w != NULL) {
-        complete(w);
-    }
+    serve_relayed(s, r, a, complete);
 }
 
 /* ---- Deregister, list
@@ -752,19 +744,19 @@ static void deregistered_cb(void *data,
     answer(w, 200, &b);
 }
 
+static void deregister(struct wcall *w)
+{
+    int rv = sched_deregister(w->s->sched, w->id, deregistered_cb, w);
+    if (rv != 0) {
+        fail(w, rv, NULL, NULL);
+    }
+}
+
 void http__workers_delete(struct http_server *s,
                           h2o_req_t *req,
                           const struct http_args *a)
 {
-    struct wcall *w = wcall_http(s, req, a);
-    int rv;
-    if (w == NULL) {
-        return;
-    }
-    rv = sched_deregister(s->sched, w->id, deregistered_cb, w);
-    if (rv != 0) {
-        fail(w, rv, NULL, NULL);
-    }
+    serve_http(s, req, a, deregister);
 }
 
 struct list_workers
