@@ -438,6 +438,10 @@ void http__jobs_submit_batch(struct http_server *s,
 /* The forward channel's kinds (cluster_fwd_send): a SUBMIT command whose
  * answer is one job, or {"jobs": [...]}. */
 enum { HTTP_FWD_SUBMIT = 1, HTTP_FWD_SUBMIT_BATCH = 2, HTTP_FWD_RELAY = 3 };
+/* The leader's refusal of a kind it does not know (ERR_INVALID), as every
+ * version words it: a follower newer than its leader then forwards over
+ * HTTP instead. */
+#define HTTP_FWD_UNKNOWN_KIND "unknown forward kind"
 /* The header a worker proves its registration with (workers.c). */
 #define HTTP_WORKER_SECRET "x-rota-worker-secret"
 /* Follower: the answer of a request sent over the channel (cluster_fwd_cb;

@@ -209,7 +209,7 @@ void http__fwd_handle(void *data,
         return;
     }
     if (kind != HTTP_FWD_SUBMIT && kind != HTTP_FWD_SUBMIT_BATCH) {
-        fwd_reply_err(fc, ERR_INVALID, NULL, "unknown forward kind");
+        fwd_reply_err(fc, ERR_INVALID, NULL, HTTP_FWD_UNKNOWN_KIND);
         return;
     }
     /* Apply decodes it (and rejects it alone if it does not). */

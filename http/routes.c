@@ -195,6 +195,22 @@ static char *put_part(char *p, const char *s, size_t n)
     return p + 2 + n;
 }
 
+/* The answer of a relayed call: a leader older than relaying refuses the
+ * kind (a rolling upgrade, followers first), and the call goes over HTTP
+ * instead. */
+static void relay_answered(void *data, const struct cluster_fwd_answer *a)
+{
+    struct call *call = data;
+    struct http_server *s = call->s;
+    h2o_req_t *req;
+
+    if (a->err != ERR_INVALID || strcmp(a->msg, HTTP_FWD_UNKNOWN_KIND) != 0) {
+        http__fwd_answered(data, a);
+    } else if ((req = http__call_finish(call)) != NULL) {
+        http__forward(s, req);
+    }
+}
+
 /* Follower: relay @req over the channel; false if it cannot go (not open,
  * full): then the caller forwards it over HTTP. */
 static bool relay(struct http_server *s, h2o_req_t *req)
@@ -224,8 +240,8 @@ static bool relay(struct http_server *s, h2o_req_t *req)
     if ((call = http__call_new(s, req)) == NULL) {
         return false;
     }
-    if (cluster_fwd_send(s->cluster, HTTP_FWD_RELAY, buf, len,
-                         http__fwd_answered, call) != 0) {
+    if (cluster_fwd_send(s->cluster, HTTP_FWD_RELAY, buf, len, relay_answered,
+                         call) != 0) {
         http__call_unref(call);
         return false;
     }
