@@ -444,10 +444,15 @@ enum { HTTP_FWD_SUBMIT = 1, HTTP_FWD_SUBMIT_BATCH = 2, HTTP_FWD_RELAY = 3 };
 #define HTTP_FWD_UNKNOWN_KIND "unknown forward kind"
 /* The header a worker proves its registration with (workers.c). */
 #define HTTP_WORKER_SECRET "x-rota-worker-secret"
-/* Follower: the answer of a request sent over the channel (cluster_fwd_cb;
- * @data is its struct call): relayed to the client as the leader gave it,
- * or the request forwarded over HTTP if the bytes never left. */
-void http__fwd_answered(void *data, const struct cluster_fwd_answer *a);
+/* Follower: send @payload of @kind for @req over the channel; its answer
+ * goes to the client as the leader gave it, or the request is forwarded
+ * over HTTP if nothing was done with it (server.c). False if it could not
+ * be sent (the caller forwards over HTTP then). */
+bool http__fwd_send(struct http_server *s,
+                    h2o_req_t *req,
+                    uint32_t kind,
+                    const void *payload,
+                    size_t len);
 /* Leader: a relayed call (HTTP_FWD_RELAY) to its route's relay handler. */
 void http__relay_handle(struct http_server *s,
                         struct cluster_fwd_call *fc,

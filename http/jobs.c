@@ -132,20 +132,17 @@ static bool fwd_submit(struct http_server *s,
                        struct fsm_cmd *cmd,
                        bool batch)
 {
-    struct call *call;
+    void *buf;
+    size_t len;
+    bool sent;
 
-    if (!cluster_fwd_ready(s->cluster)) {
+    if (!cluster_fwd_ready(s->cluster) || fsm_cmd_encode(cmd, &buf, &len)) {
         return false;
     }
-    call = http__call_new(s, req);
-    if (cluster_fwd_send_cmd(s->cluster,
-                             batch ? HTTP_FWD_SUBMIT_BATCH : HTTP_FWD_SUBMIT,
-                             cmd, http__fwd_answered, call) != 0) {
-        http__call_unref(call);
-        return false;
-    }
-    s->forwarded++;
-    return true;
+    sent = http__fwd_send(
+        s, req, batch ? HTTP_FWD_SUBMIT_BATCH : HTTP_FWD_SUBMIT, buf, len);
+    free(buf);
+    return sent;
 }
 
 /* ---- The forward channel: the leader's side ------------------------------ */

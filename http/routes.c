@@ -195,22 +195,6 @@ static char *put_part(char *p, const char *s, size_t n)
     return p + 2 + n;
 }
 
-/* The answer of a relayed call: a leader older than relaying refuses the
- * kind (a rolling upgrade, followers first), and the call goes over HTTP
- * instead. */
-static void relay_answered(void *data, const struct cluster_fwd_answer *a)
-{
-    struct call *call = data;
-    struct http_server *s = call->s;
-    h2o_req_t *req;
-
-    if (a->err != ERR_INVALID || strcmp(a->msg, HTTP_FWD_UNKNOWN_KIND) != 0) {
-        http__fwd_answered(data, a);
-    } else if ((req = http__call_finish(call)) != NULL) {
-        http__forward(s, req);
-    }
-}
-
 /* Follower: relay @req over the channel; false if it cannot go (not open,
  * full): then the caller forwards it over HTTP. */
 static bool relay(struct http_server *s, h2o_req_t *req)
@@ -218,7 +202,6 @@ static bool relay(struct http_server *s, h2o_req_t *req)
     h2o_iovec_t path = req->path_normalized, secret = {NULL, 0};
     ssize_t i = h2o_find_header_by_str(&req->headers,
                                        H2O_STRLIT(HTTP_WORKER_SECRET), -1);
-    struct call *call;
     size_t len;
     char *buf, *p;
 
@@ -237,16 +220,7 @@ static bool relay(struct http_server *s, h2o_req_t *req)
     if (req->entity.len > 0) {
         memcpy(p, req->entity.base, req->entity.len);
     }
-    if ((call = http__call_new(s, req)) == NULL) {
-        return false;
-    }
-    if (cluster_fwd_send(s->cluster, HTTP_FWD_RELAY, buf, len, relay_answered,
-                         call) != 0) {
-        http__call_unref(call);
-        return false;
-    }
-    s->forwarded++;
-    return true;
+    return http__fwd_send(s, req, HTTP_FWD_RELAY, buf, len);
 }
 
 /* One length-prefixed part of a relayed frame; false past its end. */

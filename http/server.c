@@ -249,7 +249,9 @@ void http__forward(struct http_server *s, h2o_req_t *req)
 
 /* ---- The forward channel: a follower's side ------------------------------ */
 
-void http__fwd_answered(void *data, const struct cluster_fwd_answer *a)
+/* The leader's answer to a request sent over the channel, relayed to the
+ * client as the leader gave it. */
+static void fwd_answered(void *data, const struct cluster_fwd_answer *a)
 {
     struct call *call = data;
     struct http_server *s = call->s;
@@ -259,9 +261,12 @@ void http__fwd_answered(void *data, const struct cluster_fwd_answer *a)
     if (req == NULL) {
         return;
     }
-    if (a->not_sent) {
-        /* The channel broke before the bytes left: HTTP forwarding (which
-         * holds the request if no leader is known). */
+    if (a->not_sent ||
+        (a->err == ERR_INVALID && strcmp(a->msg, HTTP_FWD_UNKNOWN_KIND) == 0)) {
+        /* Nothing was done with it: the channel broke before the bytes
+         * left, or the leader is older than this kind (a rolling upgrade,
+         * followers first). HTTP forwarding (which holds the request if no
+         * leader is known). */
         http__forward(s, req);
         return;
     }
@@ -273,6 +278,25 @@ void http__fwd_answered(void *data, const struct cluster_fwd_answer *a)
     http__sb_init(&b, &req->pool);
     http__sb_put(&b, a->body, a->body_len);
     http__send_sb(req, a->status, &b, a->index);
+}
+
+bool http__fwd_send(struct http_server *s,
+                    h2o_req_t *req,
+                    uint32_t kind,
+                    const void *payload,
+                    size_t len)
+{
+    struct call *call = http__call_new(s, req);
+    if (call == NULL) {
+        return false;
+    }
+    if (cluster_fwd_send(s->cluster, kind, payload, len, fwd_answered, call) !=
+        0) {
+        http__call_unref(call);
+        return false;
+    }
+    s->forwarded++;
+    return true;
 }
 
 /* ---- Output accounting ------------------------------------------------ */
