@@ -4,6 +4,7 @@ and the peers harness's BullMQ and Rota lines with the ratios the
 performance issue asks for; PNG charts with gnuplot when it is installed.
 
     bench/compare.py bench/results/<time>
+    bench/compare.py --pairs bench/results/pairs-<time>   (bench/pairs.sh)
 """
 
 import json
@@ -121,7 +122,50 @@ def own(bench, bull_w1):
           f"{fmt(e2e[0]['completed_per_s'] if e2e else None):>10}   (target >= 10,000)")
 
 
+def pair_rows(bull, bench):
+    """bench/pairs.sh's runs, pair by pair: the k-th BullMQ W1 of each
+    durability (the harness's label names it) with the k-th rota-bench
+    single-submit run. Returns [(everysec, always, rota)] jobs/s."""
+    def w1(mode):
+        return [r["submit"]["jobs_per_s"] for r in bull
+                if r.get("workload") == "w1" and r.get("label", "").endswith(mode)]
+    every, always = w1("everysec"), w1("always")
+    rota = [b["jobs_per_s"] for b in bench
+            if b.get("mode") == "submit" and b.get("batch") == 1]
+    n = max(len(every), len(rota))
+    return [(every[k] if k < len(every) else None,
+             always[k] if k < len(always) else None,
+             rota[k] if k < len(rota) else None) for k in range(n)]
+
+
+def pairs(out):
+    rows = pair_rows(lines(os.path.join(out, "peers-bullmq.jsonl")),
+                     lines(os.path.join(out, "rota-bench.jsonl")))
+    print("single submits in pairs (jobs/s; BullMQ's W1 of the peers harness, then "
+          "rota-bench submit --spread, C=32):")
+    print(f"  {'pair':<5} {'BullMQ everysec':>16} {'BullMQ always':>14} {'Rota':>10} "
+          f"{'Rota/everysec':>14} {'Rota/always':>12}")
+    r_every, r_always = [], []
+    for k, (e, a, r) in enumerate(rows, 1):
+        if r is not None and e:
+            r_every.append(r / e)
+        if r is not None and a:
+            r_always.append(r / a)
+        print(f"  {k:<5} {fmt(e):>16} {fmt(a):>14} {fmt(r):>10} "
+              f"{ratio(r, e):>14} {ratio(r, a):>12}")
+    m_every, m_always = median(r_every), median(r_always)
+    print(f"  median of the ratios: {'-' if m_every is None else f'{m_every:.2f}x'} "
+          f"against AOF everysec (issue 13's target: >= 1x), "
+          f"{'-' if m_always is None else f'{m_always:.2f}x'} against appendfsync always; "
+          f"{sum(1 for x in r_every if x >= 1)} of {len(r_every)} pairs at or above 1x")
+    if any(None in row for row in rows):
+        print("  (a run is missing in some pair: see the logs in this folder)")
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--pairs":
+        pairs(sys.argv[2])
+        return
     out = sys.argv[1]
     bench = lines(os.path.join(out, "rota-bench.jsonl"))
     print("rota-bench (fresh plain 3-node cluster, all nodes):")

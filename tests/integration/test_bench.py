@@ -100,3 +100,45 @@ def test_submit_over_tls_verifies_the_node(cluster, tmp_path, bench_built):
     assert rc != 0 and lines[0]["ok"] == 0
     assert "HTTP status 401" in err, err
     assert queue_counts(c.leader(), "default")["pending"] == 120
+
+
+def test_pairs_summary_pairs_runs_in_order(tmp_path):
+    """bench/compare.py --pairs (bench/pairs.sh's summary) pairs the k-th
+    BullMQ W1 of each durability with the k-th single-submit rota-bench
+    run, leaves bulk runs out, and gives the median of the ratios; a run
+    missing in the last pair is shown as missing, not paired with another
+    pair's run."""
+    from conftest import ROOT
+
+    def bull(label, workload, rate):
+        return {"peer": "bullmq", "workload": workload, "label": label,
+                "submit": {"jobs_per_s": rate}}
+    lines_b = []
+    for every, always in ((20000, 16000), (10000, 8000), (30000, 20000)):
+        lines_b += [bull("redis aof everysec", "w1", every),
+                    bull("redis aof always", "w1", always),
+                    bull("redis aof always", "w1bulk", 99999)]
+    lines_b.append(bull("redis aof everysec", "w1", 40000))  # a fourth pair, its Rota run missing
+    rota = [{"mode": "submit", "batch": 1, "jobs_per_s": 18000},
+            {"mode": "submit", "batch": 100, "jobs_per_s": 500000},
+            {"mode": "submit", "batch": 1, "jobs_per_s": 12000},
+            {"mode": "submit", "batch": 1, "jobs_per_s": 30000}]
+    (tmp_path / "peers-bullmq.jsonl").write_text(
+        "".join(json.dumps(x) + "\n" for x in lines_b))
+    (tmp_path / "rota-bench.jsonl").write_text(
+        "".join(json.dumps(x) + "\n" for x in rota))
+    p = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "bench", "compare.py"),
+                        "--pairs", str(tmp_path)], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    rows = [ln.split() for ln in p.stdout.splitlines() if ln.strip()[:1].isdigit()]
+    assert rows == [
+        ["1", "20,000", "16,000", "18,000", "0.90x", "1.12x"],
+        ["2", "10,000", "8,000", "12,000", "1.20x", "1.50x"],
+        ["3", "30,000", "20,000", "30,000", "1.00x", "1.50x"],
+        ["4", "40,000", "-", "-", "-", "-"],
+    ], p.stdout
+    assert "median of the ratios: 1.00x against AOF everysec" in p.stdout
+    assert "1.50x against appendfsync always" in p.stdout
+    assert "2 of 3 pairs at or above 1x" in p.stdout
+    assert "a run is missing" in p.stdout
