@@ -132,10 +132,9 @@ def pair_rows(bull, bench):
     every, always = w1("everysec"), w1("always")
     rota = [b["jobs_per_s"] for b in bench
             if b.get("mode") == "submit" and b.get("batch") == 1]
-    n = max(len(every), len(rota))
-    return [(every[k] if k < len(every) else None,
-             always[k] if k < len(always) else None,
-             rota[k] if k < len(rota) else None) for k in range(n)]
+    cols = (every, always, rota)
+    return [tuple(c[k] if k < len(c) else None for c in cols)
+            for k in range(max(map(len, cols)))]
 
 
 def pairs(out):
@@ -154,9 +153,9 @@ def pairs(out):
         print(f"  {k:<5} {fmt(e):>16} {fmt(a):>14} {fmt(r):>10} "
               f"{ratio(r, e):>14} {ratio(r, a):>12}")
     m_every, m_always = median(r_every), median(r_always)
-    print(f"  median of the ratios: {'-' if m_every is None else f'{m_every:.2f}x'} "
+    print(f"  median of the ratios: {ratio(m_every, 1)} "
           f"against AOF everysec (issue 13's target: >= 1x), "
-          f"{'-' if m_always is None else f'{m_always:.2f}x'} against appendfsync always; "
+          f"{ratio(m_always, 1)} against appendfsync always; "
           f"{sum(1 for x in r_every if x >= 1)} of {len(r_every)} pairs at or above 1x")
     if any(None in row for row in rows):
         print("  (a run is missing in some pair: see the logs in this folder)")
