@@ -11,6 +11,8 @@
 # tree's rotactl (HTTPS API, mutual TLS raft); waits for a leader, runs
 # rota-bench of that tree with --nodes set to all three, stops the nodes it
 # started (by PID) and removes the dir. Prints the bench's JSON lines.
+# BENCH_TMP sets where that dir is made (default /tmp; /dev/shm puts the
+# raft logs and LMDB on tmpfs, so a commit waits for no disk).
 set -euo pipefail
 secure=0
 rss=0
@@ -21,7 +23,7 @@ while [ "${1:-}" = "--secure" ] || [ "${1:-}" = "--rss" ]; do
 done
 B=$(cd "$1" && pwd)
 shift
-RUN=$(mktemp -d /tmp/rota-bench.XXXXXX)
+RUN=$(mktemp -d "${BENCH_TMP:-/tmp}/rota-bench.XXXXXX")
 CLUSTER="1@127.0.0.1:9201,2@127.0.0.1:9202,3@127.0.0.1:9203"
 pids=()
 cleanup() {

@@ -122,42 +122,56 @@ def own(bench, bull_w1):
           f"{fmt(e2e[0]['completed_per_s'] if e2e else None):>10}   (target >= 10,000)")
 
 
-def pair_rows(bull, bench):
+def pair_rows(bull, bench, tmpfs=()):
     """bench/pairs.sh's runs, pair by pair: the k-th BullMQ W1 of each
     durability (the harness's label names it) with the k-th rota-bench
-    single-submit run. Returns [(everysec, always, rota)] jobs/s."""
+    single-submit run, and the k-th such run on tmpfs (TMPFS=1). Returns
+    [(everysec, always, rota, rota_tmpfs)] jobs/s."""
     def w1(mode):
         return [r["submit"]["jobs_per_s"] for r in bull
                 if r.get("workload") == "w1" and r.get("label", "").endswith(mode)]
-    every, always = w1("everysec"), w1("always")
-    rota = [b["jobs_per_s"] for b in bench
-            if b.get("mode") == "submit" and b.get("batch") == 1]
-    cols = (every, always, rota)
-    return [tuple(c[k] if k < len(c) else None for c in cols)
-            for k in range(max(map(len, cols)))]
+
+    def single(runs):
+        return [b["jobs_per_s"] for b in runs
+                if b.get("mode") == "submit" and b.get("batch") == 1]
+    cols = (w1("everysec"), w1("always"), single(bench), single(tmpfs))
+    n = max(map(len, cols))
+    return [tuple(c[k] if k < len(c) else None for c in cols) for k in range(n)]
 
 
 def pairs(out):
+    tmpfs_path = os.path.join(out, "rota-bench-tmpfs.jsonl")
+    with_tmpfs = os.path.exists(tmpfs_path)
     rows = pair_rows(lines(os.path.join(out, "peers-bullmq.jsonl")),
-                     lines(os.path.join(out, "rota-bench.jsonl")))
+                     lines(os.path.join(out, "rota-bench.jsonl")),
+                     lines(tmpfs_path) if with_tmpfs else ())
     print("single submits in pairs (jobs/s; BullMQ's W1 of the peers harness, then "
           "rota-bench submit --spread, C=32):")
-    print(f"  {'pair':<5} {'BullMQ everysec':>16} {'BullMQ always':>14} {'Rota':>10} "
-          f"{'Rota/everysec':>14} {'Rota/always':>12}")
-    r_every, r_always = [], []
-    for k, (e, a, r) in enumerate(rows, 1):
-        if r is not None and e:
-            r_every.append(r / e)
-        if r is not None and a:
-            r_always.append(r / a)
-        print(f"  {k:<5} {fmt(e):>16} {fmt(a):>14} {fmt(r):>10} "
-              f"{ratio(r, e):>14} {ratio(r, a):>12}")
-    m_every, m_always = median(r_every), median(r_always)
-    print(f"  median of the ratios: {ratio(m_every, 1)} "
+    head = (f"  {'pair':<5} {'BullMQ everysec':>16} {'BullMQ always':>14} {'Rota':>10} "
+            f"{'Rota/everysec':>14} {'Rota/always':>12}")
+    if with_tmpfs:
+        head += f" {'Rota tmpfs':>11} {'tmpfs/everysec':>15}"
+    print(head)
+    ratios = ([], [], [])
+    for k, (e, a, r, t) in enumerate(rows, 1):
+        for col, (x, y) in zip(ratios, ((r, e), (r, a), (t, e))):
+            if x is not None and y:
+                col.append(x / y)
+        line = (f"  {k:<5} {fmt(e):>16} {fmt(a):>14} {fmt(r):>10} "
+                f"{ratio(r, e):>14} {ratio(r, a):>12}")
+        if with_tmpfs:
+            line += f" {fmt(t):>11} {ratio(t, e):>15}"
+        print(line)
+    r_every = ratios[0]
+    print(f"  median of the ratios: {ratio(median(r_every), 1)} "
           f"against AOF everysec (issue 13's target: >= 1x), "
-          f"{ratio(m_always, 1)} against appendfsync always; "
+          f"{ratio(median(ratios[1]), 1)} against appendfsync always; "
           f"{sum(1 for x in r_every if x >= 1)} of {len(r_every)} pairs at or above 1x")
-    if any(None in row for row in rows):
+    if with_tmpfs:
+        print(f"  on tmpfs (no disk wait in the commit): {ratio(median(ratios[2]), 1)} "
+              f"against AOF everysec (median); "
+              f"{sum(1 for x in ratios[2] if x >= 1)} of {len(ratios[2])} pairs at or above 1x")
+    if any(None in row[:3] or (with_tmpfs and row[3] is None) for row in rows):
         print("  (a run is missing in some pair: see the logs in this folder)")
 
 

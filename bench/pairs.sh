@@ -14,15 +14,20 @@
 # 2. rota-bench submit on a fresh plain 3-node cluster of BUILD_DIR
 #    (bench/cluster.sh): SUBMIT_JOBS jobs, one per request, C=32, spread
 #    over the nodes.
-# Then a table of every pair with both ratios and their medians
+# 3. with TMPFS=1, the same rota-bench run again with the three nodes' data
+#    directories on tmpfs (/dev/shm): a commit then waits for no disk, which
+#    measures what the durable commit costs the single-submit rate.
+# Then a table of every pair with the ratios and their medians
 # (bench/compare.py --pairs). Results go to bench/results/pairs-<UTC time>/
-# (git-ignored): peers-bullmq.jsonl, rota-bench.jsonl, summary.txt. Every
+# (git-ignored): peers-bullmq.jsonl, rota-bench.jsonl, rota-bench-tmpfs.jsonl
+# (TMPFS=1), summary.txt. Every
 # run is bounded (rota-bench: N jobs or 120 s; the harness: its watchdogs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
 PAIRS=${PAIRS:-6}
 SUBMIT_JOBS=${SUBMIT_JOBS:-100000}
+TMPFS=${TMPFS:-0}
 PEERS=../shared/peers
 OUT=bench/results/pairs-$(date -u +%Y%m%dT%H%M%SZ)
 [ -x "$B/rotad" ] || { echo "pairs: no $B/rotad (build first)"; exit 2; }
@@ -37,5 +42,10 @@ for i in $(seq 1 "$PAIRS"); do
     echo "pairs: $i/$PAIRS rota-bench submit ($SUBMIT_JOBS jobs, C=32, spread)"
     bench/cluster.sh "$B" submit --jobs "$SUBMIT_JOBS" --concurrency 32 \
         --spread >>"$OUT/rota-bench.jsonl" 2>/dev/null
+    if [ "$TMPFS" = 1 ]; then
+        echo "pairs: $i/$PAIRS the same, data directories on tmpfs"
+        BENCH_TMP=/dev/shm bench/cluster.sh "$B" submit --jobs "$SUBMIT_JOBS" \
+            --concurrency 32 --spread >>"$OUT/rota-bench-tmpfs.jsonl" 2>/dev/null
+    fi
 done
 /usr/bin/python3 bench/compare.py --pairs "$OUT" | tee "$OUT/summary.txt"

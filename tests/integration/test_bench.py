@@ -142,3 +142,36 @@ def test_pairs_summary_pairs_runs_in_order(tmp_path):
     assert "1.50x against appendfsync always" in p.stdout
     assert "2 of 3 pairs at or above 1x" in p.stdout
     assert "a run is missing" in p.stdout
+
+
+def test_pairs_summary_tmpfs_column(tmp_path):
+    """With TMPFS=1, bench/pairs.sh's third run of each pair (the nodes'
+    data on tmpfs) gets its own column, paired by position like the
+    others, and its own median ratio against AOF everysec; a pair whose
+    tmpfs run is missing is flagged."""
+    from conftest import ROOT
+
+    bull = []
+    for every, always in ((20000, 10000), (16000, 8000)):
+        bull += [{"workload": "w1", "label": "redis aof everysec",
+                  "submit": {"jobs_per_s": every}},
+                 {"workload": "w1", "label": "redis aof always",
+                  "submit": {"jobs_per_s": always}}]
+    disk = [{"mode": "submit", "batch": 1, "jobs_per_s": 18000},
+            {"mode": "submit", "batch": 1, "jobs_per_s": 12000}]
+    tmpfs = [{"mode": "submit", "batch": 1, "jobs_per_s": 24000}]
+    for name, rows in (("peers-bullmq.jsonl", bull), ("rota-bench.jsonl", disk),
+                       ("rota-bench-tmpfs.jsonl", tmpfs)):
+        (tmp_path / name).write_text("".join(json.dumps(x) + "\n" for x in rows))
+    p = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "bench", "compare.py"),
+                        "--pairs", str(tmp_path)], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    rows = [ln.split() for ln in p.stdout.splitlines() if ln.strip()[:1].isdigit()]
+    assert rows == [
+        ["1", "20,000", "10,000", "18,000", "0.90x", "1.80x", "24,000", "1.20x"],
+        ["2", "16,000", "8,000", "12,000", "0.75x", "1.50x", "-", "-"],
+    ], p.stdout
+    assert "on tmpfs (no disk wait in the commit): 1.20x against AOF everysec" in p.stdout
+    assert "1 of 1 pairs at or above 1x" in p.stdout
+    assert "a run is missing" in p.stdout
