@@ -184,6 +184,8 @@ struct cluster_stats
     unsigned long long snapshots_restored;
     unsigned long long snapshots_skipped; /* Restores not needed. */
     unsigned long long entries_applied;
+    /* Follower: entries applied after raft answered the leader (raft_fsm.h). */
+    unsigned long long applies_held;
     unsigned long long raft_guard_fixes; /* cluster/raft_guard.h */
     unsigned long long refused_busy;     /* cluster_admit() said no. */
     unsigned long long refused_full;     /* ... the state map is full. */

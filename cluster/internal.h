@@ -79,6 +79,11 @@ struct cluster
     unsigned long long snap_entries_seen, snap_bytes_seen;
     unsigned snapshot_threshold_now;
 
+    /* Applies the entry a follower held (raft_fsm.h) once raft's I/O
+     * callbacks of the loop iteration, its answer to the leader among them,
+     * have run. */
+    uv_check_t apply_check;
+
     /* Leader watch. */
     uv_timer_t watch;
     uint64_t leader_id;

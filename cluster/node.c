@@ -427,6 +427,12 @@ static int parse_cluster(const char *spec,
 
 static void watch_cb(uv_timer_t *timer);
 
+static void apply_check_cb(uv_check_t *check)
+{
+    struct cluster *c = check->data;
+    cluster_raft_fsm_flush(&c->rfsm);
+}
+
 int cluster_start(struct cluster *c, char *errmsg, size_t size)
 {
     struct raft_configuration conf;
@@ -467,6 +473,13 @@ int cluster_start(struct cluster *c, char *errmsg, size_t size)
         snprintf(errmsg, size, "forward channel: %s", err_strerror(rv));
         return rv;
     }
+    uv_check_init(c->loop, &c->apply_check);
+    c->apply_check.data = c;
+    c->open_handles++;
+    uv_check_start(&c->apply_check, apply_check_cb);
+    /* Only a check phase that keeps nothing alive: the loop runs anyway. */
+    uv_unref((uv_handle_t *)&c->apply_check);
+    cluster_raft_fsm_set_hold(&c->rfsm, true);
     rv = raft_start(&c->raft);
     if (rv != 0) {
         snprintf(errmsg, size, "raft start: %s", raft_errmsg(&c->raft));
@@ -532,7 +545,7 @@ void cluster__handle_closed(struct cluster *c)
     maybe_closed(c);
 }
 
-static void watch_closed_cb(uv_handle_t *handle)
+static void handle_closed_cb(uv_handle_t *handle)
 {
     cluster__handle_closed(handle->data);
 }
@@ -563,7 +576,15 @@ void cluster_close(struct cluster *c, cluster_close_cb cb, void *data)
     c->open_handles++; /* raft + http client, released in raft_closed_cb. */
     if (uv_is_active((uv_handle_t *)&c->watch) || c->watch.loop == c->loop) {
         uv_timer_stop(&c->watch);
-        uv_close((uv_handle_t *)&c->watch, watch_closed_cb);
+        uv_close((uv_handle_t *)&c->watch, handle_closed_cb);
+    }
+    if (c->apply_check.loop == c->loop) {
+        /* Applied while the rest of the node (event streams) still runs;
+         * raft, closing, applies nothing more on a follower. */
+        cluster_raft_fsm_set_hold(&c->rfsm, false);
+        cluster_raft_fsm_flush(&c->rfsm);
+        uv_check_stop(&c->apply_check);
+        uv_close((uv_handle_t *)&c->apply_check, handle_closed_cb);
     }
     cluster__submit_close(c);
     cluster__fwd_close(c);
@@ -658,6 +679,10 @@ uint64_t cluster_applied_index(struct cluster *c)
 {
     struct cluster_raft_fsm_stats fs;
     uint64_t raft = raft_last_applied(&c->raft);
+    uint64_t held = cluster_raft_fsm_held(&c->rfsm);
+    if (held != 0) {
+        return held - 1; /* raft counts it; the state does not have it yet. */
+    }
     cluster_raft_fsm_stats(&c->rfsm, &fs);
     /* Inside an entry's callbacks (a write's answer) raft still says the
      * entry before: the answer's X-Rota-Index must include its own. */
@@ -724,6 +749,7 @@ void cluster_stats(struct cluster *c, struct cluster_stats *out)
     out->snapshots_restored = fs.snapshots_restored;
     out->snapshots_skipped = fs.snapshots_skipped;
     out->entries_applied = fs.entries_applied;
+    out->applies_held = fs.applies_held;
     out->apply_seconds = (double)fs.apply_ns / 1e9;
     struct raft_guard_stats gs;
     raft_guard_stats(&c->io, &gs);

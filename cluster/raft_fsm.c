@@ -5,7 +5,18 @@
  * continue), snapshot_async() serialises it in the thread pool,
  * snapshot_finalize() runs on the loop thread once raft stored it, and frees
  * the buffers and the transaction. raft never runs two snapshots at once, so
- * one pending snapshot per glue suffices. */
+ * one pending snapshot per glue suffices.
+ *
+ * Held apply (cluster_raft_fsm_set_hold): raft 0.15 has a follower apply
+ * the entries the leader's commit index covers after its own disk write of
+ * the next entries and *before* it answers the leader
+ * (appendFollowerCb), so every follower apply sat inside the commit of the
+ * next entry. A follower therefore keeps the last entry raft hands it (a
+ * copy) and applies it before the next one, before a snapshot or a restore,
+ * when the loop's check phase runs (cluster/node.c: after the I/O
+ * callbacks, so after raft sent its answer) and at close. At most one entry
+ * waits; the state a read sees and the applied index it reports
+ * (cluster_raft_fsm_held) stay consistent. */
 
 #include "cluster/raft_fsm.h"
 
@@ -25,21 +36,25 @@ struct cluster_raft_fsm
     uint64_t snap_started_ns;  /* clock_mono_ns() at snapshot(). */
     struct cluster_apply_result result;
     struct cluster_raft_fsm_stats stats;
+    bool hold; /* cluster_raft_fsm_set_hold(). */
+    /* The held entry (at most one): its index (0: none) and a copy. */
+    uint64_t held_index;
+    char *held;
+    size_t held_len, held_cap;
 };
 
-static int apply_cb(struct raft_fsm *rf,
-                    const struct raft_buffer *buf,
-                    void **result)
+/* Apply one entry to the fsm now; a failure stops the process. */
+static void apply_now(struct cluster_raft_fsm *g,
+                      uint64_t index,
+                      const void *base,
+                      size_t len)
 {
-    struct cluster_raft_fsm *g = rf->data;
-    raft_index index = raft_last_applied(g->raft) + 1;
     uint64_t t0 = clock_mono_ns();
     int rv;
 
     g->result.results = NULL;
     g->result.n = 0;
-    rv = fsm_apply(g->fsm, index, buf->base, buf->len, &g->result.results,
-                   &g->result.n);
+    rv = fsm_apply(g->fsm, index, base, len, &g->result.results, &g->result.n);
     if (rv != 0) {
         /* Fail-stop: a replica that cannot store what the majority
          * committed must not go on serving (docs/architecture.md, "The state
@@ -50,9 +65,64 @@ static int apply_cb(struct raft_fsm *rf,
     }
     g->stats.entries_applied++;
     g->stats.commands_applied += g->result.n;
-    g->stats.bytes_applied += buf->len;
+    g->stats.bytes_applied += len;
     g->stats.apply_ns += clock_mono_ns() - t0;
     g->stats.last_index = index;
+}
+
+/* Keep a copy of @buf to apply later; false when there is no memory for
+ * it (then it is applied now). */
+static bool hold_entry(struct cluster_raft_fsm *g,
+                       uint64_t index,
+                       const struct raft_buffer *buf)
+{
+    if (buf->len > g->held_cap) {
+        size_t cap = g->held_cap == 0 ? 16384 : g->held_cap;
+        while (cap < buf->len) {
+            cap *= 2;
+        }
+        char *p = realloc(g->held, cap);
+        if (p == NULL) {
+            return false;
+        }
+        g->held = p;
+        g->held_cap = cap;
+    }
+    memcpy(g->held, buf->base, buf->len);
+    g->held_len = buf->len;
+    g->held_index = index;
+    g->stats.applies_held++;
+    return true;
+}
+
+void cluster_raft_fsm_flush(struct raft_fsm *rf)
+{
+    struct cluster_raft_fsm *g = rf->data;
+    if (g == NULL || g->held_index == 0) {
+        return;
+    }
+    uint64_t index = g->held_index;
+    g->held_index = 0;
+    apply_now(g, index, g->held, g->held_len);
+}
+
+static int apply_cb(struct raft_fsm *rf,
+                    const struct raft_buffer *buf,
+                    void **result)
+{
+    struct cluster_raft_fsm *g = rf->data;
+    raft_index index = raft_last_applied(g->raft) + 1;
+
+    cluster_raft_fsm_flush(rf); /* In order: the held one first. */
+    /* A follower's result goes to nobody (raft answers only the node that
+     * proposed the entry). */
+    if (g->hold && raft_state(g->raft) == RAFT_FOLLOWER &&
+        hold_entry(g, index, buf)) {
+        g->result.results = NULL;
+        g->result.n = 0;
+    } else {
+        apply_now(g, index, buf->base, buf->len);
+    }
     *result = &g->result;
     return 0;
 }
@@ -97,6 +167,7 @@ static int snapshot_cb(struct raft_fsm *rf,
     if (g->snap != NULL) {
         return RAFT_BUSY;
     }
+    cluster_raft_fsm_flush(rf); /* The snapshot is of last_applied. */
     g->snap_started_ns = clock_mono_ns();
     rv = fsm_snapshot_begin(g->fsm, &g->snap);
     if (rv != 0) {
@@ -161,6 +232,7 @@ static int snapshot_finalize_cb(struct raft_fsm *rf,
 static int restore_cb(struct raft_fsm *rf, struct raft_buffer *buf)
 {
     struct cluster_raft_fsm *g = rf->data;
+    cluster_raft_fsm_flush(rf);
     uint64_t have = fsm_applied_index(g->fsm);
     uint64_t snap = fsm_snapshot_index(buf->base, buf->len);
     int rv;
@@ -222,8 +294,23 @@ void cluster_raft_fsm_close(struct raft_fsm *rf)
     if (g->snap != NULL) {
         fsm_snapshot_end(g->snap);
     }
+    /* A held entry left here (cluster_close flushes) is committed and in
+     * raft's log: the next start applies it again. */
+    free(g->held);
     free(g);
     rf->data = NULL;
+}
+
+void cluster_raft_fsm_set_hold(struct raft_fsm *rf, bool hold)
+{
+    struct cluster_raft_fsm *g = rf->data;
+    g->hold = hold;
+}
+
+uint64_t cluster_raft_fsm_held(struct raft_fsm *rf)
+{
+    struct cluster_raft_fsm *g = rf->data;
+    return g != NULL ? g->held_index : 0;
 }
 
 void cluster_raft_fsm_stats(struct raft_fsm *rf,

@@ -18,7 +18,12 @@
  * (docs/architecture.md, raft 2). With @async false (raft_fixture), version 2:
  * the snapshot is serialised synchronously. Restore replaces the fsm state and
  * frees buf->base on success; it skips (and frees) a snapshot whose applied
- * index the fsm has already reached. */
+ * index the fsm has already reached.
+ *
+ * Held apply (off unless set): a follower keeps the last entry raft asks it
+ * to apply and applies it with cluster_raft_fsm_flush(), which the owner
+ * calls from its loop's check phase, so that raft answers the leader's
+ * AppendEntries without waiting for the apply (raft_fsm.c says why). */
 
 #include <raft.h>
 #include <stdbool.h>
@@ -38,6 +43,14 @@ int cluster_raft_fsm_init(struct raft_fsm *rf, struct fsm *f, bool async);
 void cluster_raft_fsm_set_raft(struct raft_fsm *rf, struct raft *r);
 void cluster_raft_fsm_close(struct raft_fsm *rf);
 
+/* Let a follower hold its last entry (above). */
+void cluster_raft_fsm_set_hold(struct raft_fsm *rf, bool hold);
+/* Apply the held entry, if any. */
+void cluster_raft_fsm_flush(struct raft_fsm *rf);
+/* The held entry's index, 0 when none: the fsm's state is that of the
+ * entry before it. */
+uint64_t cluster_raft_fsm_held(struct raft_fsm *rf);
+
 /* Counters for logs and metrics. */
 struct cluster_raft_fsm_stats
 {
@@ -50,6 +63,7 @@ struct cluster_raft_fsm_stats
     unsigned long long commands_applied;
     unsigned long long bytes_applied; /* Of the entries applied. */
     unsigned long long apply_ns;      /* Spent in fsm_apply(). */
+    unsigned long long applies_held;  /* Entries applied after raft's answer. */
     /* The last entry the fsm applied: raft's own last_applied moves only
      * after the entry's callbacks ran (the answers of its writes). */
     unsigned long long last_index;

@@ -298,6 +298,10 @@ static void raft_metrics(struct out *o,
            "Commands carried by proposed entries.", cs->commands);
     metric(o, "rota_raft_entries_applied_total", "counter",
            "Raft entries applied to the state machine.", cs->entries_applied);
+    metric(o, "rota_fsm_applies_held_total", "counter",
+           "Entries this follower applied after answering the leader's "
+           "AppendEntries, not before.",
+           cs->applies_held);
     family(o, "rota_fsm_apply_seconds_total", "counter",
            "Time spent applying raft entries to the state machine (LMDB), "
            "on the node's event loop.");

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster/raft_fsm.h"
 #include "tests/lib/cluster_fixture.h"
 
 /* 100 jobs in 10 entries of odd sizes. Even entries hold one SUBMIT command
@@ -169,6 +170,59 @@ static void test_replication_bad_batch_rejected_everywhere(void **state)
     }
 }
 
+/* A follower applies the last entry raft hands it after answering the
+ * leader (cluster/raft_fsm.h): until then the entry is held, the fsm's
+ * state and applied index are those of the entry before, and a read of
+ * the fsm (CLUSTER_FSM, rotad: the loop's check phase) applies it first.
+ * The leader never holds. */
+static void test_replication_follower_applies_after_answering(void **state)
+{
+    struct cluster_fixture *f = *state;
+    struct cluster_job_in job = {.spec = "{\"held\":true}"};
+    struct cluster_raft_fsm_stats st;
+    struct cluster_req *req;
+    raft_index index;
+
+    CLUSTER_ELECT(f, 0);
+    req = CLUSTER_SUBMIT_JOBS(f, 0, &job, NULL, 1);
+    index = req->index;
+    CLUSTER_STEP_UNTIL_APPLIED_ON(f, 0, index, 5000);
+    assert_true(req->done);
+    assert_int_equal(req->results[0].code, 0);
+    assert_int_equal(cluster_raft_fsm_held(&f->nodes[0].rf), 0);
+
+    /* Follower 1 learns the commit from the leader's next message; raw
+     * steps, which apply nothing held. */
+    for (unsigned n = 0; n < 100000 && CLUSTER_LAST_APPLIED(f, 1) < index;
+         n++) {
+        CLUSTER_STEP(f);
+    }
+    assert_int_equal(CLUSTER_LAST_APPLIED(f, 1), index);
+    assert_int_equal(cluster_raft_fsm_held(&f->nodes[1].rf), index);
+    assert_true(fsm_applied_index(f->nodes[1].fsm) < index);
+
+    /* Read: applied first, then found. */
+    assert_true(CLUSTER_JOB_EXISTS(f, 1, req->results[0].ids[0]));
+    assert_int_equal(cluster_raft_fsm_held(&f->nodes[1].rf), 0);
+    assert_int_equal(fsm_applied_index(f->nodes[1].fsm), index);
+
+    /* More entries: every follower apply was held, none of the leader's. */
+    for (unsigned e = 0; e < 5; e++) {
+        req = CLUSTER_SUBMIT_JOBS(f, 0, &job, NULL, 1);
+        CLUSTER_STEP_UNTIL_ELAPSED(f, 10);
+    }
+    CLUSTER_STEP_UNTIL_APPLIED(f, req->index, 5000);
+    assert_true(cluster_fixture_check_converged(f, 0));
+    cluster_fixture_stats(f, 0, &st);
+    assert_int_equal(st.applies_held, 0);
+    for (unsigned i = 1; i < CLUSTER_N(f); i++) {
+        cluster_fixture_stats(f, i, &st);
+        assert_true(st.applies_held >= 6);
+        assert_int_equal(st.applies_held, st.entries_applied);
+        assert_int_equal(cluster_fixture_count_jobs(f, i), 6);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -180,6 +234,9 @@ int main(void)
                                         cluster_fixture_teardown),
         cmocka_unit_test_setup_teardown(
             test_replication_bad_batch_rejected_everywhere,
+            cluster_fixture_setup3, cluster_fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_replication_follower_applies_after_answering,
             cluster_fixture_setup3, cluster_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

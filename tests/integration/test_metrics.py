@@ -157,6 +157,10 @@ def test_histograms_are_consistent(mc, workload):
     for n in mc.alive():
         w = parse(metrics_of(n))
         assert 0 < w[("rota_fsm_apply_seconds_total", frozenset())] < 600, n
+    # A follower applies its entries after answering the leader (raft_fsm.h).
+    for n in mc.followers():
+        w = parse(metrics_of(n))
+        assert w[("rota_fsm_applies_held_total", frozenset())] > 0, n
     # Workers: one alive on every node's view of the replicated state.
     for n in mc.alive():
         w = parse(metrics_of(n))

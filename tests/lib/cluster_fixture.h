@@ -136,6 +136,13 @@ extern bool cluster_fixture_raft_guard;
  * answered when the leader appended them, before they commit. */
 extern bool cluster_fixture_plant_ack;
 
+/* Followers hold their last entry's apply until after raft answered the
+ * leader, as rotad does (cluster/raft_fsm.h; default true). The fixture
+ * applies a held entry after each completed append (rotad: the loop's check
+ * phase), before every step_until condition and whenever a test reads a
+ * node's fsm (CLUSTER_FSM). Set before cluster_fixture_create. */
+extern bool cluster_fixture_hold_applies;
+
 /* Create @n servers (1..CLUSTER_MAX_N), bootstrapped (all voters) and
  * started, with the glue's synchronous snapshots (FSM version 2). Returns
  * NULL on failure (after printing why). */
@@ -324,6 +331,11 @@ void cluster_fixture_stats(struct cluster_fixture *f,
                            unsigned i,
                            struct cluster_raft_fsm_stats *out);
 
+/* Server @i's fsm, its held entry applied. */
+struct fsm *cluster_fixture_fsm(struct cluster_fixture *f, unsigned i);
+/* Apply every server's held entry. */
+void cluster_fixture_flush(struct cluster_fixture *f);
+
 /* ---- Macros: F is the fixture pointer. ---------------------------------- */
 
 #define CLUSTER_N(F) ((F)->n)
@@ -332,7 +344,8 @@ void cluster_fixture_stats(struct cluster_fixture *f,
 #define CLUSTER_LAST_APPLIED(F, I) raft_last_applied(CLUSTER_RAFT(F, I))
 #define CLUSTER_LAST_INDEX(F, I) raft_last_index(CLUSTER_RAFT(F, I))
 #define CLUSTER_TIME(F) raft_fixture_time(&(F)->raft)
-#define CLUSTER_FSM(F, I) ((F)->nodes[I].fsm)
+/* Applies the node's held entry first (cluster_fixture_hold_applies). */
+#define CLUSTER_FSM(F, I) cluster_fixture_fsm((F), (I))
 /* Index of the stable leader, or CLUSTER_N if none. */
 #define CLUSTER_LEADER(F) raft_fixture_leader_index(&(F)->raft)
 #define CLUSTER_HAS_LEADER(F) (CLUSTER_LEADER(F) < CLUSTER_N(F))

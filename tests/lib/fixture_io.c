@@ -48,6 +48,8 @@ struct shim
     struct op *head, *tail; /* Held back, in order. */
     raft_index base;        /* Index of the fixture array's first entry. */
     raft_index installing;  /* Index of a snapshot being installed, or 0. */
+    void (*after_append)(void *data);
+    void *after_data;
 };
 
 static struct shim shims[MAX_IOS];
@@ -120,6 +122,9 @@ static void append_cb(struct raft_io_append *inner, int status)
     free(w);
     sh->in_flight--;
     outer->cb(outer, status);
+    if (sh->after_append != NULL) {
+        sh->after_append(sh->after_data);
+    }
     drain(sh);
 }
 
@@ -205,6 +210,17 @@ int fixture_io_install(struct raft_io *io)
     io->truncate = shim_truncate;
     io->snapshot_put = shim_snapshot_put;
     return 0;
+}
+
+void fixture_io_set_after_append(struct raft_io *io,
+                                 void (*fn)(void *data),
+                                 void *data)
+{
+    struct shim *sh = find(io);
+    if (sh != NULL) {
+        sh->after_append = fn;
+        sh->after_data = data;
+    }
 }
 
 void fixture_io_remove(struct raft_io *io)

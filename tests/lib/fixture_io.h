@@ -20,4 +20,10 @@
 int fixture_io_install(struct raft_io *io);
 void fixture_io_remove(struct raft_io *io);
 
+/* Call @fn(@data) after raft's callback of every completed append on @io
+ * (where rotad's loop reaches its check phase). */
+void fixture_io_set_after_append(struct raft_io *io,
+                                 void (*fn)(void *data),
+                                 void *data);
+
 #endif /* TESTS_LIB_FIXTURE_IO_H_ */
