@@ -24,6 +24,7 @@
 #include <string.h>
 
 #define LOG_MODULE "fsm"
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -39,8 +40,7 @@ struct cluster_raft_fsm
     bool hold; /* cluster_raft_fsm_set_hold(). */
     /* The held entry (at most one): its index (0: none) and a copy. */
     uint64_t held_index;
-    char *held;
-    size_t held_len, held_cap;
+    struct buf held;
 };
 
 /* Apply one entry to the fsm now; a failure stops the process. */
@@ -76,20 +76,10 @@ static bool hold_entry(struct cluster_raft_fsm *g,
                        uint64_t index,
                        const struct raft_buffer *buf)
 {
-    if (buf->len > g->held_cap) {
-        size_t cap = g->held_cap == 0 ? 16384 : g->held_cap;
-        while (cap < buf->len) {
-            cap *= 2;
-        }
-        char *p = realloc(g->held, cap);
-        if (p == NULL) {
-            return false;
-        }
-        g->held = p;
-        g->held_cap = cap;
+    buf_reset(&g->held);
+    if (buf_append(&g->held, buf->base, buf->len) != 0) {
+        return false;
     }
-    memcpy(g->held, buf->base, buf->len);
-    g->held_len = buf->len;
     g->held_index = index;
     g->stats.applies_held++;
     return true;
@@ -103,7 +93,7 @@ void cluster_raft_fsm_flush(struct raft_fsm *rf)
     }
     uint64_t index = g->held_index;
     g->held_index = 0;
-    apply_now(g, index, g->held, g->held_len);
+    apply_now(g, index, g->held.p, g->held.len);
 }
 
 static int apply_cb(struct raft_fsm *rf,
@@ -268,6 +258,7 @@ int cluster_raft_fsm_init(struct raft_fsm *rf, struct fsm *f, bool async)
         return ERR_NOMEM;
     }
     g->fsm = f;
+    buf_init(&g->held, 0);
     memset(rf, 0, sizeof *rf);
     rf->version = async ? 3 : 2;
     rf->data = g;
@@ -296,7 +287,7 @@ void cluster_raft_fsm_close(struct raft_fsm *rf)
     }
     /* A held entry left here (cluster_close flushes) is committed and in
      * raft's log: the next start applies it again. */
-    free(g->held);
+    buf_free(&g->held);
     free(g);
     rf->data = NULL;
 }
