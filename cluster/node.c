@@ -677,16 +677,7 @@ uint64_t cluster_commit_index(struct cluster *c)
 
 uint64_t cluster_applied_index(struct cluster *c)
 {
-    struct cluster_raft_fsm_stats fs;
-    uint64_t raft = raft_last_applied(&c->raft);
-    uint64_t held = cluster_raft_fsm_held(&c->rfsm);
-    if (held != 0) {
-        return held - 1; /* raft counts it; the state does not have it yet. */
-    }
-    cluster_raft_fsm_stats(&c->rfsm, &fs);
-    /* Inside an entry's callbacks (a write's answer) raft still says the
-     * entry before: the answer's X-Rota-Index must include its own. */
-    return fs.last_index > raft ? fs.last_index : raft;
+    return cluster_raft_fsm_applied(&c->rfsm);
 }
 
 bool cluster_ready(struct cluster *c, const char **reason)

@@ -304,6 +304,18 @@ uint64_t cluster_raft_fsm_held(struct raft_fsm *rf)
     return g != NULL ? g->held_index : 0;
 }
 
+uint64_t cluster_raft_fsm_applied(struct raft_fsm *rf)
+{
+    struct cluster_raft_fsm *g = rf->data;
+    uint64_t raft = raft_last_applied(g->raft);
+    if (g->held_index != 0) {
+        return g->held_index - 1; /* raft counts it; the state lacks it. */
+    }
+    /* Inside an entry's callbacks (a write's answer) raft still says the
+     * entry before: the answer's X-Rota-Index must include its own. */
+    return g->stats.last_index > raft ? g->stats.last_index : raft;
+}
+
 void cluster_raft_fsm_stats(struct raft_fsm *rf,
                             struct cluster_raft_fsm_stats *out)
 {

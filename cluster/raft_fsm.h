@@ -50,6 +50,10 @@ void cluster_raft_fsm_flush(struct raft_fsm *rf);
 /* The held entry's index, 0 when none: the fsm's state is that of the
  * entry before it. */
 uint64_t cluster_raft_fsm_held(struct raft_fsm *rf);
+/* The raft index the fsm's state shows (X-Rota-Index): raft's
+ * last_applied, the entry being applied inside its callbacks, the one
+ * before a held entry. */
+uint64_t cluster_raft_fsm_applied(struct raft_fsm *rf);
 
 /* Counters for logs and metrics. */
 struct cluster_raft_fsm_stats

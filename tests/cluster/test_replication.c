@@ -200,11 +200,14 @@ static void test_replication_follower_applies_after_answering(void **state)
     assert_int_equal(CLUSTER_LAST_APPLIED(f, 1), index);
     assert_int_equal(cluster_raft_fsm_held(&f->nodes[1].rf), index);
     assert_true(fsm_applied_index(f->nodes[1].fsm) < index);
+    /* What X-Rota-Index says meanwhile: not the held entry. */
+    assert_int_equal(cluster_raft_fsm_applied(&f->nodes[1].rf), index - 1);
 
     /* Read: applied first, then found. */
     assert_true(CLUSTER_JOB_EXISTS(f, 1, req->results[0].ids[0]));
     assert_int_equal(cluster_raft_fsm_held(&f->nodes[1].rf), 0);
     assert_int_equal(fsm_applied_index(f->nodes[1].fsm), index);
+    assert_int_equal(cluster_raft_fsm_applied(&f->nodes[1].rf), index);
 
     /* More entries: every follower apply was held, none of the leader's. */
     for (unsigned e = 0; e < 5; e++) {

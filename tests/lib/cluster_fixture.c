@@ -124,7 +124,6 @@ static int remove_cb(const char *path,
 
 bool cluster_fixture_raft_guard = true;
 bool cluster_fixture_plant_ack = false;
-bool cluster_fixture_hold_applies = true;
 
 static int create_nodes(struct cluster_fixture *f, unsigned n, bool async)
 {
@@ -178,7 +177,7 @@ static int create_nodes(struct cluster_fixture *f, unsigned n, bool async)
         /* The glue computes the applied index from raft_last_applied(). */
         node->raft = raft_fixture_get(&f->raft, i);
         cluster_raft_fsm_set_raft(&node->rf, node->raft);
-        cluster_raft_fsm_set_hold(&node->rf, cluster_fixture_hold_applies);
+        cluster_raft_fsm_set_hold(&node->rf, true); /* As rotad does. */
         f->n = i + 1;
     }
     return 0;
@@ -1237,16 +1236,12 @@ void cluster_fixture_stats(struct cluster_fixture *f,
 void cluster_fixture_flush(struct cluster_fixture *f)
 {
     for (unsigned i = 0; i < f->n; i++) {
-        if (f->nodes[i].fsm != NULL && f->nodes[i].rf.data != NULL) {
-            flush_node(&f->nodes[i]);
-        }
+        flush_node(&f->nodes[i]);
     }
 }
 
 struct fsm *cluster_fixture_fsm(struct cluster_fixture *f, unsigned i)
 {
-    if (f->nodes[i].fsm != NULL && f->nodes[i].rf.data != NULL) {
-        flush_node(&f->nodes[i]);
-    }
+    flush_node(&f->nodes[i]); /* Nothing held: nothing done. */
     return f->nodes[i].fsm;
 }

@@ -136,13 +136,6 @@ extern bool cluster_fixture_raft_guard;
  * answered when the leader appended them, before they commit. */
 extern bool cluster_fixture_plant_ack;
 
-/* Followers hold their last entry's apply until after raft answered the
- * leader, as rotad does (cluster/raft_fsm.h; default true). The fixture
- * applies a held entry after each completed append (rotad: the loop's check
- * phase), before every step_until condition and whenever a test reads a
- * node's fsm (CLUSTER_FSM). Set before cluster_fixture_create. */
-extern bool cluster_fixture_hold_applies;
-
 /* Create @n servers (1..CLUSTER_MAX_N), bootstrapped (all voters) and
  * started, with the glue's synchronous snapshots (FSM version 2). Returns
  * NULL on failure (after printing why). */
@@ -330,6 +323,12 @@ struct cluster_raft_fsm_stats;
 void cluster_fixture_stats(struct cluster_fixture *f,
                            unsigned i,
                            struct cluster_raft_fsm_stats *out);
+
+/* Followers hold their last entry's apply until after raft answered the
+ * leader, as rotad does (cluster/raft_fsm.h). The fixture applies a held
+ * entry after each completed append (rotad: the loop's check phase), before
+ * every step_until_applied condition and whenever a test reads a node's fsm
+ * (CLUSTER_FSM). */
 
 /* Server @i's fsm, its held entry applied. */
 struct fsm *cluster_fixture_fsm(struct cluster_fixture *f, unsigned i);
